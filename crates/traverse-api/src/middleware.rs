@@ -1,0 +1,322 @@
+//! Traefik `Middleware` (`traefik.io/v1alpha1`): one optional field per middleware type.
+//!
+//! The types the gateway implements, or is likely to implement next, are modelled
+//! field by field. The others keep their configuration as free-form JSON: they still
+//! parse and round-trip, and [`crate::support`] reports them as unsupported.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ingress_route::MiddlewareRef;
+
+/// Desired state of a `Middleware`. Exactly one field should be set.
+#[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "traefik.io",
+    version = "v1alpha1",
+    kind = "Middleware",
+    namespaced,
+    status = "MiddlewareStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "Middleware is the CRD implementation of a Traefik HTTP middleware."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MiddlewareSpec {
+    /// Adds a prefix to the request path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_prefix: Option<AddPrefix>,
+    /// Removes prefixes from the request path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_prefix: Option<StripPrefix>,
+    /// Removes regex-matched prefixes from the request path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_prefix_regex: Option<StripPrefixRegex>,
+    /// Replaces the request path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_path: Option<ReplacePath>,
+    /// Rewrites the request path with a regex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_path_regex: Option<ReplacePathRegex>,
+    /// Runs other Middlewares in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Chain>,
+    /// Deprecated alias of `ipAllowList`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub ip_white_list: Option<Value>,
+    /// Allows requests by client IP range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub ip_allow_list: Option<Value>,
+    /// Request/response headers, CORS and security headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+    /// Handling of encoded characters in the request path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub encoded_characters: Option<Value>,
+    /// Custom error pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub errors: Option<Value>,
+    /// Rate limiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub rate_limit: Option<Value>,
+    /// Redirects by regex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub redirect_regex: Option<Value>,
+    /// Redirects to another scheme/port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub redirect_scheme: Option<Value>,
+    /// HTTP basic authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub basic_auth: Option<Value>,
+    /// HTTP digest authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub digest_auth: Option<Value>,
+    /// Delegates authentication to an external service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub forward_auth: Option<Value>,
+    /// Limits concurrent in-flight requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub in_flight_req: Option<Value>,
+    /// Buffers requests/responses and limits their size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub buffering: Option<Value>,
+    /// Circuit breaker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub circuit_breaker: Option<Value>,
+    /// Response compression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub compress: Option<Value>,
+    /// Passes the client TLS certificate upstream in headers.
+    #[serde(
+        default,
+        rename = "passTLSClientCert",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub pass_tls_client_cert: Option<Value>,
+    /// Retries failed requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub retry: Option<Value>,
+    /// Content-Type auto-detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub content_type: Option<Value>,
+    /// gRPC-Web to gRPC conversion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub grpc_web: Option<Value>,
+    /// Copies requests/responses to Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub tap: Option<Value>,
+    /// Plugin middlewares, keyed by plugin name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "crate::schema::plugin_map")]
+    pub plugin: BTreeMap<String, Value>,
+}
+
+/// Observed state of a `Middleware`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MiddlewareStatus {
+    /// Standard conditions (e.g. whether the gateway accepted the middleware).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::conditions")]
+    pub conditions: Vec<Condition>,
+}
+
+/// `addPrefix` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AddPrefix {
+    /// Prefix to add before the path; should start with `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// `stripPrefix` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StripPrefix {
+    /// Prefixes to strip from the path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
+    /// Deprecated: replace an empty stripped path with `/` (Traefik default: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_slash: Option<bool>,
+}
+
+/// `stripPrefixRegex` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StripPrefixRegex {
+    /// Regular expressions matching the prefixes to strip.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regex: Vec<String>,
+}
+
+/// `replacePath` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplacePath {
+    /// New request path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// `replacePathRegex` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplacePathRegex {
+    /// Regular expression matching the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Replacement, which may use capture groups (`$1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+}
+
+/// `chain` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Chain {
+    /// Middlewares run in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub middlewares: Vec<MiddlewareRef>,
+}
+
+/// `headers` middleware: every field of Traefik v3's `Headers`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Headers {
+    /// Headers set on the request; an empty value removes the header.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_request_headers: BTreeMap<String, String>,
+    /// Headers set on the response; an empty value removes the header.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_response_headers: BTreeMap<String, String>,
+
+    /// CORS: whether the request may include credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_allow_credentials: Option<bool>,
+    /// CORS: `Access-Control-Allow-Headers` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_control_allow_headers: Vec<String>,
+    /// CORS: `Access-Control-Allow-Methods` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_control_allow_methods: Vec<String>,
+    /// CORS: allowed origins, or `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_control_allow_origin_list: Vec<String>,
+    /// CORS: allowed origins as regular expressions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_control_allow_origin_list_regex: Vec<String>,
+    /// CORS: `Access-Control-Expose-Headers` values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_control_expose_headers: Vec<String>,
+    /// CORS: how long a preflight response may be cached, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_control_max_age: Option<i64>,
+    /// CORS: add/update `Vary` when the allowed origin list is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_vary_header: Option<bool>,
+
+    /// Allowed host names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// Headers that may hold the proxied host name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts_proxy_headers: Vec<String>,
+    /// Header/value pairs that mark a request as HTTPS (e.g. `X-Forwarded-Proto: https`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ssl_proxy_headers: BTreeMap<String, String>,
+    /// `Strict-Transport-Security` max-age; 0 disables the header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_seconds: Option<i64>,
+    /// Append `includeSubDomains` to the STS header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_include_subdomains: Option<bool>,
+    /// Append `preload` to the STS header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_preload: Option<bool>,
+    /// Send the STS header on plain HTTP too.
+    #[serde(
+        default,
+        rename = "forceSTSHeader",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub force_sts_header: Option<bool>,
+    /// Send `X-Frame-Options: DENY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_deny: Option<bool>,
+    /// `X-Frame-Options` value; overrides `frameDeny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_frame_options_value: Option<String>,
+    /// Send `X-Content-Type-Options: nosniff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type_nosniff: Option<bool>,
+    /// Send `X-XSS-Protection: 1; mode=block`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_xss_filter: Option<bool>,
+    /// `X-XSS-Protection` value; overrides `browserXssFilter`.
+    #[serde(
+        default,
+        rename = "customBrowserXSSValue",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub custom_browser_xss_value: Option<String>,
+    /// `Content-Security-Policy` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_security_policy: Option<String>,
+    /// `Content-Security-Policy-Report-Only` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_security_policy_report_only: Option<String>,
+    /// HPKP public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// `Referrer-Policy` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_policy: Option<String>,
+    /// `Permissions-Policy` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_policy: Option<String>,
+    /// Relax host, SSL and STS checks for development.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_development: Option<bool>,
+
+    /// Deprecated: use `permissionsPolicy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_policy: Option<String>,
+    /// Deprecated: use entry point redirection or `redirectScheme`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_redirect: Option<bool>,
+    /// Deprecated: use entry point redirection or `redirectScheme`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_temporary_redirect: Option<bool>,
+    /// Deprecated: use `redirectRegex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_host: Option<String>,
+    /// Deprecated: use `redirectRegex`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_force_host: Option<bool>,
+}

@@ -1,0 +1,505 @@
+//! What the gateway acts on today, expressed as diagnostics for everything else.
+//!
+//! A manifest written for Traefik may use features Traverse does not implement yet.
+//! Ignoring them silently would change behaviour behind the user's back, so every set
+//! field the gateway does not act on is reported as an [`Unsupported`] entry.
+//!
+//! A field counts as set when it differs from Go's zero value (non-empty string or
+//! list, non-zero number, `true`), because that is how Traefik itself reads these
+//! fields: `frameDeny: false` or `stsSeconds: 0` change nothing, so they are not
+//! reported. Objects (e.g. `sticky`, `tls`) count as set when present at all, and
+//! pointer-like fields with a meaningful explicit value (`forceSlash`) when present.
+
+use std::fmt;
+
+use crate::ingress_route::{IngressRouteSpec, ServiceKind, ServiceRef};
+use crate::middleware::{Headers, MiddlewareSpec};
+
+/// A field that parses but the gateway does not act on yet: reported as a diagnostic, never silently ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// JSON-path-like location, e.g. `spec.routes[0].services[1].sticky`.
+    pub field: String,
+    /// Short explanation of what is missing.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// Upstream schemes the proxy can speak.
+pub const SUPPORTED_SCHEMES: [&str; 3] = ["http", "https", "h2c"];
+
+/// Collects diagnostics under a common path prefix.
+struct Report<'a> {
+    out: &'a mut Vec<Unsupported>,
+    prefix: String,
+}
+
+impl Report<'_> {
+    fn flag(&mut self, set: bool, field: &str, reason: &'static str) {
+        if set {
+            self.out.push(Unsupported {
+                field: format!("{}.{}", self.prefix, field),
+                reason,
+            });
+        }
+    }
+}
+
+fn is_true(value: Option<bool>) -> bool {
+    value == Some(true)
+}
+
+fn has_text(value: Option<&str>) -> bool {
+    value.is_some_and(|s| !s.is_empty())
+}
+
+fn non_zero(value: Option<i64>) -> bool {
+    value.is_some_and(|n| n != 0)
+}
+
+/// Fields of an `IngressRoute` spec that are set but not acted on by the gateway.
+pub fn unsupported_in_ingress_route(spec: &IngressRouteSpec) -> Vec<Unsupported> {
+    let mut out = Vec::new();
+    let mut report = Report {
+        out: &mut out,
+        prefix: "spec".to_owned(),
+    };
+    report.flag(
+        has_text(spec.ingress_class_name.as_deref()),
+        "ingressClassName",
+        "ingress class filtering is not implemented",
+    );
+    for (i, route) in spec.routes.iter().enumerate() {
+        let mut route_report = Report {
+            out: &mut *report.out,
+            prefix: format!("spec.routes[{i}]"),
+        };
+        route_report.flag(
+            route.observability.is_some(),
+            "observability",
+            "per-router observability settings are not implemented",
+        );
+        for (j, service) in route.services.iter().enumerate() {
+            service_ref(
+                &mut Report {
+                    out: &mut *route_report.out,
+                    prefix: format!("spec.routes[{i}].services[{j}]"),
+                },
+                service,
+            );
+        }
+    }
+    report.flag(
+        spec.tls.is_some(),
+        "tls",
+        "TLS termination is not implemented",
+    );
+    report.flag(
+        !spec.parent_refs.is_empty(),
+        "parentRefs",
+        "multi-layer routing (parentRefs) is not implemented",
+    );
+    out
+}
+
+fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
+    report.flag(
+        service.effective_kind() == ServiceKind::TraefikService,
+        "kind",
+        "TraefikService references are not implemented; only Kubernetes Services",
+    );
+    report.flag(
+        !service.middlewares.is_empty(),
+        "middlewares",
+        "service-level middlewares are not implemented; attach them to the route",
+    );
+    report.flag(
+        service.sticky.is_some(),
+        "sticky",
+        "sticky sessions are not implemented",
+    );
+    report.flag(
+        service
+            .scheme
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && !SUPPORTED_SCHEMES.contains(&s)),
+        "scheme",
+        "only the http, https and h2c upstream schemes are supported",
+    );
+    report.flag(
+        has_text(service.strategy.as_deref()),
+        "strategy",
+        "load-balancing strategy selection is not implemented",
+    );
+    report.flag(
+        service.response_forwarding.is_some(),
+        "responseForwarding",
+        "response flush interval is not configurable",
+    );
+    report.flag(
+        has_text(service.servers_transport.as_deref()),
+        "serversTransport",
+        "ServersTransport resources are not implemented",
+    );
+    report.flag(
+        is_true(service.native_lb),
+        "nativeLB",
+        "balancing to the Service cluster IP is not implemented; endpoints are used",
+    );
+    report.flag(
+        is_true(service.node_port_lb),
+        "nodePortLB",
+        "balancing to node ports is not implemented; endpoints are used",
+    );
+    report.flag(
+        service.health_check.is_some(),
+        "healthCheck",
+        "active health checks are not implemented",
+    );
+    report.flag(
+        service.passive_health_check.is_some(),
+        "passiveHealthCheck",
+        "passive health checks are not implemented",
+    );
+}
+
+/// Middleware types set in a `Middleware` spec, by their Traefik field name, in spec order.
+///
+/// A valid Middleware sets exactly one; the caller diagnoses none or several.
+pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
+    let set = [
+        ("addPrefix", spec.add_prefix.is_some()),
+        ("stripPrefix", spec.strip_prefix.is_some()),
+        ("stripPrefixRegex", spec.strip_prefix_regex.is_some()),
+        ("replacePath", spec.replace_path.is_some()),
+        ("replacePathRegex", spec.replace_path_regex.is_some()),
+        ("chain", spec.chain.is_some()),
+        ("ipWhiteList", spec.ip_white_list.is_some()),
+        ("ipAllowList", spec.ip_allow_list.is_some()),
+        ("headers", spec.headers.is_some()),
+        ("encodedCharacters", spec.encoded_characters.is_some()),
+        ("errors", spec.errors.is_some()),
+        ("rateLimit", spec.rate_limit.is_some()),
+        ("redirectRegex", spec.redirect_regex.is_some()),
+        ("redirectScheme", spec.redirect_scheme.is_some()),
+        ("basicAuth", spec.basic_auth.is_some()),
+        ("digestAuth", spec.digest_auth.is_some()),
+        ("forwardAuth", spec.forward_auth.is_some()),
+        ("inFlightReq", spec.in_flight_req.is_some()),
+        ("buffering", spec.buffering.is_some()),
+        ("circuitBreaker", spec.circuit_breaker.is_some()),
+        ("compress", spec.compress.is_some()),
+        ("passTLSClientCert", spec.pass_tls_client_cert.is_some()),
+        ("retry", spec.retry.is_some()),
+        ("contentType", spec.content_type.is_some()),
+        ("grpcWeb", spec.grpc_web.is_some()),
+        ("tap", spec.tap.is_some()),
+        ("plugin", !spec.plugin.is_empty()),
+    ];
+    set.into_iter()
+        .filter_map(|(name, is_set)| is_set.then_some(name))
+        .collect()
+}
+
+/// Middleware types the gateway implements (possibly partially; see
+/// [`unsupported_in_middleware`] for their unsupported fields).
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 3] = ["addPrefix", "stripPrefix", "headers"];
+
+/// Fields of a `Middleware` spec that are set but not acted on by the gateway.
+pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
+    let mut out = Vec::new();
+    for kind in middleware_kinds(spec) {
+        if !SUPPORTED_MIDDLEWARE_KINDS.contains(&kind) {
+            out.push(Unsupported {
+                field: format!("spec.{kind}"),
+                reason: "middleware type is not implemented",
+            });
+        }
+    }
+    let mut report = Report {
+        out: &mut out,
+        prefix: "spec.stripPrefix".to_owned(),
+    };
+    if let Some(strip) = &spec.strip_prefix {
+        report.flag(
+            strip.force_slash.is_some(),
+            "forceSlash",
+            "forceSlash is deprecated in Traefik and not implemented",
+        );
+    }
+    if let Some(headers) = &spec.headers {
+        report.prefix = "spec.headers".to_owned();
+        unsupported_headers(&mut report, headers);
+    }
+    out
+}
+
+fn unsupported_headers(report: &mut Report<'_>, h: &Headers) {
+    const REASON: &str =
+        "only customRequestHeaders and customResponseHeaders of headers are implemented";
+    let set = [
+        (
+            "accessControlAllowCredentials",
+            is_true(h.access_control_allow_credentials),
+        ),
+        (
+            "accessControlAllowHeaders",
+            !h.access_control_allow_headers.is_empty(),
+        ),
+        (
+            "accessControlAllowMethods",
+            !h.access_control_allow_methods.is_empty(),
+        ),
+        (
+            "accessControlAllowOriginList",
+            !h.access_control_allow_origin_list.is_empty(),
+        ),
+        (
+            "accessControlAllowOriginListRegex",
+            !h.access_control_allow_origin_list_regex.is_empty(),
+        ),
+        (
+            "accessControlExposeHeaders",
+            !h.access_control_expose_headers.is_empty(),
+        ),
+        ("accessControlMaxAge", non_zero(h.access_control_max_age)),
+        ("addVaryHeader", is_true(h.add_vary_header)),
+        ("allowedHosts", !h.allowed_hosts.is_empty()),
+        ("hostsProxyHeaders", !h.hosts_proxy_headers.is_empty()),
+        ("sslProxyHeaders", !h.ssl_proxy_headers.is_empty()),
+        ("stsSeconds", non_zero(h.sts_seconds)),
+        ("stsIncludeSubdomains", is_true(h.sts_include_subdomains)),
+        ("stsPreload", is_true(h.sts_preload)),
+        ("forceSTSHeader", is_true(h.force_sts_header)),
+        ("frameDeny", is_true(h.frame_deny)),
+        (
+            "customFrameOptionsValue",
+            has_text(h.custom_frame_options_value.as_deref()),
+        ),
+        ("contentTypeNosniff", is_true(h.content_type_nosniff)),
+        ("browserXssFilter", is_true(h.browser_xss_filter)),
+        (
+            "customBrowserXSSValue",
+            has_text(h.custom_browser_xss_value.as_deref()),
+        ),
+        (
+            "contentSecurityPolicy",
+            has_text(h.content_security_policy.as_deref()),
+        ),
+        (
+            "contentSecurityPolicyReportOnly",
+            has_text(h.content_security_policy_report_only.as_deref()),
+        ),
+        ("publicKey", has_text(h.public_key.as_deref())),
+        ("referrerPolicy", has_text(h.referrer_policy.as_deref())),
+        (
+            "permissionsPolicy",
+            has_text(h.permissions_policy.as_deref()),
+        ),
+        ("isDevelopment", is_true(h.is_development)),
+        ("featurePolicy", has_text(h.feature_policy.as_deref())),
+        ("sslRedirect", is_true(h.ssl_redirect)),
+        ("sslTemporaryRedirect", is_true(h.ssl_temporary_redirect)),
+        ("sslHost", has_text(h.ssl_host.as_deref())),
+        ("sslForceHost", is_true(h.ssl_force_host)),
+    ];
+    for (field, is_set) in set {
+        report.flag(is_set, field, REASON);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::ingress_route::{MiddlewareRef, Route, Sticky, Tls};
+    use crate::middleware::{AddPrefix, StripPrefix};
+    use crate::IntOrString;
+
+    fn fields(found: &[Unsupported]) -> Vec<&str> {
+        found.iter().map(|u| u.field.as_str()).collect()
+    }
+
+    fn service(name: &str) -> ServiceRef {
+        ServiceRef {
+            name: name.to_owned(),
+            kind: None,
+            namespace: None,
+            middlewares: Vec::new(),
+            sticky: None,
+            port: Some(IntOrString::Int(80)),
+            scheme: None,
+            strategy: None,
+            pass_host_header: None,
+            response_forwarding: None,
+            servers_transport: None,
+            weight: None,
+            native_lb: None,
+            node_port_lb: None,
+            health_check: None,
+            passive_health_check: None,
+        }
+    }
+
+    fn route(services: Vec<ServiceRef>) -> Route {
+        Route {
+            r#match: "Host(`a.example`)".to_owned(),
+            kind: None,
+            priority: None,
+            syntax: None,
+            services,
+            middlewares: Vec::new(),
+            observability: None,
+        }
+    }
+
+    fn spec(routes: Vec<Route>) -> IngressRouteSpec {
+        IngressRouteSpec {
+            ingress_class_name: None,
+            entry_points: Vec::new(),
+            routes,
+            tls: None,
+            parent_refs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn supported_ingress_route_has_no_findings() {
+        let mut svc = service("web");
+        svc.namespace = Some("apps".to_owned());
+        svc.kind = Some(ServiceKind::Service);
+        svc.port = Some(IntOrString::String("http".to_owned()));
+        svc.weight = Some(3);
+        svc.scheme = Some("h2c".to_owned());
+        svc.pass_host_header = Some(false);
+        svc.native_lb = Some(false);
+        svc.node_port_lb = Some(false);
+        let mut r = route(vec![svc]);
+        r.priority = Some(10);
+        r.syntax = Some("v3".to_owned());
+        r.middlewares = vec![MiddlewareRef {
+            name: "strip".to_owned(),
+            namespace: None,
+        }];
+        let mut s = spec(vec![r]);
+        s.entry_points = vec!["web".to_owned()];
+        assert_eq!(unsupported_in_ingress_route(&s), Vec::new());
+    }
+
+    #[test]
+    fn unsupported_ingress_route_fields_have_exact_paths() {
+        let mut second = service("other");
+        second.kind = Some(ServiceKind::TraefikService);
+        second.sticky = Some(Sticky::default());
+        second.scheme = Some("ftp".to_owned());
+        second.native_lb = Some(true);
+        second.strategy = Some(String::new());
+        let mut r1 = route(vec![service("web"), second]);
+        r1.observability = Some(Default::default());
+        let mut s = spec(vec![route(vec![service("a")]), r1]);
+        s.tls = Some(Tls::default());
+        s.ingress_class_name = Some("traefik".to_owned());
+        let found = unsupported_in_ingress_route(&s);
+        assert_eq!(
+            fields(&found),
+            [
+                "spec.ingressClassName",
+                "spec.routes[1].observability",
+                "spec.routes[1].services[1].kind",
+                "spec.routes[1].services[1].sticky",
+                "spec.routes[1].services[1].scheme",
+                "spec.routes[1].services[1].nativeLB",
+                "spec.tls",
+            ]
+        );
+        assert!(found.iter().all(|u| !u.reason.is_empty()));
+        assert_eq!(
+            found[3].to_string(),
+            "spec.routes[1].services[1].sticky: sticky sessions are not implemented"
+        );
+    }
+
+    #[test]
+    fn middleware_kinds_lists_every_set_type() {
+        assert!(middleware_kinds(&MiddlewareSpec::default()).is_empty());
+        let spec = MiddlewareSpec {
+            add_prefix: Some(AddPrefix::default()),
+            rate_limit: Some(json!({"average": 10})),
+            plugin: BTreeMap::from([("demo".to_owned(), json!({}))]),
+            ..Default::default()
+        };
+        assert_eq!(
+            middleware_kinds(&spec),
+            ["addPrefix", "rateLimit", "plugin"]
+        );
+    }
+
+    #[test]
+    fn supported_middlewares_have_no_findings() {
+        let add = MiddlewareSpec {
+            add_prefix: Some(AddPrefix {
+                prefix: Some("/api".to_owned()),
+            }),
+            ..Default::default()
+        };
+        assert!(unsupported_in_middleware(&add).is_empty());
+        let strip = MiddlewareSpec {
+            strip_prefix: Some(StripPrefix {
+                prefixes: vec!["/api".to_owned()],
+                force_slash: None,
+            }),
+            ..Default::default()
+        };
+        assert!(unsupported_in_middleware(&strip).is_empty());
+        let headers = MiddlewareSpec {
+            headers: Some(Headers {
+                custom_request_headers: BTreeMap::from([("X-A".to_owned(), "1".to_owned())]),
+                custom_response_headers: BTreeMap::from([("X-B".to_owned(), String::new())]),
+                frame_deny: Some(false),
+                sts_seconds: Some(0),
+                referrer_policy: Some(String::new()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(unsupported_in_middleware(&headers).is_empty());
+    }
+
+    #[test]
+    fn unsupported_middleware_fields_have_exact_paths() {
+        let spec = MiddlewareSpec {
+            strip_prefix: Some(StripPrefix {
+                prefixes: vec!["/x".to_owned()],
+                force_slash: Some(true),
+            }),
+            headers: Some(Headers {
+                frame_deny: Some(true),
+                sts_seconds: Some(31536000),
+                force_sts_header: Some(true),
+                custom_browser_xss_value: Some("0".to_owned()),
+                ..Default::default()
+            }),
+            compress: Some(json!({})),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(&unsupported_in_middleware(&spec)),
+            [
+                "spec.compress",
+                "spec.stripPrefix.forceSlash",
+                "spec.headers.stsSeconds",
+                "spec.headers.forceSTSHeader",
+                "spec.headers.frameDeny",
+                "spec.headers.customBrowserXSSValue",
+            ]
+        );
+    }
+}

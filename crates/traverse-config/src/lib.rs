@@ -1,0 +1,474 @@
+//! Traverse's static configuration: the YAML file an operator writes.
+//!
+//! Parsing is strict (`deny_unknown_fields`): a typo is an error that names the key,
+//! never a silently ignored setting. Every default lives in this file, next to its field.
+//! [`Config::validate`] checks what serde cannot (addresses, ranges, conflicts) and
+//! names the offending key the same way.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[cfg(test)]
+mod tests;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The YAML does not match the schema (unknown key, wrong type, ...).
+    #[error("{origin}: {key}: {message}")]
+    Parse {
+        origin: String,
+        key: String,
+        message: String,
+    },
+    /// The configuration parsed but is not usable; every problem is listed.
+    #[error("{origin}: invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One validation failure, anchored at a configuration key such as `entryPoints.web.address`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// What this gateway is in a multi-cluster topology.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A single gateway in front of workloads; no uplinks.
+    #[default]
+    Standalone,
+    /// Terminates client ingress and forwards over uplinks to children.
+    Parent,
+    /// Routes to workloads; serves parents on its uplink entrypoint.
+    Child,
+}
+
+impl Role {
+    /// The lowercase name used in config, telemetry and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Parent => "parent",
+            Role::Child => "child",
+        }
+    }
+}
+
+/// The whole static configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
+    pub cluster: Cluster,
+    /// Listeners for client traffic, by name (the name IngressRoutes use in `entryPoints`).
+    #[serde(default = "default_entry_points")]
+    pub entry_points: BTreeMap<String, EntryPoint>,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub providers: Providers,
+    #[serde(default)]
+    pub upstream: Upstream,
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub shutdown: Shutdown,
+}
+
+/// Identity of the cluster this gateway runs in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    /// Reported as `k8s.cluster.name` and used to tell clusters apart across a trace.
+    #[serde(default = "default_cluster_name")]
+    pub name: String,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            name: default_cluster_name(),
+        }
+    }
+}
+
+/// A listener for client traffic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EntryPoint {
+    /// `host:port` to listen on, e.g. `0.0.0.0:8080`.
+    pub address: String,
+    /// Accept cleartext HTTP/2 (prior knowledge) beside HTTP/1.1.
+    #[serde(default = "yes")]
+    pub h2c: bool,
+    #[serde(default)]
+    pub timeouts: EntryPointTimeouts,
+    #[serde(default)]
+    pub forwarded_headers: ForwardedHeaders,
+}
+
+/// Downstream (client-side) timeouts of an entrypoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EntryPointTimeouts {
+    /// Longest wait for the next read from the client (headers or body).
+    #[serde(default = "sixty_seconds", with = "humantime_serde")]
+    pub read: Duration,
+    /// Longest wait for the client to accept a write.
+    #[serde(default = "sixty_seconds", with = "humantime_serde")]
+    pub write: Duration,
+    /// How long an idle keep-alive client connection is kept open.
+    #[serde(default = "idle_timeout", with = "humantime_serde")]
+    pub idle: Duration,
+}
+
+impl Default for EntryPointTimeouts {
+    fn default() -> Self {
+        EntryPointTimeouts {
+            read: sixty_seconds(),
+            write: sixty_seconds(),
+            idle: idle_timeout(),
+        }
+    }
+}
+
+/// Whether inbound `X-Forwarded-*` headers are trusted or replaced.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ForwardedHeaders {
+    /// Trust `X-Forwarded-*` from every client (only behind another proxy you control).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Clients (IPs or CIDRs) whose `X-Forwarded-*` headers are kept and extended.
+    #[serde(default, rename = "trustedIPs")]
+    pub trusted_ips: Vec<String>,
+}
+
+/// The admin listener: health probes and the read-only API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Admin {
+    #[serde(default = "default_admin_address")]
+    pub address: String,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            address: default_admin_address(),
+        }
+    }
+}
+
+/// Where routing resources come from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Providers {
+    pub file: Option<FileProvider>,
+}
+
+/// Kubernetes-style YAML manifests read from a directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FileProvider {
+    /// Relative paths are resolved against the configuration file's directory.
+    pub directory: PathBuf,
+    /// Reload when files change.
+    #[serde(default = "yes")]
+    pub watch: bool,
+    /// Quiet time after the last change before reloading, so an editor's or
+    /// `kubectl`-style multi-file write is applied once.
+    #[serde(default = "default_debounce", with = "humantime_serde")]
+    pub debounce: Duration,
+}
+
+/// How Traverse talks to upstream servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Upstream {
+    /// TCP (and TLS) connect timeout; exceeded → 502.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest wait for the next read from the upstream (headers or body); exceeded → 504.
+    #[serde(default = "sixty_seconds", with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Longest wait for the upstream to accept a write.
+    #[serde(default = "sixty_seconds", with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// How long an idle pooled upstream connection is kept for reuse.
+    #[serde(default = "idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Idle upstream connections kept per process, across all upstreams.
+    #[serde(default = "default_keepalive_pool_size")]
+    pub keepalive_pool_size: usize,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Upstream {
+            connect_timeout: default_connect_timeout(),
+            read_timeout: sixty_seconds(),
+            write_timeout: sixty_seconds(),
+            idle_timeout: idle_timeout(),
+            keepalive_pool_size: default_keepalive_pool_size(),
+        }
+    }
+}
+
+/// Process-level settings of the data plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Server {
+    /// Worker threads per entrypoint; `0` means one per available core.
+    #[serde(default)]
+    pub threads: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server { threads: 0 }
+    }
+}
+
+/// Graceful shutdown on SIGTERM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Shutdown {
+    /// Longest time in-flight requests get to finish after SIGTERM. Keep it below
+    /// the pod's `terminationGracePeriodSeconds`.
+    #[serde(default = "default_grace_period", with = "humantime_serde")]
+    pub grace_period: Duration,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            grace_period: default_grace_period(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_cluster_name() -> String {
+    "local".to_owned()
+}
+fn default_entry_points() -> BTreeMap<String, EntryPoint> {
+    BTreeMap::from([(
+        "web".to_owned(),
+        EntryPoint {
+            address: "0.0.0.0:8080".to_owned(),
+            h2c: true,
+            timeouts: EntryPointTimeouts::default(),
+            forwarded_headers: ForwardedHeaders::default(),
+        },
+    )])
+}
+fn default_admin_address() -> String {
+    "127.0.0.1:9000".to_owned()
+}
+fn sixty_seconds() -> Duration {
+    Duration::from_secs(60)
+}
+fn idle_timeout() -> Duration {
+    Duration::from_secs(90)
+}
+fn default_debounce() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_keepalive_pool_size() -> usize {
+    256
+}
+fn default_grace_period() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file. Relative paths inside it are
+    /// resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        let mut config = Config::parse(&text, &origin)?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        if let Some(file) = &mut config.providers.file {
+            if file.directory.is_relative() {
+                file.directory = base.join(&file.directory);
+            }
+        }
+        config
+            .validate()
+            .map_err(|problems| ConfigError::Invalid { origin, problems })?;
+        Ok(config)
+    }
+
+    /// Parses YAML without validating; `origin` names the source in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        // An empty file is a valid, all-defaults configuration.
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        let deserializer = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            ConfigError::Parse {
+                origin: origin.to_owned(),
+                key: if key == "." {
+                    "(top level)".to_owned()
+                } else {
+                    key
+                },
+                message: err.into_inner().to_string(),
+            }
+        })
+    }
+
+    /// Checks what the schema cannot express; returns every problem, each naming its key.
+    pub fn validate(&self) -> Result<(), Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut problem = |key: String, message: String| problems.push(Problem { key, message });
+
+        if self.cluster.name.trim().is_empty() {
+            problem("cluster.name".into(), "must not be empty".into());
+        }
+        if self.entry_points.is_empty() {
+            problem(
+                "entryPoints".into(),
+                "at least one entrypoint is required".into(),
+            );
+        }
+        let mut addresses: BTreeMap<SocketAddr, String> = BTreeMap::new();
+        let mut claim = |key: String, address: &str, problem: &mut dyn FnMut(String, String)| {
+            match address.parse::<SocketAddr>() {
+                Ok(addr) => {
+                    if let Some(other) = addresses.insert(addr, key.clone()) {
+                        problem(key, format!("{address} is already used by {other}"));
+                    }
+                }
+                Err(err) => problem(key, format!("invalid address {address:?} ({err}); expected host:port such as 0.0.0.0:8080")),
+            }
+        };
+        for (name, entry_point) in &self.entry_points {
+            let key = format!("entryPoints.{name}");
+            if !is_dns_label(name) {
+                problem(
+                    key.clone(),
+                    "entrypoint names must be lowercase letters, digits and '-' (at most 63)"
+                        .into(),
+                );
+            }
+            claim(format!("{key}.address"), &entry_point.address, &mut problem);
+            for (field, value) in [
+                ("read", entry_point.timeouts.read),
+                ("write", entry_point.timeouts.write),
+                ("idle", entry_point.timeouts.idle),
+            ] {
+                if value.is_zero() {
+                    problem(
+                        format!("{key}.timeouts.{field}"),
+                        "must be greater than zero".into(),
+                    );
+                }
+            }
+            for (index, cidr) in entry_point.forwarded_headers.trusted_ips.iter().enumerate() {
+                if !is_ip_or_cidr(cidr) {
+                    problem(
+                        format!("{key}.forwardedHeaders.trustedIPs[{index}]"),
+                        format!("{cidr:?} is not an IP address or CIDR"),
+                    );
+                }
+            }
+        }
+        claim("admin.address".into(), &self.admin.address, &mut problem);
+
+        if let Some(file) = &self.providers.file {
+            if !file.directory.is_dir() {
+                problem(
+                    "providers.file.directory".into(),
+                    format!("{} is not a directory", file.directory.display()),
+                );
+            }
+        }
+        for (field, value) in [
+            ("connectTimeout", self.upstream.connect_timeout),
+            ("readTimeout", self.upstream.read_timeout),
+            ("writeTimeout", self.upstream.write_timeout),
+            ("idleTimeout", self.upstream.idle_timeout),
+        ] {
+            if value.is_zero() {
+                problem(
+                    format!("upstream.{field}"),
+                    "must be greater than zero".into(),
+                );
+            }
+        }
+        if self.shutdown.grace_period > Duration::from_secs(3600) {
+            problem("shutdown.gracePeriod".into(), "must be at most 1h".into());
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Worker threads per entrypoint after resolving `0` to the number of cores.
+    pub fn worker_threads(&self) -> usize {
+        match self.server.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn is_ip_or_cidr(text: &str) -> bool {
+    let (ip, prefix) = match text.split_once('/') {
+        Some((ip, prefix)) => (ip, Some(prefix)),
+        None => (text, None),
+    };
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+}

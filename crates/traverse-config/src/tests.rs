@@ -1,0 +1,146 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "test.yaml")
+}
+
+#[test]
+fn empty_file_is_all_defaults() {
+    let config = parse("").expect("empty config parses");
+    assert_eq!(config.role, Role::Standalone);
+    assert_eq!(config.cluster.name, "local");
+    assert_eq!(config.entry_points["web"].address, "0.0.0.0:8080");
+    assert!(config.entry_points["web"].h2c);
+    assert_eq!(config.shutdown.grace_period, Duration::from_secs(30));
+    assert_eq!(config.admin.address, "127.0.0.1:9000");
+    assert!(config.providers.file.is_none());
+    config.validate().expect("defaults are valid");
+}
+
+#[test]
+fn full_file_parses() {
+    let config = parse(
+        r#"
+role: child
+cluster: {name: eu-west-1}
+entryPoints:
+  web:
+    address: 127.0.0.1:8081
+    h2c: false
+    timeouts: {read: 5s, write: 10s, idle: 2m}
+    forwardedHeaders: {trustedIPs: [10.0.0.0/8, "::1"]}
+  uplink: {address: "127.0.0.1:9443"}
+admin: {address: 127.0.0.1:9001}
+providers:
+  file: {directory: ., watch: false, debounce: 50ms}
+upstream: {connectTimeout: 1s, readTimeout: 2s, writeTimeout: 3s, idleTimeout: 4s, keepalivePoolSize: 8}
+server: {threads: 3}
+shutdown: {gracePeriod: 7s}
+"#,
+    )
+    .expect("parses");
+    assert_eq!(config.role, Role::Child);
+    assert_eq!(config.cluster.name, "eu-west-1");
+    let web = &config.entry_points["web"];
+    assert!(!web.h2c);
+    assert_eq!(web.timeouts.idle, Duration::from_secs(120));
+    assert_eq!(web.forwarded_headers.trusted_ips.len(), 2);
+    assert!(config.entry_points["uplink"].h2c, "h2c defaults to on");
+    assert_eq!(config.upstream.keepalive_pool_size, 8);
+    assert_eq!(config.worker_threads(), 3);
+    assert_eq!(config.shutdown.grace_period, Duration::from_secs(7));
+    let file = config.providers.file.as_ref().expect("file provider");
+    assert!(!file.watch);
+    assert_eq!(file.debounce, Duration::from_millis(50));
+    config.validate().expect("valid");
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_the_key() {
+    let cases = [
+        (
+            "entryPoint: {}",
+            "entryPoint",
+            "unknown field `entryPoint`, expected one of",
+        ),
+        (
+            "entryPoints: {web: {address: ':1', h2: true}}",
+            "entryPoints.web.h2",
+            "unknown field `h2`",
+        ),
+        (
+            "shutdown: {grace: 1s}",
+            "shutdown.grace",
+            "expected `gracePeriod`",
+        ),
+        ("shutdown: {gracePeriod: soon}", "shutdown.gracePeriod", ""),
+        ("role: grandparent", "role", "grandparent"),
+        (
+            "upstream: {keepalivePoolSize: -1}",
+            "upstream.keepalivePoolSize",
+            "",
+        ),
+    ];
+    for (text, key, mention) in cases {
+        match parse(text) {
+            Err(ConfigError::Parse {
+                key: got, message, ..
+            }) => {
+                assert_eq!(got, key, "{text}");
+                assert!(message.contains(mention), "{text}: {message}");
+            }
+            other => panic!("{text}: expected a parse error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn validate_names_every_offending_key() {
+    let config = parse(
+        r#"
+cluster: {name: " "}
+entryPoints:
+  Web: {address: "0.0.0.0:80"}
+  other: {address: "nonsense", timeouts: {read: 0s}}
+  dup: {address: "0.0.0.0:80", forwardedHeaders: {trustedIPs: [10.0.0.0/33]}}
+admin: {address: "0.0.0.0:80"}
+providers: {file: {directory: /definitely/not/here}}
+upstream: {connectTimeout: 0s}
+"#,
+    )
+    .expect("parses");
+    let problems = config.validate().expect_err("invalid");
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    for expected in [
+        "cluster.name",
+        "entryPoints.Web",
+        "entryPoints.other.address",
+        "entryPoints.other.timeouts.read",
+        "entryPoints.dup.forwardedHeaders.trustedIPs[0]",
+        "admin.address",
+        "providers.file.directory",
+        "upstream.connectTimeout",
+    ] {
+        assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
+    }
+    // Two listeners on one address: the later key is blamed and the earlier named.
+    let duplicate = problems
+        .iter()
+        .find(|p| p.key == "entryPoints.Web.address" || p.key == "entryPoints.dup.address")
+        .expect("duplicate address reported");
+    assert!(duplicate.message.contains("already used"), "{duplicate}");
+}
+
+#[test]
+fn load_resolves_the_directory_against_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("traverse-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("manifests")).expect("mkdir");
+    let path = dir.join("traverse.yaml");
+    std::fs::write(&path, "providers: {file: {directory: manifests}}\n").expect("write");
+    let config = Config::load(&path).expect("loads");
+    assert_eq!(
+        config.providers.file.expect("file").directory,
+        dir.join("manifests")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

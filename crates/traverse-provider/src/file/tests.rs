@@ -1,0 +1,214 @@
+use super::*;
+
+const GOOD: &str = r#"
+# a comment before the first document
+apiVersion: v1
+kind: Service
+metadata: {name: app}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: web}
+spec:
+  routes:
+    - match: Host(`a.example`)
+      services: [{name: app, port: 80}]
+"#;
+
+fn parse(text: &str) -> ParseResult {
+    parse_file(Path::new("dir/app.yaml"), text)
+}
+
+fn errors(text: &str) -> Vec<Diagnostic> {
+    match parse(text) {
+        Ok(_) => panic!("expected the file to be rejected"),
+        Err(errors) => errors.iter().cloned().collect(),
+    }
+}
+
+#[test]
+fn documents_carry_their_starting_line() {
+    let (documents, warnings) = parse(GOOD).expect("valid");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let sources: Vec<&str> = documents.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(sources, ["dir/app.yaml:1", "dir/app.yaml:8"]);
+    assert!(matches!(documents[1].0, Document::IngressRoute(_)));
+}
+
+#[test]
+fn bad_documents_name_file_object_and_field() {
+    // (document, expected source, expected object, expected field, message fragment)
+    let cases = [
+        ("a: [unclosed", "dir/app.yaml:2", None, None, "invalid YAML"),
+        (
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: r}\nspec:\n  routes:\n    - match: Host(`a`) &&\n",
+            "dir/app.yaml:1",
+            Some("IngressRoute default/r"),
+            Some("spec.routes[0].match"),
+            "column",
+        ),
+        (
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: r, namespace: ns}\nspec:\n  routes:\n    - match: Path(`/`)\n      services: [{name: s, port: [1]}]\n",
+            "dir/app.yaml:1",
+            Some("IngressRoute ns/r"),
+            Some("spec.routes[0].services[0].port"),
+            "",
+        ),
+        (
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: r}\nspec:\n  routes:\n    - match: Path(`/`)\n      services: [{name: s, port: 70000}]\n",
+            "dir/app.yaml:1",
+            Some("IngressRoute default/r"),
+            Some("spec.routes[0].services[0].port"),
+            "not a port number",
+        ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 0}]}\n",
+            "dir/app.yaml:1",
+            Some("Service default/s"),
+            Some("spec.ports[0].port"),
+            "not a port number",
+        ),
+        (
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4\nendpoints: [{addresses: [not-an-ip]}]\n",
+            "dir/app.yaml:1",
+            Some("EndpointSlice default/e"),
+            Some("endpoints[0].addresses[0]"),
+            "not an IP address",
+        ),
+        ("apiVersion: v1\nkind: Service\n", "dir/app.yaml:1", Some("Service default/"), Some("metadata.name"), "required"),
+        ("kind: Service\nmetadata: {name: x}\n", "dir/app.yaml:1", Some("Service default/x"), None, "apiVersion and kind"),
+    ];
+    for (text, source, object, field, fragment) in cases {
+        let found = errors(text);
+        let first = &found[0];
+        assert_eq!(first.severity, Severity::Error, "{text}");
+        assert_eq!(first.source.as_deref(), Some(source), "{text}");
+        assert_eq!(
+            first.object.as_ref().map(|o| o.to_string()).as_deref(),
+            object,
+            "{text}"
+        );
+        assert_eq!(first.field.as_deref(), field, "{text}");
+        assert!(
+            first.message.contains(fragment),
+            "{text}: {}",
+            first.message
+        );
+    }
+}
+
+#[test]
+fn one_bad_document_rejects_the_file_and_points_at_its_line() {
+    let text = format!("{GOOD}---\napiVersion: v1\nkind: Service\nmetadata: {{name: bad}}\nspec: {{ports: [{{port: nope}}]}}\n");
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].source.as_deref(), Some("dir/app.yaml:16"));
+    assert_eq!(found[0].field.as_deref(), Some("spec.ports[0].port"));
+}
+
+#[test]
+fn unknown_kinds_and_fields_are_reported_without_rejecting() {
+    let text = format!(
+        "{GOOD}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: typo}}\nspec: {{portz: []}}\n"
+    );
+    let (documents, reported) = parse(&text).expect("kept");
+    assert_eq!(documents.len(), 3);
+    let reported: Vec<_> = reported
+        .iter()
+        .map(|d| (d.severity, d.reason, d.field.clone()))
+        .collect();
+    assert!(
+        reported.contains(&(Severity::Error, Reason::UnknownKind, None)),
+        "{reported:?}"
+    );
+    assert!(
+        reported.contains(&(
+            Severity::Warning,
+            Reason::Unsupported,
+            Some("spec.portz".into())
+        )),
+        "{reported:?}"
+    );
+}
+
+#[test]
+fn ignored_paths_use_the_diagnostic_form() {
+    assert_eq!(field_path("spec.?.ports.0.?.nme"), "spec.ports[0].nme");
+    assert_eq!(field_path("portz"), "portz");
+}
+
+#[test]
+fn a_broken_edit_keeps_the_last_good_contents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.yaml");
+    std::fs::write(&path, GOOD).expect("write");
+    std::fs::write(dir.path().join(".hidden.yaml"), "not: [valid").expect("write");
+    std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
+    let mut provider = FileProvider::new(dir.path());
+    let (snapshot, diagnostics) = provider.load();
+    assert_eq!(snapshot.ingress_routes.len(), 1);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+
+    std::fs::write(&path, GOOD.replace("Host(`a.example`)", "Host(`b.example`")).expect("write");
+    let (snapshot, diagnostics) = provider.load();
+    assert_eq!(
+        snapshot.ingress_routes[0].spec.routes[0].r#match, "Host(`a.example`)",
+        "last good kept"
+    );
+    assert!(diagnostics.has_errors());
+    assert!(diagnostics
+        .iter()
+        .any(|d| d.message.contains("last good contents keep serving")));
+
+    std::fs::remove_file(&path).expect("remove");
+    let (snapshot, _) = provider.load();
+    assert!(
+        snapshot.ingress_routes.is_empty(),
+        "a deleted file's objects go away"
+    );
+}
+
+#[tokio::test]
+async fn watch_publishes_changes_once_debounced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.yaml");
+    std::fs::write(&path, GOOD).expect("write");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let provider = FileProvider::new(dir.path());
+    let task = tokio::spawn(provider.watch(
+        Duration::from_millis(50),
+        move |snapshot, _| {
+            let _ = tx.send(snapshot.ingress_routes[0].spec.routes[0].r#match.clone());
+        },
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("initial load");
+    assert_eq!(first.as_deref(), Some("Host(`a.example`)"));
+
+    // A burst of writes ends in one publish of the final content.
+    for host in ["b", "c", "d"] {
+        std::fs::write(&path, GOOD.replace("a.example", &format!("{host}.example")))
+            .expect("write");
+    }
+    let next = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("reload");
+    assert_eq!(next.as_deref(), Some("Host(`d.example`)"));
+    // Touching without changing content publishes nothing.
+    std::fs::write(&path, GOOD.replace("a.example", "d.example")).expect("write");
+    assert!(tokio::time::timeout(Duration::from_millis(400), rx.recv())
+        .await
+        .is_err());
+
+    stop_tx.send(()).expect("stop");
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops")
+        .expect("join");
+}

@@ -1,0 +1,484 @@
+use std::collections::BTreeSet;
+
+use http::HeaderMap;
+use traverse_router::Request;
+
+use super::*;
+
+/// Builds a snapshot from a multi-document manifest, as the file provider would.
+fn snapshot(yaml: &str) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    for document in serde_yaml::Deserializer::from_str(yaml) {
+        let value = serde_yaml::Value::deserialize(document).expect("yaml");
+        match value.get("kind").and_then(|k| k.as_str()) {
+            Some("IngressRoute") => snapshot
+                .ingress_routes
+                .push(serde_yaml::from_value(value).expect("IngressRoute")),
+            Some("Middleware") => snapshot
+                .middlewares
+                .push(serde_yaml::from_value(value).expect("Middleware")),
+            Some("Service") => snapshot
+                .services
+                .push(serde_yaml::from_value(value).expect("Service")),
+            Some("EndpointSlice") => snapshot
+                .endpoint_slices
+                .push(serde_yaml::from_value(value).expect("EndpointSlice")),
+            other => panic!("unexpected kind {other:?}"),
+        }
+    }
+    snapshot
+}
+use serde::Deserialize;
+
+const APP: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: app, namespace: apps}
+spec:
+  ports:
+    - {name: http, port: 80, targetPort: 8080}
+    - {name: metrics, port: 9090}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: app-abc
+  namespace: apps
+  labels: {kubernetes.io/service-name: app}
+addressType: IPv4
+ports:
+  - {name: http, port: 8080}
+  - {name: metrics, port: 9100}
+endpoints:
+  - addresses: [10.0.0.1]
+    conditions: {ready: true}
+  - addresses: [10.0.0.2]
+  - addresses: [10.0.0.3]
+    conditions: {ready: false}
+"#;
+
+fn route(rule: &str, services: &str) -> String {
+    format!(
+        r#"
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: web, namespace: apps}}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: "{rule}"
+      services: {services}
+"#
+    )
+}
+
+fn translate_all(yaml: &str) -> RoutingTable {
+    translate(&snapshot(yaml), &BTreeSet::from(["web".to_owned()]))
+}
+
+fn only_router(table: &RoutingTable) -> &Router {
+    let routes: Vec<_> = table.routes.routes().collect();
+    assert_eq!(routes.len(), 1, "{:?}", table.diagnostics);
+    &routes[0].value
+}
+
+fn servers(router: &Router) -> Vec<(String, Vec<String>, u32)> {
+    match &router.target {
+        Target::Services(services) => services
+            .items()
+            .iter()
+            .map(|(backend, weight)| {
+                (
+                    backend.name.clone(),
+                    backend
+                        .servers
+                        .items()
+                        .iter()
+                        .map(|(a, _)| a.to_string())
+                        .collect(),
+                    *weight,
+                )
+            })
+            .collect(),
+        Target::Unavailable { reason, .. } => panic!("unavailable: {reason}"),
+    }
+}
+
+fn reasons(table: &RoutingTable) -> Vec<(Reason, Option<String>)> {
+    table
+        .diagnostics
+        .iter()
+        .map(|d| (d.reason, d.field.clone()))
+        .collect()
+}
+
+#[test]
+fn named_port_resolves_to_ready_endpoints_only() {
+    let table = translate_all(&format!(
+        "{APP}{}",
+        route("Host(`a.example`)", "[{name: app, port: http}]")
+    ));
+    let router = only_router(&table);
+    assert_eq!(router.name, "apps/web#0");
+    assert_eq!(
+        servers(router),
+        vec![(
+            "apps/app:http".to_owned(),
+            vec!["10.0.0.1:8080".to_owned(), "10.0.0.2:8080".to_owned()],
+            1
+        )]
+    );
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+}
+
+#[test]
+fn numeric_port_selects_the_matching_slice_port() {
+    let table = translate_all(&format!(
+        "{APP}{}",
+        route("Host(`a.example`)", "[{name: app, port: 9090}]")
+    ));
+    let (_, addresses, _) = &servers(only_router(&table))[0];
+    assert_eq!(addresses, &["10.0.0.1:9100", "10.0.0.2:9100"]);
+}
+
+#[test]
+fn missing_service_keeps_the_route_answering_503() {
+    let table = translate_all(&format!(
+        "{APP}{}",
+        route("Host(`a.example`)", "[{name: nope, port: 80}]")
+    ));
+    let router = only_router(&table);
+    match &router.target {
+        Target::Unavailable { status, reason } => {
+            assert_eq!(*status, 503);
+            assert!(reason.contains("apps/nope not found"), "{reason}");
+        }
+        Target::Services(_) => panic!("route must not be served"),
+    }
+    assert_eq!(
+        reasons(&table),
+        vec![(
+            Reason::ServiceNotFound,
+            Some("spec.routes[0].services[0].name".into())
+        )]
+    );
+    let diagnostic = table.diagnostics.iter().next().expect("diagnostic");
+    assert_eq!(
+        diagnostic.object.as_ref().map(|o| o.to_string()).as_deref(),
+        Some("IngressRoute apps/web")
+    );
+}
+
+#[test]
+fn missing_port_is_reported() {
+    let table = translate_all(&format!(
+        "{APP}{}",
+        route("Host(`a.example`)", "[{name: app, port: grpc}]")
+    ));
+    assert!(matches!(
+        only_router(&table).target,
+        Target::Unavailable { status: 503, .. }
+    ));
+    assert_eq!(
+        reasons(&table),
+        vec![(
+            Reason::PortNotFound,
+            Some("spec.routes[0].services[0].port".into())
+        )]
+    );
+
+    // No port given and two ports on the Service: ambiguous.
+    let table = translate_all(&format!(
+        "{APP}{}",
+        route("Host(`a.example`)", "[{name: app}]")
+    ));
+    assert_eq!(reasons(&table)[0].0, Reason::PortNotFound);
+}
+
+#[test]
+fn service_without_ready_endpoints_is_kept_with_a_warning() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: idle, namespace: apps}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: idle-1, namespace: apps, labels: {kubernetes.io/service-name: idle}}
+addressType: IPv4
+ports: [{port: 8080}]
+endpoints: [{addresses: [10.0.0.9], conditions: {ready: false}}]
+"#;
+    let table = translate_all(&format!(
+        "{yaml}{}",
+        route("PathPrefix(`/`)", "[{name: idle}]")
+    ));
+    let router = only_router(&table);
+    let Target::Services(services) = &router.target else {
+        panic!("expected services")
+    };
+    assert!(!services.items()[0].0.servers.has_available());
+    assert_eq!(
+        reasons(&table),
+        vec![(
+            Reason::NoReadyEndpoints,
+            Some("spec.routes[0].services[0].name".into())
+        )]
+    );
+}
+
+#[test]
+fn weights_across_services() {
+    let other = APP
+        .replace("name: app,", "name: other,")
+        .replace("app-abc", "other-abc")
+        .replace("service-name: app", "service-name: other");
+    let table = translate_all(&format!(
+        "{APP}---{other}{}",
+        route(
+            "Host(`a.example`)",
+            "[{name: app, port: 80, weight: 3}, {name: other, port: 80, weight: 1}]"
+        )
+    ));
+    let weights: Vec<_> = servers(only_router(&table))
+        .into_iter()
+        .map(|(name, _, w)| (name, w))
+        .collect();
+    assert_eq!(
+        weights,
+        vec![("apps/app:http".into(), 3), ("apps/other:http".into(), 1)]
+    );
+}
+
+#[test]
+fn one_missing_service_leaves_the_others_serving() {
+    let table = translate_all(&format!(
+        "{APP}{}",
+        route(
+            "Host(`a.example`)",
+            "[{name: app, port: 80}, {name: gone, port: 80}]"
+        )
+    ));
+    assert_eq!(servers(only_router(&table)).len(), 1);
+    assert_eq!(
+        reasons(&table),
+        vec![(
+            Reason::ServiceNotFound,
+            Some("spec.routes[0].services[1].name".into())
+        )]
+    );
+}
+
+#[test]
+fn priority_defaults_to_rule_length_and_explicit_wins() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: multi, namespace: apps}}
+spec:
+  routes:
+    - match: PathPrefix(`/`)
+      services: [{{name: app, port: 80}}]
+    - match: PathPrefix(`/api`)
+      services: [{{name: app, port: 80}}]
+    - match: PathPrefix(`/`)
+      priority: 100
+      services: [{{name: app, port: 80}}]
+"#
+    );
+    let table = translate_all(&yaml);
+    let order: Vec<(&str, i64)> = table
+        .routes
+        .routes()
+        .map(|r| (r.value.name.as_str(), r.priority))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("apps/multi#2", 100),
+            ("apps/multi#1", 18),
+            ("apps/multi#0", 15)
+        ]
+    );
+    let headers = HeaderMap::new();
+    let request = Request {
+        method: "GET",
+        host: "x",
+        path: "/api/users",
+        query: None,
+        headers: &headers,
+        client_ip: None,
+    };
+    assert_eq!(
+        table.routes.find("web", &request).map(|r| r.name.as_str()),
+        Some("apps/multi#2")
+    );
+}
+
+#[test]
+fn middlewares_resolve_in_order_and_missing_ones_fail_closed() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: strip, namespace: apps}}
+spec: {{stripPrefix: {{prefixes: [/api]}}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: hdr, namespace: shared}}
+spec:
+  headers:
+    customRequestHeaders: {{X-Env: prod, X-Drop: ""}}
+    customResponseHeaders: {{X-Served-By: traverse}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: limit, namespace: apps}}
+spec: {{rateLimit: {{average: 10}}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: mw, namespace: apps}}
+spec:
+  routes:
+    - match: PathPrefix(`/api`)
+      middlewares: [{{name: strip}}, {{name: hdr, namespace: shared}}]
+      services: [{{name: app, port: 80}}]
+    - match: PathPrefix(`/missing`)
+      middlewares: [{{name: nowhere}}]
+      services: [{{name: app, port: 80}}]
+    - match: PathPrefix(`/limited`)
+      middlewares: [{{name: limit@kubernetescrd}}]
+      services: [{{name: app, port: 80}}]
+"#
+    );
+    let table = translate_all(&yaml);
+    let routers: BTreeMap<&str, &Router> = table
+        .routes
+        .routes()
+        .map(|r| (r.value.name.as_str(), r.value.as_ref()))
+        .collect();
+    let api = routers["apps/mw#0"];
+    assert_eq!(api.middlewares.len(), 2);
+    assert_eq!(
+        api.middlewares[0],
+        Middleware::StripPrefix {
+            prefixes: vec!["/api".into()]
+        }
+    );
+    let Middleware::Headers { request, response } = &api.middlewares[1] else {
+        panic!("headers")
+    };
+    assert_eq!(request.len(), 2);
+    assert!(
+        request.iter().any(|(n, v)| n == "x-drop" && v.is_none()),
+        "empty value removes"
+    );
+    assert_eq!(response.len(), 1);
+    assert!(matches!(api.target, Target::Services(_)));
+
+    for name in ["apps/mw#1", "apps/mw#2"] {
+        assert!(
+            matches!(
+                routers[name].target,
+                Target::Unavailable { status: 503, .. }
+            ),
+            "{name} must fail closed"
+        );
+    }
+    let found = reasons(&table);
+    assert!(
+        found.contains(&(
+            Reason::MiddlewareNotFound,
+            Some("spec.routes[1].middlewares[0]".into())
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(
+            Reason::InvalidMiddleware,
+            Some("spec.routes[2].middlewares[0]".into())
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(Reason::Unsupported, None)),
+        "rateLimit reported on the Middleware: {found:?}"
+    );
+}
+
+#[test]
+fn invalid_rule_is_left_out_with_its_column() {
+    let table = translate_all(&format!(
+        "{APP}{}",
+        route("Host(`a.example`) &&", "[{name: app, port: 80}]")
+    ));
+    assert!(table.routes.is_empty());
+    let diagnostic = table.diagnostics.iter().next().expect("diagnostic");
+    assert_eq!(diagnostic.reason, Reason::InvalidRule);
+    assert_eq!(diagnostic.field.as_deref(), Some("spec.routes[0].match"));
+    assert!(
+        diagnostic.message.starts_with("column "),
+        "{}",
+        diagnostic.message
+    );
+}
+
+#[test]
+fn unsupported_fields_and_unknown_entrypoints_are_reported() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: tls, namespace: apps}}
+spec:
+  entryPoints: [websecure]
+  routes:
+    - match: Host(`a.example`)
+      services: [{{name: app, port: 80, sticky: {{cookie: {{name: s}}}}}}]
+  tls: {{certResolver: le}}
+"#
+    );
+    let table = translate_all(&yaml);
+    let found = reasons(&table);
+    for field in [
+        "spec.tls",
+        "spec.routes[0].services[0].sticky",
+        "spec.entryPoints[0]",
+    ] {
+        assert!(
+            found
+                .iter()
+                .any(|(r, f)| *r == Reason::Unsupported && f.as_deref() == Some(field)),
+            "{field}: {found:?}"
+        );
+    }
+    // Warnings only: the route still serves.
+    assert!(matches!(only_router(&table).target, Target::Services(_)));
+}
+
+#[test]
+fn duplicates_keep_the_first_and_report() {
+    let table = translate_all(&format!(
+        "{APP}{}{}",
+        route("Host(`first.example`)", "[{name: app, port: 80}]"),
+        route("Host(`second.example`)", "[{name: app, port: 80}]")
+    ));
+    assert_eq!(only_router(&table).rule, "Host(`first.example`)");
+    assert_eq!(reasons(&table), vec![(Reason::Duplicate, None)]);
+}
+
+#[test]
+fn translate_is_deterministic() {
+    let yaml = format!("{APP}{}", route("Host(`a.example`)", "[{name: nope}]"));
+    let a = translate_all(&yaml);
+    let b = translate_all(&yaml);
+    assert_eq!(a.diagnostics, b.diagnostics);
+}

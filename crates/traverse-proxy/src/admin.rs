@@ -1,0 +1,181 @@
+//! The admin listener: `/livez`, `/readyz` and the read-only `/api/routes`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde::Serialize;
+use traverse_provider::{Backend, Diagnostic, Middleware, Router, Target};
+
+use crate::GatewayState;
+
+/// Serves health probes and a JSON view of the routing table.
+pub struct AdminApi {
+    state: Arc<GatewayState>,
+}
+
+impl AdminApi {
+    /// An admin API over `state`.
+    pub fn new(state: Arc<GatewayState>) -> Self {
+        AdminApi { state }
+    }
+
+    fn routes_json(&self) -> Vec<u8> {
+        let routing = self.state.routing();
+        let view = RoutesView {
+            generation: self.state.generation(),
+            routes: routing
+                .routes
+                .routes()
+                .map(|r| RouteView::from(r.value.as_ref()))
+                .collect(),
+            diagnostics: routing.diagnostics.iter().collect(),
+        };
+        // Serializing plain data into memory cannot fail.
+        serde_json::to_vec_pretty(&view).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApi {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_owned();
+        match path.as_str() {
+            "/livez" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if self.state.is_ready() => text(StatusCode::OK, "ready\n"),
+            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            "/api/routes" => json(self.routes_json()),
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+fn json(body: Vec<u8>) -> Response<Vec<u8>> {
+    respond(StatusCode::OK, "application/json", body)
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Ok(value) = http::HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, value);
+    }
+    let length = response.body().len();
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_LENGTH, length.into());
+    response
+}
+
+#[derive(Serialize)]
+struct RoutesView<'a> {
+    generation: u64,
+    routes: Vec<RouteView<'a>>,
+    diagnostics: Vec<&'a Diagnostic>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteView<'a> {
+    name: &'a str,
+    rule: &'a str,
+    priority: i64,
+    entry_points: &'a [String],
+    middlewares: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    services: Option<Vec<ServiceView<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unavailable: Option<UnavailableView<'a>>,
+}
+
+#[derive(Serialize)]
+struct ServiceView<'a> {
+    name: &'a str,
+    weight: u32,
+    scheme: &'static str,
+    #[serde(rename = "passHostHeader")]
+    pass_host_header: bool,
+    servers: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct UnavailableView<'a> {
+    status: u16,
+    reason: &'a str,
+}
+
+impl<'a> From<&'a Router> for RouteView<'a> {
+    fn from(router: &'a Router) -> Self {
+        let (services, unavailable) = match &router.target {
+            Target::Services(services) => (
+                Some(
+                    services
+                        .items()
+                        .iter()
+                        .map(|(b, w)| ServiceView::new(b, *w))
+                        .collect(),
+                ),
+                None,
+            ),
+            Target::Unavailable { status, reason } => (
+                None,
+                Some(UnavailableView {
+                    status: *status,
+                    reason,
+                }),
+            ),
+        };
+        RouteView {
+            name: &router.name,
+            rule: &router.rule,
+            priority: router.priority,
+            entry_points: &router.entry_points,
+            middlewares: router.middlewares.iter().map(describe).collect(),
+            services,
+            unavailable,
+        }
+    }
+}
+
+impl<'a> ServiceView<'a> {
+    fn new(backend: &'a Backend, weight: u32) -> Self {
+        ServiceView {
+            name: &backend.name,
+            weight,
+            scheme: backend.scheme.as_str(),
+            pass_host_header: backend.pass_host_header,
+            servers: backend
+                .servers
+                .items()
+                .iter()
+                .map(|(a, _)| a.to_string())
+                .collect(),
+        }
+    }
+}
+
+fn describe(middleware: &Middleware) -> String {
+    match middleware {
+        Middleware::StripPrefix { prefixes } => format!("stripPrefix {prefixes:?}"),
+        Middleware::AddPrefix { prefix } => format!("addPrefix {prefix:?}"),
+        Middleware::Headers { request, response } => {
+            format!(
+                "headers ({} request, {} response)",
+                request.len(),
+                response.len()
+            )
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The one place where proxy errors become HTTP status codes.
+
+use pingora::{Error, ErrorSource, ErrorType};
+
+/// Status recorded when the client went away before a response was sent (nginx's convention).
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// The status a failed request answers (or records, when the client is gone).
+///
+/// Upstream connect failures are 502, upstream timeouts 504, a client that disconnected 499,
+/// a malformed request 400, anything else of ours 500.
+pub fn status_for_error(error: &Error) -> u16 {
+    use ErrorType::*;
+    match (error.esource(), error.etype()) {
+        (_, HTTPStatus(code)) | (_, CustomCode(_, code)) => *code,
+        (ErrorSource::Upstream, ReadTimedout | WriteTimedout) => 504,
+        (ErrorSource::Upstream, ConnectTimedout) => 502,
+        (ErrorSource::Upstream, _) => 502,
+        (ErrorSource::Downstream, ReadError | WriteError | ConnectionClosed) => {
+            CLIENT_CLOSED_REQUEST
+        }
+        (ErrorSource::Downstream, ReadTimedout | WriteTimedout) => 408,
+        (ErrorSource::Downstream, _) => 400,
+        (ErrorSource::Internal | ErrorSource::Unset, _) => match error.etype() {
+            ConnectTimedout | ConnectRefused | ConnectNoRoute | ConnectError
+            | TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError => 502,
+            _ => 500,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_table() {
+        use ErrorType::*;
+        let cases = [
+            (ErrorSource::Upstream, ConnectRefused, 502),
+            (ErrorSource::Upstream, ConnectTimedout, 502),
+            (ErrorSource::Upstream, ReadTimedout, 504),
+            (ErrorSource::Upstream, WriteTimedout, 504),
+            (ErrorSource::Upstream, ConnectionClosed, 502),
+            (ErrorSource::Upstream, InvalidHTTPHeader, 502),
+            (ErrorSource::Downstream, ConnectionClosed, 499),
+            (ErrorSource::Downstream, ReadError, 499),
+            (ErrorSource::Downstream, ReadTimedout, 408),
+            (ErrorSource::Downstream, InvalidHTTPHeader, 400),
+            (ErrorSource::Internal, InternalError, 500),
+            (ErrorSource::Unset, ConnectRefused, 502),
+            (ErrorSource::Internal, HTTPStatus(503), 503),
+        ];
+        for (source, etype, expected) in cases {
+            let error = Error::create(etype.clone(), source.clone(), None, None);
+            assert_eq!(status_for_error(&error), expected, "{source:?} {etype:?}");
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! One entrypoint's request path, as Pingora phases.
+//!
+//! `request_filter` matches a route and chooses a service, `upstream_peer` chooses an
+//! endpoint, `upstream_request_filter` applies middlewares and forwarding headers,
+//! `response_filter` applies response middlewares, `fail_to_proxy` maps errors to a status,
+//! and `logging` records the outcome once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, Uri};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorType, Result};
+use traverse_config::{EntryPoint, Upstream};
+use traverse_provider::{Backend, Middleware, Router, Scheme, Target};
+
+use crate::errors::{status_for_error, CLIENT_CLOSED_REQUEST};
+use crate::forwarded::{Downstream, ForwardedPolicy};
+use crate::{GatewayState, InFlight};
+
+/// Everything an entrypoint needs from the static configuration, resolved once.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub entry_point: String,
+    forwarded: ForwardedPolicy,
+    downstream_read: Duration,
+    downstream_write: Duration,
+    downstream_idle: Duration,
+    upstream: Upstream,
+}
+
+impl GatewayOptions {
+    /// Options for the entrypoint `name`.
+    pub fn new(name: &str, entry_point: &EntryPoint, upstream: &Upstream) -> Self {
+        GatewayOptions {
+            entry_point: name.to_owned(),
+            forwarded: ForwardedPolicy::new(
+                entry_point.forwarded_headers.insecure,
+                &entry_point.forwarded_headers.trusted_ips,
+            ),
+            downstream_read: entry_point.timeouts.read,
+            downstream_write: entry_point.timeouts.write,
+            downstream_idle: entry_point.timeouts.idle,
+            upstream: upstream.clone(),
+        }
+    }
+}
+
+/// The `ProxyHttp` implementation of one entrypoint.
+pub struct Gateway {
+    options: GatewayOptions,
+    state: Arc<GatewayState>,
+}
+
+impl Gateway {
+    /// A gateway serving `options.entry_point` from `state`'s routing table.
+    pub fn new(options: GatewayOptions, state: Arc<GatewayState>) -> Self {
+        Gateway { options, state }
+    }
+}
+
+/// Per-request state, filled as the request moves through the phases and read in `logging`.
+pub struct RequestCtx {
+    _in_flight: InFlight,
+    started: Instant,
+    router: Option<Arc<Router>>,
+    backend: Option<Arc<Backend>>,
+    upstream: Option<SocketAddr>,
+    attempts: u32,
+}
+
+/// What routing decided, computed while the request header is borrowed.
+enum Decision {
+    Proxy(Arc<Router>, Arc<Backend>),
+    Respond(Option<Arc<Router>>, u16, Bytes),
+}
+
+const NOT_FOUND: &str = "404 page not found\n";
+const NO_SERVER: &str = "no available server\n";
+/// Connect failures are retried once, on another endpoint where the service has one.
+const MAX_ATTEMPTS: u32 = 2;
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            _in_flight: self.state.enter(),
+            started: Instant::now(),
+            router: None,
+            backend: None,
+            upstream: None,
+            attempts: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        session.set_read_timeout(Some(self.options.downstream_read));
+        session.set_write_timeout(Some(self.options.downstream_write));
+        session.set_keepalive(Some(self.options.downstream_idle.as_secs()));
+
+        match self.decide(session) {
+            Decision::Proxy(router, backend) => {
+                ctx.router = Some(router);
+                ctx.backend = Some(backend);
+                Ok(false)
+            }
+            Decision::Respond(router, status, body) => {
+                ctx.router = router;
+                respond(session, status, body).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let backend = ctx.backend.as_ref().ok_or_else(|| {
+            Error::explain(ErrorType::InternalError, "no backend chosen for request")
+        })?;
+        let address = *backend
+            .servers
+            .pick()
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no available server"))?;
+        ctx.attempts += 1;
+        ctx.upstream = Some(address);
+
+        let tls = backend.scheme == Scheme::Https;
+        let mut peer = HttpPeer::new(address, tls, String::new());
+        let upstream = &self.options.upstream;
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.read_timeout = Some(upstream.read_timeout);
+        peer.options.write_timeout = Some(upstream.write_timeout);
+        peer.options.idle_timeout = Some(upstream.idle_timeout);
+        if backend.scheme == Scheme::H2c {
+            // Prior-knowledge HTTP/2 over cleartext.
+            peer.options.set_http_version(2, 2);
+        }
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut error: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing reached the upstream, so retrying is safe for every method.
+        let other_endpoint = ctx
+            .backend
+            .as_ref()
+            .is_some_and(|b| b.servers.items().iter().filter(|(_, w)| *w > 0).count() > 1);
+        if ctx.attempts < MAX_ATTEMPTS && other_endpoint {
+            error.set_retry(true);
+        }
+        error
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(router), Some(backend)) = (&ctx.router, &ctx.backend) else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "upstream request without a route",
+            ));
+        };
+        let original_host = request_host(session.req_header()).map(str::to_owned);
+        rewrite_request(upstream_request, &router.middlewares)?;
+
+        if !backend.pass_host_header {
+            if let Some(address) = ctx.upstream {
+                upstream_request.insert_header(http::header::HOST, address.to_string())?;
+            }
+        } else if !upstream_request.headers.contains_key(http::header::HOST) {
+            // An HTTP/2 client sends :authority, not Host; an HTTP/1 upstream needs Host.
+            if let Some(host) = &original_host {
+                upstream_request.insert_header(http::header::HOST, host.as_str())?;
+            }
+        }
+
+        let downstream = Downstream {
+            client_ip: client_ip(session),
+            proto: "http",
+            host: original_host.as_deref(),
+            port: session
+                .server_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.port()),
+        };
+        self.options.forwarded.apply(upstream_request, &downstream);
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(router) = &ctx.router {
+            for middleware in router.middlewares.iter().rev() {
+                if let Middleware::Headers {
+                    response: headers, ..
+                } = middleware
+                {
+                    for (name, value) in headers {
+                        match value {
+                            Some(value) => response.insert_header(name.clone(), value.clone())?,
+                            None => {
+                                response.remove_header(name);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        error: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let status = status_for_error(error);
+        // A client that is gone cannot be answered; anything else gets the mapped status.
+        if status != CLIENT_CLOSED_REQUEST && session.response_written().is_none() {
+            if let Err(write_error) = session.respond_error(status).await {
+                tracing::debug!(%write_error, "could not send error response");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = final_status(session.response_written().map(|r| r.status.as_u16()), error);
+        let request = session.req_header();
+        tracing::debug!(
+            target: "traverse::access",
+            entrypoint = %self.options.entry_point,
+            router = ctx.router.as_ref().map(|r| r.name.as_str()),
+            service = ctx.backend.as_ref().map(|b| b.name.as_str()),
+            upstream = ctx.upstream.map(tracing::field::display),
+            method = %request.method,
+            path = request.uri.path(),
+            status,
+            attempts = ctx.attempts,
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            error = error.map(tracing::field::display),
+            "request"
+        );
+    }
+}
+
+impl Gateway {
+    fn decide(&self, session: &Session) -> Decision {
+        let header = session.req_header();
+        let request = traverse_router::Request {
+            method: header.method.as_str(),
+            host: request_host(header).unwrap_or(""),
+            path: header.uri.path(),
+            query: header.uri.query(),
+            headers: &header.headers,
+            client_ip: client_ip(session),
+        };
+        let routing = self.state.routing.load();
+        let Some(router) = routing.routes.find(&self.options.entry_point, &request) else {
+            return Decision::Respond(None, 404, Bytes::from_static(NOT_FOUND.as_bytes()));
+        };
+        match &router.target {
+            Target::Unavailable { status, reason } => Decision::Respond(
+                Some(Arc::clone(router)),
+                *status,
+                Bytes::from(format!("{reason}\n")),
+            ),
+            Target::Services(services) => match services.pick() {
+                Some(backend) if backend.servers.has_available() => {
+                    Decision::Proxy(Arc::clone(router), Arc::clone(backend))
+                }
+                _ => Decision::Respond(
+                    Some(Arc::clone(router)),
+                    503,
+                    Bytes::from_static(NO_SERVER.as_bytes()),
+                ),
+            },
+        }
+    }
+}
+
+/// The status the request ended with: what was sent, or what the error maps to.
+/// A client that disconnected before any response is 499.
+fn final_status(written: Option<u16>, error: Option<&Error>) -> u16 {
+    match (written, error) {
+        (Some(status), _) => status,
+        (None, Some(error)) => status_for_error(error),
+        (None, None) => 0,
+    }
+}
+
+/// Host from the Host header (HTTP/1) or the URI authority (HTTP/2).
+fn request_host(header: &RequestHeader) -> Option<&str> {
+    header
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| header.uri.authority().map(|a| a.as_str()))
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// Applies path and request-header middlewares in order.
+fn rewrite_request(request: &mut RequestHeader, middlewares: &[Middleware]) -> Result<()> {
+    let mut path: Option<String> = None;
+    for middleware in middlewares {
+        match middleware {
+            Middleware::StripPrefix { prefixes } => {
+                let current = path.as_deref().unwrap_or_else(|| request.uri.path());
+                if let Some((prefix, rest)) = prefixes
+                    .iter()
+                    .find_map(|p| current.strip_prefix(p.as_str()).map(|rest| (p, rest)))
+                {
+                    let stripped = if rest.starts_with('/') {
+                        rest.to_owned()
+                    } else {
+                        format!("/{rest}")
+                    };
+                    let prefix = prefix.trim_end_matches('/').to_owned();
+                    path = Some(stripped);
+                    if let Ok(value) = HeaderValue::from_str(&prefix) {
+                        request.insert_header("x-forwarded-prefix", value)?;
+                    }
+                }
+            }
+            Middleware::AddPrefix { prefix } => {
+                let current = path.as_deref().unwrap_or_else(|| request.uri.path());
+                path = Some(format!("{prefix}{current}"));
+            }
+            Middleware::Headers {
+                request: headers, ..
+            } => {
+                for (name, value) in headers {
+                    match value {
+                        Some(value) => request.insert_header(name.clone(), value.clone())?,
+                        None => {
+                            request.remove_header(name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(path) = path {
+        let path_and_query = match request.uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let uri = Uri::builder()
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| {
+                Error::because(
+                    ErrorType::InternalError,
+                    "rewritten path is not a valid URI",
+                    e,
+                )
+            })?;
+        request.set_uri(uri);
+    }
+    Ok(())
+}
+
+async fn respond(session: &mut Session, status: u16, body: Bytes) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(2))?;
+    header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::ErrorSource;
+
+    fn request(uri: &str) -> RequestHeader {
+        RequestHeader::build("GET", uri.as_bytes(), None).expect("request")
+    }
+
+    #[test]
+    fn strip_then_add_prefix_keeps_the_query() {
+        let mut req = request("/api/v1/users?x=1");
+        let middlewares = vec![
+            Middleware::StripPrefix {
+                prefixes: vec!["/nope".into(), "/api".into()],
+            },
+            Middleware::AddPrefix {
+                prefix: "/internal".into(),
+            },
+        ];
+        rewrite_request(&mut req, &middlewares).expect("rewrite");
+        assert_eq!(req.uri.to_string(), "/internal/v1/users?x=1");
+        assert_eq!(
+            req.headers.get("x-forwarded-prefix").expect("prefix"),
+            "/api"
+        );
+    }
+
+    #[test]
+    fn strip_to_root_leaves_a_slash() {
+        let mut req = request("/api");
+        rewrite_request(
+            &mut req,
+            &[Middleware::StripPrefix {
+                prefixes: vec!["/api".into()],
+            }],
+        )
+        .expect("rewrite");
+        assert_eq!(req.uri.path(), "/");
+    }
+
+    #[test]
+    fn header_middleware_sets_and_removes() {
+        let mut req = request("/");
+        req.insert_header("x-remove-me", "1").expect("header");
+        let middlewares = vec![Middleware::Headers {
+            request: vec![
+                (
+                    http::HeaderName::from_static("x-added"),
+                    Some(HeaderValue::from_static("yes")),
+                ),
+                (http::HeaderName::from_static("x-remove-me"), None),
+            ],
+            response: vec![],
+        }];
+        rewrite_request(&mut req, &middlewares).expect("rewrite");
+        assert_eq!(req.headers.get("x-added").expect("added"), "yes");
+        assert!(req.headers.get("x-remove-me").is_none());
+    }
+
+    #[test]
+    fn final_status_prefers_what_was_sent() {
+        let gone = Error::create(
+            ErrorType::ConnectionClosed,
+            ErrorSource::Downstream,
+            None,
+            None,
+        );
+        assert_eq!(final_status(None, Some(&gone)), 499);
+        assert_eq!(final_status(Some(200), Some(&gone)), 200);
+        let timeout = Error::create(ErrorType::ReadTimedout, ErrorSource::Upstream, None, None);
+        assert_eq!(final_status(None, Some(&timeout)), 504);
+        assert_eq!(final_status(Some(404), None), 404);
+    }
+}

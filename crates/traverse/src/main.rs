@@ -1,0 +1,72 @@
+//! The `traverse` command: run the gateway, validate a configuration, print the version.
+
+mod run;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A multi-cluster gateway on Pingora in which a request across clusters stays one trace.
+#[derive(Parser)]
+#[command(name = "traverse", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// Static configuration file (YAML).
+        #[arg(long, short, env = "TRAVERSE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check the configuration and every manifest it would load; non-zero exit on errors.
+    Validate {
+        /// Static configuration file (YAML).
+        #[arg(long, short, env = "TRAVERSE_CONFIG")]
+        config: PathBuf,
+        /// Treat warnings (unsupported fields, unresolved references) as errors too.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => {
+            init_logging();
+            match run::run(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Validate { config, strict } => validate::validate(&config, strict),
+        Command::Version => {
+            println!("traverse {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Logs go to stderr through `tracing`; Pingora's `log` records are bridged in by the
+/// subscriber. `RUST_LOG` overrides the default filter.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,54 @@
+//! `traverse validate`: everything `run` would load, checked without serving.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::ExitCode;
+
+use traverse_config::Config;
+use traverse_provider::file::FileProvider;
+use traverse_provider::{translate, Severity};
+
+pub fn validate(path: &Path, strict: bool) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(file) = &config.providers.file else {
+        println!(
+            "{}: configuration is valid (no file provider, no manifests to check)",
+            path.display()
+        );
+        return ExitCode::SUCCESS;
+    };
+    let (snapshot, mut diagnostics) = FileProvider::new(&file.directory).load();
+    let entry_points: BTreeSet<String> = config.entry_points.keys().cloned().collect();
+    let table = translate(&snapshot, &entry_points);
+    diagnostics.extend(table.diagnostics);
+    diagnostics.normalize();
+
+    for diagnostic in diagnostics.iter() {
+        eprintln!("{diagnostic}");
+    }
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = diagnostics.len() - errors;
+    let objects = snapshot.ingress_routes.len()
+        + snapshot.middlewares.len()
+        + snapshot.services.len()
+        + snapshot.endpoint_slices.len();
+    println!(
+        "{}: {objects} objects, {} routes: {errors} errors, {warnings} warnings",
+        path.display(),
+        table.routes.len()
+    );
+    if errors > 0 || (strict && warnings > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
