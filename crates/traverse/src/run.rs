@@ -43,7 +43,11 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the control runtime")?;
-    runtime.block_on(control(config, state, stop_pingora, pingora))
+    let result = runtime.block_on(control(config, state, stop_pingora, pingora));
+    // Do not wait for the Pingora thread: it sleeps out its own grace period, and
+    // everything that mattered has drained by now.
+    runtime.shutdown_background();
+    result
 }
 
 fn build_server(config: &Config, state: &Arc<GatewayState>) -> anyhow::Result<Server> {
