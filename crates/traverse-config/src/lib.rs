@@ -240,18 +240,12 @@ impl Default for Upstream {
 }
 
 /// Process-level settings of the data plane.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Server {
     /// Worker threads per entrypoint; `0` means one per available core.
     #[serde(default)]
     pub threads: usize,
-}
-
-impl Default for Server {
-    fn default() -> Self {
-        Server { threads: 0 }
-    }
 }
 
 /// Graceful shutdown on SIGTERM.

@@ -21,13 +21,13 @@ use crate::snapshot::{Object, Snapshot};
 #[cfg(test)]
 mod tests;
 
-/// One parsed document.
+/// One parsed document (boxed: the kinds differ a lot in size).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
-    IngressRoute(IngressRoute),
-    Middleware(Middleware),
-    Service(Service),
-    EndpointSlice(EndpointSlice),
+    IngressRoute(Box<IngressRoute>),
+    Middleware(Box<Middleware>),
+    Service(Box<Service>),
+    EndpointSlice(Box<EndpointSlice>),
 }
 
 /// A file's documents and where each starts.
@@ -114,19 +114,19 @@ impl FileProvider {
             for (document, source) in &contents.documents {
                 let object = match document {
                     Document::IngressRoute(o) => {
-                        snapshot.ingress_routes.push(o.clone());
+                        snapshot.ingress_routes.push(o.as_ref().clone());
                         o.object_ref()
                     }
                     Document::Middleware(o) => {
-                        snapshot.middlewares.push(o.clone());
+                        snapshot.middlewares.push(o.as_ref().clone());
                         o.object_ref()
                     }
                     Document::Service(o) => {
-                        snapshot.services.push(o.clone());
+                        snapshot.services.push(o.as_ref().clone());
                         o.object_ref()
                     }
                     Document::EndpointSlice(o) => {
-                        snapshot.endpoint_slices.push(o.clone());
+                        snapshot.endpoint_slices.push(o.as_ref().clone());
                         o.object_ref()
                     }
                 };
@@ -295,9 +295,9 @@ pub fn parse_file(path: &Path, text: &str) -> ParseResult {
             Err(diagnostic) => {
                 // Unknown kinds are skipped without rejecting the file's other documents.
                 if diagnostic.reason == Reason::UnknownKind {
-                    reported.push(diagnostic);
+                    reported.push(*diagnostic);
                 } else {
-                    errors.push(diagnostic);
+                    errors.push(*diagnostic);
                 }
             }
         }
@@ -314,7 +314,7 @@ pub fn parse_file(path: &Path, text: &str) -> ParseResult {
 fn parse_document(
     value: serde_yaml::Value,
     source: &str,
-) -> Result<Option<(Document, Diagnostics)>, Diagnostic> {
+) -> Result<Option<(Document, Diagnostics)>, Box<Diagnostic>> {
     if value.is_null() {
         return Ok(None);
     }
@@ -344,13 +344,15 @@ fn parse_document(
         namespace,
         name: name.clone(),
     };
-    let error = |reason: Reason, field: Option<String>, message: String| Diagnostic {
-        severity: Severity::Error,
-        reason,
-        object: Some(object.clone()),
-        source: Some(source.to_owned()),
-        field,
-        message,
+    let error = |reason: Reason, field: Option<String>, message: String| {
+        Box::new(Diagnostic {
+            severity: Severity::Error,
+            reason,
+            object: Some(object.clone()),
+            source: Some(source.to_owned()),
+            field,
+            message,
+        })
     };
     if api_version.is_empty() || kind.is_empty() {
         return Err(error(
@@ -392,13 +394,13 @@ fn parse_document(
                     }
                 }
             }
-            Document::IngressRoute(route)
+            Document::IngressRoute(Box::new(route))
         }
         ("traefik.io/v1alpha1" | "traefik.containo.us/v1alpha1", "Middleware") => {
-            Document::Middleware(
+            Document::Middleware(Box::new(
                 typed(value, &object, source, &mut warnings)
                     .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
-            )
+            ))
         }
         ("v1", "Service") => {
             let service: Service = typed(value, &object, source, &mut warnings)
@@ -417,7 +419,7 @@ fn parse_document(
                     ));
                 }
             }
-            Document::Service(service)
+            Document::Service(Box::new(service))
         }
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             let slice: EndpointSlice = typed(value, &object, source, &mut warnings)
@@ -448,7 +450,7 @@ fn parse_document(
                     }
                 }
             }
-            Document::EndpointSlice(slice)
+            Document::EndpointSlice(Box::new(slice))
         }
         _ => {
             return Err(error(

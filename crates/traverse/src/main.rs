@@ -8,6 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Pingora allocates per request; glibc's malloc showed up as arena-lock contention and
+/// consolidation under load (see docs/performance.md), mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A multi-cluster gateway on Pingora in which a request across clusters stays one trace.
 #[derive(Parser)]
 #[command(name = "traverse", version, about)]
