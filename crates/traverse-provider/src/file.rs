@@ -148,27 +148,12 @@ impl FileProvider {
         shutdown: impl Future<Output = ()>,
     ) {
         let (changed_tx, mut changed) = mpsc::channel::<()>(1);
-        let watcher = {
-            use notify::Watcher;
-            let mut watcher = match notify::recommended_watcher(
-                move |event: notify::Result<notify::Event>| {
-                    if event.is_ok_and(|e| !e.kind.is_access()) {
-                        // A full channel already holds a pending reload.
-                        let _ = changed_tx.try_send(());
-                    }
-                },
-            ) {
-                Ok(watcher) => watcher,
-                Err(error) => {
-                    tracing::error!(%error, "cannot watch files; configuration will not reload");
-                    return;
-                }
-            };
-            if let Err(error) = watcher.watch(&self.directory, notify::RecursiveMode::Recursive) {
-                tracing::error!(%error, directory = %self.directory.display(), "cannot watch directory; configuration will not reload");
-            }
-            watcher
-        };
+        // Without a watcher the configuration still loads once and serves; it just won't reload.
+        let watcher = watch_directory(&self.directory, changed_tx)
+            .inspect_err(|error| {
+                tracing::error!(%error, directory = %self.directory.display(), "cannot watch the directory; configuration will not reload");
+            })
+            .ok();
 
         let mut last = self.load();
         publish(last.0.clone(), last.1.clone());
@@ -194,6 +179,22 @@ impl FileProvider {
         }
         drop(watcher);
     }
+}
+
+/// Signals `changed` on every modification under `directory`.
+fn watch_directory(
+    directory: &Path,
+    changed: mpsc::Sender<()>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            // A full channel already holds a pending reload.
+            let _ = changed.try_send(());
+        }
+    })?;
+    watcher.watch(directory, notify::RecursiveMode::Recursive)?;
+    Ok(watcher)
 }
 
 fn manifest_paths(directory: &Path) -> std::io::Result<Vec<PathBuf>> {

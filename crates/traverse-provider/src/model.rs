@@ -30,6 +30,8 @@ pub struct Router {
     pub entry_points: Vec<String>,
     /// Applied in order to the request, and in reverse order to the response.
     pub middlewares: Vec<Middleware>,
+    /// The Middleware objects those steps come from, `namespace/name`, for the admin API.
+    pub middleware_names: Vec<String>,
     pub target: Target,
 }
 

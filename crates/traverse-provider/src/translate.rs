@@ -278,6 +278,7 @@ impl<'a> Translator<'a> {
                 .unwrap_or_else(|| rule.default_priority());
 
             let mut middlewares = Vec::new();
+            let mut middleware_names = Vec::new();
             let mut unusable = Vec::new();
             for (j, reference) in route.middlewares.iter().enumerate() {
                 let (mw_namespace, mw_name) = parse_middleware_ref(
@@ -286,7 +287,10 @@ impl<'a> Translator<'a> {
                     namespace,
                 );
                 match self.middlewares.get(&(mw_namespace, mw_name)) {
-                    Some(Ok(steps)) => middlewares.extend(steps.iter().cloned()),
+                    Some(Ok(steps)) => {
+                        middlewares.extend(steps.iter().cloned());
+                        middleware_names.push(format!("{mw_namespace}/{mw_name}"));
+                    }
                     Some(Err(why)) => {
                         let message =
                             format!("middleware {mw_namespace}/{mw_name} is unusable: {why}");
@@ -359,6 +363,7 @@ impl<'a> Translator<'a> {
                     priority,
                     entry_points: spec.entry_points.clone(),
                     middlewares,
+                    middleware_names,
                     target,
                 }),
             });

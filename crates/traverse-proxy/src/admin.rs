@@ -7,7 +7,7 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde::Serialize;
-use traverse_provider::{Backend, Diagnostic, Middleware, Router, Target};
+use traverse_provider::{Backend, Diagnostic, Router, Target};
 
 use crate::GatewayState;
 
@@ -93,7 +93,7 @@ struct RouteView<'a> {
     rule: &'a str,
     priority: i64,
     entry_points: &'a [String],
-    middlewares: Vec<String>,
+    middlewares: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     services: Option<Vec<ServiceView<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -142,7 +142,7 @@ impl<'a> From<&'a Router> for RouteView<'a> {
             rule: &router.rule,
             priority: router.priority,
             entry_points: &router.entry_points,
-            middlewares: router.middlewares.iter().map(describe).collect(),
+            middlewares: &router.middleware_names,
             services,
             unavailable,
         }
@@ -162,20 +162,6 @@ impl<'a> ServiceView<'a> {
                 .iter()
                 .map(|(a, _)| a.to_string())
                 .collect(),
-        }
-    }
-}
-
-fn describe(middleware: &Middleware) -> String {
-    match middleware {
-        Middleware::StripPrefix { prefixes } => format!("stripPrefix {prefixes:?}"),
-        Middleware::AddPrefix { prefix } => format!("addPrefix {prefix:?}"),
-        Middleware::Headers { request, response } => {
-            format!(
-                "headers ({} request, {} response)",
-                request.len(),
-                response.len()
-            )
         }
     }
 }

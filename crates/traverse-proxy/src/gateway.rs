@@ -121,7 +121,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let backend = ctx.backend.as_ref().ok_or_else(|| {
@@ -135,7 +135,16 @@ impl ProxyHttp for Gateway {
         ctx.upstream = Some(address);
 
         let tls = backend.scheme == Scheme::Https;
-        let mut peer = HttpPeer::new(address, tls, String::new());
+        // TLS upstreams are verified against the name the client asked for.
+        let sni = if tls {
+            request_host(session.req_header())
+                .map(strip_port)
+                .unwrap_or_default()
+                .to_owned()
+        } else {
+            String::new()
+        };
+        let mut peer = HttpPeer::new(address, tls, sni);
         let upstream = &self.options.upstream;
         peer.options.connection_timeout = Some(upstream.connect_timeout);
         peer.options.read_timeout = Some(upstream.read_timeout);
@@ -324,6 +333,19 @@ fn request_host(header: &RequestHeader) -> Option<&str> {
         .or_else(|| header.uri.authority().map(|a| a.as_str()))
 }
 
+/// `example.com:8443` → `example.com`, `[::1]:8443` → `::1`.
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    }
+}
+
 fn client_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
@@ -460,6 +482,18 @@ mod tests {
         rewrite_request(&mut req, &middlewares).expect("rewrite");
         assert_eq!(req.headers.get("x-added").expect("added"), "yes");
         assert!(req.headers.get("x-remove-me").is_none());
+    }
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        for (host, expected) in [
+            ("a.example", "a.example"),
+            ("a.example:8443", "a.example"),
+            ("[::1]:8443", "::1"),
+            ("::1", "::1"),
+        ] {
+            assert_eq!(strip_port(host), expected);
+        }
     }
 
     #[test]
