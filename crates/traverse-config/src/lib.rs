@@ -141,7 +141,8 @@ pub struct EntryPointTimeouts {
     /// Longest wait for the client to accept a write.
     #[serde(default = "sixty_seconds", with = "humantime_serde")]
     pub write: Duration,
-    /// How long an idle keep-alive client connection is kept open.
+    /// How long an idle keep-alive client connection is kept open (at most `read`: Pingora
+    /// times the wait for a request and the reading of its header with one timer).
     #[serde(default = "idle_timeout", with = "humantime_serde")]
     pub idle: Duration,
 }

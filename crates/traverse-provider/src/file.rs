@@ -133,7 +133,8 @@ impl FileProvider {
                 snapshot
                     .sources
                     .entry(object)
-                    .or_insert_with(|| source.clone());
+                    .or_default()
+                    .push(source.clone());
             }
         }
         snapshot

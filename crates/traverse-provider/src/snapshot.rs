@@ -13,8 +13,9 @@ pub struct Snapshot {
     pub middlewares: Vec<Middleware>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
-    /// Origin of each object (`file.yaml:12` for files), for diagnostics.
-    pub sources: BTreeMap<ObjectRef, String>,
+    /// Origin of each definition of an object (`file.yaml:12` for files), in snapshot
+    /// order: more than one means duplicates, and each is reported where it stands.
+    pub sources: BTreeMap<ObjectRef, Vec<String>>,
 }
 
 /// Kubernetes identity shared by all kinds in a snapshot.
@@ -55,8 +56,13 @@ object!(Service, "Service");
 object!(EndpointSlice, "EndpointSlice");
 
 impl Snapshot {
-    /// Where `object` came from, if the provider said.
+    /// Where the definition of `object` that is used (the first) came from.
     pub fn source_of(&self, object: &ObjectRef) -> Option<String> {
-        self.sources.get(object).cloned()
+        self.nth_source_of(object, 0)
+    }
+
+    /// Where the `n`th definition of `object` came from.
+    pub fn nth_source_of(&self, object: &ObjectRef, n: usize) -> Option<String> {
+        self.sources.get(object).and_then(|s| s.get(n)).cloned()
     }
 }

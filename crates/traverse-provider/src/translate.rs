@@ -129,17 +129,24 @@ impl<'a> Translator<'a> {
     }
 
     fn report_duplicates<T: Object>(&mut self, objects: &[T]) {
-        let mut seen = BTreeSet::new();
+        let mut seen: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for object in objects {
-            if !seen.insert(object.key()) {
-                self.report(
-                    &object.object_ref(),
-                    Severity::Error,
-                    Reason::Duplicate,
-                    None,
-                    "defined more than once; the first definition is used".into(),
-                );
+            let count = seen.entry(object.key()).or_default();
+            if *count > 0 {
+                let me = object.object_ref();
+                // Point at the copy that is ignored, so the reader finds the second file.
+                self.diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    reason: Reason::Duplicate,
+                    source: self.snapshot.nth_source_of(&me, *count),
+                    object: Some(me),
+                    field: None,
+                    message:
+                        "defined more than once; this copy is ignored, the first definition is used"
+                            .into(),
+                });
             }
+            *count += 1;
         }
     }
 

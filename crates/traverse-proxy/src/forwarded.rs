@@ -11,6 +11,20 @@ const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
 const X_FORWARDED_PORT: &str = "x-forwarded-port";
 const X_REAL_IP: &str = "x-real-ip";
+/// Every forwarding header an untrusted client must not be able to set (Traefik's list).
+const FORWARDING_HEADERS: [&str; 11] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PORT,
+    "x-forwarded-server",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-prefix",
+    "x-forwarded-tls-client-cert",
+    "x-forwarded-tls-client-cert-info",
+    X_REAL_IP,
+];
 
 /// Which clients may set `X-Forwarded-*` headers that are passed on.
 #[derive(Debug, Clone, Default)]
@@ -50,26 +64,23 @@ impl ForwardedPolicy {
     pub fn apply(&self, request: &mut RequestHeader, downstream: &Downstream<'_>) {
         let trusted = self.trusts(downstream.client_ip);
         if !trusted {
-            for name in [
-                X_FORWARDED_FOR,
-                X_FORWARDED_PROTO,
-                X_FORWARDED_HOST,
-                X_FORWARDED_PORT,
-                X_REAL_IP,
-            ] {
+            for name in FORWARDING_HEADERS {
                 request.remove_header(name);
             }
         }
         if let Some(ip) = downstream.client_ip {
             let ip = ip.to_string();
-            let chain = match request
+            // A trusted chain may arrive as several header lines: keep every hop, in order.
+            let mut chain: Vec<&str> = request
                 .headers
-                .get(X_FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(previous) if !previous.trim().is_empty() => format!("{previous}, {ip}"),
-                _ => ip.clone(),
-            };
+                .get_all(X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            chain.push(&ip);
+            let chain = chain.join(", ");
             insert(request, X_FORWARDED_FOR, &chain);
             if !request.headers.contains_key(X_REAL_IP) {
                 insert(request, X_REAL_IP, &ip);
@@ -155,6 +166,30 @@ mod tests {
         let mut req = request(&[(X_FORWARDED_FOR, "203.0.113.9")]);
         policy.apply(&mut req, &downstream("::1"));
         assert_eq!(header(&req, X_FORWARDED_FOR), Some("203.0.113.9, ::1"));
+    }
+
+    #[test]
+    fn trusted_chain_over_several_lines_is_kept_whole() {
+        let policy = ForwardedPolicy::new(true, &[]);
+        let mut req = request(&[
+            (X_FORWARDED_FOR, "1.1.1.1"),
+            (X_FORWARDED_FOR, "2.2.2.2, 3.3.3.3"),
+        ]);
+        policy.apply(&mut req, &downstream("10.0.0.1"));
+        let values: Vec<_> = req.headers.get_all(X_FORWARDED_FOR).iter().collect();
+        assert_eq!(values, ["1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.1"]);
+    }
+
+    #[test]
+    fn untrusted_prefix_and_friends_are_dropped() {
+        let policy = ForwardedPolicy::new(false, &[]);
+        let mut req = request(&[
+            ("x-forwarded-prefix", "/evil"),
+            ("x-forwarded-uri", "/evil"),
+        ]);
+        policy.apply(&mut req, &downstream("192.0.2.1"));
+        assert!(req.headers.get("x-forwarded-prefix").is_none());
+        assert!(req.headers.get("x-forwarded-uri").is_none());
     }
 
     #[test]

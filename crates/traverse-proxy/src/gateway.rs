@@ -30,7 +30,10 @@ pub struct GatewayOptions {
     forwarded: ForwardedPolicy,
     downstream_read: Duration,
     downstream_write: Duration,
-    downstream_idle: Duration,
+    /// Pingora applies one timer, in whole seconds, both to waiting for the next request on
+    /// a kept-alive connection and to reading its header. It is the smaller of the idle and
+    /// read timeouts, so a trickled header is cut off by `read` and an idle connection by `idle`.
+    pub(crate) keepalive_seconds: u64,
     upstream: Upstream,
 }
 
@@ -45,7 +48,9 @@ impl GatewayOptions {
             ),
             downstream_read: entry_point.timeouts.read,
             downstream_write: entry_point.timeouts.write,
-            downstream_idle: entry_point.timeouts.idle,
+            keepalive_seconds: whole_seconds(
+                entry_point.timeouts.idle.min(entry_point.timeouts.read),
+            ),
             upstream: upstream.clone(),
         }
     }
@@ -103,7 +108,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         session.set_read_timeout(Some(self.options.downstream_read));
         session.set_write_timeout(Some(self.options.downstream_write));
-        session.set_keepalive(Some(self.options.downstream_idle.as_secs()));
+        session.set_keepalive(Some(self.options.keepalive_seconds));
 
         match self.decide(session) {
             Decision::Proxy(router, backend) => {
@@ -188,6 +193,18 @@ impl ProxyHttp for Gateway {
             ));
         };
         let original_host = request_host(session.req_header()).map(str::to_owned);
+        // Forwarding headers first: an untrusted client's X-Forwarded-* are dropped before
+        // middlewares (stripPrefix's X-Forwarded-Prefix, custom headers) set their own.
+        let downstream = Downstream {
+            client_ip: client_ip(session),
+            proto: "http",
+            host: original_host.as_deref(),
+            port: session
+                .server_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.port()),
+        };
+        self.options.forwarded.apply(upstream_request, &downstream);
         rewrite_request(upstream_request, &router.middlewares)?;
 
         if !backend.pass_host_header {
@@ -200,17 +217,6 @@ impl ProxyHttp for Gateway {
                 upstream_request.insert_header(http::header::HOST, host.as_str())?;
             }
         }
-
-        let downstream = Downstream {
-            client_ip: client_ip(session),
-            proto: "http",
-            host: original_host.as_deref(),
-            port: session
-                .server_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.port()),
-        };
-        self.options.forwarded.apply(upstream_request, &downstream);
         Ok(())
     }
 
@@ -331,6 +337,12 @@ fn request_host(header: &RequestHeader) -> Option<&str> {
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| header.uri.authority().map(|a| a.as_str()))
+}
+
+/// `d` rounded up to whole seconds, at least 1: Pingora counts keep-alive in seconds and
+/// reads 0 as "forever".
+pub(crate) fn whole_seconds(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 /// `example.com:8443` → `example.com`, `[::1]:8443` → `::1`.
@@ -482,6 +494,14 @@ mod tests {
         rewrite_request(&mut req, &middlewares).expect("rewrite");
         assert_eq!(req.headers.get("x-added").expect("added"), "yes");
         assert!(req.headers.get("x-remove-me").is_none());
+    }
+
+    #[test]
+    fn keepalive_rounds_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::from_millis(500)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(90)), 90);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
     }
 
     #[test]

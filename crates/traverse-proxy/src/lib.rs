@@ -5,6 +5,7 @@
 //! per request, no lock. Providers publish a new table with [`GatewayState::publish`].
 
 mod admin;
+mod entrypoint;
 mod errors;
 mod forwarded;
 mod gateway;
@@ -16,6 +17,7 @@ use arc_swap::ArcSwap;
 use traverse_provider::RoutingTable;
 
 pub use admin::AdminApi;
+pub use entrypoint::{entrypoint_service, EntryPointApp};
 pub use errors::status_for_error;
 pub use gateway::{Gateway, GatewayOptions, RequestCtx};
 

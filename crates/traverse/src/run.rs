@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
-use pingora::apps::HttpServerOptions;
-use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
@@ -23,7 +21,7 @@ use tokio::sync::oneshot;
 use traverse_config::Config;
 use traverse_provider::file::FileProvider;
 use traverse_provider::{translate, Diagnostic, Diagnostics, RoutingTable, Severity, Snapshot};
-use traverse_proxy::{AdminApi, Gateway, GatewayOptions, GatewayState};
+use traverse_proxy::{entrypoint_service, AdminApi, GatewayState};
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
@@ -66,19 +64,13 @@ fn build_server(config: &Config, state: &Arc<GatewayState>) -> anyhow::Result<Se
     let conf = Arc::clone(&server.configuration);
 
     for (name, entry_point) in &config.entry_points {
-        let options = GatewayOptions::new(name, entry_point, &config.upstream);
-        let mut service = http_proxy_service_with_name(
+        server.add_service(entrypoint_service(
             &conf,
-            Gateway::new(options, Arc::clone(state)),
-            &format!("entrypoint {name}"),
-        );
-        let mut server_options = HttpServerOptions::default();
-        server_options.h2c = entry_point.h2c;
-        if let Some(proxy) = service.app_logic_mut() {
-            proxy.server_options = Some(server_options);
-        }
-        service.add_tcp(&entry_point.address);
-        server.add_service(service);
+            name,
+            entry_point,
+            &config.upstream,
+            Arc::clone(state),
+        ));
     }
 
     let mut admin = Service::new("admin".to_owned(), AdminApi::new(Arc::clone(state)));
