@@ -22,6 +22,15 @@ impl Head {
     }
 }
 
+/// Every value of header `name` (case-insensitive), in order.
+pub fn header_all<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
 /// The first value of header `name` (case-insensitive) in a list of fields.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
