@@ -6,4 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/install-prereqs.sh
 # Build the binary first: the end-to-end tests start it.
 cargo build --workspace --locked
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+# One closing line over every test binary (cargo prints one line per binary).
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
