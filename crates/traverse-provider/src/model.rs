@@ -121,6 +121,20 @@ impl<T> Weighted<T> {
         };
         let weights: Vec<i64> = items.iter().map(|(_, w)| scale(*w)).collect();
         let sum: i64 = weights.iter().sum();
+        let positive = || weights.iter().filter(|w| **w > 0);
+        let first = positive().next().copied();
+        if positive().all(|w| Some(*w) == first) {
+            // Equal weights (every endpoint of a Service): the smooth schedule is plain
+            // round robin in order; building it directly keeps large Services linear.
+            let schedule = (0..weights.len() as u32)
+                .filter(|i| weights[*i as usize] > 0)
+                .collect();
+            return Weighted {
+                items,
+                schedule,
+                next: AtomicUsize::new(0),
+            };
+        }
         let mut current = vec![0i64; weights.len()];
         let mut schedule = Vec::with_capacity(sum as usize);
         for _ in 0..sum {
@@ -199,6 +213,20 @@ mod tests {
         assert!(weighted.schedule.len() as u64 <= MAX_SCHEDULE + 1);
         let counts = counts(&weighted, weighted.schedule.len());
         assert_eq!(counts.get("b"), Some(&1));
+    }
+
+    #[test]
+    fn equal_weights_match_the_smooth_schedule() {
+        // The fast path must give what the smooth algorithm gives: each item once, in order.
+        let weighted = Weighted::new(vec![("a", 2), ("b", 0), ("c", 2), ("d", 2)]);
+        assert_eq!(weighted.schedule, [0, 2, 3]);
+        let large = Weighted::new((0..10_000u32).map(|i| (i, 1)).collect());
+        assert_eq!(large.schedule.len(), 10_000);
+        assert!(large
+            .schedule
+            .iter()
+            .enumerate()
+            .all(|(i, s)| *s as usize == i));
     }
 
     #[test]

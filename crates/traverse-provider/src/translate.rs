@@ -163,7 +163,7 @@ impl<'a> Translator<'a> {
             );
         }
         let kinds = middleware_kinds(spec);
-        let invalid = |message: String| Err(message);
+        let invalid = |message: String| Err((Reason::InvalidMiddleware, message));
         let result = match kinds.as_slice() {
             [] => invalid("sets no middleware type".into()),
             [_, _, ..] => invalid(format!(
@@ -213,23 +213,21 @@ impl<'a> Translator<'a> {
                     _ => invalid("spec.headers is empty".into()),
                 }
             }
-            [kind] => Err(format!("middleware type {kind} is not supported yet")),
+            [kind] => Err((
+                Reason::Unsupported,
+                format!("middleware type {kind} is not supported yet"),
+            )),
         };
-        if let Err(message) = &result {
-            let reason = if message.contains("not supported") {
-                Reason::Unsupported
-            } else {
-                Reason::InvalidMiddleware
-            };
+        if let Err((reason, message)) = &result {
             self.report(
                 &me,
                 Severity::Error,
-                reason,
+                *reason,
                 None,
                 format!("{message}; routes using it answer 503"),
             );
         }
-        result
+        result.map_err(|(_, message)| message)
     }
 
     fn ingress_route(

@@ -111,23 +111,23 @@ async fn control(
     let providers = match config.providers.file.clone() {
         Some(file) if file.watch => {
             let mut stopped = providers_stopped.clone();
-            tokio::spawn(FileProvider::new(&file.directory).watch(
+            Some(tokio::spawn(FileProvider::new(&file.directory).watch(
                 file.debounce,
                 move |snapshot, diagnostics| applier.apply(&snapshot, diagnostics),
                 async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 },
-            ))
+            )))
         }
         Some(file) => {
             let (snapshot, diagnostics) = FileProvider::new(&file.directory).load();
             applier.apply(&snapshot, diagnostics);
-            tokio::spawn(async {})
+            None
         }
         None => {
             tracing::warn!("no provider configured: every request answers 404");
             applier.apply(&Snapshot::default(), Diagnostics::default());
-            tokio::spawn(async {})
+            None
         }
     };
     tracing::info!(
@@ -155,7 +155,9 @@ async fn control(
     state.start_draining();
     let _ = stop_pingora.send(ShutdownSignal::GracefulTerminate);
     let _ = stop_providers.send(true);
-    let _ = providers.await;
+    if let Some(watcher) = providers {
+        let _ = watcher.await;
+    }
 
     let deadline = Instant::now() + grace;
     while state.in_flight() > 0 && Instant::now() < deadline {
