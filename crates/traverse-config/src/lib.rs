@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
 mod tests;
@@ -97,6 +97,8 @@ pub struct Config {
     pub server: Server,
     #[serde(default)]
     pub shutdown: Shutdown,
+    #[serde(default)]
+    pub tracing: Tracing,
 }
 
 /// Identity of the cluster this gateway runs in.
@@ -129,6 +131,23 @@ pub struct EntryPoint {
     pub timeouts: EntryPointTimeouts,
     #[serde(default)]
     pub forwarded_headers: ForwardedHeaders,
+    /// What to do with the W3C trace context clients send.
+    #[serde(default)]
+    pub trace_context: TrustPolicy,
+}
+
+/// How an entrypoint treats the trace context its clients send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustPolicy {
+    /// Join the caller's trace: the inbound context becomes the parent.
+    #[default]
+    Continue,
+    /// Start a new trace and link to the caller's, for untrusted edges that
+    /// should not control our trace ids or sampling but stay correlatable.
+    NewAndLink,
+    /// Start a new trace and drop the caller's context entirely.
+    Ignore,
 }
 
 /// Downstream (client-side) timeouts of an entrypoint.
@@ -267,6 +286,115 @@ impl Default for Shutdown {
     }
 }
 
+/// Distributed tracing. Unset fields fall back to the standard `OTEL_*` environment
+/// variables, then to defaults: explicit configuration wins.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tracing {
+    /// `service.name` of every span (default `OTEL_SERVICE_NAME`, else `traverse`).
+    pub service_name: Option<String>,
+    /// Fraction of new traces recorded, 0.0 to 1.0; a request that arrives with trace
+    /// context follows the caller's sampling decision.
+    pub sample_rate: Option<f64>,
+    /// Also trace the admin listener's own traffic (probes, API).
+    #[serde(default)]
+    pub add_internals: bool,
+    /// Extra resource attributes, e.g. `deployment.environment: prod`; they win over
+    /// `OTEL_RESOURCE_ATTRIBUTES` and the defaults.
+    #[serde(default)]
+    pub resource_attributes: BTreeMap<String, String>,
+    /// Response header that returns the trace id to the client, e.g. `X-Trace-Id`.
+    pub trace_id_response_header: Option<String>,
+    #[serde(default)]
+    pub otlp: Otlp,
+    #[serde(default)]
+    pub queue: ExportQueue,
+}
+
+/// Where a signal is exported over OTLP: one of `http` or `grpc`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Otlp {
+    /// Unset: enabled when `http` or `grpc` is given or an `OTEL_EXPORTER_OTLP_*ENDPOINT`
+    /// variable is set.
+    pub enabled: Option<bool>,
+    pub http: Option<OtlpHttp>,
+    pub grpc: Option<OtlpGrpc>,
+}
+
+/// OTLP over HTTP with protobuf bodies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OtlpHttp {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The full URL including the signal's path, e.g. `http://collector:4318/v1/traces`.
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Per export attempt.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    pub tls: Option<Tls>,
+}
+
+/// OTLP over gRPC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OtlpGrpc {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `host:port` or a URL, e.g. `collector:4317` or `https://collector:4317`.
+    pub endpoint: Option<String>,
+    /// Plaintext (no TLS) when the endpoint has no scheme.
+    #[serde(default)]
+    pub insecure: bool,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    pub tls: Option<Tls>,
+}
+
+/// TLS towards a collector (the system's roots are always trusted).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tls {
+    /// PEM bundle of extra roots to trust.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain and key, for mutual TLS.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Skip server verification: only for testing.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// The bounded buffer between the request path and the exporter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExportQueue {
+    /// Spans waiting for export; when full, new spans are dropped (and counted).
+    #[serde(default = "default_max_queue_size")]
+    pub max_size: usize,
+    /// Spans per export request.
+    #[serde(default = "default_max_batch_size")]
+    pub max_batch_size: usize,
+    /// Longest time a span waits before its batch is sent.
+    #[serde(default = "default_schedule_delay", with = "humantime_serde")]
+    pub schedule_delay: Duration,
+}
+
+impl Default for ExportQueue {
+    fn default() -> Self {
+        ExportQueue {
+            max_size: default_max_queue_size(),
+            max_batch_size: default_max_batch_size(),
+            schedule_delay: default_schedule_delay(),
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -281,6 +409,7 @@ fn default_entry_points() -> BTreeMap<String, EntryPoint> {
             h2c: true,
             timeouts: EntryPointTimeouts::default(),
             forwarded_headers: ForwardedHeaders::default(),
+            trace_context: TrustPolicy::default(),
         },
     )])
 }
@@ -304,6 +433,15 @@ fn default_keepalive_pool_size() -> usize {
 }
 fn default_grace_period() -> Duration {
     Duration::from_secs(30)
+}
+fn default_max_queue_size() -> usize {
+    2048
+}
+fn default_max_batch_size() -> usize {
+    512
+}
+fn default_schedule_delay() -> Duration {
+    Duration::from_secs(1)
 }
 
 impl Config {
@@ -429,6 +567,7 @@ impl Config {
         if self.shutdown.grace_period > Duration::from_secs(3600) {
             problem("shutdown.gracePeriod".into(), "must be at most 1h".into());
         }
+        self.tracing.validate(&mut problem);
 
         if problems.is_empty() {
             Ok(())
@@ -444,6 +583,133 @@ impl Config {
             n => n,
         }
     }
+}
+
+impl Tracing {
+    fn validate(&self, problem: &mut dyn FnMut(String, String)) {
+        if let Some(rate) = self.sample_rate {
+            if !(0.0..=1.0).contains(&rate) {
+                problem(
+                    "tracing.sampleRate".into(),
+                    format!("{rate} is not between 0.0 and 1.0"),
+                );
+            }
+        }
+        if let Some(name) = &self.trace_id_response_header {
+            if !is_token(name) {
+                problem(
+                    "tracing.traceIdResponseHeader".into(),
+                    format!("{name:?} is not a valid header name"),
+                );
+            }
+        }
+        for key in self.resource_attributes.keys() {
+            if key.trim().is_empty() {
+                problem(
+                    "tracing.resourceAttributes".into(),
+                    "attribute names must not be empty".into(),
+                );
+            }
+        }
+        self.otlp.validate("tracing.otlp", problem);
+        let queue = &self.queue;
+        if queue.max_size == 0 {
+            problem(
+                "tracing.queue.maxSize".into(),
+                "must be greater than zero".into(),
+            );
+        }
+        if queue.max_batch_size == 0 || queue.max_batch_size > queue.max_size {
+            problem(
+                "tracing.queue.maxBatchSize".into(),
+                format!("must be between 1 and maxSize ({})", queue.max_size),
+            );
+        }
+        if queue.schedule_delay.is_zero() {
+            problem(
+                "tracing.queue.scheduleDelay".into(),
+                "must be greater than zero".into(),
+            );
+        }
+    }
+}
+
+impl Otlp {
+    /// The transport chosen by configuration, if one is enabled.
+    pub fn http_enabled(&self) -> Option<&OtlpHttp> {
+        self.http.as_ref().filter(|h| h.enabled)
+    }
+
+    pub fn grpc_enabled(&self) -> Option<&OtlpGrpc> {
+        self.grpc.as_ref().filter(|g| g.enabled)
+    }
+
+    fn validate(&self, key: &str, problem: &mut dyn FnMut(String, String)) {
+        if self.http_enabled().is_some() && self.grpc_enabled().is_some() {
+            problem(key.into(), "enable one of http and grpc, not both".into());
+        }
+        let transports = [
+            self.http
+                .as_ref()
+                .map(|h| ("http", h.endpoint.as_deref(), &h.headers, h.timeout, &h.tls)),
+            self.grpc
+                .as_ref()
+                .map(|g| ("grpc", g.endpoint.as_deref(), &g.headers, g.timeout, &g.tls)),
+        ];
+        for (name, endpoint, headers, timeout, tls) in transports.into_iter().flatten() {
+            let key = format!("{key}.{name}");
+            if let Some(endpoint) = endpoint {
+                let has_scheme =
+                    endpoint.starts_with("http://") || endpoint.starts_with("https://");
+                if (name == "http" && !has_scheme) || endpoint.contains(char::is_whitespace) {
+                    problem(
+                        format!("{key}.endpoint"),
+                        format!("{endpoint:?} is not an http:// or https:// URL"),
+                    );
+                }
+            }
+            for header in headers.keys() {
+                if !is_token(header) {
+                    problem(
+                        format!("{key}.headers"),
+                        format!("{header:?} is not a valid header name"),
+                    );
+                }
+            }
+            if timeout.is_some_and(|t| t.is_zero()) {
+                problem(format!("{key}.timeout"), "must be greater than zero".into());
+            }
+            if let Some(tls) = tls {
+                if tls.cert.is_some() != tls.key.is_some() {
+                    problem(
+                        format!("{key}.tls"),
+                        "cert and key must be given together".into(),
+                    );
+                }
+            }
+        }
+        if let Some(grpc) = &self.grpc {
+            if grpc.insecure
+                && grpc
+                    .endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("https://"))
+            {
+                problem(
+                    format!("{key}.grpc.insecure"),
+                    "contradicts the https:// endpoint".into(),
+                );
+            }
+        }
+    }
+}
+
+/// An HTTP token (RFC 9110), the grammar of header names.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn is_dns_label(name: &str) -> bool {

@@ -1,4 +1,5 @@
-//! The admin listener: `/livez`, `/readyz` and the read-only `/api/routes`.
+//! The admin listener: `/livez`, `/readyz` and the read-only `/api/routes` and
+//! `/api/telemetry`. Its own traffic is traced only with `tracing.addInternals`.
 
 use std::sync::Arc;
 
@@ -7,7 +8,9 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde::Serialize;
+use traverse_config::TrustPolicy;
 use traverse_provider::{Backend, Diagnostic, Router, Target};
+use traverse_telemetry::{propagation, semconv, KeyValue, Span, StatsSnapshot, Status, Tracer};
 
 use crate::GatewayState;
 
@@ -36,20 +39,86 @@ impl AdminApi {
         // Serializing plain data into memory cannot fail.
         serde_json::to_vec_pretty(&view).unwrap_or_default()
     }
+
+    fn telemetry_json(&self) -> Vec<u8> {
+        let tracer = self.state.tracer();
+        let view = TelemetryView {
+            traces: TracesView {
+                enabled: tracer.is_some(),
+                spans: tracer.map(|t| t.stats().snapshot()).unwrap_or_default(),
+            },
+        };
+        serde_json::to_vec_pretty(&view).unwrap_or_default()
+    }
+}
+
+#[derive(Serialize)]
+struct TelemetryView {
+    traces: TracesView,
+}
+
+#[derive(Serialize)]
+struct TracesView {
+    enabled: bool,
+    spans: StatsSnapshot,
 }
 
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let tracer = self.state.tracer().filter(|t| t.add_internals());
+        let span = tracer.map(|t| internal_span(t, session.req_header()));
         let path = session.req_header().uri.path().to_owned();
-        match path.as_str() {
+        let response = match path.as_str() {
             "/livez" => text(StatusCode::OK, "ok\n"),
             "/readyz" if self.state.is_ready() => text(StatusCode::OK, "ready\n"),
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
             "/api/routes" => json(self.routes_json()),
+            "/api/telemetry" => json(self.telemetry_json()),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+        if let (Some(tracer), Some(mut span)) = (tracer, span) {
+            let status = response.status();
+            span.set(|| {
+                KeyValue::new(
+                    semconv::HTTP_RESPONSE_STATUS_CODE,
+                    i64::from(status.as_u16()),
+                )
+            });
+            let known = status != StatusCode::NOT_FOUND;
+            let method = session.req_header().method.as_str().to_owned();
+            let name = if known {
+                format!("{method} {path}")
+            } else {
+                method
+            };
+            let outcome = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+                Status::error(status.to_string())
+            } else {
+                Status::Unset
+            };
+            tracer.end(span, name, outcome);
         }
+        response
     }
+}
+
+/// The SERVER span of an admin request, continuing the caller's trace (probes from
+/// the orchestrator usually send none).
+fn internal_span(tracer: &Tracer, request: &pingora::http::RequestHeader) -> Span {
+    let extracted = propagation::extract(&request.headers);
+    let mut span = tracer.start_server(&propagation::decide(TrustPolicy::Continue, &extracted));
+    span.set(|| {
+        KeyValue::new(
+            semconv::HTTP_REQUEST_METHOD,
+            request.method.as_str().to_owned(),
+        )
+    });
+    span.set(|| KeyValue::new(semconv::URL_PATH, request.uri.path().to_owned()));
+    span.set(|| KeyValue::new(semconv::URL_SCHEME, "http"));
+    span.set(|| KeyValue::new("traverse.role", tracer.role()));
+    span.set(|| KeyValue::new("traverse.internal", true));
+    span
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {

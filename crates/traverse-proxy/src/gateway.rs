@@ -14,13 +14,15 @@ use bytes::Bytes;
 use http::{HeaderValue, Uri};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
+use pingora::protocols::http::error_resp::gen_error_response;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
-use traverse_config::{EntryPoint, Upstream};
+use traverse_config::{EntryPoint, TrustPolicy, Upstream};
 use traverse_provider::{Backend, Middleware, Router, Scheme, Target};
 
 use crate::errors::{status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::forwarded::{Downstream, ForwardedPolicy};
+use crate::trace::{RequestFacts, RequestTrace};
 use crate::{GatewayState, InFlight};
 
 /// Everything an entrypoint needs from the static configuration, resolved once.
@@ -35,6 +37,7 @@ pub struct GatewayOptions {
     /// read timeouts, so a trickled header is cut off by `read` and an idle connection by `idle`.
     pub(crate) keepalive_seconds: u64,
     upstream: Upstream,
+    trust: TrustPolicy,
 }
 
 impl GatewayOptions {
@@ -52,6 +55,7 @@ impl GatewayOptions {
                 entry_point.timeouts.idle.min(entry_point.timeouts.read),
             ),
             upstream: upstream.clone(),
+            trust: entry_point.trace_context,
         }
     }
 }
@@ -77,6 +81,24 @@ pub struct RequestCtx {
     backend: Option<Arc<Backend>>,
     upstream: Option<SocketAddr>,
     attempts: u32,
+    /// Status of the last upstream response header received.
+    upstream_status: Option<u16>,
+    /// `None` when tracing is off.
+    trace: Option<RequestTrace>,
+}
+
+/// Names for spans, borrowed from the context's fields (not the whole context, so the
+/// trace can be updated while they are held).
+fn facts<'a>(
+    entry_point: &'a str,
+    router: &'a Option<Arc<Router>>,
+    backend: &'a Option<Arc<Backend>>,
+) -> RequestFacts<'a> {
+    RequestFacts {
+        entry_point,
+        router: router.as_ref().map(|r| r.name.as_str()),
+        service: backend.as_ref().map(|b| b.name.as_str()),
+    }
 }
 
 /// What routing decided, computed while the request header is borrowed.
@@ -102,6 +124,8 @@ impl ProxyHttp for Gateway {
             backend: None,
             upstream: None,
             attempts: 0,
+            upstream_status: None,
+            trace: None,
         }
     }
 
@@ -109,6 +133,19 @@ impl ProxyHttp for Gateway {
         session.set_read_timeout(Some(self.options.downstream_read));
         session.set_write_timeout(Some(self.options.downstream_write));
         session.set_keepalive(Some(self.options.keepalive_seconds));
+        if let Some(tracer) = self.state.tracer() {
+            let local_port = session
+                .server_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.port());
+            ctx.trace = Some(RequestTrace::start(
+                tracer,
+                self.options.trust,
+                session.req_header(),
+                client_ip(session),
+                local_port,
+            ));
+        }
 
         match self.decide(session) {
             Decision::Proxy(router, backend) => {
@@ -118,7 +155,8 @@ impl ProxyHttp for Gateway {
             }
             Decision::Respond(router, status, body) => {
                 ctx.router = router;
-                respond(session, status, body).await?;
+                let trace_header = self.trace_header(ctx);
+                respond(session, status, body, trace_header).await?;
                 Ok(true)
             }
         }
@@ -138,6 +176,11 @@ impl ProxyHttp for Gateway {
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no available server"))?;
         ctx.attempts += 1;
         ctx.upstream = Some(address);
+        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
+            let facts = facts(&self.options.entry_point, &ctx.router, &ctx.backend);
+            let method = &session.req_header().method;
+            trace.start_attempt(tracer, method, address, ctx.attempts, &facts);
+        }
 
         let tls = backend.scheme == Scheme::Https;
         // TLS upstreams are verified against the name the client asked for.
@@ -164,11 +207,16 @@ impl ProxyHttp for Gateway {
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut error: Box<Error>,
     ) -> Box<Error> {
+        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
+            let facts = facts(&self.options.entry_point, &ctx.router, &ctx.backend);
+            let kind = error.etype().as_str();
+            trace.fail_attempt(tracer, &session.req_header().method, &facts, kind);
+        }
         // Nothing reached the upstream, so retrying is safe for every method.
         let other_endpoint = ctx
             .backend
@@ -206,6 +254,9 @@ impl ProxyHttp for Gateway {
         };
         self.options.forwarded.apply(upstream_request, &downstream);
         rewrite_request(upstream_request, &router.middlewares)?;
+        if let Some(trace) = &ctx.trace {
+            trace.inject(upstream_request)?;
+        }
 
         if !backend.pass_host_header {
             if let Some(address) = ctx.upstream {
@@ -220,12 +271,25 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some((name, value)) = self.trace_header(ctx) {
+            response.insert_header(name, value)?;
+        }
         if let Some(router) = &ctx.router {
             for middleware in router.middlewares.iter().rev() {
                 if let Middleware::Headers {
@@ -250,12 +314,21 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         error: &Error,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let status = status_for_error(error);
         // A client that is gone cannot be answered; anything else gets the mapped status.
         if status != CLIENT_CLOSED_REQUEST && session.response_written().is_none() {
-            if let Err(write_error) = session.respond_error(status).await {
+            let mut response = gen_error_response(status);
+            if let Some((name, value)) = self.trace_header(ctx) {
+                // The name and value were validated when built; this cannot fail.
+                let _ = response.insert_header(name, value);
+            }
+            let downstream = session.as_downstream_mut();
+            if let Err(write_error) = downstream
+                .write_error_response(response, Bytes::new())
+                .await
+            {
                 tracing::debug!(%write_error, "could not send error response");
             }
         }
@@ -268,6 +341,17 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let status = final_status(session.response_written().map(|r| r.status.as_u16()), error);
         let request = session.req_header();
+        if let (Some(tracer), Some(trace)) = (self.state.tracer(), ctx.trace.take()) {
+            let facts = facts(&self.options.entry_point, &ctx.router, &ctx.backend);
+            trace.finish(
+                tracer,
+                &request.method,
+                &facts,
+                ctx.upstream_status,
+                status,
+                error,
+            );
+        }
         tracing::debug!(
             target: "traverse::access",
             entrypoint = %self.options.entry_point,
@@ -286,6 +370,11 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// The trace id response header, when tracing and the option are on.
+    fn trace_header(&self, ctx: &RequestCtx) -> Option<(http::HeaderName, HeaderValue)> {
+        ctx.trace.as_ref()?.response_header(self.state.tracer()?)
+    }
+
     fn decide(&self, session: &Session) -> Decision {
         let header = session.req_header();
         let request = traverse_router::Request {
@@ -331,7 +420,7 @@ fn final_status(written: Option<u16>, error: Option<&Error>) -> u16 {
 }
 
 /// Host from the Host header (HTTP/1) or the URI authority (HTTP/2).
-fn request_host(header: &RequestHeader) -> Option<&str> {
+pub(crate) fn request_host(header: &RequestHeader) -> Option<&str> {
     header
         .headers
         .get(http::header::HOST)
@@ -346,7 +435,7 @@ pub(crate) fn whole_seconds(d: Duration) -> u64 {
 }
 
 /// `example.com:8443` → `example.com`, `[::1]:8443` → `::1`.
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
@@ -426,8 +515,16 @@ fn rewrite_request(request: &mut RequestHeader, middlewares: &[Middleware]) -> R
     Ok(())
 }
 
-async fn respond(session: &mut Session, status: u16, body: Bytes) -> Result<()> {
-    let mut header = ResponseHeader::build(status, Some(2))?;
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    trace_header: Option<(http::HeaderName, HeaderValue)>,
+) -> Result<()> {
+    let mut header = ResponseHeader::build(status, Some(3))?;
+    if let Some((name, value)) = trace_header {
+        header.insert_header(name, value)?;
+    }
     header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     session

@@ -9,12 +9,14 @@ mod entrypoint;
 mod errors;
 mod forwarded;
 mod gateway;
+mod trace;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use traverse_provider::RoutingTable;
+use traverse_telemetry::Tracer;
 
 pub use admin::AdminApi;
 pub use entrypoint::{entrypoint_service, EntryPointApp};
@@ -30,12 +32,27 @@ pub struct GatewayState {
     draining: AtomicBool,
     in_flight: AtomicUsize,
     generation: AtomicU64,
+    /// `None` when tracing is off.
+    tracer: Option<Arc<Tracer>>,
 }
 
 impl GatewayState {
     /// A state with an empty routing table, not yet ready.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A state whose requests are traced by `tracer`.
+    pub fn with_tracer(tracer: Option<Arc<Tracer>>) -> Arc<Self> {
+        Arc::new(GatewayState {
+            tracer,
+            ..Self::default()
+        })
+    }
+
+    /// The tracer, when tracing is on.
+    pub fn tracer(&self) -> Option<&Arc<Tracer>> {
+        self.tracer.as_ref()
     }
 
     /// Atomically replaces the routing table; requests already matched keep the old one.

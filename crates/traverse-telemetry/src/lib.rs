@@ -1,8 +1,24 @@
-//! Trace context propagation and telemetry for Traverse.
+//! Tracing for Traverse: W3C context propagation, request spans and OTLP export.
 //!
-//! [`propagation`] is the pure core: W3C Trace Context and Baggage parsing,
-//! the per-entrypoint trust decision and outbound injection. It does no I/O so
-//! the data plane can call it on the hot path and hand the resulting
-//! [`opentelemetry::trace::SpanContext`]s to the SDK.
+//! - [`propagation`] is the pure core: trace context and baggage parsing, the
+//!   per-entrypoint trust decision and the outbound headers.
+//! - [`settings`] resolves the configuration against the `OTEL_*` variables.
+//! - [`Tracer`] creates and ends spans on the request path without blocking.
+//! - [`TracePipeline`] batches them on a dedicated thread and exports them with
+//!   [`export`], retrying only what OTLP calls retryable.
 
+pub mod export;
+pub mod pipeline;
 pub mod propagation;
+pub mod settings;
+mod tracer;
+
+pub use pipeline::{ExportStats, StatsSnapshot, TracePipeline};
+pub use settings::TraceSettings;
+pub use tracer::{Span, Tracer};
+
+/// Re-exported so the data plane names span kinds, statuses and attributes
+/// from the same crate versions.
+pub use opentelemetry::trace::{SpanKind, Status};
+pub use opentelemetry::KeyValue;
+pub use opentelemetry_semantic_conventions::attribute as semconv;

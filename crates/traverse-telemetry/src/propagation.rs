@@ -8,7 +8,6 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
 mod tests;
@@ -158,7 +157,7 @@ fn delimiter(bytes: &[u8], at: usize, after: &'static str) -> Result<(), Invalid
 ///
 /// Only the sampled flag is written: the other bits are undefined in version
 /// `00` and the spec says to send them as zero. The context is not validated;
-/// [`inject`] is the caller that refuses invalid ones.
+/// [`outbound`] is the caller that refuses invalid ones.
 pub fn format_traceparent(ctx: &SpanContext) -> String {
     let flags = ctx.trace_flags() & TraceFlags::SAMPLED;
     format!(
@@ -332,19 +331,7 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
     }
 }
 
-/// How an entrypoint treats the trace context its clients send.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TrustPolicy {
-    /// Join the caller's trace: the inbound context becomes the parent.
-    #[default]
-    Continue,
-    /// Start a new trace and link to the caller's, for untrusted edges that
-    /// should not control our trace ids or sampling but stay correlatable.
-    NewAndLink,
-    /// Start a new trace and drop the caller's context entirely.
-    Ignore,
-}
+pub use traverse_config::TrustPolicy;
 
 /// What the gateway's server span should hang off.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -374,46 +361,47 @@ pub fn decide(policy: TrustPolicy, extracted: &Extracted) -> Decision {
     }
 }
 
-/// Writes `ctx` into outbound request headers.
+/// The trace context headers to send upstream for `ctx`.
 ///
-/// Every existing `traceparent` and `tracestate` value is removed first, so
-/// exactly one `traceparent` goes upstream whatever the client sent. The
-/// tracestate is re-checked with [`parse_tracestate`]'s rules (an SDK may
-/// have added entries) and only sent when non-empty. An invalid `ctx`
-/// (all-zero ids) is not written: upstream would reject it anyway.
-pub fn inject(headers: &mut HeaderMap, ctx: &SpanContext) {
-    headers.remove(TRACEPARENT);
-    headers.remove(TRACESTATE);
+/// Callers remove every inbound `traceparent` and `tracestate` first and then
+/// write these, so exactly one `traceparent` goes upstream whatever the client
+/// sent. The tracestate is re-checked with [`parse_tracestate`]'s rules (an SDK
+/// may have added entries) and only sent when non-empty. An invalid `ctx`
+/// (all-zero ids) yields nothing: upstream would reject it anyway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outbound {
+    pub traceparent: Option<HeaderValue>,
+    pub tracestate: Option<HeaderValue>,
+}
+
+/// Computes the [`Outbound`] headers for `ctx`.
+pub fn outbound(ctx: &SpanContext) -> Outbound {
     if !ctx.is_valid() {
-        return;
+        return Outbound::default();
     }
-    if let Ok(value) = HeaderValue::try_from(format_traceparent(ctx)) {
-        headers.insert(TRACEPARENT, value);
-    }
+    let traceparent = HeaderValue::try_from(format_traceparent(ctx)).ok();
     let raw = ctx.trace_state().header();
-    if raw.is_empty() {
-        return;
-    }
-    let state = parse_tracestate(&[&raw]).header();
-    if state.is_empty() {
-        return;
-    }
-    if let Ok(value) = HeaderValue::try_from(state) {
-        headers.insert(TRACESTATE, value);
+    let tracestate = if raw.is_empty() {
+        None
+    } else {
+        let state = parse_tracestate(&[&raw]).header();
+        (!state.is_empty())
+            .then(|| HeaderValue::try_from(state).ok())
+            .flatten()
+    };
+    Outbound {
+        traceparent,
+        tracestate,
     }
 }
 
-/// Keeps `baggage` headers only when well-formed and within the spec's limits.
+/// Whether the `baggage` headers are well-formed and within the spec's limits;
+/// when not, the caller removes every `baggage` header (valid ones pass untouched).
 ///
 /// The values are checked as one combined list (comma-joined, as HTTP combines
-/// repeated headers): at most 64 list-members and 8192 bytes. Anything
-/// malformed or over a limit removes every `baggage` header; valid ones are
-/// left untouched.
-pub fn sanitize_baggage(headers: &mut HeaderMap) {
-    let values = headers.get_all(BAGGAGE);
-    if values.iter().next().is_some() && !baggage_ok(values.iter()) {
-        headers.remove(BAGGAGE);
-    }
+/// repeated headers): at most 64 list-members and 8192 bytes.
+pub fn baggage_is_valid(headers: &HeaderMap) -> bool {
+    baggage_ok(headers.get_all(BAGGAGE).iter())
 }
 
 fn baggage_ok<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> bool {

@@ -68,7 +68,10 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn,pingora=warn")
+        EnvFilter::new(
+            "info,pingora_core=warn,pingora_proxy=warn,pingora=warn,\
+             hyper=warn,hyper_util=warn,h2=warn,tonic=warn,rustls=warn",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

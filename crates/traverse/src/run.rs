@@ -22,10 +22,28 @@ use traverse_config::Config;
 use traverse_provider::file::FileProvider;
 use traverse_provider::{translate, Diagnostic, Diagnostics, RoutingTable, Severity, Snapshot};
 use traverse_proxy::{entrypoint_service, AdminApi, GatewayState};
+use traverse_telemetry::{settings, TracePipeline, TraceSettings};
+
+/// Longest the trace export gets to flush at exit, even with the collector unreachable.
+const TRACE_FLUSH_BOUND: Duration = Duration::from_secs(5);
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let state = GatewayState::new();
+    let (tracer, pipeline) = match tracing_settings(&config)? {
+        Some(settings) => {
+            tracing::info!(
+                protocol = ?settings.exporter.protocol,
+                endpoint = %settings.exporter.endpoint,
+                sampler = ?settings.sampler,
+                "tracing on"
+            );
+            let (tracer, pipeline) =
+                TracePipeline::start(settings).context("starting trace export")?;
+            (Some(tracer), Some(pipeline))
+        }
+        None => (None, None),
+    };
+    let state = GatewayState::with_tracer(tracer);
     let (stop_pingora, pingora_signal) = oneshot::channel();
     let server = build_server(&config, &state)?;
     let pingora = std::thread::Builder::new()
@@ -45,7 +63,20 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     // Do not wait for the Pingora thread: it sleeps out its own grace period, and
     // everything that mattered has drained by now.
     runtime.shutdown_background();
+    if let Some(pipeline) = pipeline {
+        if !pipeline.shutdown(TRACE_FLUSH_BOUND) {
+            tracing::warn!(bound = ?TRACE_FLUSH_BOUND, "trace export did not finish flushing");
+        }
+    }
     result
+}
+
+/// Tracing resolved against the `OTEL_*` environment; every problem is reported.
+pub fn tracing_settings(config: &Config) -> anyhow::Result<Option<TraceSettings>> {
+    settings::resolve(config, &|name| std::env::var(name).ok()).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        anyhow::anyhow!("invalid tracing configuration:\n{}", list.join("\n"))
+    })
 }
 
 fn build_server(config: &Config, state: &Arc<GatewayState>) -> anyhow::Result<Server> {

@@ -16,6 +16,10 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(error) = crate::run::tracing_settings(&config) {
+        eprintln!("error: {}: {error}", path.display());
+        return ExitCode::FAILURE;
+    }
     let Some(file) = &config.providers.file else {
         println!(
             "{}: configuration is valid (no file provider, no manifests to check)",

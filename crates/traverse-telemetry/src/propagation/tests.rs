@@ -594,6 +594,7 @@ fn decide_table() {
 #[test]
 fn trust_policy_config_names() {
     use serde::de::value::{Error, StrDeserializer};
+    use serde::Deserialize;
     let parse = |s: &'static str| TrustPolicy::deserialize(StrDeserializer::<Error>::new(s));
     assert_eq!(TrustPolicy::default(), TrustPolicy::Continue);
     assert_eq!(parse("continue").unwrap(), TrustPolicy::Continue);
@@ -604,6 +605,26 @@ fn trust_policy_config_names() {
 }
 
 // --------------------------------------------------------------------- inject
+
+/// What a caller of [`outbound`] does to an outbound header map.
+fn inject(map: &mut HeaderMap, ctx: &SpanContext) {
+    map.remove(TRACEPARENT);
+    map.remove(TRACESTATE);
+    let headers = outbound(ctx);
+    if let Some(value) = headers.traceparent {
+        map.insert(TRACEPARENT, value);
+    }
+    if let Some(value) = headers.tracestate {
+        map.insert(TRACESTATE, value);
+    }
+}
+
+/// What a caller of [`baggage_is_valid`] does.
+fn sanitize_baggage(map: &mut HeaderMap) {
+    if !baggage_is_valid(map) {
+        map.remove(BAGGAGE);
+    }
+}
 
 #[test]
 fn inject_leaves_exactly_one_traceparent() {

@@ -1,0 +1,320 @@
+//! Spans on the request path.
+//!
+//! The data plane knows a request's whole story by Pingora's `logging` phase, so a
+//! span here is a plain value: ids and start time when the request arrives,
+//! attributes as phases learn them, and one [`Tracer::end`] that turns it into
+//! `SpanData` and offers it to the export queue without waiting. There is no span
+//! stack, no lock and no context object to carry across phases.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{
+    Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample, SpanData, SpanEvents,
+    SpanLinks,
+};
+use tokio::sync::mpsc;
+
+use crate::pipeline::ExportStats;
+use crate::propagation::Decision;
+
+/// Creates and ends the gateway's spans; shared by every worker.
+#[derive(Debug)]
+pub struct Tracer {
+    sampler: Sampler,
+    ids: RandomIdGenerator,
+    scope: InstrumentationScope,
+    queue: mpsc::Sender<SpanData>,
+    stats: Arc<ExportStats>,
+    role: &'static str,
+    add_internals: bool,
+    trace_id_response_header: Option<http::HeaderName>,
+}
+
+/// A span in progress. Attributes are only kept when the span is sampled.
+#[derive(Debug)]
+pub struct Span {
+    context: SpanContext,
+    parent_span_id: SpanId,
+    parent_is_remote: bool,
+    kind: SpanKind,
+    start: SystemTime,
+    attributes: Vec<KeyValue>,
+    links: Vec<Link>,
+}
+
+impl Tracer {
+    pub(crate) fn new(
+        sampler: Sampler,
+        queue: mpsc::Sender<SpanData>,
+        stats: Arc<ExportStats>,
+        role: &'static str,
+        add_internals: bool,
+        trace_id_response_header: Option<http::HeaderName>,
+    ) -> Self {
+        Tracer {
+            sampler,
+            ids: RandomIdGenerator::default(),
+            scope: InstrumentationScope::builder("traverse")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+            queue,
+            stats,
+            role,
+            add_internals,
+            trace_id_response_header,
+        }
+    }
+
+    /// Starts the SERVER span of a request, under the parent the trust policy chose.
+    /// The sampling decision is made here, once, and inherited by every child.
+    pub fn start_server(&self, decision: &Decision) -> Span {
+        let parent = decision.parent.as_ref().filter(|p| p.is_valid());
+        let trace_id = parent.map_or_else(|| self.ids.new_trace_id(), |p| p.trace_id());
+        let parent_context = parent.map(|p| Context::new().with_remote_span_context(p.clone()));
+        let links: Vec<Link> = decision
+            .link
+            .iter()
+            .map(|ctx| Link::with_context(ctx.clone()))
+            .collect();
+        let result = self.sampler.should_sample(
+            parent_context.as_ref(),
+            trace_id,
+            "",
+            &SpanKind::Server,
+            &[],
+            &links,
+        );
+        let sampled = result.decision == SamplingDecision::RecordAndSample;
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::NOT_SAMPLED
+        };
+        // The parent's tracestate travels on (the sampler hands it back); a new trace
+        // starts with none.
+        let trace_state = if parent.is_some() {
+            result.trace_state
+        } else {
+            TraceState::NONE
+        };
+        Span {
+            context: SpanContext::new(trace_id, self.ids.new_span_id(), flags, false, trace_state),
+            parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
+            parent_is_remote: parent.is_some(),
+            kind: SpanKind::Server,
+            start: SystemTime::now(),
+            attributes: Vec::new(),
+            links: if sampled { links } else { Vec::new() },
+        }
+    }
+
+    /// Starts a child of `parent` (a CLIENT span per upstream attempt).
+    pub fn start_child(&self, parent: &Span, kind: SpanKind) -> Span {
+        let p = &parent.context;
+        Span {
+            context: SpanContext::new(
+                p.trace_id(),
+                self.ids.new_span_id(),
+                p.trace_flags(),
+                false,
+                p.trace_state().clone(),
+            ),
+            parent_span_id: p.span_id(),
+            parent_is_remote: false,
+            kind,
+            start: SystemTime::now(),
+            attributes: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+
+    /// Ends `span` now and queues it for export if sampled. Never waits: a full queue
+    /// drops the span and counts it.
+    pub fn end(&self, span: Span, name: impl Into<Cow<'static, str>>, status: Status) {
+        if !span.is_recording() {
+            return;
+        }
+        let mut links = SpanLinks::default();
+        links.links = span.links;
+        let data = SpanData {
+            span_context: span.context,
+            parent_span_id: span.parent_span_id,
+            parent_span_is_remote: span.parent_is_remote,
+            span_kind: span.kind,
+            name: name.into(),
+            start_time: span.start,
+            end_time: SystemTime::now(),
+            attributes: span.attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links,
+            status,
+            instrumentation_scope: self.scope.clone(),
+        };
+        if self.queue.try_send(data).is_err() {
+            self.stats.count_dropped(1);
+        }
+    }
+
+    /// The gateway's role, for the `traverse.role` attribute.
+    pub fn role(&self) -> &'static str {
+        self.role
+    }
+
+    /// Whether admin and health traffic is traced too.
+    pub fn add_internals(&self) -> bool {
+        self.add_internals
+    }
+
+    /// The response header that returns the trace id to the client, if configured.
+    pub fn trace_id_response_header(&self) -> Option<&http::HeaderName> {
+        self.trace_id_response_header.as_ref()
+    }
+
+    /// Export counters, for the admin API and metrics.
+    pub fn stats(&self) -> &ExportStats {
+        &self.stats
+    }
+}
+
+impl Span {
+    /// The context propagated downstream of this span.
+    pub fn context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    pub fn trace_id(&self) -> TraceId {
+        self.context.trace_id()
+    }
+
+    /// Sampled spans are recorded and exported; the others only propagate context.
+    pub fn is_recording(&self) -> bool {
+        self.context.is_sampled()
+    }
+
+    /// Sets an attribute (kept only when recording, so unsampled requests cost nothing).
+    pub fn set(&mut self, attribute: impl FnOnce() -> KeyValue) {
+        if self.is_recording() {
+            self.attributes.push(attribute());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::propagation::TrustPolicy;
+
+    fn tracer(sampler: Sampler) -> (Tracer, mpsc::Receiver<SpanData>) {
+        let (tx, rx) = mpsc::channel(4);
+        let tracer = Tracer::new(sampler, tx, Arc::default(), "standalone", false, None);
+        (tracer, rx)
+    }
+
+    fn remote(flags: TraceFlags) -> SpanContext {
+        SpanContext::new(
+            TraceId::from(0xabc),
+            SpanId::from(0xdef),
+            flags,
+            true,
+            "vendor=1".parse().expect("tracestate"),
+        )
+    }
+
+    fn decision(policy: TrustPolicy, inbound: Option<SpanContext>) -> Decision {
+        let extracted = crate::propagation::Extracted {
+            context: inbound,
+            ..Default::default()
+        };
+        crate::propagation::decide(policy, &extracted)
+    }
+
+    #[test]
+    fn continued_trace_keeps_trace_id_parent_and_tracestate() {
+        let (tracer, mut rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+        let server = tracer.start_server(&decision(
+            TrustPolicy::Continue,
+            Some(remote(TraceFlags::SAMPLED)),
+        ));
+        assert_eq!(server.trace_id(), TraceId::from(0xabc));
+        assert!(server.is_recording(), "the caller's sampled flag wins");
+        assert_eq!(server.context().trace_state().header(), "vendor=1");
+        let client = tracer.start_child(&server, SpanKind::Client);
+        assert_eq!(client.trace_id(), server.trace_id());
+        assert_ne!(client.context().span_id(), server.context().span_id());
+        let server_id = server.context().span_id();
+        tracer.end(client, "GET r", Status::Unset);
+        tracer.end(server, "GET r", Status::Unset);
+        let client = rx.try_recv().expect("client span");
+        let server = rx.try_recv().expect("server span");
+        assert_eq!(client.parent_span_id, server_id);
+        assert!(!client.parent_span_is_remote);
+        assert_eq!(server.parent_span_id, SpanId::from(0xdef));
+        assert!(server.parent_span_is_remote);
+    }
+
+    #[test]
+    fn unsampled_caller_is_not_recorded_but_keeps_propagating() {
+        let (tracer, mut rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let server = tracer.start_server(&decision(
+            TrustPolicy::Continue,
+            Some(remote(TraceFlags::NOT_SAMPLED)),
+        ));
+        assert!(!server.is_recording());
+        let client = tracer.start_child(&server, SpanKind::Client);
+        assert!(client.context().is_valid());
+        assert!(!client.context().is_sampled());
+        tracer.end(client, "GET", Status::Unset);
+        tracer.end(server, "GET", Status::Unset);
+        assert!(rx.try_recv().is_err(), "nothing exported");
+    }
+
+    #[test]
+    fn new_and_link_starts_a_root_linked_to_the_caller() {
+        let (tracer, mut rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let server = tracer.start_server(&decision(
+            TrustPolicy::NewAndLink,
+            Some(remote(TraceFlags::NOT_SAMPLED)),
+        ));
+        assert_ne!(server.trace_id(), TraceId::from(0xabc));
+        assert!(server.is_recording(), "a new root follows our own sampler");
+        assert_eq!(server.context().trace_state().header(), "");
+        tracer.end(server, "GET", Status::Unset);
+        let span = rx.try_recv().expect("span");
+        assert_eq!(span.parent_span_id, SpanId::INVALID);
+        assert_eq!(span.links.links.len(), 1);
+        assert_eq!(
+            span.links.links[0].span_context.span_id(),
+            SpanId::from(0xdef)
+        );
+    }
+
+    #[test]
+    fn ratio_zero_samples_nothing_new() {
+        let (tracer, mut rx) = tracer(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            0.0,
+        ))));
+        for _ in 0..100 {
+            let server = tracer.start_server(&Decision::default());
+            assert!(server.context().is_valid());
+            tracer.end(server, "GET", Status::Unset);
+        }
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts() {
+        let (tracer, _rx) = tracer(Sampler::AlwaysOn);
+        for _ in 0..10 {
+            let span = tracer.start_server(&Decision::default());
+            tracer.end(span, "GET", Status::Unset);
+        }
+        assert_eq!(tracer.stats().snapshot().dropped, 6);
+    }
+}
