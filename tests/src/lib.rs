@@ -6,6 +6,7 @@
 //! suite looks for it beside the test executable, or at `TRAVERSE_BIN`).
 
 pub mod client;
+pub mod collector;
 pub mod gateway;
 pub mod http1;
 pub mod upstream;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 pub use client::{
     connect, http_get, http_request, send, try_get, ClientError, Connection, Response,
 };
+pub use collector::Collector;
 pub use gateway::Gateway;
 pub use upstream::{Recorded, Upstream};
 

@@ -144,3 +144,49 @@ fn load_resolves_the_directory_against_the_config_file() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn tracing_problems_name_their_keys() {
+    let config = parse(
+        r#"
+tracing:
+  sampleRate: 1.5
+  traceIdResponseHeader: "x trace"
+  otlp:
+    http: {endpoint: "collector:4318", headers: {"bad header": x}, timeout: 0s, tls: {cert: c.pem}}
+    grpc: {endpoint: "https://c:4317", insecure: true}
+  queue: {maxSize: 10, maxBatchSize: 20, scheduleDelay: 0s}
+"#,
+    )
+    .expect("parses");
+    let problems = config.validate().expect_err("invalid");
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "tracing.sampleRate",
+            "tracing.traceIdResponseHeader",
+            "tracing.otlp",
+            "tracing.otlp.http.endpoint",
+            "tracing.otlp.http.headers",
+            "tracing.otlp.http.timeout",
+            "tracing.otlp.http.tls",
+            "tracing.otlp.grpc.insecure",
+            "tracing.queue.maxBatchSize",
+            "tracing.queue.scheduleDelay",
+        ]
+    );
+}
+
+#[test]
+fn entrypoint_trace_context_policies() {
+    let config = parse(
+        "entryPoints:\n  edge: {address: '0.0.0.0:80', traceContext: new-and-link}\n  mesh: {address: '0.0.0.0:81'}\n",
+    )
+    .expect("parses");
+    assert_eq!(config.entry_points["edge"].trace_context, TrustPolicy::NewAndLink);
+    assert_eq!(config.entry_points["mesh"].trace_context, TrustPolicy::Continue);
+    let err = parse("entryPoints:\n  edge: {address: '0.0.0.0:80', traceContext: trust}\n")
+        .expect_err("unknown policy");
+    assert!(err.to_string().contains("entryPoints.edge.traceContext"), "{err}");
+}

@@ -18,6 +18,8 @@ mod grpc;
 mod http;
 mod retry;
 mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -176,10 +178,11 @@ pub struct TraceExporter {
     endpoint: String,
 }
 
+// One exporter per process: the size difference between variants is irrelevant.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Http(http::HttpExporter),
-    // Boxed: the gRPC endpoint settings are large and there is one exporter.
-    Grpc(Box<grpc::GrpcExporter>),
+    Grpc(grpc::GrpcExporter),
 }
 
 impl fmt::Debug for TraceExporter {
@@ -224,12 +227,12 @@ impl TraceExporter {
                     tls_config,
                 )?)
             }
-            Protocol::Grpc => Inner::Grpc(Box::new(grpc::GrpcExporter::new(
+            Protocol::Grpc => Inner::Grpc(grpc::GrpcExporter::new(
                 uri,
                 &headers,
                 options.timeout,
                 tls.as_ref(),
-            )?)),
+            )?),
         };
         Ok(Self {
             inner,
@@ -387,8 +390,15 @@ mod tests {
 
     #[test]
     fn error_chain_includes_sources() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
-        let outer = std::io::Error::other(io);
-        assert_eq!(error_chain(&outer), "connection refused");
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error (Connect)")]
+        struct Outer(#[source] std::io::Error);
+
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        assert_eq!(
+            error_chain(&Outer(refused)),
+            "client error (Connect): connection refused"
+        );
     }
 }

@@ -219,14 +219,6 @@ impl ServerCertVerifier for SkipServerVerification {
 mod tests {
     use super::*;
 
-    fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("traverse-otlp-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join(name);
-        std::fs::write(&path, contents).expect("write temp file");
-        path
-    }
-
     fn load_error(options: TlsOptions) -> String {
         match TlsMaterial::load(&options) {
             Ok(_) => panic!("TLS options were accepted"),
@@ -268,7 +260,9 @@ mod tests {
 
     #[test]
     fn ca_file_without_certificates_is_rejected() {
-        let path = temp_file("empty-ca.pem", b"just some text\n");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("empty-ca.pem");
+        std::fs::write(&path, "just some text\n").expect("write");
         let message = load_error(TlsOptions {
             ca_file: Some(path),
             ..TlsOptions::default()
