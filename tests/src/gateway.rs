@@ -146,6 +146,16 @@ impl Gateway {
     /// connections. A start that fails because a picked port was taken meanwhile is retried
     /// with new ports.
     pub async fn start(config_yaml: &str, manifests: &[(&str, &str)]) -> Gateway {
+        Gateway::start_with_env(config_yaml, manifests, &[]).await
+    }
+
+    /// [`Gateway::start`] with environment variables set for the process. The test
+    /// process's own `OTEL_*` variables are never passed on.
+    pub async fn start_with_env(
+        config_yaml: &str,
+        manifests: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let names = placeholders(config_yaml);
         assert!(
             names.iter().any(|n| n == "admin"),
@@ -167,7 +177,7 @@ impl Gateway {
                 config = config.replace(&format!("{{{name}}}"), &addr.to_string());
             }
             let dir = write_config_dir(&config, manifests);
-            let mut gateway = Gateway::spawn(dir, addresses);
+            let mut gateway = Gateway::spawn(dir, addresses, env);
             match gateway.wait_ready(START_DEADLINE).await {
                 Ok(()) => return gateway,
                 Err(failure) => {
@@ -183,8 +193,19 @@ impl Gateway {
         panic!("the gateway did not become ready: {last_failure}");
     }
 
-    fn spawn(dir: tempfile::TempDir, addresses: BTreeMap<String, SocketAddr>) -> Gateway {
-        let mut child = Command::new(binary())
+    fn spawn(
+        dir: tempfile::TempDir,
+        addresses: BTreeMap<String, SocketAddr>,
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        let mut command = Command::new(binary());
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("OTEL_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .envs(env.iter().copied())
             .arg("run")
             .arg("--config")
             .arg(dir.path().join("traverse.yaml"))

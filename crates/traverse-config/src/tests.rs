@@ -184,9 +184,18 @@ fn entrypoint_trace_context_policies() {
         "entryPoints:\n  edge: {address: '0.0.0.0:80', traceContext: new-and-link}\n  mesh: {address: '0.0.0.0:81'}\n",
     )
     .expect("parses");
-    assert_eq!(config.entry_points["edge"].trace_context, TrustPolicy::NewAndLink);
-    assert_eq!(config.entry_points["mesh"].trace_context, TrustPolicy::Continue);
+    assert_eq!(
+        config.entry_points["edge"].trace_context,
+        TrustPolicy::NewAndLink
+    );
+    assert_eq!(
+        config.entry_points["mesh"].trace_context,
+        TrustPolicy::Continue
+    );
     let err = parse("entryPoints:\n  edge: {address: '0.0.0.0:80', traceContext: trust}\n")
         .expect_err("unknown policy");
-    assert!(err.to_string().contains("entryPoints.edge.traceContext"), "{err}");
+    assert!(
+        err.to_string().contains("entryPoints.edge.traceContext"),
+        "{err}"
+    );
 }

@@ -33,8 +33,7 @@ fn resource(settings: &TraceSettings, key: &str) -> Option<String> {
 
 fn problem_keys(result: Result<Option<TraceSettings>, Vec<Problem>>) -> Vec<String> {
     result
-        .err()
-        .expect("problems")
+        .expect_err("problems")
         .into_iter()
         .map(|p| p.key)
         .collect()
