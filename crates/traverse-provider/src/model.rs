@@ -22,8 +22,8 @@ pub struct RoutingTable {
 #[derive(Debug)]
 pub struct Router {
     /// Stable name, `namespace/ingressroute#index`: used in logs, spans and metrics
-    /// instead of the rule text.
-    pub name: String,
+    /// instead of the rule text. Shared, so telemetry attributes reuse it without copying.
+    pub name: Arc<str>,
     /// The rule as written, for the admin API.
     pub rule: String,
     pub priority: i64,
@@ -48,8 +48,8 @@ pub enum Target {
 /// A Kubernetes Service port resolved to the endpoints that may receive traffic.
 #[derive(Debug)]
 pub struct Backend {
-    /// `namespace/service:port`, as reported in logs and telemetry.
-    pub name: String,
+    /// `namespace/service:port`, as reported in logs and telemetry (shared, like `Router::name`).
+    pub name: Arc<str>,
     pub scheme: Scheme,
     /// Send the client's Host header upstream (Traefik's default) rather than the endpoint address.
     pub pass_host_header: bool,

@@ -363,7 +363,7 @@ impl<'a> Translator<'a> {
                 priority,
                 entrypoints: spec.entry_points.clone(),
                 value: Arc::new(Router {
-                    name: format!("{namespace}/{name}#{i}"),
+                    name: format!("{namespace}/{name}#{i}").into(),
                     rule: rule.text().to_owned(),
                     priority,
                     entry_points: spec.entry_points.clone(),
@@ -520,7 +520,7 @@ impl<'a> Translator<'a> {
             None => Scheme::Http,
         };
         Ok(Backend {
-            name: backend_name,
+            name: backend_name.into(),
             scheme,
             pass_host_header: reference.pass_host_header.unwrap_or(true),
             servers: Weighted::new(servers.into_iter().map(|s| (s, 1)).collect()),

@@ -28,7 +28,7 @@ use crate::{GatewayState, InFlight};
 /// Everything an entrypoint needs from the static configuration, resolved once.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
-    pub entry_point: String,
+    pub entry_point: Arc<str>,
     forwarded: ForwardedPolicy,
     downstream_read: Duration,
     downstream_write: Duration,
@@ -44,7 +44,7 @@ impl GatewayOptions {
     /// Options for the entrypoint `name`.
     pub fn new(name: &str, entry_point: &EntryPoint, upstream: &Upstream) -> Self {
         GatewayOptions {
-            entry_point: name.to_owned(),
+            entry_point: name.into(),
             forwarded: ForwardedPolicy::new(
                 entry_point.forwarded_headers.insecure,
                 &entry_point.forwarded_headers.trusted_ips,
@@ -90,14 +90,14 @@ pub struct RequestCtx {
 /// Names for spans, borrowed from the context's fields (not the whole context, so the
 /// trace can be updated while they are held).
 fn facts<'a>(
-    entry_point: &'a str,
+    entry_point: &'a Arc<str>,
     router: &'a Option<Arc<Router>>,
     backend: &'a Option<Arc<Backend>>,
 ) -> RequestFacts<'a> {
     RequestFacts {
         entry_point,
-        router: router.as_ref().map(|r| r.name.as_str()),
-        service: backend.as_ref().map(|b| b.name.as_str()),
+        router: router.as_ref().map(|r| &r.name),
+        service: backend.as_ref().map(|b| &b.name),
     }
 }
 
@@ -355,8 +355,8 @@ impl ProxyHttp for Gateway {
         tracing::debug!(
             target: "traverse::access",
             entrypoint = %self.options.entry_point,
-            router = ctx.router.as_ref().map(|r| r.name.as_str()),
-            service = ctx.backend.as_ref().map(|b| b.name.as_str()),
+            router = ctx.router.as_ref().map(|r| r.name.as_ref()),
+            service = ctx.backend.as_ref().map(|b| b.name.as_ref()),
             upstream = ctx.upstream.map(tracing::field::display),
             method = %request.method,
             path = request.uri.path(),

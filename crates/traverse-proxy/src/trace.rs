@@ -2,6 +2,7 @@
 //! upstream attempt, with the OpenTelemetry HTTP semantic-convention attributes.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
 use pingora::http::RequestHeader;
@@ -20,9 +21,9 @@ pub(crate) struct RequestTrace {
 
 /// What a span's name and attributes need to know about the request.
 pub(crate) struct RequestFacts<'a> {
-    pub entry_point: &'a str,
-    pub router: Option<&'a str>,
-    pub service: Option<&'a str>,
+    pub entry_point: &'a Arc<str>,
+    pub router: Option<&'a Arc<str>>,
+    pub service: Option<&'a Arc<str>>,
 }
 
 impl RequestTrace {
@@ -96,9 +97,12 @@ impl RequestTrace {
         }
         let mut client = tracer.start_child(&self.server, SpanKind::Client);
         client.set(|| KeyValue::new(semconv::HTTP_REQUEST_METHOD, method_name(method)));
-        client.set(|| KeyValue::new(semconv::SERVER_ADDRESS, upstream.ip().to_string()));
+        if client.is_recording() {
+            let ip: Arc<str> = upstream.ip().to_string().into();
+            client.set(|| KeyValue::new(semconv::SERVER_ADDRESS, Arc::clone(&ip)));
+            client.set(|| KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip));
+        }
         client.set(|| KeyValue::new(semconv::SERVER_PORT, i64::from(upstream.port())));
-        client.set(|| KeyValue::new(semconv::NETWORK_PEER_ADDRESS, upstream.ip().to_string()));
         client.set(|| KeyValue::new(semconv::NETWORK_PEER_PORT, i64::from(upstream.port())));
         if attempt > 1 {
             client
@@ -181,7 +185,7 @@ impl RequestTrace {
         let mut server = self.server;
         set_route_attributes(&mut server, facts);
         if let Some(router) = facts.router {
-            server.set(|| KeyValue::new(semconv::HTTP_ROUTE, router.to_owned()));
+            server.set(|| KeyValue::new(semconv::HTTP_ROUTE, Arc::clone(router)));
         }
         if status > 0 {
             server.set(|| KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
@@ -205,12 +209,12 @@ impl RequestTrace {
 }
 
 fn set_route_attributes(span: &mut Span, facts: &RequestFacts) {
-    span.set(|| KeyValue::new("traverse.entrypoint", facts.entry_point.to_owned()));
+    span.set(|| KeyValue::new("traverse.entrypoint", Arc::clone(facts.entry_point)));
     if let Some(router) = facts.router {
-        span.set(|| KeyValue::new("traverse.router", router.to_owned()));
+        span.set(|| KeyValue::new("traverse.router", Arc::clone(router)));
     }
     if let Some(service) = facts.service {
-        span.set(|| KeyValue::new("traverse.service", service.to_owned()));
+        span.set(|| KeyValue::new("traverse.service", Arc::clone(service)));
     }
 }
 
@@ -234,7 +238,7 @@ fn method_name(method: &Method) -> &'static str {
 }
 
 /// `{METHOD} {route}`; just the method when no route matched.
-pub(crate) fn span_name(method: &Method, router: Option<&str>) -> String {
+pub(crate) fn span_name(method: &Method, router: Option<&Arc<str>>) -> String {
     match router {
         Some(router) => format!("{} {router}", method_name(method)),
         None => method_name(method).to_owned(),
@@ -275,7 +279,10 @@ mod tests {
         assert_eq!(method_name(&Method::GET), "GET");
         let custom = Method::from_bytes(b"PURGE").expect("method");
         assert_eq!(method_name(&custom), "_OTHER");
-        assert_eq!(span_name(&custom, Some("ns/r#0")), "_OTHER ns/r#0");
+        assert_eq!(
+            span_name(&custom, Some(&Arc::from("ns/r#0"))),
+            "_OTHER ns/r#0"
+        );
         assert_eq!(span_name(&Method::POST, None), "POST");
     }
 

@@ -1,25 +1,33 @@
 //! The export side: a bounded queue drained by one dedicated thread.
 //!
-//! Workers only `try_send` into the queue (see [`crate::Tracer::end`]); batching,
-//! encoding, network I/O and retries happen on the `traverse-otlp` thread, which runs
-//! its own single-threaded runtime so a slow or unreachable collector can never
-//! stall the request path. What cannot be queued or delivered is counted.
+//! Workers only push into a lock-free bounded queue (see [`crate::Tracer::end`]);
+//! batching, encoding, network I/O and retries happen on the `traverse-otlp` thread,
+//! which runs its own single-threaded runtime so a slow or unreachable collector can
+//! never stall the request path. What cannot be queued or delivered is counted.
+//!
+//! The export thread is woken once per full batch (or by its timer), not per span:
+//! waking a parked thread is a syscall, and at tens of thousands of spans per second
+//! per-span wake-ups cost the workers more than recording the spans.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_queue::ArrayQueue;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::trace::SpanData;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::export::{send_with_retry, RetryPolicy, TraceExporter};
 use crate::settings::TraceSettings;
 use crate::tracer::Tracer;
+
+/// Nice value of the export thread: below the workers, above batch jobs.
+const EXPORT_THREAD_NICENESS: i32 = 10;
 
 /// Longest a batch is retried before its spans are given up, outside shutdown.
 const EXPORT_BUDGET: Duration = Duration::from_secs(30);
@@ -54,10 +62,6 @@ pub struct StatsSnapshot {
 }
 
 impl ExportStats {
-    pub(crate) fn count_dropped(&self, spans: u64) {
-        self.dropped.fetch_add(spans, Ordering::Relaxed);
-    }
-
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
@@ -68,6 +72,65 @@ impl ExportStats {
             export_errors: get(&self.export_errors),
             retries: get(&self.retries),
         }
+    }
+}
+
+/// Ended spans waiting for export, shared by the workers and the export thread.
+#[derive(Debug)]
+pub(crate) struct SpanQueue {
+    spans: ArrayQueue<SpanData>,
+    max_batch: usize,
+    batch_ready: Notify,
+    pub(crate) stats: ExportStats,
+}
+
+impl SpanQueue {
+    pub(crate) fn new(capacity: usize, max_batch: usize) -> Self {
+        SpanQueue {
+            spans: ArrayQueue::new(capacity.max(1)),
+            max_batch: max_batch.clamp(1, capacity.max(1)),
+            batch_ready: Notify::new(),
+            stats: ExportStats::default(),
+        }
+    }
+
+    /// Queues `span` without waiting; a full queue drops it and counts the drop.
+    pub(crate) fn push(&self, span: SpanData) {
+        match self.spans.push(span) {
+            Ok(()) => {
+                if self.spans.len() >= self.max_batch {
+                    self.batch_ready.notify_one();
+                }
+            }
+            Err(_) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Takes up to one batch.
+    fn pop_batch(&self) -> Vec<SpanData> {
+        let mut batch = Vec::with_capacity(self.max_batch.min(self.spans.len()));
+        while batch.len() < self.max_batch {
+            match self.spans.pop() {
+                Some(span) => batch.push(span),
+                None => break,
+            }
+        }
+        batch
+    }
+
+    fn has_full_batch(&self) -> bool {
+        self.spans.len() >= self.max_batch
+    }
+
+    fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pop(&self) -> Option<SpanData> {
+        self.spans.pop()
     }
 }
 
@@ -90,18 +153,18 @@ pub struct TracePipeline {
 impl TracePipeline {
     /// Starts the export thread and returns the tracer the data plane uses.
     pub fn start(settings: TraceSettings) -> Result<(Arc<Tracer>, TracePipeline), StartError> {
-        let (queue_tx, queue_rx) = mpsc::channel(settings.queue.max_size);
-        let stats = Arc::new(ExportStats::default());
+        let queue = Arc::new(SpanQueue::new(
+            settings.queue.max_size,
+            settings.queue.max_batch_size,
+        ));
         let (closing, closing_rx) = watch::channel(None);
         let (done_tx, done) = std::sync::mpsc::channel();
         let (ready_tx, ready) = std::sync::mpsc::channel();
 
         let worker = Worker {
-            queue: queue_rx,
+            queue: Arc::clone(&queue),
             resource: ResourceAttributesWithSchema::from(&settings.resource),
-            max_batch: settings.queue.max_batch_size,
             delay: settings.queue.schedule_delay,
-            stats: Arc::clone(&stats),
             closing: closing_rx,
             policy: RetryPolicy::default(),
         };
@@ -109,6 +172,13 @@ impl TracePipeline {
         std::thread::Builder::new()
             .name("traverse-otlp".into())
             .spawn(move || {
+                // Encoding a batch is a burst of CPU; at a lower priority it waits for
+                // an idle moment instead of preempting a worker mid-request (which shows
+                // up as tail latency). Failing to lower it is harmless.
+                let _ = rustix::process::setpriority_process(
+                    Some(rustix::thread::gettid()),
+                    EXPORT_THREAD_NICENESS,
+                );
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -138,8 +208,7 @@ impl TracePipeline {
 
         let tracer = Tracer::new(
             settings.sampler,
-            queue_tx,
-            stats,
+            queue,
             settings.role,
             settings.add_internals,
             settings.trace_id_response_header,
@@ -159,11 +228,9 @@ impl TracePipeline {
 }
 
 struct Worker {
-    queue: mpsc::Receiver<SpanData>,
+    queue: Arc<SpanQueue>,
     resource: ResourceAttributesWithSchema,
-    max_batch: usize,
     delay: Duration,
-    stats: Arc<ExportStats>,
     closing: watch::Receiver<Option<Instant>>,
     policy: RetryPolicy,
 }
@@ -176,63 +243,51 @@ struct Batch {
 
 impl Worker {
     async fn run(mut self, exporter: TraceExporter) {
-        let mut spans: Vec<SpanData> = Vec::with_capacity(self.max_batch);
         let mut interrupted = None;
         let mut flush_at = Instant::now() + self.delay;
         let mut failing = false;
-        loop {
-            tokio::select! {
+        'serve: loop {
+            let timer = tokio::select! {
                 biased;
                 _ = self.closing.changed() => break,
-                received = self.queue.recv_many(&mut spans, self.max_batch) => {
-                    if received == 0 {
-                        break;
+                _ = self.queue.batch_ready.notified() => false,
+                _ = tokio::time::sleep_until(flush_at) => true,
+            };
+            // Full batches go at once; on the timer, what is left goes too.
+            while self.queue.has_full_batch() || (timer && !self.queue.is_empty()) {
+                let batch = self.encode(self.queue.pop_batch());
+                let mut closing = self.closing.clone();
+                tokio::select! {
+                    delivered = self.send(&exporter, &batch, Instant::now() + EXPORT_BUDGET) => {
+                        report(delivered, &mut failing);
                     }
-                    if spans.len() < self.max_batch {
-                        continue;
+                    // Shutdown interrupts retries; the batch is sent again under its bound.
+                    _ = closing.changed() => {
+                        interrupted = Some(batch);
+                        break 'serve;
                     }
                 }
-                _ = tokio::time::sleep_until(flush_at) => {}
             }
-            flush_at = Instant::now() + self.delay;
-            if spans.is_empty() {
-                continue;
-            }
-            let batch = self.encode(std::mem::replace(
-                &mut spans,
-                Vec::with_capacity(self.max_batch),
-            ));
-            let mut closing = self.closing.clone();
-            tokio::select! {
-                delivered = self.send(&exporter, &batch, Instant::now() + EXPORT_BUDGET) => {
-                    report(delivered, &mut failing);
-                }
-                // Shutdown interrupts retries; the batch is sent again under its bound.
-                _ = closing.changed() => {
-                    interrupted = Some(batch);
-                    break;
-                }
+            if timer {
+                flush_at = Instant::now() + self.delay;
             }
         }
 
         // Shutdown: send what is queued before the deadline; give up on the rest.
         let deadline = (*self.closing.borrow()).unwrap_or_else(Instant::now);
-        while let Ok(span) = self.queue.try_recv() {
-            spans.push(span);
-        }
         let mut batches: Vec<Batch> = interrupted.into_iter().collect();
-        while !spans.is_empty() {
-            let rest = spans.split_off(spans.len().min(self.max_batch));
-            batches.push(self.encode(std::mem::replace(&mut spans, rest)));
+        while !self.queue.is_empty() {
+            batches.push(self.encode(self.queue.pop_batch()));
         }
+        let stats = &self.queue.stats;
         for batch in batches {
             let sent = tokio::time::timeout_at(deadline, self.send(&exporter, &batch, deadline));
             if sent.await.is_err() {
-                self.stats.failed.fetch_add(batch.spans, Ordering::Relaxed);
-                self.stats.export_errors.fetch_add(1, Ordering::Relaxed);
+                stats.failed.fetch_add(batch.spans, Ordering::Relaxed);
+                stats.export_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let lost = self.stats.snapshot();
+        let lost = stats.snapshot();
         if lost.failed > 0 || lost.dropped > 0 {
             tracing::warn!(
                 dropped = lost.dropped,
@@ -261,7 +316,8 @@ impl Worker {
     ) -> Result<(), String> {
         let (attempts, outcome) =
             send_with_retry(exporter, &batch.request, &self.policy, deadline).await;
-        self.stats
+        let stats = &self.queue.stats;
+        stats
             .retries
             .fetch_add(u64::from(attempts.saturating_sub(1)), Ordering::Relaxed);
         match outcome {
@@ -269,18 +325,18 @@ impl Worker {
                 let rejected = u64::try_from(accepted.rejected_spans)
                     .unwrap_or(0)
                     .min(batch.spans);
-                self.stats
+                stats
                     .exported
                     .fetch_add(batch.spans - rejected, Ordering::Relaxed);
-                self.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+                stats.rejected.fetch_add(rejected, Ordering::Relaxed);
                 if rejected > 0 {
                     tracing::warn!(rejected, message = %accepted.message, "collector rejected spans");
                 }
                 Ok(())
             }
             Err(error) => {
-                self.stats.failed.fetch_add(batch.spans, Ordering::Relaxed);
-                self.stats.export_errors.fetch_add(1, Ordering::Relaxed);
+                stats.failed.fetch_add(batch.spans, Ordering::Relaxed);
+                stats.export_errors.fetch_add(1, Ordering::Relaxed);
                 Err(error.to_string())
             }
         }

@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::pipeline::{ExportStats, SpanQueue};
+use crate::propagation::Decision;
 use opentelemetry::trace::{
     Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
@@ -18,10 +20,9 @@ use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample, SpanData, SpanEvents,
     SpanLinks,
 };
-use tokio::sync::mpsc;
 
-use crate::pipeline::ExportStats;
-use crate::propagation::Decision;
+/// Room for a request span's attributes, so recording them allocates once.
+const ATTRIBUTE_CAPACITY: usize = 16;
 
 /// Creates and ends the gateway's spans; shared by every worker.
 #[derive(Debug)]
@@ -29,8 +30,7 @@ pub struct Tracer {
     sampler: Sampler,
     ids: RandomIdGenerator,
     scope: InstrumentationScope,
-    queue: mpsc::Sender<SpanData>,
-    stats: Arc<ExportStats>,
+    queue: Arc<SpanQueue>,
     role: &'static str,
     add_internals: bool,
     trace_id_response_header: Option<http::HeaderName>,
@@ -51,8 +51,7 @@ pub struct Span {
 impl Tracer {
     pub(crate) fn new(
         sampler: Sampler,
-        queue: mpsc::Sender<SpanData>,
-        stats: Arc<ExportStats>,
+        queue: Arc<SpanQueue>,
         role: &'static str,
         add_internals: bool,
         trace_id_response_header: Option<http::HeaderName>,
@@ -64,7 +63,6 @@ impl Tracer {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
             queue,
-            stats,
             role,
             add_internals,
             trace_id_response_header,
@@ -109,7 +107,11 @@ impl Tracer {
             parent_is_remote: parent.is_some(),
             kind: SpanKind::Server,
             start: SystemTime::now(),
-            attributes: Vec::new(),
+            attributes: if sampled {
+                Vec::with_capacity(ATTRIBUTE_CAPACITY)
+            } else {
+                Vec::new()
+            },
             links: if sampled { links } else { Vec::new() },
         }
     }
@@ -129,7 +131,11 @@ impl Tracer {
             parent_is_remote: false,
             kind,
             start: SystemTime::now(),
-            attributes: Vec::new(),
+            attributes: if p.is_sampled() {
+                Vec::with_capacity(ATTRIBUTE_CAPACITY)
+            } else {
+                Vec::new()
+            },
             links: Vec::new(),
         }
     }
@@ -157,9 +163,7 @@ impl Tracer {
             status,
             instrumentation_scope: self.scope.clone(),
         };
-        if self.queue.try_send(data).is_err() {
-            self.stats.count_dropped(1);
-        }
+        self.queue.push(data);
     }
 
     /// The gateway's role, for the `traverse.role` attribute.
@@ -179,7 +183,7 @@ impl Tracer {
 
     /// Export counters, for the admin API and metrics.
     pub fn stats(&self) -> &ExportStats {
-        &self.stats
+        &self.queue.stats
     }
 }
 
@@ -211,10 +215,11 @@ mod tests {
     use super::*;
     use crate::propagation::TrustPolicy;
 
-    fn tracer(sampler: Sampler) -> (Tracer, mpsc::Receiver<SpanData>) {
-        let (tx, rx) = mpsc::channel(4);
-        let tracer = Tracer::new(sampler, tx, Arc::default(), "standalone", false, None);
-        (tracer, rx)
+    /// A tracer and its queue (capacity 4), read back with `pop`.
+    fn tracer(sampler: Sampler) -> (Tracer, Arc<SpanQueue>) {
+        let queue = Arc::new(SpanQueue::new(4, 4));
+        let tracer = Tracer::new(sampler, Arc::clone(&queue), "standalone", false, None);
+        (tracer, queue)
     }
 
     fn remote(flags: TraceFlags) -> SpanContext {
@@ -237,7 +242,7 @@ mod tests {
 
     #[test]
     fn continued_trace_keeps_trace_id_parent_and_tracestate() {
-        let (tracer, mut rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+        let (tracer, rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
         let server = tracer.start_server(&decision(
             TrustPolicy::Continue,
             Some(remote(TraceFlags::SAMPLED)),
@@ -251,8 +256,8 @@ mod tests {
         let server_id = server.context().span_id();
         tracer.end(client, "GET r", Status::Unset);
         tracer.end(server, "GET r", Status::Unset);
-        let client = rx.try_recv().expect("client span");
-        let server = rx.try_recv().expect("server span");
+        let client = rx.pop().expect("client span");
+        let server = rx.pop().expect("server span");
         assert_eq!(client.parent_span_id, server_id);
         assert!(!client.parent_span_is_remote);
         assert_eq!(server.parent_span_id, SpanId::from(0xdef));
@@ -261,7 +266,7 @@ mod tests {
 
     #[test]
     fn unsampled_caller_is_not_recorded_but_keeps_propagating() {
-        let (tracer, mut rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let (tracer, rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
         let server = tracer.start_server(&decision(
             TrustPolicy::Continue,
             Some(remote(TraceFlags::NOT_SAMPLED)),
@@ -272,12 +277,12 @@ mod tests {
         assert!(!client.context().is_sampled());
         tracer.end(client, "GET", Status::Unset);
         tracer.end(server, "GET", Status::Unset);
-        assert!(rx.try_recv().is_err(), "nothing exported");
+        assert!(rx.pop().is_none(), "nothing exported");
     }
 
     #[test]
     fn new_and_link_starts_a_root_linked_to_the_caller() {
-        let (tracer, mut rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let (tracer, rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
         let server = tracer.start_server(&decision(
             TrustPolicy::NewAndLink,
             Some(remote(TraceFlags::NOT_SAMPLED)),
@@ -286,7 +291,7 @@ mod tests {
         assert!(server.is_recording(), "a new root follows our own sampler");
         assert_eq!(server.context().trace_state().header(), "");
         tracer.end(server, "GET", Status::Unset);
-        let span = rx.try_recv().expect("span");
+        let span = rx.pop().expect("span");
         assert_eq!(span.parent_span_id, SpanId::INVALID);
         assert_eq!(span.links.links.len(), 1);
         assert_eq!(
@@ -297,7 +302,7 @@ mod tests {
 
     #[test]
     fn ratio_zero_samples_nothing_new() {
-        let (tracer, mut rx) = tracer(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+        let (tracer, rx) = tracer(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
             0.0,
         ))));
         for _ in 0..100 {
@@ -305,7 +310,7 @@ mod tests {
             assert!(server.context().is_valid());
             tracer.end(server, "GET", Status::Unset);
         }
-        assert!(rx.try_recv().is_err());
+        assert!(rx.pop().is_none());
     }
 
     #[test]

@@ -90,7 +90,7 @@ fn servers(router: &Router) -> Vec<(String, Vec<String>, u32)> {
             .iter()
             .map(|(backend, weight)| {
                 (
-                    backend.name.clone(),
+                    backend.name.to_string(),
                     backend
                         .servers
                         .items()
@@ -120,7 +120,7 @@ fn named_port_resolves_to_ready_endpoints_only() {
         route("Host(`a.example`)", "[{name: app, port: http}]")
     ));
     let router = only_router(&table);
-    assert_eq!(router.name, "apps/web#0");
+    assert_eq!(&*router.name, "apps/web#0");
     assert_eq!(
         servers(router),
         vec![(
@@ -294,7 +294,7 @@ spec:
     let order: Vec<(&str, i64)> = table
         .routes
         .routes()
-        .map(|r| (r.value.name.as_str(), r.priority))
+        .map(|r| (r.value.name.as_ref(), r.priority))
         .collect();
     assert_eq!(
         order,
@@ -314,7 +314,7 @@ spec:
         client_ip: None,
     };
     assert_eq!(
-        table.routes.find("web", &request).map(|r| r.name.as_str()),
+        table.routes.find("web", &request).map(|r| r.name.as_ref()),
         Some("apps/multi#2")
     );
 }
@@ -362,7 +362,7 @@ spec:
     let routers: BTreeMap<&str, &Router> = table
         .routes
         .routes()
-        .map(|r| (r.value.name.as_str(), r.value.as_ref()))
+        .map(|r| (r.value.name.as_ref(), r.value.as_ref()))
         .collect();
     let api = routers["apps/mw#0"];
     assert_eq!(api.middlewares.len(), 2);
