@@ -233,3 +233,35 @@ fn standalone_example_validates() {
         "example summary",
     );
 }
+
+#[test]
+fn tracing_settings_are_checked_with_the_environment() {
+    let dir = write_config_dir(
+        &format!("{CONFIG}tracing:\n  sampleRate: 2\n"),
+        &[("app", BACKEND)],
+    );
+    let output = run_validate(&dir.path().join("traverse.yaml"), false);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_mentions(
+        &stderr,
+        &["tracing.sampleRate", "between 0.0 and 1.0"],
+        "config",
+    );
+
+    let dir = write_config_dir(CONFIG, &[("app", BACKEND)]);
+    let output = Command::new(binary())
+        .args(["validate", "--config"])
+        .arg(dir.path().join("traverse.yaml"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .output()
+        .expect("running traverse validate");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_mentions(
+        &stderr,
+        &["OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"],
+        "environment",
+    );
+}
