@@ -53,6 +53,12 @@ fn run_validate(config: &Path, strict: bool) -> Output {
         .arg("--config")
         .arg(config)
         .env_remove("TRAVERSE_CONFIG");
+    // The developer's own OTEL_* variables would change what is validated.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
     if strict {
         command.arg("--strict");
     }
