@@ -17,6 +17,8 @@
 mod grpc;
 mod http;
 mod retry;
+#[cfg(test)]
+mod test_support;
 mod tls;
 #[cfg(test)]
 mod tls_tests;

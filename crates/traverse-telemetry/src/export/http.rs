@@ -179,15 +179,13 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
     use tokio::time::Instant;
 
     use super::*;
-    use crate::export::{
-        send_with_retry, ExporterOptions, Protocol, RetryPolicy, TlsOptions, TraceExporter,
-    };
+    use crate::export::test_support::{self, deadline, fast_policy, sample_request};
+    use crate::export::{send_with_retry, Protocol, RetryPolicy, TraceExporter};
 
     #[test]
     fn only_throttling_and_gateway_errors_are_retryable() {
@@ -343,43 +341,7 @@ mod tests {
     }
 
     fn exporter(endpoint: &str) -> TraceExporter {
-        TraceExporter::new(ExporterOptions {
-            protocol: Protocol::HttpProtobuf,
-            endpoint: endpoint.to_owned(),
-            headers: vec![("Authorization".to_owned(), "Bearer token".to_owned())],
-            timeout: Duration::from_secs(2),
-            tls: TlsOptions::default(),
-        })
-        .expect("exporter")
-    }
-
-    fn fast_policy() -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-        }
-    }
-
-    fn sample_request() -> ExportTraceServiceRequest {
-        ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![Span {
-                        trace_id: vec![1; 16],
-                        span_id: vec![2; 8],
-                        name: "GET /".to_owned(),
-                        ..Span::default()
-                    }],
-                    ..ScopeSpans::default()
-                }],
-                ..ResourceSpans::default()
-            }],
-        }
-    }
-
-    fn deadline() -> Instant {
-        Instant::now() + Duration::from_secs(5)
+        test_support::exporter(Protocol::HttpProtobuf, endpoint)
     }
 
     #[tokio::test]
