@@ -81,6 +81,9 @@ pub struct RequestCtx {
     backend: Option<Arc<Backend>>,
     upstream: Option<SocketAddr>,
     attempts: u32,
+    /// The client's address and the port it connected to, read once per request.
+    client_ip: Option<IpAddr>,
+    local_port: Option<u16>,
     /// Status of the last upstream response header received.
     upstream_status: Option<u16>,
     /// `None` when tracing is off.
@@ -124,6 +127,8 @@ impl ProxyHttp for Gateway {
             backend: None,
             upstream: None,
             attempts: 0,
+            client_ip: None,
+            local_port: None,
             upstream_status: None,
             trace: None,
         }
@@ -133,21 +138,25 @@ impl ProxyHttp for Gateway {
         session.set_read_timeout(Some(self.options.downstream_read));
         session.set_write_timeout(Some(self.options.downstream_write));
         session.set_keepalive(Some(self.options.keepalive_seconds));
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.local_port = session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.port());
         if let Some(tracer) = self.state.tracer() {
-            let local_port = session
-                .server_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.port());
             ctx.trace = Some(RequestTrace::start(
                 tracer,
                 self.options.trust,
                 session.req_header(),
-                client_ip(session),
-                local_port,
+                ctx.client_ip,
+                ctx.local_port,
             ));
         }
 
-        match self.decide(session) {
+        match self.decide(session.req_header(), ctx.client_ip) {
             Decision::Proxy(router, backend) => {
                 ctx.router = Some(router);
                 ctx.backend = Some(backend);
@@ -244,13 +253,10 @@ impl ProxyHttp for Gateway {
         // Forwarding headers first: an untrusted client's X-Forwarded-* are dropped before
         // middlewares (stripPrefix's X-Forwarded-Prefix, custom headers) set their own.
         let downstream = Downstream {
-            client_ip: client_ip(session),
+            client_ip: ctx.client_ip,
             proto: "http",
             host: original_host.as_deref(),
-            port: session
-                .server_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.port()),
+            port: ctx.local_port,
         };
         self.options.forwarded.apply(upstream_request, &downstream);
         rewrite_request(upstream_request, &router.middlewares)?;
@@ -375,15 +381,14 @@ impl Gateway {
         ctx.trace.as_ref()?.response_header(self.state.tracer()?)
     }
 
-    fn decide(&self, session: &Session) -> Decision {
-        let header = session.req_header();
+    fn decide(&self, header: &RequestHeader, client_ip: Option<IpAddr>) -> Decision {
         let request = traverse_router::Request {
             method: header.method.as_str(),
             host: request_host(header).unwrap_or(""),
             path: header.uri.path(),
             query: header.uri.query(),
             headers: &header.headers,
-            client_ip: client_ip(session),
+            client_ip,
         };
         let routing = self.state.routing.load();
         let Some(router) = routing.routes.find(&self.options.entry_point, &request) else {
@@ -445,13 +450,6 @@ pub(crate) fn strip_port(host: &str) -> &str {
         }
         _ => host,
     }
-}
-
-fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
 }
 
 /// Applies path and request-header middlewares in order.
