@@ -99,6 +99,10 @@ pub struct Config {
     pub shutdown: Shutdown,
     #[serde(default)]
     pub tracing: Tracing,
+    #[serde(default)]
+    pub metrics: Metrics,
+    #[serde(default)]
+    pub logs: Logs,
 }
 
 /// Identity of the cluster this gateway runs in.
@@ -370,6 +374,284 @@ pub struct Tls {
     pub insecure_skip_verify: bool,
 }
 
+/// Request, upstream, configuration and telemetry metrics. The resource (service name,
+/// resource attributes) is the one configured under `tracing`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metrics {
+    /// Scraped at the admin listener's `/metrics`.
+    #[serde(default)]
+    pub prometheus: Prometheus,
+    /// Pushed to a collector.
+    #[serde(default)]
+    pub otlp: MetricsOtlp,
+}
+
+/// Which per-entrypoint, per-router and per-service metric families an output carries
+/// (Traefik's switches; each family multiplies series by its label's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricFamilies {
+    pub add_entry_points_labels: bool,
+    pub add_routers_labels: bool,
+    pub add_services_labels: bool,
+}
+
+impl Default for MetricFamilies {
+    fn default() -> Self {
+        MetricFamilies {
+            add_entry_points_labels: true,
+            add_routers_labels: false,
+            add_services_labels: true,
+        }
+    }
+}
+
+/// The Prometheus text endpoint on the admin listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Prometheus {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "yes")]
+    pub add_entry_points_labels: bool,
+    #[serde(default)]
+    pub add_routers_labels: bool,
+    #[serde(default = "yes")]
+    pub add_services_labels: bool,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Prometheus {
+            enabled: true,
+            add_entry_points_labels: true,
+            add_routers_labels: false,
+            add_services_labels: true,
+        }
+    }
+}
+
+impl Prometheus {
+    pub fn families(&self) -> MetricFamilies {
+        MetricFamilies {
+            add_entry_points_labels: self.add_entry_points_labels,
+            add_routers_labels: self.add_routers_labels,
+            add_services_labels: self.add_services_labels,
+        }
+    }
+}
+
+/// OTLP metrics push: the transport keys of [`Otlp`] plus the push settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsOtlp {
+    /// Unset: enabled when `http` or `grpc` is given or an `OTEL_EXPORTER_OTLP_*ENDPOINT`
+    /// variable is set.
+    pub enabled: Option<bool>,
+    pub http: Option<OtlpHttp>,
+    pub grpc: Option<OtlpGrpc>,
+    /// Time between two pushes of the cumulative values.
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
+    pub push_interval: Duration,
+    #[serde(default = "yes")]
+    pub add_entry_points_labels: bool,
+    #[serde(default)]
+    pub add_routers_labels: bool,
+    #[serde(default = "yes")]
+    pub add_services_labels: bool,
+    /// `service.name` of the metrics resource; default: the tracing service name.
+    pub service_name: Option<String>,
+}
+
+impl Default for MetricsOtlp {
+    fn default() -> Self {
+        MetricsOtlp {
+            enabled: None,
+            http: None,
+            grpc: None,
+            push_interval: ten_seconds(),
+            add_entry_points_labels: true,
+            add_routers_labels: false,
+            add_services_labels: true,
+            service_name: None,
+        }
+    }
+}
+
+impl MetricsOtlp {
+    /// The transport part, resolved like every other signal's.
+    pub fn transport(&self) -> Otlp {
+        Otlp {
+            enabled: self.enabled,
+            http: self.http.clone(),
+            grpc: self.grpc.clone(),
+        }
+    }
+
+    pub fn families(&self) -> MetricFamilies {
+        MetricFamilies {
+            add_entry_points_labels: self.add_entry_points_labels,
+            add_routers_labels: self.add_routers_labels,
+            add_services_labels: self.add_services_labels,
+        }
+    }
+}
+
+/// The gateway's own logs and the access log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Logs {
+    #[serde(default)]
+    pub general: GeneralLogs,
+    #[serde(default)]
+    pub access: AccessLog,
+}
+
+/// The gateway's own log lines (always on stderr; optionally also over OTLP).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GeneralLogs {
+    /// Exported with the same resource as the traces; off unless `http` or `grpc` is
+    /// given (the `OTEL_*` endpoint variables do not turn it on).
+    #[serde(default)]
+    pub otlp: Otlp,
+}
+
+/// One record per request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessLog {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub format: AccessLogFormat,
+    /// Append text lines to this file. Unset: text lines go to stdout, unless `otlp`
+    /// is enabled (then records go only to the collector).
+    pub file_path: Option<PathBuf>,
+    /// Also log the admin listener's requests.
+    #[serde(default)]
+    pub add_internals: bool,
+    #[serde(default)]
+    pub filters: AccessLogFilters,
+    #[serde(default)]
+    pub fields: AccessLogFields,
+    /// Send records as OTLP log records, with the request's trace and span ids.
+    #[serde(default)]
+    pub otlp: Otlp,
+    /// Records waiting to be written; when full, new records are dropped and counted.
+    #[serde(default = "default_access_log_buffer")]
+    pub buffer_size: usize,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        AccessLog {
+            enabled: false,
+            format: AccessLogFormat::default(),
+            file_path: None,
+            add_internals: false,
+            filters: AccessLogFilters::default(),
+            fields: AccessLogFields::default(),
+            otlp: Otlp::default(),
+            buffer_size: default_access_log_buffer(),
+        }
+    }
+}
+
+/// Text encoding of access log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    /// Common Log Format, extended like Traefik's (router, service, duration).
+    #[default]
+    Common,
+    /// One JSON object per line with Traefik's field names.
+    Json,
+}
+
+/// Which requests are logged: a request is kept when it matches any filter that is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessLogFilters {
+    /// Status codes and ranges, e.g. `["400-599", "302"]`.
+    #[serde(default)]
+    pub status_codes: Vec<String>,
+    /// Keep requests that were retried.
+    #[serde(default)]
+    pub retry_attempts: bool,
+    /// Keep requests that took longer than this.
+    #[serde(default, with = "humantime_serde")]
+    pub min_duration: Option<Duration>,
+}
+
+/// Field and header selection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessLogFields {
+    #[serde(default)]
+    pub general: FieldSelection,
+    #[serde(default)]
+    pub headers: HeaderSelection,
+}
+
+/// Keep or drop each field (names as in the JSON output, e.g. `ClientAddr`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FieldSelection {
+    // `defaultmode` is the spelling of Traefik's Helm values, accepted so they carry over.
+    #[serde(default, alias = "defaultmode")]
+    pub default_mode: FieldMode,
+    #[serde(default)]
+    pub names: BTreeMap<String, FieldMode>,
+}
+
+/// Keep, drop or redact each request and response header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeaderSelection {
+    #[serde(default = "drop_mode", alias = "defaultmode")]
+    pub default_mode: HeaderMode,
+    /// By header name, case-insensitive.
+    #[serde(default)]
+    pub names: BTreeMap<String, HeaderMode>,
+}
+
+impl Default for HeaderSelection {
+    fn default() -> Self {
+        HeaderSelection {
+            default_mode: HeaderMode::Drop,
+            names: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldMode {
+    #[default]
+    Keep,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderMode {
+    Keep,
+    Drop,
+    /// Logged as `REDACTED`: the header was present, its value is not recorded.
+    Redact,
+}
+
+/// Parses one `statusCodes` entry: `404` or `500-599`.
+pub fn parse_status_range(text: &str) -> Option<(u16, u16)> {
+    let status = |s: &str| s.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c));
+    let (low, high) = match text.split_once('-') {
+        Some((low, high)) => (status(low)?, status(high)?),
+        None => (status(text)?, status(text)?),
+    };
+    (low <= high).then_some((low, high))
+}
+
 /// The bounded buffer between the request path and the exporter.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -440,6 +722,15 @@ fn default_max_queue_size() -> usize {
 fn default_max_batch_size() -> usize {
     512
 }
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_access_log_buffer() -> usize {
+    4096
+}
+fn drop_mode() -> HeaderMode {
+    HeaderMode::Drop
+}
 fn default_schedule_delay() -> Duration {
     Duration::from_secs(1)
 }
@@ -458,6 +749,11 @@ impl Config {
         if let Some(file) = &mut config.providers.file {
             if file.directory.is_relative() {
                 file.directory = base.join(&file.directory);
+            }
+        }
+        if let Some(path) = &mut config.logs.access.file_path {
+            if path.is_relative() {
+                *path = base.join(&*path);
             }
         }
         config
@@ -568,6 +864,8 @@ impl Config {
             problem("shutdown.gracePeriod".into(), "must be at most 1h".into());
         }
         self.tracing.validate(&mut problem);
+        self.metrics.validate(&mut problem);
+        self.logs.validate(&mut problem);
 
         if problems.is_empty() {
             Ok(())
@@ -630,6 +928,48 @@ impl Tracing {
                 "tracing.queue.scheduleDelay".into(),
                 "must be greater than zero".into(),
             );
+        }
+    }
+}
+
+impl Metrics {
+    fn validate(&self, problem: &mut dyn FnMut(String, String)) {
+        self.otlp.transport().validate("metrics.otlp", problem);
+        if self.otlp.push_interval < Duration::from_secs(1) {
+            problem(
+                "metrics.otlp.pushInterval".into(),
+                "must be at least 1s".into(),
+            );
+        }
+    }
+}
+
+impl Logs {
+    fn validate(&self, problem: &mut dyn FnMut(String, String)) {
+        self.general.otlp.validate("logs.general.otlp", problem);
+        let access = &self.access;
+        access.otlp.validate("logs.access.otlp", problem);
+        if access.buffer_size == 0 {
+            problem(
+                "logs.access.bufferSize".into(),
+                "must be greater than zero".into(),
+            );
+        }
+        for (index, range) in access.filters.status_codes.iter().enumerate() {
+            if parse_status_range(range).is_none() {
+                problem(
+                    format!("logs.access.filters.statusCodes[{index}]"),
+                    format!("{range:?} is not a status code (100-599) or a range such as 500-599"),
+                );
+            }
+        }
+        for name in access.fields.headers.names.keys() {
+            if !is_token(name) {
+                problem(
+                    "logs.access.fields.headers.names".into(),
+                    format!("{name:?} is not a valid header name"),
+                );
+            }
         }
     }
 }

@@ -199,3 +199,107 @@ fn entrypoint_trace_context_policies() {
         "{err}"
     );
 }
+
+#[test]
+fn metrics_and_logs_parse_in_the_seed_shape() {
+    let config = parse(
+        r#"
+metrics:
+  prometheus: {addRoutersLabels: true}
+  otlp:
+    enabled: true
+    http: {enabled: true, endpoint: "http://agent:4318/v1/metrics"}
+    addEntryPointsLabels: true
+    addRoutersLabels: true
+    addServicesLabels: false
+    serviceName: traverse-parent
+    pushInterval: 2s
+logs:
+  general:
+    otlp: {http: {endpoint: "http://agent:4318/v1/logs"}}
+  access:
+    enabled: true
+    format: json
+    addInternals: true
+    filters: {statusCodes: ["500-599", "404"], minDuration: 10ms}
+    fields:
+      general: {defaultmode: keep, names: {ClientHost: drop}}
+      headers: {defaultmode: drop, names: {Authorization: redact, User-Agent: keep}}
+    otlp: {http: {endpoint: "http://agent:4318/v1/logs"}}
+"#,
+    )
+    .expect("parses");
+    config.validate().expect("valid");
+    assert!(config.metrics.prometheus.families().add_routers_labels);
+    let otlp = &config.metrics.otlp;
+    assert_eq!(otlp.push_interval, Duration::from_secs(2));
+    assert!(!otlp.families().add_services_labels);
+    assert!(otlp.transport().http_enabled().is_some());
+    let access = &config.logs.access;
+    assert_eq!(access.format, AccessLogFormat::Json);
+    assert_eq!(access.fields.general.names["ClientHost"], FieldMode::Drop);
+    assert_eq!(access.fields.headers.default_mode, HeaderMode::Drop);
+    assert_eq!(access.fields.headers.names["Authorization"], HeaderMode::Redact);
+    assert_eq!(access.filters.min_duration, Some(Duration::from_millis(10)));
+}
+
+#[test]
+fn metrics_and_logs_defaults() {
+    let config = parse("").expect("parses");
+    assert!(config.metrics.prometheus.enabled);
+    assert_eq!(
+        config.metrics.otlp.families(),
+        MetricFamilies {
+            add_entry_points_labels: true,
+            add_routers_labels: false,
+            add_services_labels: true
+        }
+    );
+    assert!(!config.logs.access.enabled);
+    assert_eq!(config.logs.access.format, AccessLogFormat::Common);
+    assert_eq!(config.logs.access.fields.headers.default_mode, HeaderMode::Drop);
+    assert_eq!(config.logs.access.fields.general.default_mode, FieldMode::Keep);
+}
+
+#[test]
+fn bad_metrics_and_logs_values_name_their_keys() {
+    let config = parse(
+        r#"
+metrics:
+  otlp: {pushInterval: 10ms, http: {endpoint: "agent:4318"}}
+logs:
+  access:
+    bufferSize: 0
+    filters: {statusCodes: ["200", "600", "5xx", "300-200"]}
+    fields: {headers: {names: {"bad header": keep}}}
+"#,
+    )
+    .expect("parses");
+    let keys: Vec<String> = config
+        .validate()
+        .expect_err("invalid")
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "metrics.otlp.http.endpoint",
+            "metrics.otlp.pushInterval",
+            "logs.access.bufferSize",
+            "logs.access.filters.statusCodes[1]",
+            "logs.access.filters.statusCodes[2]",
+            "logs.access.filters.statusCodes[3]",
+            "logs.access.fields.headers.names",
+        ]
+    );
+}
+
+#[test]
+fn status_ranges() {
+    assert_eq!(parse_status_range("404"), Some((404, 404)));
+    assert_eq!(parse_status_range("500-599"), Some((500, 599)));
+    assert_eq!(parse_status_range("599-500"), None);
+    assert_eq!(parse_status_range("99"), None);
+    assert_eq!(parse_status_range("abc"), None);
+}

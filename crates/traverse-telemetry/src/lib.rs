@@ -7,7 +7,11 @@
 //! - [`TracePipeline`] batches them on a dedicated thread and exports them with
 //!   [`export`], retrying only what OTLP calls retryable.
 
+pub mod access_log;
 pub mod export;
+pub mod log_bridge;
+pub mod logs;
+pub mod metrics;
 pub mod pipeline;
 pub mod propagation;
 pub mod settings;

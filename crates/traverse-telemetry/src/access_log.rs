@@ -1,0 +1,1 @@
+//! placeholder: access_log
