@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with only Rust, cc, Python 3 and git lacks for
 # building and testing Traverse. Idempotent: installs only what is missing.
-#   scripts/install-prereqs.sh          build prerequisites (cmake) and the test collector
+#   scripts/install-prereqs.sh          build prerequisites (cmake), the test collector and
+#                                       the metrics parser of the tests
 #   scripts/install-prereqs.sh bench    plus the load-test peers (nginx, wrk)
 #
 # The end-to-end tests check exported telemetry against a real OTLP collector, rotel,
 # whose `rotel-agent` binary ships in the `rotel` Python package. It is installed into a
 # virtualenv outside the clone and linked at $TRAVERSE_TOOLS/bin/rotel-agent, where the
 # tests look for it (default TRAVERSE_TOOLS: ~/.cache/traverse/tools).
+# The same virtualenv holds `prometheus_client`, whose parsers the tests use to read the
+# gateway's /metrics; its python is reached through $TRAVERSE_TOOLS/bin/traverse-python, a
+# wrapper script (a symlink would not do: python finds its virtualenv from the path it
+# was started by, so a link outside the virtualenv starts the bare interpreter).
 set -euo pipefail
 
 tools="${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}"
@@ -15,6 +20,9 @@ venv="$tools/rotel-venv"
 rotel_agent="$tools/bin/rotel-agent"
 # Pinned: the tests parse the collector's debug output, whose format may change.
 rotel_version="0.0.1a15"
+python_wrapper="$tools/bin/traverse-python"
+# Pinned: the tests rely on its parsers' strictness and on how they name samples.
+prometheus_client_version="0.26.0"
 
 packages=()
 command -v cmake >/dev/null || packages+=(cmake)
@@ -22,13 +30,18 @@ if [[ "${1:-}" == "bench" ]]; then
     command -v nginx >/dev/null || packages+=(nginx-light)
     command -v wrk >/dev/null || packages+=(wrk)
 fi
-installed_rotel() {
-    "$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("rotel"))' 2>/dev/null
+installed() { # the version of Python package $1 in the virtualenv, if any
+    "$venv/bin/python" -c 'import sys, importlib.metadata as m; print(m.version(sys.argv[1]))' "$1" 2>/dev/null
 }
 need_rotel=false
-[[ -x "$rotel_agent" && "$(installed_rotel)" == "$rotel_version" ]] || need_rotel=true
+[[ -x "$rotel_agent" && "$(installed rotel)" == "$rotel_version" ]] || need_rotel=true
+need_prometheus=false
+[[ -x "$python_wrapper" && "$(installed prometheus_client)" == "$prometheus_client_version" ]] \
+    || need_prometheus=true
+need_venv=false
+"$venv/bin/python" -m pip --version >/dev/null 2>&1 || need_venv=true
 # Debian's python3 creates virtualenvs only with python3-venv (which brings ensurepip).
-if $need_rotel && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1 \
+if { $need_rotel || $need_prometheus; } && $need_venv \
     && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     packages+=(python3-venv)
 fi
@@ -40,15 +53,31 @@ if ((${#packages[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
+if { $need_rotel || $need_prometheus; } && $need_venv; then
+    python3 -m venv --clear "$venv"
+    # A cleared virtualenv holds neither package.
+    need_rotel=true
+    need_prometheus=true
+fi
+
 if $need_rotel; then
     echo "installing: rotel $rotel_version (into $venv)"
-    if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
-        python3 -m venv --clear "$venv"
-    fi
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "rotel==$rotel_version"
     agent=$("$venv/bin/python" -c 'import rotel, os; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')
     [[ -x "$agent" ]] || { echo "the rotel package has no rotel-agent at $agent" >&2; exit 1; }
     mkdir -p "$tools/bin"
     ln -sfn "$agent" "$rotel_agent"
     "$rotel_agent" --version >/dev/null
+fi
+
+if $need_prometheus; then
+    echo "installing: prometheus_client $prometheus_client_version (into $venv)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "prometheus_client==$prometheus_client_version"
+    mkdir -p "$tools/bin"
+    # Written beside and then renamed, so that a concurrent reader never sees half of it.
+    printf '#!/bin/sh\nexec %q "$@"\n' "$venv/bin/python" >"$python_wrapper.tmp"
+    chmod +x "$python_wrapper.tmp"
+    mv -f "$python_wrapper.tmp" "$python_wrapper"
+    "$python_wrapper" -c 'import prometheus_client.openmetrics.parser'
 fi

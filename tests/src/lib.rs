@@ -9,6 +9,7 @@ pub mod client;
 pub mod collector;
 pub mod gateway;
 pub mod http1;
+pub mod prometheus;
 pub mod upstream;
 
 use std::net::SocketAddr;

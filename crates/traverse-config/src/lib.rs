@@ -406,6 +406,17 @@ impl Default for MetricFamilies {
     }
 }
 
+impl MetricFamilies {
+    /// Every family either side carries.
+    pub fn union(self, other: MetricFamilies) -> MetricFamilies {
+        MetricFamilies {
+            add_entry_points_labels: self.add_entry_points_labels || other.add_entry_points_labels,
+            add_routers_labels: self.add_routers_labels || other.add_routers_labels,
+            add_services_labels: self.add_services_labels || other.add_services_labels,
+        }
+    }
+}
+
 /// The Prometheus text endpoint on the admin listener.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -450,9 +461,10 @@ pub struct MetricsOtlp {
     pub enabled: Option<bool>,
     pub http: Option<OtlpHttp>,
     pub grpc: Option<OtlpGrpc>,
-    /// Time between two pushes of the cumulative values.
-    #[serde(default = "ten_seconds", with = "humantime_serde")]
-    pub push_interval: Duration,
+    /// Time between two pushes of the cumulative values (default
+    /// `OTEL_METRIC_EXPORT_INTERVAL`, else 10s).
+    #[serde(default, with = "humantime_serde")]
+    pub push_interval: Option<Duration>,
     #[serde(default = "yes")]
     pub add_entry_points_labels: bool,
     #[serde(default)]
@@ -469,7 +481,7 @@ impl Default for MetricsOtlp {
             enabled: None,
             http: None,
             grpc: None,
-            push_interval: ten_seconds(),
+            push_interval: None,
             add_entry_points_labels: true,
             add_routers_labels: false,
             add_services_labels: true,
@@ -644,7 +656,12 @@ pub enum HeaderMode {
 
 /// Parses one `statusCodes` entry: `404` or `500-599`.
 pub fn parse_status_range(text: &str) -> Option<(u16, u16)> {
-    let status = |s: &str| s.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c));
+    let status = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=599).contains(c))
+    };
     let (low, high) = match text.split_once('-') {
         Some((low, high)) => (status(low)?, status(high)?),
         None => (status(text)?, status(text)?),
@@ -721,9 +738,6 @@ fn default_max_queue_size() -> usize {
 }
 fn default_max_batch_size() -> usize {
     512
-}
-fn ten_seconds() -> Duration {
-    Duration::from_secs(10)
 }
 fn default_access_log_buffer() -> usize {
     4096
@@ -935,7 +949,11 @@ impl Tracing {
 impl Metrics {
     fn validate(&self, problem: &mut dyn FnMut(String, String)) {
         self.otlp.transport().validate("metrics.otlp", problem);
-        if self.otlp.push_interval < Duration::from_secs(1) {
+        if self
+            .otlp
+            .push_interval
+            .is_some_and(|i| i < Duration::from_secs(1))
+        {
             problem(
                 "metrics.otlp.pushInterval".into(),
                 "must be at least 1s".into(),

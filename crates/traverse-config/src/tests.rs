@@ -232,14 +232,17 @@ logs:
     config.validate().expect("valid");
     assert!(config.metrics.prometheus.families().add_routers_labels);
     let otlp = &config.metrics.otlp;
-    assert_eq!(otlp.push_interval, Duration::from_secs(2));
+    assert_eq!(otlp.push_interval, Some(Duration::from_secs(2)));
     assert!(!otlp.families().add_services_labels);
     assert!(otlp.transport().http_enabled().is_some());
     let access = &config.logs.access;
     assert_eq!(access.format, AccessLogFormat::Json);
     assert_eq!(access.fields.general.names["ClientHost"], FieldMode::Drop);
     assert_eq!(access.fields.headers.default_mode, HeaderMode::Drop);
-    assert_eq!(access.fields.headers.names["Authorization"], HeaderMode::Redact);
+    assert_eq!(
+        access.fields.headers.names["Authorization"],
+        HeaderMode::Redact
+    );
     assert_eq!(access.filters.min_duration, Some(Duration::from_millis(10)));
 }
 
@@ -257,8 +260,14 @@ fn metrics_and_logs_defaults() {
     );
     assert!(!config.logs.access.enabled);
     assert_eq!(config.logs.access.format, AccessLogFormat::Common);
-    assert_eq!(config.logs.access.fields.headers.default_mode, HeaderMode::Drop);
-    assert_eq!(config.logs.access.fields.general.default_mode, FieldMode::Keep);
+    assert_eq!(
+        config.logs.access.fields.headers.default_mode,
+        HeaderMode::Drop
+    );
+    assert_eq!(
+        config.logs.access.fields.general.default_mode,
+        FieldMode::Keep
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The admin listener: `/livez`, `/readyz` and the read-only `/api/routes` and
-//! `/api/telemetry`. Its own traffic is traced only with `tracing.addInternals`.
+//! The admin listener: `/livez`, `/readyz`, Prometheus `/metrics` and the read-only
+//! `/api/routes` and `/api/telemetry`. Its own traffic is traced only with
+//! `tracing.addInternals`.
 
 use std::sync::Arc;
 
@@ -10,6 +11,8 @@ use pingora::protocols::http::ServerSession;
 use serde::Serialize;
 use traverse_config::TrustPolicy;
 use traverse_provider::{Backend, Diagnostic, Router, Target};
+use traverse_telemetry::access_log::AccessLogStats;
+use traverse_telemetry::metrics::prometheus::{self, Format};
 use traverse_telemetry::{propagation, semconv, KeyValue, Span, StatsSnapshot, Status, Tracer};
 
 use crate::GatewayState;
@@ -47,14 +50,35 @@ impl AdminApi {
                 enabled: tracer.is_some(),
                 spans: tracer.map(|t| t.stats().snapshot()).unwrap_or_default(),
             },
+            access_log: self.state.access_log().map(|a| a.stats()),
         };
         serde_json::to_vec_pretty(&view).unwrap_or_default()
+    }
+
+    /// `/metrics` in the format the scraper asked for; 404 when Prometheus is off.
+    fn metrics(&self, session: &ServerSession) -> Response<Vec<u8>> {
+        let (Some(metrics), Some(families)) =
+            (self.state.metrics(), self.state.telemetry.prometheus)
+        else {
+            return text(StatusCode::NOT_FOUND, "metrics are off\n");
+        };
+        let accept = session
+            .req_header()
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let format = Format::negotiate(accept);
+        let body = prometheus::render(metrics, &families, format);
+        respond(StatusCode::OK, format.content_type(), body.into_bytes())
     }
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct TelemetryView {
     traces: TracesView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_log: Option<AccessLogStats>,
 }
 
 #[derive(Serialize)]
@@ -75,6 +99,7 @@ impl ServeHttp for AdminApi {
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
             "/api/routes" => json(self.routes_json()),
             "/api/telemetry" => json(self.telemetry_json()),
+            "/metrics" => self.metrics(session),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         };
         if let (Some(tracer), Some(mut span)) = (tracer, span) {

@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -19,10 +19,13 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, TrustPolicy, Upstream};
 use traverse_provider::{Backend, Middleware, Router, Scheme, Target};
+use traverse_telemetry::access_log::AccessRecord;
+use traverse_telemetry::metrics::{AttemptOutcome, RequestLabels, RequestOutcome};
+use traverse_telemetry::propagation;
 
 use crate::errors::{status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::forwarded::{Downstream, ForwardedPolicy};
-use crate::trace::{RequestFacts, RequestTrace};
+use crate::trace::{method_name, protocol_version, RequestFacts, RequestTrace};
 use crate::{GatewayState, InFlight};
 
 /// Everything an entrypoint needs from the static configuration, resolved once.
@@ -81,9 +84,14 @@ pub struct RequestCtx {
     backend: Option<Arc<Backend>>,
     upstream: Option<SocketAddr>,
     attempts: u32,
+    /// When the current upstream attempt started; `None` once it failed to connect.
+    attempt_started: Option<Instant>,
     /// The client's address and the port it connected to, read once per request.
+    client: Option<SocketAddr>,
     client_ip: Option<IpAddr>,
     local_port: Option<u16>,
+    /// Counted in `http.server.active_requests`, so `logging` must uncount it.
+    active: bool,
     /// Status of the last upstream response header received.
     upstream_status: Option<u16>,
     /// `None` when tracing is off.
@@ -127,8 +135,11 @@ impl ProxyHttp for Gateway {
             backend: None,
             upstream: None,
             attempts: 0,
+            attempt_started: None,
+            client: None,
             client_ip: None,
             local_port: None,
+            active: false,
             upstream_status: None,
             trace: None,
         }
@@ -138,10 +149,8 @@ impl ProxyHttp for Gateway {
         session.set_read_timeout(Some(self.options.downstream_read));
         session.set_write_timeout(Some(self.options.downstream_write));
         session.set_keepalive(Some(self.options.keepalive_seconds));
-        ctx.client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        ctx.client = session.client_addr().and_then(|a| a.as_inet()).copied();
+        ctx.client_ip = ctx.client.map(|a| a.ip());
         ctx.local_port = session
             .server_addr()
             .and_then(|a| a.as_inet())
@@ -154,6 +163,19 @@ impl ProxyHttp for Gateway {
                 ctx.client_ip,
                 ctx.local_port,
             ));
+        }
+        if let Some(metrics) = self.state.metrics() {
+            metrics.request_started(&self.options.entry_point);
+            ctx.active = true;
+            if self.options.trust == TrustPolicy::Continue {
+                let valid = match &ctx.trace {
+                    Some(trace) => trace.continued(),
+                    None => propagation::extract(&session.req_header().headers)
+                        .context
+                        .is_some(),
+                };
+                metrics.trace_context_seen(&self.options.entry_point, valid);
+            }
         }
 
         match self.decide(session.req_header(), ctx.client_ip) {
@@ -185,6 +207,7 @@ impl ProxyHttp for Gateway {
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no available server"))?;
         ctx.attempts += 1;
         ctx.upstream = Some(address);
+        ctx.attempt_started = Some(Instant::now());
         if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
             let facts = facts(&self.options.entry_point, &ctx.router, &ctx.backend);
             let method = &session.req_header().method;
@@ -221,10 +244,19 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut error: Box<Error>,
     ) -> Box<Error> {
+        let kind = error.etype().as_str();
         if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
             let facts = facts(&self.options.entry_point, &ctx.router, &ctx.backend);
-            let kind = error.etype().as_str();
             trace.fail_attempt(tracer, &session.req_header().method, &facts, kind);
+        }
+        if let (Some(metrics), Some(started)) = (self.state.metrics(), ctx.attempt_started.take()) {
+            metrics.attempt_finished(&AttemptOutcome {
+                service: ctx.backend.as_ref().map(|b| &b.name),
+                method: method_name(&session.req_header().method),
+                status: None,
+                error: Some(kind),
+                duration: started.elapsed(),
+            });
         }
         // Nothing reached the upstream, so retrying is safe for every method.
         let other_endpoint = ctx
@@ -346,7 +378,15 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let status = final_status(session.response_written().map(|r| r.status.as_u16()), error);
+        let duration = ctx.started.elapsed();
+        let origin_duration = ctx.attempt_started.take().map(|t| t.elapsed());
         let request = session.req_header();
+        let method = method_name(&request.method);
+        // The SERVER span's ids, for exemplars and access log records.
+        let server_span = ctx.trace.as_ref().map(|t| {
+            let context = t.server.context();
+            (context.trace_id(), context.span_id(), context.is_sampled())
+        });
         if let (Some(tracer), Some(trace)) = (self.state.tracer(), ctx.trace.take()) {
             let facts = facts(&self.options.entry_point, &ctx.router, &ctx.backend);
             trace.finish(
@@ -358,6 +398,86 @@ impl ProxyHttp for Gateway {
                 error,
             );
         }
+        let service = ctx.backend.as_ref().map(|b| &b.name);
+        if let Some(metrics) = self.state.metrics() {
+            if let Some(duration) = origin_duration {
+                metrics.attempt_finished(&AttemptOutcome {
+                    service,
+                    method,
+                    status: ctx.upstream_status,
+                    error: match (ctx.upstream_status, error) {
+                        (None, Some(error)) => Some(error.etype().as_str()),
+                        _ => None,
+                    },
+                    duration,
+                });
+            }
+            if std::mem::take(&mut ctx.active) {
+                metrics.request_finished(&RequestOutcome {
+                    labels: RequestLabels {
+                        entry_point: &self.options.entry_point,
+                        router: ctx.router.as_ref().map(|r| &r.name),
+                        service,
+                        method,
+                        status,
+                        protocol: protocol_version(request.version),
+                    },
+                    duration,
+                    request_bytes: session.body_bytes_read() as u64,
+                    response_bytes: session.body_bytes_sent() as u64,
+                    trace: server_span
+                        .filter(|(_, _, sampled)| *sampled)
+                        .map(|(trace_id, span_id, _)| (trace_id, span_id)),
+                });
+            }
+        }
+        if let Some(access_log) = self.state.access_log() {
+            let policy = access_log.policy();
+            let retries = ctx.attempts.saturating_sub(1);
+            if policy.keeps(status, duration, retries) {
+                let upstream: Option<Arc<str>> = ctx.upstream.map(|a| a.to_string().into());
+                let record = AccessRecord {
+                    start: SystemTime::now() - duration,
+                    duration,
+                    origin_duration,
+                    client_addr: ctx.client,
+                    method: request.method.clone(),
+                    path: request
+                        .uri
+                        .path_and_query()
+                        .map_or_else(|| request.uri.path().to_owned(), |p| p.as_str().to_owned()),
+                    protocol: request.version,
+                    host: request_host(request)
+                        .map(strip_port)
+                        .unwrap_or("")
+                        .to_owned(),
+                    request_content_size: session.body_bytes_read() as u64,
+                    entry_point: Some(Arc::clone(&self.options.entry_point)),
+                    router: ctx.router.as_ref().map(|r| Arc::clone(&r.name)),
+                    service: service.cloned(),
+                    service_url: ctx
+                        .backend
+                        .as_ref()
+                        .zip(upstream.as_ref())
+                        .map(|(b, a)| format!("{}://{a}", b.scheme.as_str()).into()),
+                    service_addr: upstream,
+                    origin_status: ctx.upstream_status,
+                    downstream_status: status,
+                    downstream_content_size: session.body_bytes_sent() as u64,
+                    retry_attempts: retries,
+                    trace_id: server_span.map(|(trace_id, _, _)| trace_id),
+                    span_id: server_span.map(|(_, span_id, _)| span_id),
+                    sampled: server_span.is_some_and(|(_, _, sampled)| sampled),
+                    request_headers: policy.capture_headers(&request.headers),
+                    response_headers: session
+                        .response_written()
+                        .map(|r| policy.capture_headers(&r.headers))
+                        .unwrap_or_default(),
+                    ..AccessRecord::default()
+                };
+                access_log.log(record);
+            }
+        }
         tracing::debug!(
             target: "traverse::access",
             entrypoint = %self.options.entry_point,
@@ -368,7 +488,7 @@ impl ProxyHttp for Gateway {
             path = request.uri.path(),
             status,
             attempts = ctx.attempts,
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = duration.as_secs_f64() * 1000.0,
             error = error.map(tracing::field::display),
             "request"
         );

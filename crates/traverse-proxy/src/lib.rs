@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use traverse_config::MetricFamilies;
 use traverse_provider::RoutingTable;
+use traverse_telemetry::access_log::AccessLogger;
+use traverse_telemetry::metrics::Metrics;
 use traverse_telemetry::Tracer;
 
 pub use admin::AdminApi;
@@ -32,8 +35,17 @@ pub struct GatewayState {
     draining: AtomicBool,
     in_flight: AtomicUsize,
     generation: AtomicU64,
-    /// `None` when tracing is off.
-    tracer: Option<Arc<Tracer>>,
+    telemetry: Telemetry,
+}
+
+/// What the request path reports to; each part is `None` when it is off.
+#[derive(Debug, Default, Clone)]
+pub struct Telemetry {
+    pub tracer: Option<Arc<Tracer>>,
+    pub metrics: Option<Arc<Metrics>>,
+    pub access_log: Option<Arc<AccessLogger>>,
+    /// The families the admin listener's `/metrics` serves; `None`: no `/metrics`.
+    pub prometheus: Option<MetricFamilies>,
 }
 
 impl GatewayState {
@@ -42,17 +54,27 @@ impl GatewayState {
         Arc::new(Self::default())
     }
 
-    /// A state whose requests are traced by `tracer`.
-    pub fn with_tracer(tracer: Option<Arc<Tracer>>) -> Arc<Self> {
+    /// A state whose requests report to `telemetry`.
+    pub fn with_telemetry(telemetry: Telemetry) -> Arc<Self> {
         Arc::new(GatewayState {
-            tracer,
+            telemetry,
             ..Self::default()
         })
     }
 
     /// The tracer, when tracing is on.
     pub fn tracer(&self) -> Option<&Arc<Tracer>> {
-        self.tracer.as_ref()
+        self.telemetry.tracer.as_ref()
+    }
+
+    /// The metrics, when an output (Prometheus or OTLP) is on.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.telemetry.metrics.as_ref()
+    }
+
+    /// The access log, when enabled.
+    pub fn access_log(&self) -> Option<&Arc<AccessLogger>> {
+        self.telemetry.access_log.as_ref()
     }
 
     /// Atomically replaces the routing table; requests already matched keep the old one.

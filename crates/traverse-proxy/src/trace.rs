@@ -13,6 +13,8 @@ use traverse_telemetry::{KeyValue, Span, SpanKind, Status, Tracer};
 /// Tracing state carried through a request's phases.
 pub(crate) struct RequestTrace {
     pub server: Span,
+    /// The request carried a valid trace context and the SERVER span continues it.
+    continued: bool,
     /// The CLIENT span of the current upstream attempt.
     pub client: Option<Span>,
     /// The inbound `baggage` was malformed or over the limits: not forwarded.
@@ -77,9 +79,15 @@ impl RequestTrace {
         server.set(|| KeyValue::new("traverse.role", tracer.role()));
         RequestTrace {
             server,
+            continued: decision.parent.is_some(),
             client: None,
             drop_baggage: !propagation::baggage_is_valid(&request.headers),
         }
+    }
+
+    /// Whether the request arrived with a valid trace context that was continued.
+    pub fn continued(&self) -> bool {
+        self.continued
     }
 
     /// Opens the CLIENT span of upstream attempt number `attempt` (from 1), ending
@@ -222,7 +230,7 @@ const OTHER_METHOD: &str = "_OTHER";
 
 /// The method as semantic conventions want it: the known methods, everything else
 /// `_OTHER`, so a client cannot make span names and attributes unbounded.
-fn method_name(method: &Method) -> &'static str {
+pub(crate) fn method_name(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
@@ -245,7 +253,7 @@ pub(crate) fn span_name(method: &Method, router: Option<&Arc<str>>) -> String {
     }
 }
 
-fn protocol_version(version: http::Version) -> &'static str {
+pub(crate) fn protocol_version(version: http::Version) -> &'static str {
     match version {
         http::Version::HTTP_09 => "0.9",
         http::Version::HTTP_10 => "1.0",

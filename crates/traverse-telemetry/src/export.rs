@@ -1,9 +1,14 @@
-//! OTLP trace export transport: one attempt ([`TraceExporter::send`]) and a
-//! bounded retry loop around it ([`send_with_retry`]).
+//! OTLP export transport for traces, metrics and logs: one attempt
+//! ([`OtlpExporter::send`]) and a bounded retry loop around it
+//! ([`send_with_retry`]).
+//!
+//! The transport is generic over the signal: any [`OtlpRequest`] (the three
+//! `Export*ServiceRequest` messages) goes through the same exporter, which
+//! knows where each one goes and how to read its partial success.
 //!
 //! Both OTLP/HTTP (protobuf body) and OTLP/gRPC are supported. Everything that
 //! can be checked from the configuration (URL, headers, TLS files) is checked
-//! by [`TraceExporter::new`], so a bad configuration fails at startup rather
+//! by [`OtlpExporter::new`], so a bad configuration fails at startup rather
 //! than on the first export. Errors of an attempt are classified following the
 //! OTLP specification into [`ExportError::Retryable`] and
 //! [`ExportError::Permanent`].
@@ -18,7 +23,7 @@ mod grpc;
 mod http;
 mod retry;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod tls;
 #[cfg(test)]
 mod tls_tests;
@@ -29,6 +34,12 @@ use std::time::Duration;
 
 use ::http::uri::Scheme;
 use ::http::{HeaderName, HeaderValue, Uri};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -68,12 +79,13 @@ impl TlsOptions {
     }
 }
 
-/// Everything needed to build a [`TraceExporter`].
+/// Everything needed to build an [`OtlpExporter`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExporterOptions {
     pub protocol: Protocol,
     /// HTTP: the full URL including the signal path (for example
-    /// `http://collector:4318/v1/traces`), used as is.
+    /// `http://collector:4318/v1/traces` or `.../v1/logs`), used as is, so an
+    /// HTTP exporter serves the one signal its URL names.
     /// gRPC: the collector's base URL (`http://collector:4317` for plaintext
     /// HTTP/2, `https://...` for TLS); any path is ignored.
     pub endpoint: String,
@@ -84,23 +96,88 @@ pub struct ExporterOptions {
     pub tls: TlsOptions,
 }
 
+/// An OTLP export request: what [`OtlpExporter::send`] can carry.
+///
+/// Implemented for the trace, metrics and logs requests only (the trait is
+/// sealed): each signal differs in its gRPC method, its response type and the
+/// name of its partial-success counter, and nothing else.
+pub trait OtlpRequest: prost::Message + Default + Clone + Send + Sync + 'static + Sealed {
+    /// The collector's answer to a successful export.
+    type Response: prost::Message + Default + Send + Sync + 'static;
+    /// Full gRPC method path, `/package.Service/Export`.
+    const GRPC_PATH: &'static str;
+    /// The signal, as it reads in messages: "trace", "metric" or "log".
+    const SIGNAL: &'static str;
+    /// What the request carries, in the plural: "spans", "data points" or
+    /// "log records".
+    const ITEMS: &'static str;
+
+    /// The rejected item count and the collector's message from the
+    /// response's `partial_success` (zero and empty when it is absent).
+    fn partial_success(response: Self::Response) -> (i64, String);
+}
+
+mod sealed {
+    /// Keeps [`super::OtlpRequest`] to the three OTLP signals: the transport
+    /// relies on their wire contracts.
+    pub trait Sealed {}
+    impl Sealed for super::ExportTraceServiceRequest {}
+    impl Sealed for super::ExportMetricsServiceRequest {}
+    impl Sealed for super::ExportLogsServiceRequest {}
+}
+use sealed::Sealed;
+
+impl OtlpRequest for ExportTraceServiceRequest {
+    type Response = ExportTraceServiceResponse;
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const SIGNAL: &'static str = "trace";
+    const ITEMS: &'static str = "spans";
+
+    fn partial_success(response: Self::Response) -> (i64, String) {
+        let partial = response.partial_success.unwrap_or_default();
+        (partial.rejected_spans, partial.error_message)
+    }
+}
+
+impl OtlpRequest for ExportMetricsServiceRequest {
+    type Response = ExportMetricsServiceResponse;
+    const GRPC_PATH: &'static str =
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const SIGNAL: &'static str = "metric";
+    const ITEMS: &'static str = "data points";
+
+    fn partial_success(response: Self::Response) -> (i64, String) {
+        let partial = response.partial_success.unwrap_or_default();
+        (partial.rejected_data_points, partial.error_message)
+    }
+}
+
+impl OtlpRequest for ExportLogsServiceRequest {
+    type Response = ExportLogsServiceResponse;
+    const GRPC_PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const SIGNAL: &'static str = "log";
+    const ITEMS: &'static str = "log records";
+
+    fn partial_success(response: Self::Response) -> (i64, String) {
+        let partial = response.partial_success.unwrap_or_default();
+        (partial.rejected_log_records, partial.error_message)
+    }
+}
+
 /// What the collector accepted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Accepted {
-    /// Spans the collector reported as rejected in `partial_success`; zero
-    /// when everything was accepted.
-    pub rejected_spans: i64,
+    /// Items (spans, data points or log records) the collector reported as
+    /// rejected in `partial_success`; zero when everything was accepted.
+    pub rejected: i64,
     /// The collector's explanation for a partial success, possibly empty.
     pub message: String,
 }
 
-impl From<ExportTraceServiceResponse> for Accepted {
-    fn from(response: ExportTraceServiceResponse) -> Self {
-        let partial = response.partial_success.unwrap_or_default();
-        Self {
-            rejected_spans: partial.rejected_spans,
-            message: partial.error_message,
-        }
+impl Accepted {
+    fn from_response<R: OtlpRequest>(response: R::Response) -> Self {
+        let (rejected, message) = R::partial_success(response);
+        Self { rejected, message }
     }
 }
 
@@ -168,39 +245,43 @@ pub enum ConfigError {
     Tls(String),
 }
 
-/// Sends OTLP trace requests to one collector.
+/// Sends OTLP export requests to one collector.
+///
+/// Over gRPC one exporter (and its one HTTP/2 channel) carries any signal, the
+/// method being chosen per request; over HTTP it posts to its configured URL,
+/// which names one signal.
 ///
 /// Building it needs no async runtime, so it can be built (and its
 /// configuration rejected) before the export thread starts. It must then be
 /// used from a single Tokio runtime: pooled connections, and for gRPC the
 /// channel created on the first [`send`](Self::send), live on the runtime that
 /// made them.
-pub struct TraceExporter {
+pub struct OtlpExporter {
     inner: Inner,
     endpoint: String,
 }
 
-// One exporter per process: the size difference between variants is irrelevant.
+// A few exporters per process: the size difference between variants is irrelevant.
 #[allow(clippy::large_enum_variant)]
 enum Inner {
     Http(http::HttpExporter),
     Grpc(grpc::GrpcExporter),
 }
 
-impl fmt::Debug for TraceExporter {
+impl fmt::Debug for OtlpExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let protocol = match self.inner {
             Inner::Http(_) => Protocol::HttpProtobuf,
             Inner::Grpc(_) => Protocol::Grpc,
         };
-        f.debug_struct("TraceExporter")
+        f.debug_struct("OtlpExporter")
             .field("protocol", &protocol)
             .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
 }
 
-impl TraceExporter {
+impl OtlpExporter {
     pub fn new(options: ExporterOptions) -> Result<Self, ConfigError> {
         if options.timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
@@ -243,7 +324,7 @@ impl TraceExporter {
     }
 
     /// Makes one export attempt, bounded by the configured timeout.
-    pub async fn send(&self, request: &ExportTraceServiceRequest) -> Result<Accepted, ExportError> {
+    pub async fn send<R: OtlpRequest>(&self, request: &R) -> Result<Accepted, ExportError> {
         match &self.inner {
             Inner::Http(exporter) => exporter.send(request).await,
             Inner::Grpc(exporter) => exporter.send(request).await,
@@ -331,7 +412,7 @@ mod tests {
     }
 
     fn config_error(options: ExporterOptions) -> String {
-        match TraceExporter::new(options) {
+        match OtlpExporter::new(options) {
             Ok(_) => panic!("configuration was accepted"),
             Err(e) => e.to_string(),
         }
@@ -340,9 +421,9 @@ mod tests {
     #[test]
     fn builds_outside_a_runtime() {
         for protocol in [Protocol::HttpProtobuf, Protocol::Grpc] {
-            TraceExporter::new(options(protocol, "http://127.0.0.1:4318/v1/traces"))
+            OtlpExporter::new(options(protocol, "http://127.0.0.1:4318/v1/traces"))
                 .expect("plaintext");
-            TraceExporter::new(options(
+            OtlpExporter::new(options(
                 protocol,
                 "https://collector.example:4318/v1/traces",
             ))

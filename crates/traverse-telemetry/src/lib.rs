@@ -17,8 +17,9 @@ pub mod propagation;
 pub mod settings;
 mod tracer;
 
-pub use pipeline::{ExportStats, StatsSnapshot, TracePipeline};
-pub use settings::TraceSettings;
+pub use logs::{LogPipeline, LogSettings, LogSink};
+pub use pipeline::{ExportStats, StartError, StatsSnapshot, TracePipeline};
+pub use settings::{TelemetrySettings, TraceSettings};
 pub use tracer::{Span, Tracer};
 
 /// Re-exported so the data plane names span kinds, statuses and attributes

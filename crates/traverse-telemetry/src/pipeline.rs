@@ -1,11 +1,16 @@
-//! The export side: a bounded queue drained by one dedicated thread.
+//! The export side: bounded queues, each drained by one dedicated thread.
 //!
-//! Workers only push into a lock-free bounded queue (see [`crate::Tracer::end`]);
-//! batching, encoding, network I/O and retries happen on the `traverse-otlp` thread,
-//! which runs its own single-threaded runtime so a slow or unreachable collector can
-//! never stall the request path. What cannot be queued or delivered is counted.
+//! Producers only push into a lock-free bounded [`BatchQueue`] (see
+//! [`crate::Tracer::end`] and [`crate::logs::LogSink::push`]); batching, encoding,
+//! network I/O and retries happen on the signal's export thread (`traverse-otlp` for
+//! traces), which runs its own single-threaded runtime so a slow or unreachable
+//! collector can never stall the request path. What cannot be queued or delivered is
+//! counted.
 //!
-//! The export thread is woken once per full batch (or by its timer), not per span:
+//! The queue and the thread know nothing of the signal: an encoder turns each batch
+//! into the signal's [`OtlpRequest`].
+//!
+//! An export thread is woken once per full batch (or by its timer), not per item:
 //! waking a parked thread is a syscall, and at tens of thousands of spans per second
 //! per-span wake-ups cost the workers more than recording the spans.
 
@@ -15,24 +20,26 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_sdk::Resource;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::export::{send_with_retry, RetryPolicy, TraceExporter};
+use crate::export::{send_with_retry, ExporterOptions, OtlpExporter, OtlpRequest, RetryPolicy};
 use crate::settings::TraceSettings;
 use crate::tracer::Tracer;
 
 /// Nice value of the export thread: below the workers, above batch jobs.
 const EXPORT_THREAD_NICENESS: i32 = 10;
 
-/// Longest a batch is retried before its spans are given up, outside shutdown.
+/// Longest a batch is retried before its items are given up, outside shutdown.
 const EXPORT_BUDGET: Duration = Duration::from_secs(30);
 
-/// Span export counters. Monotonic; read with [`ExportStats::snapshot`].
+/// Export counters of one signal. Monotonic; read with [`ExportStats::snapshot`].
 #[derive(Debug, Default)]
 pub struct ExportStats {
     exported: AtomicU64,
@@ -47,13 +54,13 @@ pub struct ExportStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
-    /// Spans the collector accepted.
+    /// Items (spans, log records) the collector accepted.
     pub exported: u64,
-    /// Spans dropped because the queue was full.
+    /// Items dropped because the queue was full.
     pub dropped: u64,
-    /// Spans lost because their batch could not be delivered.
+    /// Items lost because their batch could not be delivered.
     pub failed: u64,
-    /// Spans the collector reported as rejected (partial success).
+    /// Items the collector reported as rejected (partial success).
     pub rejected: u64,
     /// Batches that could not be delivered.
     pub export_errors: u64,
@@ -75,30 +82,31 @@ impl ExportStats {
     }
 }
 
-/// Ended spans waiting for export, shared by the workers and the export thread.
+/// Items (spans, log records) waiting for export, shared by their producers and
+/// one export thread.
 #[derive(Debug)]
-pub(crate) struct SpanQueue {
-    spans: ArrayQueue<SpanData>,
+pub(crate) struct BatchQueue<T> {
+    items: ArrayQueue<T>,
     max_batch: usize,
     batch_ready: Notify,
     pub(crate) stats: ExportStats,
 }
 
-impl SpanQueue {
+impl<T> BatchQueue<T> {
     pub(crate) fn new(capacity: usize, max_batch: usize) -> Self {
-        SpanQueue {
-            spans: ArrayQueue::new(capacity.max(1)),
+        BatchQueue {
+            items: ArrayQueue::new(capacity.max(1)),
             max_batch: max_batch.clamp(1, capacity.max(1)),
             batch_ready: Notify::new(),
             stats: ExportStats::default(),
         }
     }
 
-    /// Queues `span` without waiting; a full queue drops it and counts the drop.
-    pub(crate) fn push(&self, span: SpanData) {
-        match self.spans.push(span) {
+    /// Queues `item` without waiting; a full queue drops it and counts the drop.
+    pub(crate) fn push(&self, item: T) {
+        match self.items.push(item) {
             Ok(()) => {
-                if self.spans.len() >= self.max_batch {
+                if self.items.len() >= self.max_batch {
                     self.batch_ready.notify_one();
                 }
             }
@@ -109,11 +117,11 @@ impl SpanQueue {
     }
 
     /// Takes up to one batch.
-    fn pop_batch(&self) -> Vec<SpanData> {
-        let mut batch = Vec::with_capacity(self.max_batch.min(self.spans.len()));
+    fn pop_batch(&self) -> Vec<T> {
+        let mut batch = Vec::with_capacity(self.max_batch.min(self.items.len()));
         while batch.len() < self.max_batch {
-            match self.spans.pop() {
-                Some(span) => batch.push(span),
+            match self.items.pop() {
+                Some(item) => batch.push(item),
                 None => break,
             }
         }
@@ -121,16 +129,16 @@ impl SpanQueue {
     }
 
     fn has_full_batch(&self) -> bool {
-        self.spans.len() >= self.max_batch
+        self.items.len() >= self.max_batch
     }
 
     fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.items.is_empty()
     }
 
     #[cfg(test)]
-    pub(crate) fn pop(&self) -> Option<SpanData> {
-        self.spans.pop()
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.items.pop()
     }
 }
 
@@ -146,31 +154,91 @@ pub enum StartError {
 /// Owns the export thread; [`TracePipeline::shutdown`] flushes what is queued.
 #[derive(Debug)]
 pub struct TracePipeline {
-    closing: watch::Sender<Option<Instant>>,
-    done: std::sync::mpsc::Receiver<()>,
+    thread: ExportThread,
 }
 
 impl TracePipeline {
     /// Starts the export thread and returns the tracer the data plane uses.
     pub fn start(settings: TraceSettings) -> Result<(Arc<Tracer>, TracePipeline), StartError> {
-        let queue = Arc::new(SpanQueue::new(
+        let queue = Arc::new(BatchQueue::new(
             settings.queue.max_size,
             settings.queue.max_batch_size,
         ));
+        // Converted once: every batch carries the same resource.
+        let resource = ResourceAttributesWithSchema::from(&settings.resource);
+        let encode = move |spans: Vec<SpanData>| ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(spans, &resource),
+        };
+        let thread = ExportThread::spawn(
+            "traverse-otlp",
+            Arc::clone(&queue),
+            settings.exporter.clone(),
+            settings.queue.schedule_delay,
+            encode,
+        )?;
+
+        let tracer = Tracer::new(
+            settings.sampler,
+            queue,
+            settings.role,
+            settings.add_internals,
+            settings.trace_id_response_header,
+        );
+        Ok((Arc::new(tracer), TracePipeline { thread }))
+    }
+
+    /// Exports what is queued and stops, within `bound` even when the collector is
+    /// unreachable. Returns false when spans had to be abandoned at the bound.
+    pub fn shutdown(self, bound: Duration) -> bool {
+        self.thread.shutdown(bound)
+    }
+}
+
+/// The OTLP form of an SDK resource (its attributes; the schema URL goes on the
+/// `Resource*` message that carries it).
+pub(crate) fn resource_proto(resource: &Resource) -> ProtoResource {
+    ProtoResource {
+        attributes: ResourceAttributesWithSchema::from(resource).attributes.0,
+        ..ProtoResource::default()
+    }
+}
+
+/// A running export thread: drains one [`BatchQueue`] into one collector.
+#[derive(Debug)]
+pub(crate) struct ExportThread {
+    closing: watch::Sender<Option<Instant>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl ExportThread {
+    /// Starts thread `name`, which batches `queue`, turns each batch into one
+    /// request with `encode` and sends it to the collector `options` names.
+    /// Returns once the exporter is built, so a bad configuration is an error here.
+    pub(crate) fn spawn<T, R, E>(
+        name: &str,
+        queue: Arc<BatchQueue<T>>,
+        options: ExporterOptions,
+        delay: Duration,
+        encode: E,
+    ) -> Result<Self, StartError>
+    where
+        T: Send + 'static,
+        R: OtlpRequest,
+        E: Fn(Vec<T>) -> R + Send + 'static,
+    {
         let (closing, closing_rx) = watch::channel(None);
         let (done_tx, done) = std::sync::mpsc::channel();
         let (ready_tx, ready) = std::sync::mpsc::channel();
 
         let worker = Worker {
-            queue: Arc::clone(&queue),
-            resource: ResourceAttributesWithSchema::from(&settings.resource),
-            delay: settings.queue.schedule_delay,
+            queue,
+            encode,
+            delay,
             closing: closing_rx,
             policy: RetryPolicy::default(),
         };
-        let options = settings.exporter.clone();
         std::thread::Builder::new()
-            .name("traverse-otlp".into())
+            .name(name.to_owned())
             .spawn(move || {
                 // Encoding a batch is a burst of CPU; at a lower priority it waits for
                 // an idle moment instead of preempting a worker mid-request (which shows
@@ -190,7 +258,7 @@ impl TracePipeline {
                     }
                 };
                 runtime.block_on(async move {
-                    match TraceExporter::new(options) {
+                    match OtlpExporter::new(options) {
                         Ok(exporter) => {
                             let _ = ready_tx.send(Ok(()));
                             worker.run(exporter).await;
@@ -205,20 +273,12 @@ impl TracePipeline {
         ready
             .recv()
             .map_err(|_| StartError::Thread(std::io::Error::other("export thread exited")))??;
-
-        let tracer = Tracer::new(
-            settings.sampler,
-            queue,
-            settings.role,
-            settings.add_internals,
-            settings.trace_id_response_header,
-        );
-        Ok((Arc::new(tracer), TracePipeline { closing, done }))
+        Ok(ExportThread { closing, done })
     }
 
     /// Exports what is queued and stops, within `bound` even when the collector is
-    /// unreachable. Returns false when spans had to be abandoned at the bound.
-    pub fn shutdown(self, bound: Duration) -> bool {
+    /// unreachable. Returns false when items had to be abandoned at the bound.
+    pub(crate) fn shutdown(self, bound: Duration) -> bool {
         let deadline = Instant::now() + bound;
         let _ = self.closing.send(Some(deadline));
         self.done
@@ -227,22 +287,26 @@ impl TracePipeline {
     }
 }
 
-struct Worker {
-    queue: Arc<SpanQueue>,
-    resource: ResourceAttributesWithSchema,
+struct Worker<T, E> {
+    queue: Arc<BatchQueue<T>>,
+    encode: E,
     delay: Duration,
     closing: watch::Receiver<Option<Instant>>,
     policy: RetryPolicy,
 }
 
-/// Spans encoded as one export request.
-struct Batch {
-    request: ExportTraceServiceRequest,
-    spans: u64,
+/// Items encoded as one export request.
+struct Batch<R> {
+    request: R,
+    items: u64,
 }
 
-impl Worker {
-    async fn run(mut self, exporter: TraceExporter) {
+impl<T, E> Worker<T, E> {
+    async fn run<R>(mut self, exporter: OtlpExporter)
+    where
+        R: OtlpRequest,
+        E: Fn(Vec<T>) -> R,
+    {
         let mut interrupted = None;
         let mut flush_at = Instant::now() + self.delay;
         let mut failing = false;
@@ -259,7 +323,7 @@ impl Worker {
                 let mut closing = self.closing.clone();
                 tokio::select! {
                     delivered = self.send(&exporter, &batch, Instant::now() + EXPORT_BUDGET) => {
-                        report(delivered, &mut failing);
+                        report::<R>(delivered, &mut failing);
                     }
                     // Shutdown interrupts retries; the batch is sent again under its bound.
                     _ = closing.changed() => {
@@ -275,7 +339,7 @@ impl Worker {
 
         // Shutdown: send what is queued before the deadline; give up on the rest.
         let deadline = (*self.closing.borrow()).unwrap_or_else(Instant::now);
-        let mut batches: Vec<Batch> = interrupted.into_iter().collect();
+        let mut batches: Vec<Batch<R>> = interrupted.into_iter().collect();
         while !self.queue.is_empty() {
             batches.push(self.encode(self.queue.pop_batch()));
         }
@@ -283,7 +347,7 @@ impl Worker {
         for batch in batches {
             let sent = tokio::time::timeout_at(deadline, self.send(&exporter, &batch, deadline));
             if sent.await.is_err() {
-                stats.failed.fetch_add(batch.spans, Ordering::Relaxed);
+                stats.failed.fetch_add(batch.items, Ordering::Relaxed);
                 stats.export_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -292,26 +356,29 @@ impl Worker {
             tracing::warn!(
                 dropped = lost.dropped,
                 failed = lost.failed,
-                "trace export stopped; some spans were never delivered"
+                "{} export stopped; some {} were never delivered",
+                R::SIGNAL,
+                R::ITEMS,
             );
         }
     }
 
-    fn encode(&self, spans: Vec<SpanData>) -> Batch {
-        let count = spans.len() as u64;
+    fn encode<R>(&self, items: Vec<T>) -> Batch<R>
+    where
+        E: Fn(Vec<T>) -> R,
+    {
+        let count = items.len() as u64;
         Batch {
-            request: ExportTraceServiceRequest {
-                resource_spans: group_spans_by_resource_and_scope(spans, &self.resource),
-            },
-            spans: count,
+            request: (self.encode)(items),
+            items: count,
         }
     }
 
     /// Sends one batch with retries; returns the error text when it was given up.
-    async fn send(
+    async fn send<R: OtlpRequest>(
         &self,
-        exporter: &TraceExporter,
-        batch: &Batch,
+        exporter: &OtlpExporter,
+        batch: &Batch<R>,
         deadline: Instant,
     ) -> Result<(), String> {
         let (attempts, outcome) =
@@ -322,20 +389,27 @@ impl Worker {
             .fetch_add(u64::from(attempts.saturating_sub(1)), Ordering::Relaxed);
         match outcome {
             Ok(accepted) => {
-                let rejected = u64::try_from(accepted.rejected_spans)
+                // A negative or inflated count from the collector cannot make
+                // the counters go wrong.
+                let rejected = u64::try_from(accepted.rejected)
                     .unwrap_or(0)
-                    .min(batch.spans);
+                    .min(batch.items);
                 stats
                     .exported
-                    .fetch_add(batch.spans - rejected, Ordering::Relaxed);
+                    .fetch_add(batch.items - rejected, Ordering::Relaxed);
                 stats.rejected.fetch_add(rejected, Ordering::Relaxed);
                 if rejected > 0 {
-                    tracing::warn!(rejected, message = %accepted.message, "collector rejected spans");
+                    tracing::warn!(
+                        rejected,
+                        message = %accepted.message,
+                        "collector rejected {}",
+                        R::ITEMS
+                    );
                 }
                 Ok(())
             }
             Err(error) => {
-                stats.failed.fetch_add(batch.spans, Ordering::Relaxed);
+                stats.failed.fetch_add(batch.items, Ordering::Relaxed);
                 stats.export_errors.fetch_add(1, Ordering::Relaxed);
                 Err(error.to_string())
             }
@@ -344,15 +418,20 @@ impl Worker {
 }
 
 /// Logs the first failure of a streak and the recovery, not every batch.
-fn report(delivered: Result<(), String>, failing: &mut bool) {
+fn report<R: OtlpRequest>(delivered: Result<(), String>, failing: &mut bool) {
     match delivered {
         Err(error) if !*failing => {
             *failing = true;
-            tracing::warn!(%error, "trace export failing; spans are being dropped");
+            tracing::warn!(
+                %error,
+                "{} export failing; {} are being dropped",
+                R::SIGNAL,
+                R::ITEMS
+            );
         }
         Ok(()) if *failing => {
             *failing = false;
-            tracing::info!("trace export recovered");
+            tracing::info!("{} export recovered", R::SIGNAL);
         }
         _ => {}
     }

@@ -1,4 +1,4 @@
-//! Resolves the tracing configuration against the standard `OTEL_*` environment
+//! Resolves the telemetry configuration (traces, metrics push, OTLP logs) against the standard `OTEL_*` environment
 //! variables: a value set in the configuration file wins, then the variable, then
 //! the default. Pure (the environment is passed in) so every precedence rule is
 //! tested without touching the process environment.
@@ -10,9 +10,11 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::Sampler;
 use opentelemetry_sdk::Resource;
 use opentelemetry_semantic_conventions::attribute as semconv;
-use traverse_config::{Config, ExportQueue, Problem, Tls};
+use traverse_config::{Config, ExportQueue, Otlp, Problem, Tls};
 
 use crate::export::{ExporterOptions, Protocol, TlsOptions};
+use crate::logs::LogSettings;
+use crate::metrics::push::PushSettings;
 
 /// Everything the trace pipeline needs, resolved once at start-up.
 #[derive(Debug, Clone)]
@@ -26,18 +28,60 @@ pub struct TraceSettings {
     pub role: &'static str,
 }
 
+/// Every telemetry signal, resolved once at start-up.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// service.name, k8s.cluster.name, ...: shared by every signal.
+    pub resource: Resource,
+    /// `None` when tracing is off.
+    pub traces: Option<TraceSettings>,
+    /// `None` when the OTLP metrics push is off.
+    pub metrics_push: Option<PushSettings>,
+    /// The gateway's own log lines over OTLP.
+    pub general_logs: Option<LogSettings>,
+    /// Access log records over OTLP.
+    pub access_logs: Option<LogSettings>,
+}
+
 const DEFAULT_SERVICE_NAME: &str = "traverse";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/traces";
 const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
+const DEFAULT_PUSH_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Resolves tracing for `config`; `Ok(None)` means tracing is off. `env` looks up an
-/// environment variable (`|name| std::env::var(name).ok()` in production). Every
-/// problem is reported, each naming its configuration key or variable.
+/// An OTLP signal, as the `OTEL_*` variables and the HTTP paths name it.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    /// The upper-case infix of the signal-specific variables.
+    fn env(self) -> &'static str {
+        match self {
+            Signal::Traces => "TRACES",
+            Signal::Metrics => "METRICS",
+            Signal::Logs => "LOGS",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+            Signal::Logs => "/v1/logs",
+        }
+    }
+}
+
+/// Resolves every signal for `config`. `env` looks up an environment variable
+/// (`|name| std::env::var(name).ok()` in production). Every problem is reported,
+/// each naming its configuration key or variable.
 pub fn resolve(
     config: &Config,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<TraceSettings>, Vec<Problem>> {
+) -> Result<TelemetrySettings, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut problem = |key: &str, message: String| {
         problems.push(Problem {
@@ -45,11 +89,96 @@ pub fn resolve(
             message,
         })
     };
-    let tracing = &config.tracing;
-    let otlp = &tracing.otlp;
     let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    let tracing = &config.tracing;
+    let resource = resource(config, &env, &mut problem);
 
-    let env_endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    let traces =
+        exporter(&tracing.otlp, Signal::Traces, true, &env, &mut problem).map(|exporter| {
+            let sampler = match tracing.sample_rate {
+                Some(rate) => parent_based_ratio(rate),
+                None => sampler_from_env(&env, &mut problem),
+            };
+            TraceSettings {
+                exporter,
+                sampler,
+                resource: resource.clone(),
+                queue: tracing.queue.clone(),
+                add_internals: tracing.add_internals,
+                trace_id_response_header: tracing
+                    .trace_id_response_header
+                    .as_deref()
+                    .and_then(|name| http::HeaderName::try_from(name).ok()),
+                role: config.role.as_str(),
+            }
+        });
+
+    let metrics = &config.metrics.otlp;
+    let metrics_push = exporter(
+        &metrics.transport(),
+        Signal::Metrics,
+        true,
+        &env,
+        &mut problem,
+    )
+    .map(|exporter| {
+        let interval =
+            metrics
+                .push_interval
+                .unwrap_or_else(|| match env("OTEL_METRIC_EXPORT_INTERVAL") {
+                    None => DEFAULT_PUSH_INTERVAL,
+                    Some(ms) => match ms.trim().parse::<u64>() {
+                        Ok(ms) if ms >= 1000 => Duration::from_millis(ms),
+                        _ => {
+                            problem(
+                                "OTEL_METRIC_EXPORT_INTERVAL",
+                                format!("{ms:?} is not a number of milliseconds of at least 1000"),
+                            );
+                            DEFAULT_PUSH_INTERVAL
+                        }
+                    },
+                });
+        PushSettings {
+            exporter,
+            interval,
+            families: metrics.families(),
+            service_name: metrics.service_name.clone(),
+        }
+    });
+
+    let logs = |otlp, problem: &mut dyn FnMut(&str, String)| {
+        exporter(otlp, Signal::Logs, false, &env, problem).map(|exporter| LogSettings {
+            exporter,
+            resource: resource.clone(),
+            queue: ExportQueue::default(),
+        })
+    };
+    let general_logs = logs(&config.logs.general.otlp, &mut problem);
+    let access_logs = logs(&config.logs.access.otlp, &mut problem);
+
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(TelemetrySettings {
+        resource,
+        traces,
+        metrics_push,
+        general_logs,
+        access_logs,
+    })
+}
+
+/// Where one signal goes, or `None` when it is not exported. `env_enables`: whether an
+/// `OTEL_EXPORTER_OTLP_*ENDPOINT` variable alone turns the signal on.
+fn exporter(
+    otlp: &Otlp,
+    signal: Signal,
+    env_enables: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+    problem: &mut dyn FnMut(&str, String),
+) -> Option<ExporterOptions> {
+    let specific = |what: &str| format!("OTEL_EXPORTER_OTLP_{}_{what}", signal.env());
+    let env_endpoint = env(&specific("ENDPOINT"))
         .map(|e| (e, false))
         .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT").map(|e| (e, true)));
     let configured = otlp.http_enabled().is_some() || otlp.grpc_enabled().is_some();
@@ -58,12 +187,13 @@ pub fn resolve(
         None => {
             let disabled_by_env = env("OTEL_SDK_DISABLED")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-                || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim() == "none");
-            !disabled_by_env && (configured || env_endpoint.is_some())
+                || env(&format!("OTEL_{}_EXPORTER", signal.env()))
+                    .is_some_and(|v| v.trim() == "none");
+            !disabled_by_env && (configured || (env_enables && env_endpoint.is_some()))
         }
     };
     if !enabled {
-        return Ok(None);
+        return None;
     }
 
     let protocol = if otlp.grpc_enabled().is_some() {
@@ -71,14 +201,14 @@ pub fn resolve(
     } else if otlp.http_enabled().is_some() {
         Protocol::HttpProtobuf
     } else {
-        let (name, value) = first_env(
-            &env,
-            &[
-                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-                "OTEL_EXPORTER_OTLP_PROTOCOL",
-            ],
-        )
-        .unwrap_or(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()));
+        let names = [
+            specific("PROTOCOL"),
+            "OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(),
+        ];
+        let (name, value) = names
+            .iter()
+            .find_map(|name| env(name).map(|v| (name.as_str(), v)))
+            .unwrap_or(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()));
         match value.trim() {
             "grpc" => Protocol::Grpc,
             "http/protobuf" => Protocol::HttpProtobuf,
@@ -118,25 +248,22 @@ pub fn resolve(
             env_endpoint.map(|(endpoint, is_base)| match protocol {
                 // The generic variable is a base URL; the signal path is appended for HTTP.
                 Protocol::HttpProtobuf if is_base => {
-                    format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+                    format!("{}{}", endpoint.trim_end_matches('/'), signal.path())
                 }
                 _ => endpoint,
             })
         })
         .unwrap_or_else(|| match protocol {
             Protocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_owned(),
-            Protocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT.to_owned(),
+            Protocol::HttpProtobuf => format!("http://localhost:4318{}", signal.path()),
         });
 
     let mut headers = BTreeMap::new();
-    for name in [
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    ] {
-        if let Some(value) = env(name) {
+    for name in ["OTEL_EXPORTER_OTLP_HEADERS".to_owned(), specific("HEADERS")] {
+        if let Some(value) = env(&name) {
             match parse_key_values(&value) {
                 Ok(pairs) => headers.extend(pairs),
-                Err(message) => problem(name, message),
+                Err(message) => problem(&name, message),
             }
         }
     }
@@ -145,13 +272,8 @@ pub fn resolve(
     }
 
     let timeout = config_timeout.unwrap_or_else(|| {
-        match first_env(
-            &env,
-            &[
-                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-                "OTEL_EXPORTER_OTLP_TIMEOUT",
-            ],
-        ) {
+        let names = [specific("TIMEOUT"), "OTEL_EXPORTER_OTLP_TIMEOUT".to_owned()];
+        match names.iter().find_map(|name| env(name).map(|v| (name, v))) {
             Some((name, value)) => match value.trim().parse::<u64>() {
                 Ok(ms) if ms > 0 => Duration::from_millis(ms),
                 _ => {
@@ -166,11 +288,23 @@ pub fn resolve(
         }
     });
 
-    let sampler = match tracing.sample_rate {
-        Some(rate) => parent_based_ratio(rate),
-        None => sampler_from_env(&env, &mut problem),
-    };
+    Some(ExporterOptions {
+        protocol,
+        endpoint,
+        headers: headers.into_iter().collect(),
+        timeout,
+        tls: tls.map(tls_options).unwrap_or_default(),
+    })
+}
 
+/// The resource every signal reports: configuration wins over `OTEL_SERVICE_NAME`
+/// and `OTEL_RESOURCE_ATTRIBUTES`, which win over the defaults.
+fn resource(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    problem: &mut dyn FnMut(&str, String),
+) -> Resource {
+    let tracing = &config.tracing;
     let mut attributes = BTreeMap::new();
     attributes.insert(semconv::SERVICE_INSTANCE_ID.to_owned(), instance_id());
     attributes.insert(
@@ -198,40 +332,9 @@ pub fn resolve(
     if let Some(name) = &tracing.service_name {
         attributes.insert(semconv::SERVICE_NAME.to_owned(), name.clone());
     }
-    let resource = Resource::builder_empty()
+    Resource::builder_empty()
         .with_attributes(attributes.into_iter().map(|(k, v)| KeyValue::new(k, v)))
-        .build();
-
-    let trace_id_response_header = tracing
-        .trace_id_response_header
-        .as_deref()
-        .and_then(|name| http::HeaderName::try_from(name).ok());
-
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Some(TraceSettings {
-        exporter: ExporterOptions {
-            protocol,
-            endpoint,
-            headers: headers.into_iter().collect(),
-            timeout,
-            tls: tls.map(tls_options).unwrap_or_default(),
-        },
-        sampler,
-        resource,
-        queue: tracing.queue.clone(),
-        add_internals: tracing.add_internals,
-        trace_id_response_header,
-        role: config.role.as_str(),
-    }))
-}
-
-fn first_env(
-    env: &dyn Fn(&str) -> Option<String>,
-    names: &[&'static str],
-) -> Option<(&'static str, String)> {
-    names.iter().find_map(|&name| env(name).map(|v| (name, v)))
+        .build()
 }
 
 /// The sampler: follow the caller's decision, sample new traces by trace id.

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::pipeline::{ExportStats, SpanQueue};
+use crate::pipeline::{BatchQueue, ExportStats};
 use crate::propagation::Decision;
 use opentelemetry::trace::{
     Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
@@ -30,7 +30,7 @@ pub struct Tracer {
     sampler: Sampler,
     ids: RandomIdGenerator,
     scope: InstrumentationScope,
-    queue: Arc<SpanQueue>,
+    queue: Arc<BatchQueue<SpanData>>,
     role: &'static str,
     add_internals: bool,
     trace_id_response_header: Option<http::HeaderName>,
@@ -51,7 +51,7 @@ pub struct Span {
 impl Tracer {
     pub(crate) fn new(
         sampler: Sampler,
-        queue: Arc<SpanQueue>,
+        queue: Arc<BatchQueue<SpanData>>,
         role: &'static str,
         add_internals: bool,
         trace_id_response_header: Option<http::HeaderName>,
@@ -216,8 +216,8 @@ mod tests {
     use crate::propagation::TrustPolicy;
 
     /// A tracer and its queue (capacity 4), read back with `pop`.
-    fn tracer(sampler: Sampler) -> (Tracer, Arc<SpanQueue>) {
-        let queue = Arc::new(SpanQueue::new(4, 4));
+    fn tracer(sampler: Sampler) -> (Tracer, Arc<BatchQueue<SpanData>>) {
+        let queue = Arc::new(BatchQueue::new(4, 4));
         let tracer = Tracer::new(sampler, Arc::clone(&queue), "standalone", false, None);
         (tracer, queue)
     }

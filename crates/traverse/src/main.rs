@@ -46,8 +46,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => {
-            init_logging();
-            match run::run(&config) {
+            let attach_logs = init_logging();
+            match run::run(&config, attach_logs) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error:#}");
@@ -64,18 +64,32 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr through `tracing`; Pingora's `log` records are bridged in by the
-/// subscriber. `RUST_LOG` overrides the default filter.
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
+/// subscriber. `RUST_LOG` overrides the default filter. The returned function sends
+/// them over OTLP too, once `run` has read the configuration and started the pipeline.
+fn init_logging() -> run::AttachLogs {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{reload, EnvFilter};
+    use traverse_telemetry::log_bridge::OtlpLogLayer;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(
             "info,pingora_core=warn,pingora_proxy=warn,pingora=warn,\
              hyper=warn,hyper_util=warn,h2=warn,tonic=warn,rustls=warn",
         )
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let (otlp, handle) = reload::Layer::new(None::<OtlpLogLayer>);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(otlp)
         .try_init();
+    Box::new(move |sink| {
+        if let Err(error) = handle.reload(Some(OtlpLogLayer::new(sink))) {
+            tracing::warn!(%error, "could not send the gateway's logs over OTLP");
+        }
+    })
 }

@@ -18,32 +18,29 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use tokio::sync::oneshot;
-use traverse_config::Config;
+use traverse_config::{Config, MetricFamilies};
 use traverse_provider::file::FileProvider;
-use traverse_provider::{translate, Diagnostic, Diagnostics, RoutingTable, Severity, Snapshot};
-use traverse_proxy::{entrypoint_service, AdminApi, GatewayState};
-use traverse_telemetry::{settings, TracePipeline, TraceSettings};
+use traverse_provider::{
+    translate, Diagnostic, Diagnostics, RoutingTable, Severity, Snapshot, Target,
+};
+use traverse_proxy::{entrypoint_service, AdminApi, GatewayState, Telemetry};
+use traverse_telemetry::access_log::{AccessLogWriter, AccessLogger};
+use traverse_telemetry::logs::{LogPipeline, LogSink};
+use traverse_telemetry::metrics::push::MetricsPush;
+use traverse_telemetry::metrics::{Metrics, MetricsOptions, StatsSource};
+use traverse_telemetry::{settings, KeyValue, TelemetrySettings, TracePipeline};
 
-/// Longest the trace export gets to flush at exit, even with the collector unreachable.
-const TRACE_FLUSH_BOUND: Duration = Duration::from_secs(5);
+/// Longest the telemetry outputs get to flush at exit, together, even with the
+/// collector unreachable.
+const TELEMETRY_FLUSH_BOUND: Duration = Duration::from_secs(5);
 
-pub fn run(path: &Path) -> anyhow::Result<()> {
+/// Attaches the gateway's own logs to an OTLP log pipeline.
+pub type AttachLogs = Box<dyn FnOnce(Arc<LogSink>) + Send>;
+
+pub fn run(path: &Path, attach_logs: AttachLogs) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let (tracer, pipeline) = match tracing_settings(&config)? {
-        Some(settings) => {
-            tracing::info!(
-                protocol = ?settings.exporter.protocol,
-                endpoint = %settings.exporter.endpoint,
-                sampler = ?settings.sampler,
-                "tracing on"
-            );
-            let (tracer, pipeline) =
-                TracePipeline::start(settings).context("starting trace export")?;
-            (Some(tracer), Some(pipeline))
-        }
-        None => (None, None),
-    };
-    let state = GatewayState::with_tracer(tracer);
+    let settings = telemetry_settings(&config)?;
+    let (state, outputs) = start_telemetry(&config, settings, attach_logs)?;
     let (stop_pingora, pingora_signal) = oneshot::channel();
     let server = build_server(&config, &state)?;
     let pingora = std::thread::Builder::new()
@@ -63,20 +60,195 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     // Do not wait for the Pingora thread: it sleeps out its own grace period, and
     // everything that mattered has drained by now.
     runtime.shutdown_background();
-    if let Some(pipeline) = pipeline {
-        if !pipeline.shutdown(TRACE_FLUSH_BOUND) {
-            tracing::warn!(bound = ?TRACE_FLUSH_BOUND, "trace export did not finish flushing");
-        }
-    }
+    outputs.shutdown(Instant::now() + TELEMETRY_FLUSH_BOUND);
     result
 }
 
-/// Tracing resolved against the `OTEL_*` environment; every problem is reported.
-pub fn tracing_settings(config: &Config) -> anyhow::Result<Option<TraceSettings>> {
-    settings::resolve(config, &|name| std::env::var(name).ok()).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-        anyhow::anyhow!("invalid tracing configuration:\n{}", list.join("\n"))
-    })
+/// The threads that take telemetry off the request path, stopped after the drain.
+#[derive(Default)]
+struct TelemetryOutputs {
+    traces: Option<TracePipeline>,
+    access_log: Option<AccessLogWriter>,
+    access_otlp: Option<LogPipeline>,
+    general_otlp: Option<LogPipeline>,
+    metrics_push: Option<MetricsPush>,
+}
+
+impl TelemetryOutputs {
+    /// Flushes every output before `deadline`, access records before their OTLP pipeline.
+    fn shutdown(self, deadline: Instant) {
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let mut unfinished = Vec::new();
+        if let Some(traces) = self.traces {
+            if !traces.shutdown(left()) {
+                unfinished.push("traces");
+            }
+        }
+        if let Some(writer) = self.access_log {
+            if !writer.shutdown(left()) {
+                unfinished.push("access log");
+            }
+        }
+        if let Some(pipeline) = self.access_otlp {
+            if !pipeline.shutdown(left()) {
+                unfinished.push("access log export");
+            }
+        }
+        if let Some(push) = self.metrics_push {
+            if !push.shutdown(left()) {
+                unfinished.push("metrics push");
+            }
+        }
+        if !unfinished.is_empty() {
+            tracing::warn!(bound = ?TELEMETRY_FLUSH_BOUND, ?unfinished, "telemetry did not finish flushing");
+        }
+        // Last: the lines above still go out over OTLP.
+        if let Some(pipeline) = self.general_otlp {
+            let _ = pipeline.shutdown(left().max(Duration::from_millis(500)));
+        }
+    }
+}
+
+/// Starts every configured telemetry output and the state the data plane reports to.
+fn start_telemetry(
+    config: &Config,
+    settings: TelemetrySettings,
+    attach_logs: AttachLogs,
+) -> anyhow::Result<(Arc<GatewayState>, TelemetryOutputs)> {
+    let mut outputs = TelemetryOutputs::default();
+    let mut sources: Vec<(&'static str, StatsSource)> = Vec::new();
+    if let Some(logs) = settings.general_logs {
+        let (sink, pipeline) =
+            LogPipeline::start(logs, "traverse-otlp-logs").context("starting log export")?;
+        let stats = Arc::clone(&sink);
+        sources.push(("logs", Arc::new(move || stats.stats())));
+        attach_logs(sink);
+        outputs.general_otlp = Some(pipeline);
+    }
+    let tracer = match settings.traces {
+        Some(traces) => {
+            tracing::info!(
+                protocol = ?traces.exporter.protocol,
+                endpoint = %traces.exporter.endpoint,
+                sampler = ?traces.sampler,
+                "tracing on"
+            );
+            let (tracer, pipeline) =
+                TracePipeline::start(traces).context("starting trace export")?;
+            let stats = Arc::clone(&tracer);
+            sources.push(("spans", Arc::new(move || stats.stats().snapshot())));
+            outputs.traces = Some(pipeline);
+            Some(tracer)
+        }
+        None => None,
+    };
+
+    let access = &config.logs.access;
+    let access_log = if access.enabled {
+        let sink = match settings.access_logs {
+            Some(logs) => {
+                tracing::info!(endpoint = %logs.exporter.endpoint, "access log export on");
+                let (sink, pipeline) = LogPipeline::start(logs, "traverse-otlp-access")
+                    .context("starting access log export")?;
+                let stats = Arc::clone(&sink);
+                sources.push(("access_logs", Arc::new(move || stats.stats())));
+                outputs.access_otlp = Some(pipeline);
+                Some(sink)
+            }
+            None => None,
+        };
+        let (logger, writer) =
+            AccessLogger::start(access, sink).with_context(|| match &access.file_path {
+                Some(path) => format!("opening the access log {}", path.display()),
+                None => "starting the access log".to_owned(),
+            })?;
+        outputs.access_log = Some(writer);
+        Some(logger)
+    } else {
+        None
+    };
+
+    let prometheus = config
+        .metrics
+        .prometheus
+        .enabled
+        .then(|| config.metrics.prometheus.families());
+    let pushed = settings.metrics_push.as_ref().map(|p| p.families);
+    // Each family is recorded when at least one output carries it.
+    let metrics = prometheus
+        .into_iter()
+        .chain(pushed)
+        .reduce(MetricFamilies::union)
+        .map(|families| {
+            Metrics::new(MetricsOptions {
+                resource: settings.resource,
+                families,
+                telemetry: sources,
+            })
+        });
+    let state = GatewayState::with_telemetry(Telemetry {
+        tracer,
+        metrics: metrics.clone(),
+        access_log,
+        prometheus,
+    });
+    if let Some(metrics) = metrics {
+        observe_servers(&metrics, &state);
+        if let Some(push) = settings.metrics_push {
+            tracing::info!(endpoint = %push.exporter.endpoint, interval = ?push.interval, "metrics push on");
+            outputs.metrics_push =
+                Some(MetricsPush::start(metrics, push).context("starting metrics push")?);
+        }
+    }
+    Ok((state, outputs))
+}
+
+/// `traverse.service.server.up`: 1 for each endpoint in rotation, per service, read
+/// from the routing table in force at each collection.
+fn observe_servers(metrics: &Metrics, state: &Arc<GatewayState>) {
+    let state = Arc::downgrade(state);
+    metrics.observe_gauge(
+        "traverse.service.server.up",
+        "Whether an upstream endpoint is in rotation (1) or not (0), per service",
+        move || {
+            let Some(state) = state.upgrade() else {
+                return Vec::new();
+            };
+            let routing = state.routing();
+            let mut servers = BTreeSet::new();
+            for route in routing.routes.routes() {
+                if let Target::Services(services) = &route.value.target {
+                    for (backend, _) in services.items() {
+                        for (address, weight) in backend.servers.items() {
+                            servers.insert((Arc::clone(&backend.name), *address, *weight > 0));
+                        }
+                    }
+                }
+            }
+            servers
+                .into_iter()
+                .map(|(service, address, up)| {
+                    (
+                        i64::from(up),
+                        vec![
+                            KeyValue::new("service", service),
+                            KeyValue::new("url", format!("http://{address}")),
+                        ],
+                    )
+                })
+                .collect()
+        },
+    );
+}
+
+/// Telemetry resolved against the `OTEL_*` environment; every problem is reported.
+pub fn telemetry_settings(config: &Config) -> anyhow::Result<TelemetrySettings> {
+    let settings =
+        settings::resolve(config, &|name| std::env::var(name).ok()).map_err(|problems| {
+            let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+            anyhow::anyhow!("invalid telemetry configuration:\n{}", list.join("\n"))
+        })?;
+    Ok(settings)
 }
 
 fn build_server(config: &Config, state: &Arc<GatewayState>) -> anyhow::Result<Server> {
@@ -241,6 +413,11 @@ impl Applier {
         }
         self.reported = current;
 
+        if let Some(metrics) = self.state.metrics() {
+            // Broken objects were skipped and the rest applied: still a failed reload.
+            let clean = !self.reported.iter().any(|d| d.severity == Severity::Error);
+            metrics.config_reloaded(clean);
+        }
         let count = routes.len();
         self.state.publish(RoutingTable {
             routes,

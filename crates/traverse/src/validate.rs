@@ -16,7 +16,7 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(error) = crate::run::tracing_settings(&config) {
+    if let Err(error) = crate::run::telemetry_settings(&config) {
         eprintln!("error: {}: {error}", path.display());
         return ExitCode::FAILURE;
     }

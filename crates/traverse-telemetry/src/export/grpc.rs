@@ -1,24 +1,29 @@
-//! OTLP/gRPC through tonic's generated `TraceService` client.
+//! OTLP/gRPC through tonic's generic unary client and the prost codec.
+//!
+//! The generated per-service clients differ only in the method path and the
+//! message types, so one generic client over one channel serves the trace,
+//! metrics and logs services alike.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use ::http::uri::PathAndQuery;
 use ::http::{HeaderName, HeaderValue, Uri};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
+use tonic::client::Grpc;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tonic_prost::ProstCodec;
 
 use super::tls::TlsMaterial;
-use super::{error_chain, Accepted, ConfigError, ExportError};
+use super::{error_chain, Accepted, ConfigError, ExportError, OtlpRequest};
 
 pub(super) struct GrpcExporter {
     endpoint: Endpoint,
     /// Created on first use: a tonic channel spawns its worker task on the
     /// current Tokio runtime, which does not exist at construction time.
-    client: OnceLock<TraceServiceClient<Channel>>,
+    client: OnceLock<Grpc<Channel>>,
     metadata: MetadataMap,
     timeout: Duration,
 }
@@ -53,21 +58,31 @@ impl GrpcExporter {
         })
     }
 
-    pub(super) async fn send(
-        &self,
-        request: &ExportTraceServiceRequest,
-    ) -> Result<Accepted, ExportError> {
+    pub(super) async fn send<R: OtlpRequest>(&self, request: &R) -> Result<Accepted, ExportError> {
+        // Clones share the channel; each call needs its own handle to poll.
         let mut client = self
             .client
-            .get_or_init(|| TraceServiceClient::new(self.endpoint.connect_lazy()))
+            .get_or_init(|| Grpc::new(self.endpoint.connect_lazy()))
             .clone();
         let mut grpc_request = tonic::Request::new(request.clone());
         *grpc_request.metadata_mut() = self.metadata.clone();
         // Tells the collector our deadline too (grpc-timeout).
         grpc_request.set_timeout(self.timeout);
 
-        match tokio::time::timeout(self.timeout, client.export(grpc_request)).await {
-            Ok(Ok(response)) => Ok(response.into_inner().into()),
+        let call = async {
+            // A channel only refuses requests once its worker is gone; the
+            // generated clients report that as UNKNOWN, and so do we.
+            client
+                .ready()
+                .await
+                .map_err(|e| Status::unknown(format!("channel not ready: {}", error_chain(&e))))?;
+            let path = PathAndQuery::from_static(R::GRPC_PATH);
+            client
+                .unary(grpc_request, path, ProstCodec::<R, R::Response>::default())
+                .await
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(response)) => Ok(Accepted::from_response::<R>(response.into_inner())),
             Ok(Err(status)) => Err(classify_status(&status)),
             Err(_) => Err(ExportError::retryable(format!(
                 "no response within {:?}",
@@ -192,22 +207,42 @@ fn retry_delay(details: &[u8]) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     use bytes::Bytes;
+    use hyper::body::Incoming;
+    use hyper::service::Service as _;
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::service::TowerToHyperService;
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+        LogsService, LogsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
         TraceService, TraceServiceServer,
     };
     use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTracePartialSuccess, ExportTraceServiceResponse,
+        ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
     };
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::export::test_support::{self, deadline, fast_policy, sample_request};
-    use crate::export::{send_with_retry, Protocol, TraceExporter};
+    use crate::export::test_support::{
+        self, deadline, fast_policy, sample_logs_request, sample_metrics_request, sample_request,
+    };
+    use crate::export::{send_with_retry, OtlpExporter, Protocol};
 
     fn details_with_retry_info(delay: ProtoDuration) -> Bytes {
         let retry_info = RetryInfo {
@@ -306,10 +341,15 @@ mod tests {
         assert!(error.to_string().contains("`trace-bin`"), "{error}");
     }
 
+    /// A collector serving the three OTLP services with scripted replies.
     #[derive(Default)]
     struct Scripted {
         replies: Mutex<VecDeque<Result<ExportTraceServiceResponse, Status>>>,
         received: Mutex<Vec<(ExportTraceServiceRequest, Option<String>)>>,
+        log_replies: Mutex<VecDeque<Result<ExportLogsServiceResponse, Status>>>,
+        logs: Mutex<Vec<ExportLogsServiceRequest>>,
+        metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
+        connections: AtomicUsize,
     }
 
     #[tonic::async_trait]
@@ -334,23 +374,71 @@ mod tests {
         }
     }
 
-    /// Serves the scripted replies over plaintext HTTP/2 and returns the base URL.
-    async fn serve(
-        replies: Vec<Result<ExportTraceServiceResponse, Status>>,
-    ) -> (String, Arc<Scripted>) {
-        let scripted = Arc::new(Scripted {
-            replies: Mutex::new(replies.into()),
-            ..Scripted::default()
-        });
+    #[tonic::async_trait]
+    impl LogsService for Scripted {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportLogsServiceRequest>,
+        ) -> Result<tonic::Response<ExportLogsServiceResponse>, Status> {
+            self.logs.lock().expect("lock").push(request.into_inner());
+            let reply = self.log_replies.lock().expect("lock").pop_front();
+            reply
+                .unwrap_or_else(|| Ok(ExportLogsServiceResponse::default()))
+                .map(tonic::Response::new)
+        }
+    }
+
+    #[tonic::async_trait]
+    impl MetricsService for Scripted {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, Status> {
+            self.metrics
+                .lock()
+                .expect("lock")
+                .push(request.into_inner());
+            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+
+    type ResponseFuture = Pin<
+        Box<dyn Future<Output = Result<::http::Response<tonic::body::Body>, Infallible>> + Send>,
+    >;
+
+    /// Serves `scripted` over plaintext HTTP/2 and returns the base URL. Requests
+    /// are routed by service name, as a real collector does, so a call only
+    /// reaches a service when it names that service's method.
+    async fn serve_scripted(scripted: Scripted) -> (String, Arc<Scripted>) {
+        let scripted = Arc::new(scripted);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let service = TraceServiceServer::from_arc(scripted.clone());
+        let traces = TowerToHyperService::new(TraceServiceServer::from_arc(scripted.clone()));
+        let logs = TowerToHyperService::new(LogsServiceServer::from_arc(scripted.clone()));
+        let metrics = TowerToHyperService::new(MetricsServiceServer::from_arc(scripted.clone()));
+        let server_scripted = scripted.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let service = TowerToHyperService::new(service.clone());
+                server_scripted.connections.fetch_add(1, Ordering::Relaxed);
+                let (traces, logs, metrics) = (traces.clone(), logs.clone(), metrics.clone());
+                let router = hyper::service::service_fn(
+                    move |request: ::http::Request<Incoming>| -> ResponseFuture {
+                        let path = request.uri().path();
+                        if path.starts_with("/opentelemetry.proto.collector.logs.v1.LogsService/") {
+                            Box::pin(logs.call(request))
+                        } else if path.starts_with(
+                            "/opentelemetry.proto.collector.metrics.v1.MetricsService/",
+                        ) {
+                            Box::pin(metrics.call(request))
+                        } else {
+                            // Anything else is the trace service's to accept or refuse.
+                            Box::pin(traces.call(request))
+                        }
+                    },
+                );
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(stream), router)
                         .await;
                 });
             }
@@ -358,7 +446,18 @@ mod tests {
         (url, scripted)
     }
 
-    fn exporter(endpoint: &str) -> TraceExporter {
+    /// Serves the scripted trace replies and returns the base URL.
+    async fn serve(
+        replies: Vec<Result<ExportTraceServiceResponse, Status>>,
+    ) -> (String, Arc<Scripted>) {
+        serve_scripted(Scripted {
+            replies: Mutex::new(replies.into()),
+            ..Scripted::default()
+        })
+        .await
+    }
+
+    fn exporter(endpoint: &str) -> OtlpExporter {
         test_support::exporter(Protocol::Grpc, endpoint)
     }
 
@@ -461,10 +560,76 @@ mod tests {
         assert_eq!(
             accepted,
             Accepted {
-                rejected_spans: 2,
+                rejected: 2,
                 message: "dropped".to_owned()
             }
         );
+    }
+
+    #[tokio::test]
+    async fn one_channel_reaches_each_signals_service() {
+        let (url, scripted) = serve(vec![Ok(ExportTraceServiceResponse::default())]).await;
+        let exporter = exporter(&url);
+
+        exporter.send(&sample_request()).await.expect("traces");
+        exporter.send(&sample_logs_request()).await.expect("logs");
+        exporter
+            .send(&sample_metrics_request())
+            .await
+            .expect("metrics");
+
+        assert_eq!(
+            scripted.received.lock().expect("lock")[0].0,
+            sample_request()
+        );
+        assert_eq!(
+            *scripted.logs.lock().expect("lock"),
+            vec![sample_logs_request()]
+        );
+        assert_eq!(
+            *scripted.metrics.lock().expect("lock"),
+            vec![sample_metrics_request()]
+        );
+        assert_eq!(scripted.connections.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn logs_are_retried_and_their_partial_success_surfaced() {
+        let (url, scripted) = serve_scripted(Scripted {
+            log_replies: Mutex::new(
+                vec![
+                    Err(Status::unavailable("restarting")),
+                    Ok(ExportLogsServiceResponse {
+                        partial_success: Some(ExportLogsPartialSuccess {
+                            rejected_log_records: 5,
+                            error_message: "records too old".to_owned(),
+                        }),
+                    }),
+                ]
+                .into(),
+            ),
+            ..Scripted::default()
+        })
+        .await;
+
+        let (attempts, result) = send_with_retry(
+            &exporter(&url),
+            &sample_logs_request(),
+            &fast_policy(),
+            deadline(),
+        )
+        .await;
+
+        assert_eq!(attempts, 2);
+        assert_eq!(
+            result,
+            Ok(Accepted {
+                rejected: 5,
+                message: "records too old".to_owned()
+            })
+        );
+        assert_eq!(scripted.logs.lock().expect("lock").len(), 2);
+        assert!(scripted.received.lock().expect("lock").is_empty());
     }
 
     #[tokio::test]

@@ -11,13 +11,10 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use prost::Message;
 use rustls::ClientConfig;
 
-use super::{error_chain, Accepted, ConfigError, ExportError};
+use super::{error_chain, Accepted, ConfigError, ExportError, OtlpRequest};
 
 const PROTOBUF: HeaderValue = HeaderValue::from_static("application/x-protobuf");
 /// Success bodies only carry `partial_success`; anything larger is not ours.
@@ -78,16 +75,13 @@ impl HttpExporter {
         })
     }
 
-    pub(super) async fn send(
-        &self,
-        request: &ExportTraceServiceRequest,
-    ) -> Result<Accepted, ExportError> {
+    pub(super) async fn send<R: OtlpRequest>(&self, request: &R) -> Result<Accepted, ExportError> {
         let mut http_request = Request::new(Full::new(Bytes::from(request.encode_to_vec())));
         *http_request.method_mut() = Method::POST;
         *http_request.uri_mut() = self.uri.clone();
         *http_request.headers_mut() = self.headers.clone();
 
-        match tokio::time::timeout(self.timeout, self.round_trip(http_request)).await {
+        match tokio::time::timeout(self.timeout, self.round_trip::<R>(http_request)).await {
             Ok(result) => result,
             Err(_) => Err(ExportError::retryable(format!(
                 "no response within {:?}",
@@ -96,7 +90,10 @@ impl HttpExporter {
         }
     }
 
-    async fn round_trip(&self, request: Request<Full<Bytes>>) -> Result<Accepted, ExportError> {
+    async fn round_trip<R: OtlpRequest>(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Accepted, ExportError> {
         let response = self.client.request(request).await.map_err(|e| {
             ExportError::retryable(format!("HTTP request failed: {}", error_chain(&e)))
         })?;
@@ -110,8 +107,8 @@ impl HttpExporter {
         if parts.status.is_success() {
             // The data was accepted whatever the body says; an undecodable
             // body only loses the partial-success details.
-            return Ok(ExportTraceServiceResponse::decode(body)
-                .map(Accepted::from)
+            return Ok(R::Response::decode(body)
+                .map(Accepted::from_response::<R>)
                 .unwrap_or_default());
         }
         Err(classify_status(
@@ -178,14 +175,24 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
     use tokio::net::TcpListener;
     use tokio::time::Instant;
 
     use super::*;
-    use crate::export::test_support::{self, deadline, fast_policy, sample_request};
-    use crate::export::{send_with_retry, Protocol, RetryPolicy, TraceExporter};
+    use crate::export::test_support::{
+        self, deadline, fast_policy, reply, sample_logs_request, sample_metrics_request,
+        sample_request, serve_scripted_http, HttpCollector, Reply,
+    };
+    use crate::export::{send_with_retry, OtlpExporter, Protocol, RetryPolicy};
 
     #[test]
     fn only_throttling_and_gateway_errors_are_retryable() {
@@ -261,86 +268,12 @@ mod tests {
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
-    /// A canned HTTP/1.1 response and what the server saw for each request.
-    struct Reply {
-        status: &'static str,
-        headers: &'static str,
-        body: Vec<u8>,
+    /// Serves `replies` in order on the traces path.
+    async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<HttpCollector>>) {
+        serve_scripted_http("/v1/traces", replies).await
     }
 
-    #[derive(Default)]
-    struct Seen {
-        connections: usize,
-        bodies: Vec<Vec<u8>>,
-        headers: Vec<String>,
-    }
-
-    /// Serves one reply per request, in order, on keep-alive connections.
-    async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Seen>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/v1/traces", listener.local_addr().expect("addr"));
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let replies = Arc::new(Mutex::new(replies.into_iter()));
-        let server_seen = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                server_seen.lock().expect("lock").connections += 1;
-                let seen = server_seen.clone();
-                let replies = replies.clone();
-                tokio::spawn(async move {
-                    let mut stream = BufReader::new(stream);
-                    loop {
-                        let mut head = String::new();
-                        let mut content_length = 0;
-                        loop {
-                            let mut line = String::new();
-                            if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            let lower = line.to_ascii_lowercase();
-                            if let Some(value) = lower.strip_prefix("content-length:") {
-                                content_length = value.trim().parse().expect("content-length");
-                            }
-                            head.push_str(&lower);
-                        }
-                        let mut body = vec![0; content_length];
-                        stream.read_exact(&mut body).await.expect("body");
-                        {
-                            let mut seen = seen.lock().expect("lock");
-                            seen.bodies.push(body);
-                            seen.headers.push(head);
-                        }
-                        let Some(reply) = replies.lock().expect("lock").next() else {
-                            return;
-                        };
-                        let response = format!(
-                            "HTTP/1.1 {}\r\ncontent-length: {}\r\n{}\r\n",
-                            reply.status,
-                            reply.body.len(),
-                            reply.headers
-                        );
-                        let stream = stream.get_mut();
-                        stream.write_all(response.as_bytes()).await.expect("write");
-                        stream.write_all(&reply.body).await.expect("write");
-                    }
-                });
-            }
-        });
-        (url, seen)
-    }
-
-    fn reply(status: &'static str, headers: &'static str) -> Reply {
-        Reply {
-            status,
-            headers,
-            body: Vec::new(),
-        }
-    }
-
-    fn exporter(endpoint: &str) -> TraceExporter {
+    fn exporter(endpoint: &str) -> OtlpExporter {
         test_support::exporter(Protocol::HttpProtobuf, endpoint)
     }
 
@@ -418,8 +351,70 @@ mod tests {
             .await
             .expect("accepted");
 
-        assert_eq!(accepted.rejected_spans, 3);
+        assert_eq!(accepted.rejected, 3);
         assert_eq!(accepted.message, "spans too old");
+    }
+
+    #[tokio::test]
+    async fn logs_are_posted_and_their_partial_success_read() {
+        let response = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: 4,
+                error_message: "records too large".to_owned(),
+            }),
+        };
+        let mut ok = reply("200 OK", "content-type: application/x-protobuf\r\n");
+        ok.body = response.encode_to_vec();
+        let (url, seen) = serve_scripted_http("/v1/logs", vec![ok]).await;
+        let request = sample_logs_request();
+
+        let (attempts, result) =
+            send_with_retry(&exporter(&url), &request, &fast_policy(), deadline()).await;
+
+        assert_eq!(attempts, 1);
+        assert_eq!(
+            result,
+            Ok(Accepted {
+                rejected: 4,
+                message: "records too large".to_owned()
+            })
+        );
+        let seen = seen.lock().expect("lock");
+        let head = &seen.headers[0];
+        assert!(head.starts_with("post /v1/logs http/1.1"), "{head}");
+        assert!(
+            head.contains("content-type: application/x-protobuf\r\n"),
+            "{head}"
+        );
+        assert_eq!(
+            ExportLogsServiceRequest::decode(seen.bodies[0].as_slice()).expect("protobuf"),
+            request
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_are_posted_and_their_partial_success_read() {
+        let response = ExportMetricsServiceResponse {
+            partial_success: Some(ExportMetricsPartialSuccess {
+                rejected_data_points: 1,
+                error_message: "unknown unit".to_owned(),
+            }),
+        };
+        let mut ok = reply("200 OK", "");
+        ok.body = response.encode_to_vec();
+        let (url, seen) = serve_scripted_http("/v1/metrics", vec![ok]).await;
+        let request = sample_metrics_request();
+
+        let accepted = exporter(&url).send(&request).await.expect("accepted");
+
+        assert_eq!(accepted.rejected, 1);
+        assert_eq!(accepted.message, "unknown unit");
+        let seen = seen.lock().expect("lock");
+        assert!(seen.headers[0].starts_with("post /v1/metrics http/1.1"));
+        assert_eq!(
+            ExportMetricsServiceRequest::decode(seen.bodies[0].as_slice()).expect("protobuf"),
+            request
+        );
     }
 
     #[tokio::test]

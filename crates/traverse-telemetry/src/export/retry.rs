@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::time::Instant;
 
-use super::{Accepted, ExportError, TraceExporter};
+use super::{Accepted, ExportError, OtlpExporter, OtlpRequest};
 
 /// How hard [`send_with_retry`] tries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,9 +63,9 @@ fn full_jitter(cap: Duration) -> Duration {
 /// (and reported as retryable), and when the next delay would end after it the
 /// last error is returned without waiting. Returns the number of attempts made
 /// alongside the outcome.
-pub async fn send_with_retry(
-    exporter: &TraceExporter,
-    request: &ExportTraceServiceRequest,
+pub async fn send_with_retry<R: OtlpRequest>(
+    exporter: &OtlpExporter,
+    request: &R,
     policy: &RetryPolicy,
     deadline: Instant,
 ) -> (u32, Result<Accepted, ExportError>) {
@@ -97,6 +96,8 @@ pub async fn send_with_retry(
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
     use super::*;
     use crate::export::{ExporterOptions, Protocol, TlsOptions};
 
@@ -161,7 +162,7 @@ mod tests {
     async fn deadline_ends_a_hanging_attempt() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let endpoint = format!("http://{}/v1/traces", listener.local_addr().expect("addr"));
-        let exporter = TraceExporter::new(ExporterOptions {
+        let exporter = OtlpExporter::new(ExporterOptions {
             protocol: Protocol::HttpProtobuf,
             endpoint,
             headers: Vec::new(),

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::{
-    Accepted, ConfigError, ExportError, ExporterOptions, Protocol, TlsOptions, TraceExporter,
+    Accepted, ConfigError, ExportError, ExporterOptions, OtlpExporter, Protocol, TlsOptions,
 };
 
 struct Pki {
@@ -185,7 +185,7 @@ async fn grpc_collector(acceptor: TlsAcceptor) -> SocketAddr {
 }
 
 async fn send(options: ExporterOptions) -> Result<Accepted, ExportError> {
-    TraceExporter::new(options)
+    OtlpExporter::new(options)
         .expect("exporter")
         .send(&ExportTraceServiceRequest::default())
         .await
@@ -266,7 +266,7 @@ fn mismatched_client_key_is_a_config_error() {
     for protocol in [Protocol::HttpProtobuf, Protocol::Grpc] {
         let mut options = pki.options(protocol, SocketAddr::from(([127, 0, 0, 1], 4318)));
         options.tls.key_file = Some(pki.other_key_file.clone());
-        match TraceExporter::new(options) {
+        match OtlpExporter::new(options) {
             Err(ConfigError::Tls(reason)) => {
                 assert!(reason.contains("client certificate and key"), "{reason}")
             }

@@ -15,7 +15,7 @@ fn resolve_with(yaml: &str, vars: &[(&str, &str)]) -> Result<Option<TraceSetting
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    resolve(&config(yaml), &|name| vars.get(name).cloned())
+    resolve(&config(yaml), &|name| vars.get(name).cloned()).map(|t| t.traces)
 }
 
 fn settings(yaml: &str, vars: &[(&str, &str)]) -> TraceSettings {
@@ -269,4 +269,114 @@ fn key_value_lists() {
     );
     assert!(parse_key_values("=1").is_err());
     assert!(parse_key_values("a=%4").is_err());
+}
+
+fn telemetry(yaml: &str, vars: &[(&str, &str)]) -> TelemetrySettings {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    resolve(&config(yaml), &|name| vars.get(name).cloned()).expect("resolves")
+}
+
+#[test]
+fn metrics_push_follows_the_generic_endpoint_with_its_own_path() {
+    let settings = telemetry("", &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://agent:4318/")]);
+    let push = settings.metrics_push.expect("push on");
+    assert_eq!(push.exporter.endpoint, "http://agent:4318/v1/metrics");
+    assert_eq!(push.interval, Duration::from_secs(10));
+    // Logs are only exported when configured, not by the generic variable alone.
+    assert!(settings.general_logs.is_none());
+    assert!(settings.access_logs.is_none());
+}
+
+#[test]
+fn metrics_push_configuration_wins_over_variables() {
+    let settings = telemetry(
+        r#"
+metrics:
+  otlp:
+    grpc: {endpoint: "agent:4317", insecure: true}
+    pushInterval: 3s
+    serviceName: gw-metrics
+    addRoutersLabels: true
+"#,
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "http://other:4318/v1/metrics",
+            ),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "60000"),
+        ],
+    );
+    let push = settings.metrics_push.expect("push on");
+    assert_eq!(push.exporter.protocol, Protocol::Grpc);
+    assert_eq!(push.exporter.endpoint, "http://agent:4317");
+    assert_eq!(push.interval, Duration::from_secs(3));
+    assert_eq!(push.service_name.as_deref(), Some("gw-metrics"));
+    assert!(push.families.add_routers_labels);
+}
+
+#[test]
+fn metrics_push_interval_and_off_switch_from_variables() {
+    let vars = [
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://agent:4318/v1/metrics",
+        ),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "2500"),
+    ];
+    let push = telemetry("", &vars).metrics_push.expect("push on");
+    assert_eq!(push.exporter.endpoint, "http://agent:4318/v1/metrics");
+    assert_eq!(push.interval, Duration::from_millis(2500));
+    let off = telemetry(
+        "",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://agent:4318"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+        ],
+    );
+    assert!(off.metrics_push.is_none());
+    assert!(off.traces.is_some());
+}
+
+#[test]
+fn log_signals_share_the_resource_and_take_their_own_endpoints() {
+    let settings = telemetry(
+        r#"
+cluster: {name: eu-1}
+tracing: {serviceName: gw}
+logs:
+  general:
+    otlp: {http: {endpoint: "http://agent:4318/v1/logs"}}
+  access:
+    otlp: {enabled: true}
+"#,
+        &[(
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+            "http://logs:4318/v1/logs",
+        )],
+    );
+    let general = settings.general_logs.expect("general logs on");
+    assert_eq!(general.exporter.endpoint, "http://agent:4318/v1/logs");
+    let access = settings.access_logs.expect("access logs on");
+    assert_eq!(access.exporter.endpoint, "http://logs:4318/v1/logs");
+    for resource in [&general.resource, &access.resource] {
+        let get = |key: &str| resource.get(&opentelemetry::Key::from(key.to_owned()));
+        assert_eq!(get("service.name"), Some(Value::from("gw")));
+        assert_eq!(get("k8s.cluster.name"), Some(Value::from("eu-1")));
+    }
+}
+
+#[test]
+fn bad_metric_interval_variable_is_named() {
+    let vars: HashMap<String, String> = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://agent:4318"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "10"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let problems = resolve(&config(""), &|name| vars.get(name).cloned()).expect_err("rejected");
+    assert_eq!(problems[0].key, "OTEL_METRIC_EXPORT_INTERVAL");
 }
