@@ -51,11 +51,23 @@ fn finish(metrics: &Metrics, entry_point: &Arc<str>, status: u16, millis: u64, s
     });
 }
 
-/// The value of the sample line starting with `prefix` (name and labels).
-fn value(text: &str, prefix: &str) -> Option<f64> {
+/// The value of the first sample `name` whose labels include every `k="v"` of `labels`
+/// (the SDK does not order attributes, so neither does this).
+fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.split(' ').nth(1))
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| {
+            let (series, _) = line.split_once(' ').unwrap_or((line, ""));
+            let (sample, label_text) = series.split_once('{').unwrap_or((series, ""));
+            sample == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|line| {
+            line.rsplit_once("} ")
+                .map_or(line.split(' ').nth(1), |(_, v)| v.split(' ').next())
+        })
         .and_then(|v| v.parse().ok())
 }
 
@@ -69,25 +81,91 @@ fn requests_are_counted_per_family_with_bounded_labels() {
     finish(&metrics, &web, 502, 300, false);
     let text = render(&metrics, &ALL, Format::Text);
 
-    let ok = r#"traverse_entrypoint_requests_total{code="200",entrypoint="web",method="GET",protocol="1.1"}"#;
-    assert_eq!(value(&text, ok), Some(3.0), "{text}");
-    let router = r#"traverse_router_requests_total{code="502",method="GET",protocol="1.1",router="default/app#0",service="default/app:80"}"#;
-    assert_eq!(value(&text, router), Some(1.0), "{text}");
     assert_eq!(
         value(
             &text,
-            r#"traverse_service_response_size_bytes_total{code="200""#
+            "traverse_entrypoint_requests_total",
+            &[
+                ("code", "200"),
+                ("entrypoint", "web"),
+                ("method", "GET"),
+                ("protocol", "1.1")
+            ]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "traverse_router_requests_total",
+            &[
+                ("code", "502"),
+                ("method", "GET"),
+                ("protocol", "1.1"),
+                ("router", "default/app#0"),
+                ("service", "default/app:80")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "traverse_service_response_size_bytes_total",
+            &[("code", "200")]
         ),
         Some(300.0)
     );
-    let count = r#"http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200""#;
-    assert_eq!(value(&text, count), Some(3.0), "{text}");
-    let bucket = r#"traverse_entrypoint_request_duration_seconds_bucket{code="502",entrypoint="web",method="GET",protocol="1.1",le="0.25"}"#;
-    assert_eq!(value(&text, bucket), Some(0.0), "{text}");
-    let bucket = r#"traverse_entrypoint_request_duration_seconds_bucket{code="502",entrypoint="web",method="GET",protocol="1.1",le="0.5"}"#;
-    assert_eq!(value(&text, bucket), Some(1.0), "{text}");
     assert_eq!(
-        value(&text, r#"http_server_active_requests{entrypoint="web"}"#),
+        value(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_request_method", "GET"),
+                ("http_response_status_code", "200")
+            ]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "traverse_entrypoint_request_duration_seconds_bucket",
+            &[
+                ("code", "502"),
+                ("entrypoint", "web"),
+                ("method", "GET"),
+                ("protocol", "1.1"),
+                ("le", "0.25")
+            ]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "traverse_entrypoint_request_duration_seconds_bucket",
+            &[
+                ("code", "502"),
+                ("entrypoint", "web"),
+                ("method", "GET"),
+                ("protocol", "1.1"),
+                ("le", "0.5")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "http_server_active_requests",
+            &[("entrypoint", "web")]
+        ),
         Some(0.0)
     );
     assert!(text.contains("# TYPE traverse_entrypoint_requests_total counter"));
@@ -96,7 +174,11 @@ fn requests_are_counted_per_family_with_bounded_labels() {
         "{text}"
     );
     assert_eq!(
-        value(&text, r#"traverse_telemetry_dropped_total{signal="spans"}"#),
+        value(
+            &text,
+            "traverse_telemetry_dropped_total",
+            &[("signal", "spans")]
+        ),
         Some(2.0)
     );
 }
@@ -171,14 +253,21 @@ fn reloads_and_trace_context() {
     metrics.trace_context_seen(&web, false);
     let text = render(&metrics, &ALL, Format::Text);
     assert_eq!(
-        value(&text, r#"traverse_config_reloads_total{result="success"}"#),
+        value(
+            &text,
+            "traverse_config_reloads_total",
+            &[("result", "success")]
+        ),
         Some(2.0)
     );
-    assert!(value(&text, "traverse_config_last_reload_success_seconds ").is_some_and(|t| t > 1.7e9));
+    assert!(
+        value(&text, "traverse_config_last_reload_success_seconds", &[]).is_some_and(|t| t > 1.7e9)
+    );
     assert_eq!(
         value(
             &text,
-            r#"traverse_trace_context_requests_total{context="missing",entrypoint="web"}"#
+            "traverse_trace_context_requests_total",
+            &[("context", "missing"), ("entrypoint", "web")]
         ),
         Some(2.0),
         "{text}"

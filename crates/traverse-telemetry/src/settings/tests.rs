@@ -242,11 +242,11 @@ fn bad_variables_are_reported_by_name() {
             ]
         )),
         [
+            "OTEL_RESOURCE_ATTRIBUTES",
             "OTEL_EXPORTER_OTLP_PROTOCOL",
             "OTEL_EXPORTER_OTLP_HEADERS",
             "OTEL_EXPORTER_OTLP_TIMEOUT",
             "OTEL_TRACES_SAMPLER_ARG",
-            "OTEL_RESOURCE_ATTRIBUTES",
         ]
     );
     assert_eq!(
