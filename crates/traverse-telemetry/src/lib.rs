@@ -1,10 +1,15 @@
-//! Tracing for Traverse: W3C context propagation, request spans and OTLP export.
+//! Telemetry for Traverse: W3C context propagation, request spans, metrics, access
+//! logs and OTLP export.
 //!
 //! - [`propagation`] is the pure core: trace context and baggage parsing, the
 //!   per-entrypoint trust decision and the outbound headers.
-//! - [`settings`] resolves the configuration against the `OTEL_*` variables.
+//! - [`settings`] resolves the configuration of every signal against the `OTEL_*`
+//!   variables.
 //! - [`Tracer`] creates and ends spans on the request path without blocking.
-//! - [`TracePipeline`] batches them on a dedicated thread and exports them with
+//! - [`metrics`] holds the instruments, `/metrics` rendering and the OTLP push.
+//! - [`access_log`] encodes and writes one record per request off the request path.
+//! - [`logs`] and [`log_bridge`] send log records (access and the gateway's own) over OTLP.
+//! - [`TracePipeline`] and [`LogPipeline`] batch on dedicated threads and export with
 //!   [`export`], retrying only what OTLP calls retryable.
 
 pub mod access_log;

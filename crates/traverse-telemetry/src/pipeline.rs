@@ -1,6 +1,6 @@
 //! The export side: bounded queues, each drained by one dedicated thread.
 //!
-//! Producers only push into a lock-free bounded [`BatchQueue`] (see
+//! Producers only push into a lock-free bounded `BatchQueue` (see
 //! [`crate::Tracer::end`] and [`crate::logs::LogSink::push`]); batching, encoding,
 //! network I/O and retries happen on the signal's export thread (`traverse-otlp` for
 //! traces), which runs its own single-threaded runtime so a slow or unreachable
