@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side load test on loopback: the same nginx upstream reached directly, through
-# nginx as a reverse proxy, through Traverse, and through Traverse tracing every request
-# (100 % sampling, OTLP/HTTP to a rotel collector) — one after the other, in one run.
+# nginx as a reverse proxy, and through Traverse in several configurations — one after the
+# other, in one run:
+#   metrics off     `metrics: {prometheus: {enabled: false}}`: nothing recorded (the baseline)
+#   default         metrics on, Prometheus at /metrics (the out-of-the-box configuration)
+#   access log      default + a JSON access log written to a file
+#   traced          default + 100 % sampling, OTLP/HTTP to a rotel collector
 # Absolute numbers move between machines and runs; compare the ratios.
 #
 #   bench/load.sh                      defaults: 5 s per run, 64 connections, 1 proxy thread
@@ -25,8 +29,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
-upstream_port=$(free_port); nginx_port=$(free_port); traverse_port=$(free_port); admin_port=$(free_port)
-traced_port=$(free_port); traced_admin_port=$(free_port); otlp_http_port=$(free_port); otlp_grpc_port=$(free_port)
+upstream_port=$(free_port); nginx_port=$(free_port); otlp_http_port=$(free_port); otlp_grpc_port=$(free_port)
 
 nginx_conf() { # $1 = name, $2 = workers, $3 = server block
     mkdir -p "$work/$1"
@@ -48,15 +51,37 @@ nginx_conf upstream 1 "server { listen 127.0.0.1:$upstream_port; location / { re
 nginx_conf proxy "$THREADS" "upstream app { server 127.0.0.1:$upstream_port; keepalive 128; }
     server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ''; } }"
 
-mkdir -p "$work/traverse/manifests"
-cat > "$work/traverse/traverse.yaml" <<CONF
+# The traced variant exports to a real collector that discards what it receives.
+"${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}/bin/rotel-agent" start \
+    --otlp-grpc-endpoint "127.0.0.1:$otlp_grpc_port" --otlp-http-endpoint "127.0.0.1:$otlp_http_port" \
+    --exporter blackhole >"$work/rotel.log" 2>&1 &
+pids+=($!)
+wait_port "$otlp_http_port"
+
+# Traverse variants: name, label, configuration added to the common one. The first is the
+# baseline the others are compared with.
+variants=(off default access traced)
+declare -A label extra port admin
+label[off]="traverse metrics off";   extra[off]="metrics: {prometheus: {enabled: false}}"
+label[default]="traverse default";   extra[default]=""
+label[access]="traverse + access log"
+extra[access]="logs: {access: {enabled: true, format: json, filePath: $work/access/access.log}}"
+label[traced]="traverse traced"
+extra[traced]="tracing: {sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
+
+start_traverse() { # $1 = variant
+    local v=$1 dir="$work/$1"
+    port[$v]=$(free_port); admin[$v]=$(free_port)
+    mkdir -p "$dir/manifests"
+    cat > "$dir/traverse.yaml" <<CONF
 entryPoints:
-  web: {address: "127.0.0.1:$traverse_port"}
-admin: {address: "127.0.0.1:$admin_port"}
+  web: {address: "127.0.0.1:${port[$v]}"}
+admin: {address: "127.0.0.1:${admin[$v]}"}
 providers: {file: {directory: manifests, watch: false}}
 server: {threads: $THREADS}
+${extra[$v]}
 CONF
-cat > "$work/traverse/manifests/app.yaml" <<CONF
+    cat > "$dir/manifests/app.yaml" <<CONF
 apiVersion: v1
 kind: Service
 metadata: {name: app}
@@ -77,58 +102,57 @@ spec:
     - match: PathPrefix(\`/\`)
       services: [{name: app, port: http}]
 CONF
-RUST_LOG=warn "$traverse" run --config "$work/traverse/traverse.yaml" 2>"$work/traverse/stderr" &
-pids+=($!)
+    RUST_LOG=warn "$traverse" run --config "$dir/traverse.yaml" 2>"$dir/stderr" &
+    pids+=($!)
+}
+for v in "${variants[@]}"; do start_traverse "$v"; done
 
-# The same gateway, tracing everything into a real collector that discards what it receives.
-"${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}/bin/rotel-agent" start \
-    --otlp-grpc-endpoint "127.0.0.1:$otlp_grpc_port" --otlp-http-endpoint "127.0.0.1:$otlp_http_port" \
-    --exporter blackhole >"$work/rotel.log" 2>&1 &
-pids+=($!)
-mkdir -p "$work/traced"
-cp -r "$work/traverse/manifests" "$work/traced/"
-cat > "$work/traced/traverse.yaml" <<CONF
-entryPoints:
-  web: {address: "127.0.0.1:$traced_port"}
-admin: {address: "127.0.0.1:$traced_admin_port"}
-providers: {file: {directory: manifests, watch: false}}
-server: {threads: $THREADS}
-tracing:
-  sampleRate: 1.0
-  otlp: {http: {endpoint: "http://127.0.0.1:$otlp_http_port/v1/traces"}}
-CONF
-wait_port "$otlp_http_port"
-RUST_LOG=warn "$traverse" run --config "$work/traced/traverse.yaml" 2>"$work/traced/stderr" &
-pids+=($!)
-
-wait_port "$upstream_port"; wait_port "$nginx_port"; wait_port "$traverse_port"; wait_port "$traced_port"
 curl_ok() { python3 -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$1/').read()==b'ok' else 1)"; }
-curl_ok "$nginx_port"; curl_ok "$traverse_port"; curl_ok "$traced_port"
+wait_port "$upstream_port"; wait_port "$nginx_port"; curl_ok "$nginx_port"
+for v in "${variants[@]}"; do wait_port "${port[$v]}"; curl_ok "${port[$v]}"; done
 
-# Prints "requests_per_second p99_ms non_2xx".
+# Prints "requests_per_second p99_ms non_2xx requests".
 load() {
     local out
     out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/")
-    local rps p99 errors
+    local rps p99 errors requests
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" { v=$2; if (v ~ /us$/) { sub(/us$/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v*=1000 } print v }' <<<"$out")
     errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-    echo "$rps $p99 ${errors:-0}"
+    requests=$(awk '/ requests in / {print $1}' <<<"$out")
+    echo "$rps $p99 ${errors:-0} $requests"
 }
+admin_get() { python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$1$2').read().decode())"; }
 
 echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, proxies with $THREADS worker thread(s), $(nproc) cores shared by everything"
-read -r direct_rps direct_p99 direct_err < <(load "$upstream_port")
-read -r nginx_rps nginx_p99 nginx_err < <(load "$nginx_port")
-read -r traverse_rps traverse_p99 traverse_err < <(load "$traverse_port")
-read -r traced_rps traced_p99 traced_err < <(load "$traced_port")
-sleep 2 # let the last batches leave before reading the export counters
-spans=$(python3 -c "import json,urllib.request; s=json.load(urllib.request.urlopen('http://127.0.0.1:$traced_admin_port/api/telemetry'))['traces']['spans']; print(f\"exported {s['exported']}, dropped {s['dropped']}, failed {s['failed']}\")")
+declare -A rps p99 err reqs
+read -r 'rps[direct]' 'p99[direct]' 'err[direct]' 'reqs[direct]' < <(load "$upstream_port")
+read -r 'rps[nginx]' 'p99[nginx]' 'err[nginx]' 'reqs[nginx]' < <(load "$nginx_port")
+checks=()
+for v in "${variants[@]}"; do
+    read -r "rps[$v]" "p99[$v]" "err[$v]" "reqs[$v]" < <(load "${port[$v]}")
+    sleep 2 # let queued access log records and span batches leave before counting them
+    if [[ $v != off ]]; then # every variant but the baseline has metrics on: scrape once
+        counted=$(admin_get "${admin[$v]}" /metrics | awk '/^traverse_entrypoint_requests_total\{/ && /entrypoint="web"/ {n += $NF} END {printf "%d", n}')
+        checks+=("${label[$v]}: traverse_entrypoint_requests_total $counted vs wrk ${reqs[$v]} requests (+1 warm-up request)")
+    fi
+    if [[ $v == access ]]; then
+        lines=$(wc -l <"$work/access/access.log")
+        stats=$(admin_get "${admin[$v]}" /api/telemetry | python3 -c 'import json,sys; a=json.load(sys.stdin)["accessLog"]; print("logged %d, dropped %d, write errors %d" % (a["logged"], a["dropped"], a["writeErrors"]))')
+        checks+=("${label[$v]}: $lines lines in the file vs wrk ${reqs[$v]} requests (+1 warm-up request); $stats")
+    fi
+    if [[ $v == traced ]]; then
+        checks+=("${label[$v]}: spans $(admin_get "${admin[$v]}" /api/telemetry | python3 -c 'import json,sys; s=json.load(sys.stdin)["traces"]["spans"]; print("exported %d, dropped %d, failed %d" % (s["exported"], s["dropped"], s["failed"]))')")
+    fi
+done
 
-printf '%-22s %12s %10s %8s\n' target "req/s" "p99 ms" "non-2xx"
-printf '%-22s %12.0f %10.2f %8s\n' "upstream direct" "$direct_rps" "$direct_p99" "$direct_err"
-printf '%-22s %12.0f %10.2f %8s\n' "nginx proxy" "$nginx_rps" "$nginx_p99" "$nginx_err"
-printf '%-22s %12.0f %10.2f %8s\n' "traverse proxy" "$traverse_rps" "$traverse_p99" "$traverse_err"
-printf '%-22s %12.0f %10.2f %8s\n' "traverse traced" "$traced_rps" "$traced_p99" "$traced_err"
-python3 -c "print(f'traverse / nginx throughput ratio: {$traverse_rps / $nginx_rps:.2f}')"
-python3 -c "print(f'traced / untraced traverse throughput ratio: {$traced_rps / $traverse_rps:.2f}')"
-echo "spans: $spans"
+printf '%-24s %12s %10s %8s %14s\n' target "req/s" "p99 ms" "non-2xx" "vs metrics off"
+printf '%-24s %12.0f %10.2f %8s\n' "upstream direct" "${rps[direct]}" "${p99[direct]}" "${err[direct]}"
+printf '%-24s %12.0f %10.2f %8s\n' "nginx proxy" "${rps[nginx]}" "${p99[nginx]}" "${err[nginx]}"
+for v in "${variants[@]}"; do
+    printf '%-24s %12.0f %10.2f %8s %14s\n' "${label[$v]}" "${rps[$v]}" "${p99[$v]}" "${err[$v]}" \
+        "$(python3 -c "print(f'{${rps[$v]} / ${rps[off]}:.2f}')")"
+done
+python3 -c "print(f'traverse default / nginx throughput ratio: {${rps[default]} / ${rps[nginx]}:.2f}')"
+echo "all variants but 'metrics off' record metrics (Prometheus on); 'traced' also traces 100 %"
+printf '%s\n' "${checks[@]}"

@@ -449,3 +449,51 @@ logs:
     // Prometheus is off: no /metrics.
     assert_eq!(gateway.get("admin", "/metrics", &[]).await.status, 404);
 }
+
+#[tokio::test]
+async fn common_format_and_admin_requests_with_add_internals() {
+    let upstream = Upstream::start("app");
+    let config = "entryPoints:
+  web: {address: \"{web}\"}
+admin: {address: \"{admin}\"}
+providers: {file: {directory: manifests}}
+logs:
+  access:
+    enabled: true
+    filePath: access.log
+    addInternals: true
+    fields: {headers: {names: {User-Agent: keep}}}
+";
+    let gateway = start(config, &upstream).await;
+    let response = gateway
+        .get("web", "/app/page?q=1", &[("user-agent", "e2e/3")])
+        .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(gateway.get("admin", "/livez", &[]).await.status, 200);
+
+    let path = gateway.dir().join("access.log");
+    let lines = traverse_e2e::eventually("the access log lines", WAIT, async || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        (text.contains("/app/page") && text.contains("/livez")).then_some(text)
+    })
+    .await;
+    let app = lines
+        .lines()
+        .find(|l| l.contains("/app/page"))
+        .expect("app line");
+    // Traefik's common format: client - user [time] "request" status size "referer"
+    // "agent" count "router" "service URL" duration.
+    let expected_start = "127.0.0.1 - - [";
+    assert!(app.starts_with(expected_start), "{app}");
+    let request_line = "] \"GET /app/page?q=1 HTTP/1.1\" 200 ";
+    assert!(app.contains(request_line), "{app}");
+    assert!(app.contains(" \"-\" \"e2e/3\" "), "{app}");
+    let service = format!(" \"default/app#0\" \"http://{}\" ", upstream.addr());
+    assert!(app.contains(&service), "{app}");
+    assert!(app.ends_with("ms"), "{app}");
+    let admin = lines
+        .lines()
+        .find(|l| l.contains("/livez"))
+        .expect("admin line");
+    assert!(admin.contains("\"GET /livez HTTP/1.1\" 200 "), "{admin}");
+}

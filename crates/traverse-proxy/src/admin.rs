@@ -3,6 +3,7 @@
 //! `tracing.addInternals`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -11,11 +12,15 @@ use pingora::protocols::http::ServerSession;
 use serde::Serialize;
 use traverse_config::TrustPolicy;
 use traverse_provider::{Backend, Diagnostic, Router, Target};
-use traverse_telemetry::access_log::AccessLogStats;
+use traverse_telemetry::access_log::{AccessLogPolicy, AccessLogStats, AccessRecord};
 use traverse_telemetry::metrics::prometheus::{self, Format};
 use traverse_telemetry::{propagation, semconv, KeyValue, Span, StatsSnapshot, Status, Tracer};
+use traverse_telemetry::{SpanId, TraceId};
 
 use crate::GatewayState;
+
+/// The `entryPointName` of the admin listener's access log records.
+const ADMIN_ENTRY_POINT: &str = "traverse-admin";
 
 /// Serves health probes and a JSON view of the routing table.
 pub struct AdminApi {
@@ -90,8 +95,13 @@ struct TracesView {
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let started = Instant::now();
         let tracer = self.state.tracer().filter(|t| t.add_internals());
         let span = tracer.map(|t| internal_span(t, session.req_header()));
+        let ids = span.as_ref().map(|s| {
+            let context = s.context();
+            (context.trace_id(), context.span_id(), context.is_sampled())
+        });
         let path = session.req_header().uri.path().to_owned();
         let response = match path.as_str() {
             "/livez" => text(StatusCode::OK, "ok\n"),
@@ -124,7 +134,59 @@ impl ServeHttp for AdminApi {
             };
             tracer.end(span, name, outcome);
         }
+        if let Some(access_log) = self
+            .state
+            .access_log()
+            .filter(|a| a.policy().add_internals())
+        {
+            let duration = started.elapsed();
+            let status = response.status().as_u16();
+            if access_log.policy().keeps(status, duration, 0) {
+                access_log.log(internal_record(
+                    access_log.policy(),
+                    session,
+                    &response,
+                    duration,
+                    ids,
+                ));
+            }
+        }
         response
+    }
+}
+
+/// The access log record of an admin request (with `logs.access.addInternals`).
+fn internal_record(
+    policy: &AccessLogPolicy,
+    session: &ServerSession,
+    response: &Response<Vec<u8>>,
+    duration: Duration,
+    ids: Option<(TraceId, SpanId, bool)>,
+) -> AccessRecord {
+    let request = session.req_header();
+    AccessRecord {
+        start: SystemTime::now() - duration,
+        duration,
+        client_addr: session.client_addr().and_then(|a| a.as_inet()).copied(),
+        method: request.method.clone(),
+        path: request
+            .uri
+            .path_and_query()
+            .map_or_else(|| request.uri.path().to_owned(), |p| p.as_str().to_owned()),
+        protocol: request.version,
+        host: crate::gateway::request_host(request)
+            .map(crate::gateway::strip_port)
+            .unwrap_or("")
+            .to_owned(),
+        entry_point: Some(Arc::from(ADMIN_ENTRY_POINT)),
+        downstream_status: response.status().as_u16(),
+        downstream_content_size: response.body().len() as u64,
+        trace_id: ids.map(|(trace_id, _, _)| trace_id),
+        span_id: ids.map(|(_, span_id, _)| span_id),
+        sampled: ids.is_some_and(|(_, _, sampled)| sampled),
+        request_headers: policy.capture_headers(&request.headers),
+        response_headers: policy.capture_headers(response.headers()),
+        ..AccessRecord::default()
     }
 }
 

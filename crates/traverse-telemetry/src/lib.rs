@@ -29,6 +29,6 @@ pub use tracer::{Span, Tracer};
 
 /// Re-exported so the data plane names span kinds, statuses and attributes
 /// from the same crate versions.
-pub use opentelemetry::trace::{SpanKind, Status};
+pub use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 pub use opentelemetry::KeyValue;
 pub use opentelemetry_semantic_conventions::attribute as semconv;
