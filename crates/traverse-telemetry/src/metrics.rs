@@ -113,7 +113,10 @@ pub struct AttemptOutcome<'a> {
 /// Every instrument, created once.
 #[derive(Debug)]
 pub struct Metrics {
-    provider: SdkMeterProvider,
+    /// Kept so instruments stay registered; [`Metrics::observe_gauge`] adds to it.
+    meter: Meter,
+    /// Held, not read: dropping the provider shuts its pipeline down.
+    _provider: SdkMeterProvider,
     reader: Arc<ManualReader>,
     families: MetricFamilies,
     exemplars: Exemplars,
@@ -232,7 +235,8 @@ impl Metrics {
                      they carried a valid W3C trace context (context: valid or missing)",
                 )
                 .build(),
-            provider,
+            meter,
+            _provider: provider,
         })
     }
 
@@ -326,8 +330,7 @@ impl Metrics {
         observe: impl Fn() -> Vec<(i64, Vec<KeyValue>)> + Send + Sync + 'static,
     ) {
         let _gauge = self
-            .provider
-            .meter("traverse")
+            .meter
             .i64_observable_gauge(name)
             .with_description(description)
             .with_callback(move |observer| {
@@ -347,7 +350,7 @@ impl Metrics {
         metrics
     }
 
-    /// The latest exemplar of each histogram bucket, keyed as [`exemplars::Key`].
+    /// The latest exemplar of each duration-histogram bucket.
     pub(crate) fn exemplars(&self) -> &Exemplars {
         &self.exemplars
     }
