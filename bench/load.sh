@@ -10,11 +10,13 @@
 #
 #   bench/load.sh                      defaults: 5 s per run, 64 connections, 1 proxy thread
 #   DURATION=10 CONNECTIONS=128 THREADS=2 bench/load.sh
+#   ROUNDS=5 bench/load.sh             medians of 5 rounds: steadier ratios on a noisy machine
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}       # worker threads of each proxy (nginx workers, Traverse threads)
+ROUNDS=${ROUNDS:-1}         # load the Traverse variants this many times, in rotating order; medians
 
 scripts/install-prereqs.sh bench
 cargo build --release --locked -p traverse >&2
@@ -62,6 +64,7 @@ wait_port "$otlp_http_port"
 # baseline the others are compared with.
 variants=(off default access traced)
 declare -A label extra port admin
+label[direct]="upstream direct";     label[nginx]="nginx proxy"
 label[off]="traverse metrics off";   extra[off]="metrics: {prometheus: {enabled: false}}"
 label[default]="traverse default";   extra[default]=""
 label[access]="traverse + access log"
@@ -125,34 +128,49 @@ load() {
 admin_get() { python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$1$2').read().decode())"; }
 
 echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, proxies with $THREADS worker thread(s), $(nproc) cores shared by everything"
-declare -A rps p99 err reqs
-read -r 'rps[direct]' 'p99[direct]' 'err[direct]' 'reqs[direct]' < <(load "$upstream_port")
-read -r 'rps[nginx]' 'p99[nginx]' 'err[nginx]' 'reqs[nginx]' < <(load "$nginx_port")
+declare -A rps p99 err reqs # per target: space-separated values, one per round
+add() { # $1 = target, $2 = port: one load, appended to the target's values
+    local r p e n
+    read -r r p e n < <(load "$2")
+    rps[$1]+=" $r"; p99[$1]+=" $p"; err[$1]=$(( ${err[$1]:-0} + e )); reqs[$1]=$(( ${reqs[$1]:-0} + n ))
+}
+median() { tr ' ' '\n' <<<"$1" | sort -g | awk 'NF {v[n++] = $1} END {print n % 2 ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2}'; }
+
+add direct "$upstream_port"
+add nginx "$nginx_port"
+for ((round = 0; round < ROUNDS; round++)); do # each round starts one variant later
+    for ((i = 0; i < ${#variants[@]}; i++)); do
+        v=${variants[(i + round) % ${#variants[@]}]}
+        add "$v" "${port[$v]}"
+        sleep 2 # let queued access log records and span batches leave before the next load
+    done
+done
+
 checks=()
 for v in "${variants[@]}"; do
-    read -r "rps[$v]" "p99[$v]" "err[$v]" "reqs[$v]" < <(load "${port[$v]}")
-    sleep 2 # let queued access log records and span batches leave before counting them
-    if [[ $v != off ]]; then # every variant but the baseline has metrics on: scrape once
+    if [[ $v != off ]]; then # every variant but the baseline records metrics: scrape once
         counted=$(admin_get "${admin[$v]}" /metrics | awk '/^traverse_entrypoint_requests_total\{/ && /entrypoint="web"/ {n += $NF} END {printf "%d", n}')
-        checks+=("${label[$v]}: traverse_entrypoint_requests_total $counted vs wrk ${reqs[$v]} requests (+1 warm-up request)")
+        checks+=("${label[$v]}: traverse_entrypoint_requests_total $counted vs wrk ${reqs[$v]} requests ($(( counted - reqs[$v] )) more)")
     fi
     if [[ $v == access ]]; then
         lines=$(wc -l <"$work/access/access.log")
         stats=$(admin_get "${admin[$v]}" /api/telemetry | python3 -c 'import json,sys; a=json.load(sys.stdin)["accessLog"]; print("logged %d, dropped %d, write errors %d" % (a["logged"], a["dropped"], a["writeErrors"]))')
-        checks+=("${label[$v]}: $lines lines in the file vs wrk ${reqs[$v]} requests (+1 warm-up request); $stats")
+        checks+=("${label[$v]}: $lines access log lines vs wrk ${reqs[$v]} requests ($(( lines - reqs[$v] )) more); $stats")
     fi
     if [[ $v == traced ]]; then
         checks+=("${label[$v]}: spans $(admin_get "${admin[$v]}" /api/telemetry | python3 -c 'import json,sys; s=json.load(sys.stdin)["traces"]["spans"]; print("exported %d, dropped %d, failed %d" % (s["exported"], s["dropped"], s["failed"]))')")
     fi
 done
 
+if (( ROUNDS > 1 )); then echo "Traverse rows: median of $ROUNDS rounds"; fi
 printf '%-24s %12s %10s %8s %14s\n' target "req/s" "p99 ms" "non-2xx" "vs metrics off"
-printf '%-24s %12.0f %10.2f %8s\n' "upstream direct" "${rps[direct]}" "${p99[direct]}" "${err[direct]}"
-printf '%-24s %12.0f %10.2f %8s\n' "nginx proxy" "${rps[nginx]}" "${p99[nginx]}" "${err[nginx]}"
-for v in "${variants[@]}"; do
-    printf '%-24s %12.0f %10.2f %8s %14s\n' "${label[$v]}" "${rps[$v]}" "${p99[$v]}" "${err[$v]}" \
-        "$(python3 -c "print(f'{${rps[$v]} / ${rps[off]}:.2f}')")"
+base=$(median "${rps[off]}")
+for t in direct nginx "${variants[@]}"; do
+    r=$(median "${rps[$t]}") ratio=""
+    if [[ $t != direct && $t != nginx ]]; then ratio=$(python3 -c "print(f'{$r / $base:.2f}')"); fi
+    printf '%-24s %12.0f %10.2f %8s %14s\n' "${label[$t]}" "$r" "$(median "${p99[$t]}")" "${err[$t]}" "$ratio"
 done
-python3 -c "print(f'traverse default / nginx throughput ratio: {${rps[default]} / ${rps[nginx]}:.2f}')"
+python3 -c "print(f'traverse default / nginx throughput ratio: {$(median "${rps[default]}") / $(median "${rps[nginx]}"):.2f}')"
 echo "all variants but 'metrics off' record metrics (Prometheus on); 'traced' also traces 100 %"
 printf '%s\n' "${checks[@]}"
+echo "('more' is expected up to $ROUNDS x $CONNECTIONS + 1: responses wrk stopped waiting for, and the warm-up request)"
