@@ -203,7 +203,7 @@ pub(crate) fn resource_proto(resource: &Resource) -> ProtoResource {
     }
 }
 
-/// A running export thread: drains one [`BatchQueue`] into one collector.
+/// A running export thread: drains a [`BatchQueue`] (or pushes metrics) into one collector.
 #[derive(Debug)]
 pub(crate) struct ExportThread {
     closing: watch::Sender<Option<Instant>>,
@@ -226,17 +226,35 @@ impl ExportThread {
         R: OtlpRequest,
         E: Fn(Vec<T>) -> R + Send + 'static,
     {
+        ExportThread::start(name, options, move |exporter, closing| {
+            let worker = Worker {
+                queue,
+                encode,
+                delay,
+                closing,
+                policy: RetryPolicy::default(),
+            };
+            worker.run(exporter)
+        })
+    }
+
+    /// Starts thread `name` on its own single-threaded runtime and runs `run` there
+    /// with an exporter for `options`. `run` must return once the closing channel
+    /// carries a deadline, having finished its work by then. Returns once the
+    /// exporter is built, so a bad configuration is an error here.
+    pub(crate) fn start<F, Fut>(
+        name: &str,
+        options: ExporterOptions,
+        run: F,
+    ) -> Result<Self, StartError>
+    where
+        F: FnOnce(OtlpExporter, watch::Receiver<Option<Instant>>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
         let (closing, closing_rx) = watch::channel(None);
         let (done_tx, done) = std::sync::mpsc::channel();
         let (ready_tx, ready) = std::sync::mpsc::channel();
 
-        let worker = Worker {
-            queue,
-            encode,
-            delay,
-            closing: closing_rx,
-            policy: RetryPolicy::default(),
-        };
         std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
@@ -261,7 +279,7 @@ impl ExportThread {
                     match OtlpExporter::new(options) {
                         Ok(exporter) => {
                             let _ = ready_tx.send(Ok(()));
-                            worker.run(exporter).await;
+                            run(exporter, closing_rx).await;
                         }
                         Err(err) => {
                             let _ = ready_tx.send(Err(StartError::Exporter(err)));
