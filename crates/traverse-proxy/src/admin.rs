@@ -3,7 +3,7 @@
 //! `tracing.addInternals`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -163,30 +163,16 @@ fn internal_record(
     duration: Duration,
     ids: Option<(TraceId, SpanId, bool)>,
 ) -> AccessRecord {
-    let request = session.req_header();
+    let client = session.client_addr().and_then(|a| a.as_inet()).copied();
     AccessRecord {
-        start: SystemTime::now() - duration,
-        duration,
-        client_addr: session.client_addr().and_then(|a| a.as_inet()).copied(),
-        method: request.method.clone(),
-        path: request
-            .uri
-            .path_and_query()
-            .map_or_else(|| request.uri.path().to_owned(), |p| p.as_str().to_owned()),
-        protocol: request.version,
-        host: crate::gateway::request_host(request)
-            .map(crate::gateway::strip_port)
-            .unwrap_or("")
-            .to_owned(),
         entry_point: Some(Arc::from(ADMIN_ENTRY_POINT)),
         downstream_status: response.status().as_u16(),
         downstream_content_size: response.body().len() as u64,
         trace_id: ids.map(|(trace_id, _, _)| trace_id),
         span_id: ids.map(|(_, span_id, _)| span_id),
         sampled: ids.is_some_and(|(_, _, sampled)| sampled),
-        request_headers: policy.capture_headers(&request.headers),
         response_headers: policy.capture_headers(response.headers()),
-        ..AccessRecord::default()
+        ..crate::gateway::access_record(policy, session.req_header(), client, duration)
     }
 }
 

@@ -19,7 +19,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, TrustPolicy, Upstream};
 use traverse_provider::{Backend, Middleware, Router, Scheme, Target};
-use traverse_telemetry::access_log::AccessRecord;
+use traverse_telemetry::access_log::{AccessLogPolicy, AccessRecord};
 use traverse_telemetry::metrics::{AttemptOutcome, RequestLabels, RequestOutcome};
 use traverse_telemetry::propagation;
 
@@ -437,20 +437,7 @@ impl ProxyHttp for Gateway {
             if policy.keeps(status, duration, retries) {
                 let upstream: Option<Arc<str>> = ctx.upstream.map(|a| a.to_string().into());
                 let record = AccessRecord {
-                    start: SystemTime::now() - duration,
-                    duration,
                     origin_duration,
-                    client_addr: ctx.client,
-                    method: request.method.clone(),
-                    path: request
-                        .uri
-                        .path_and_query()
-                        .map_or_else(|| request.uri.path().to_owned(), |p| p.as_str().to_owned()),
-                    protocol: request.version,
-                    host: request_host(request)
-                        .map(strip_port)
-                        .unwrap_or("")
-                        .to_owned(),
                     request_content_size: session.body_bytes_read() as u64,
                     entry_point: Some(Arc::clone(&self.options.entry_point)),
                     router: ctx.router.as_ref().map(|r| Arc::clone(&r.name)),
@@ -468,12 +455,11 @@ impl ProxyHttp for Gateway {
                     trace_id: server_span.map(|(trace_id, _, _)| trace_id),
                     span_id: server_span.map(|(_, span_id, _)| span_id),
                     sampled: server_span.is_some_and(|(_, _, sampled)| sampled),
-                    request_headers: policy.capture_headers(&request.headers),
                     response_headers: session
                         .response_written()
                         .map(|r| policy.capture_headers(&r.headers))
                         .unwrap_or_default(),
-                    ..AccessRecord::default()
+                    ..access_record(policy, request, ctx.client, duration)
                 };
                 access_log.log(record);
             }
@@ -541,6 +527,33 @@ fn final_status(written: Option<u16>, error: Option<&Error>) -> u16 {
         (Some(status), _) => status,
         (None, Some(error)) => status_for_error(error),
         (None, None) => 0,
+    }
+}
+
+/// The access log record's request part, shared by the entrypoints and the admin
+/// listener; the caller adds what it knows of the response.
+pub(crate) fn access_record(
+    policy: &AccessLogPolicy,
+    request: &RequestHeader,
+    client: Option<SocketAddr>,
+    duration: Duration,
+) -> AccessRecord {
+    AccessRecord {
+        start: SystemTime::now() - duration,
+        duration,
+        client_addr: client,
+        method: request.method.clone(),
+        path: request
+            .uri
+            .path_and_query()
+            .map_or_else(|| request.uri.path().to_owned(), |p| p.as_str().to_owned()),
+        protocol: request.version,
+        host: request_host(request)
+            .map(strip_port)
+            .unwrap_or("")
+            .to_owned(),
+        request_headers: policy.capture_headers(&request.headers),
+        ..AccessRecord::default()
     }
 }
 
