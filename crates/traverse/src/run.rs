@@ -78,27 +78,23 @@ impl TelemetryOutputs {
     /// Flushes every output before `deadline`, access records before their OTLP pipeline.
     fn shutdown(self, deadline: Instant) {
         let left = || deadline.saturating_duration_since(Instant::now());
-        let mut unfinished = Vec::new();
-        if let Some(traces) = self.traces {
-            if !traces.shutdown(left()) {
-                unfinished.push("traces");
-            }
-        }
-        if let Some(writer) = self.access_log {
-            if !writer.shutdown(left()) {
-                unfinished.push("access log");
-            }
-        }
-        if let Some(pipeline) = self.access_otlp {
-            if !pipeline.shutdown(left()) {
-                unfinished.push("access log export");
-            }
-        }
-        if let Some(push) = self.metrics_push {
-            if !push.shutdown(left()) {
-                unfinished.push("metrics push");
-            }
-        }
+        let flushed = [
+            ("traces", self.traces.map(|p| p.shutdown(left()))),
+            ("access log", self.access_log.map(|w| w.shutdown(left()))),
+            (
+                "access log export",
+                self.access_otlp.map(|p| p.shutdown(left())),
+            ),
+            (
+                "metrics push",
+                self.metrics_push.map(|p| p.shutdown(left())),
+            ),
+        ];
+        let unfinished: Vec<&str> = flushed
+            .iter()
+            .filter(|(_, flushed)| *flushed == Some(false))
+            .map(|(name, _)| *name)
+            .collect();
         if !unfinished.is_empty() {
             tracing::warn!(bound = ?TELEMETRY_FLUSH_BOUND, ?unfinished, "telemetry did not finish flushing");
         }
