@@ -71,14 +71,7 @@ pub fn agent_binary() -> PathBuf {
         );
         return path;
     }
-    let tools = match std::env::var_os("TRAVERSE_TOOLS") {
-        Some(tools) => PathBuf::from(tools),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache")
-            .join("traverse")
-            .join("tools"),
-    };
-    let path = tools.join("bin").join("rotel-agent");
+    let path = crate::tool("rotel-agent");
     assert!(
         path.is_file(),
         "rotel-agent, the OTLP collector of the telemetry tests, is missing at {}: run \

@@ -22,6 +22,19 @@ pub use collector::Collector;
 pub use gateway::Gateway;
 pub use upstream::{Recorded, Upstream};
 
+/// `$TRAVERSE_TOOLS/bin/<name>` (default `TRAVERSE_TOOLS`: `~/.cache/traverse/tools`),
+/// where scripts/install-prereqs.sh puts the tests' peers; it may not exist.
+pub fn tool(name: &str) -> std::path::PathBuf {
+    let tools = match std::env::var_os("TRAVERSE_TOOLS") {
+        Some(tools) => std::path::PathBuf::from(tools),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache")
+            .join("traverse")
+            .join("tools"),
+    };
+    tools.join("bin").join(name)
+}
+
 /// A free TCP port on 127.0.0.1 for the gateway to listen on (or for nothing to listen on).
 ///
 /// Ports are taken below the kernel's ephemeral range, walking a per-process sequence, so

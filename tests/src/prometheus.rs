@@ -198,14 +198,7 @@ pub fn python() -> PathBuf {
     if let Some(path) = std::env::var_os("TRAVERSE_PYTHON") {
         return PathBuf::from(path);
     }
-    let tools = match std::env::var_os("TRAVERSE_TOOLS") {
-        Some(tools) => PathBuf::from(tools),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache")
-            .join("traverse")
-            .join("tools"),
-    };
-    let path = tools.join("bin").join("traverse-python");
+    let path = crate::tool("traverse-python");
     assert!(
         path.is_file(),
         "traverse-python, the interpreter with the tests' Prometheus parser, is missing at \
