@@ -183,8 +183,10 @@ pub struct IngressRouteRef {
 
 /// What a service reference points at.
 ///
-/// Typed rather than a string: Traefik's CRD restricts `kind` to these two values, so
+/// Typed rather than a string: Traefik's CRD restricts `kind` to its two values, so
 /// any other value is rejected at parse time with serde's "unknown variant" error.
+/// `Uplink` is Traverse's addition (a cluster with Traefik's own CRDs rejects it; the
+/// `<namespace>-<uplink>@multicluster` name works under either schema).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ServiceKind {
     /// A Kubernetes `Service` (the default).
@@ -192,6 +194,8 @@ pub enum ServiceKind {
     Service,
     /// A Traefik `TraefikService` (weighted, mirroring, ... load balancers).
     TraefikService,
+    /// A Traverse `Uplink` that child gateways advertise (on a parent gateway).
+    Uplink,
 }
 
 /// A route upstream: a Kubernetes Service or a TraefikService (Traefik's
@@ -201,7 +205,7 @@ pub enum ServiceKind {
 pub struct ServiceRef {
     /// Name of the Service or TraefikService.
     pub name: String,
-    /// `Service` (default) or `TraefikService`.
+    /// `Service` (default), `TraefikService`, or `Uplink` (Traverse parents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ServiceKind>,
     /// Namespace of the target; defaults to the route's namespace.
@@ -254,10 +258,19 @@ pub struct ServiceRef {
     pub passive_health_check: Option<PassiveServerHealthCheck>,
 }
 
+/// Suffix of Traefik Hub's names for uplinks: `<namespace>-<uplink>@multicluster`.
+pub const MULTICLUSTER_SUFFIX: &str = "@multicluster";
+
 impl ServiceRef {
     /// The kind, with Traefik's default (`Service`) applied.
     pub fn effective_kind(&self) -> ServiceKind {
         self.kind.unwrap_or_default()
+    }
+
+    /// Whether this reference names an uplink: `kind: Uplink`, or Traefik Hub's
+    /// `<namespace>-<uplink>@multicluster` name with either kind.
+    pub fn is_uplink(&self) -> bool {
+        self.effective_kind() == ServiceKind::Uplink || self.name.ends_with(MULTICLUSTER_SUFFIX)
     }
 }
 

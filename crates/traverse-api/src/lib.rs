@@ -10,18 +10,21 @@
 //! - [`ingress_route`]: `IngressRoute` and its parts (routes, service refs, TLS, ...).
 //! - [`middleware`]: `Middleware` with one optional field per Traefik middleware type.
 //! - [`support`]: what the gateway supports today, as diagnostics.
+//! - [`uplink`]: Traverse's own `Uplink` (`traverse.dev/v1alpha1`), exposed by children to parents.
 //! - The core kinds the gateway watches ([`Service`], [`EndpointSlice`]) are re-exported.
 
 pub mod ingress_route;
 pub mod middleware;
 mod schema;
 pub mod support;
+pub mod uplink;
 
 pub use ingress_route::{
     IngressRoute, IngressRouteRef, IngressRouteSpec, IngressRouteStatus, MiddlewareRef, Route,
     RouteKind, ServiceKind, ServiceRef,
 };
 pub use middleware::{Middleware, MiddlewareSpec, MiddlewareStatus};
+pub use uplink::{Uplink, UplinkSpec, UplinkStatus};
 
 /// Kubernetes `Service`, resolved by name from an IngressRoute service reference.
 pub use k8s_openapi::api::core::v1::Service;

@@ -109,7 +109,7 @@ pub fn unsupported_in_ingress_route(spec: &IngressRouteSpec) -> Vec<Unsupported>
 
 fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
     report.flag(
-        service.effective_kind() == ServiceKind::TraefikService,
+        service.effective_kind() == ServiceKind::TraefikService && !service.is_uplink(),
         "kind",
         "TraefikService references are not implemented; only Kubernetes Services",
     );

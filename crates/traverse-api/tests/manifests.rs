@@ -638,7 +638,8 @@ fn ingress_route_crd() {
     );
     assert_eq!(
         service["properties"]["kind"]["enum"],
-        json!(["Service", "TraefikService"])
+        json!(["Service", "TraefikService", "Uplink"]),
+        "Traefik's two kinds, plus Traverse's Uplink"
     );
     assert!(service["properties"]["nativeLB"].is_object());
     assert!(schema["properties"]["status"]["properties"]["conditions"].is_object());

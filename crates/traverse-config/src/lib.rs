@@ -103,6 +103,9 @@ pub struct Config {
     pub metrics: Metrics,
     #[serde(default)]
     pub logs: Logs,
+    /// Parent side of multi-cluster routing: the child gateways to forward to.
+    #[serde(default)]
+    pub multicluster: Multicluster,
 }
 
 /// Identity of the cluster this gateway runs in.
@@ -138,6 +141,10 @@ pub struct EntryPoint {
     /// What to do with the W3C trace context clients send.
     #[serde(default)]
     pub trace_context: TrustPolicy,
+    /// An uplink entrypoint (children only): parents forward here, and it serves the
+    /// advertisement of this child's Uplinks. Routes reach it only by naming it.
+    #[serde(default)]
+    pub uplink: bool,
 }
 
 /// How an entrypoint treats the trace context its clients send.
@@ -280,12 +287,122 @@ pub struct Shutdown {
     /// the pod's `terminationGracePeriodSeconds`.
     #[serde(default = "default_grace_period", with = "humantime_serde")]
     pub grace_period: Duration,
+    /// After SIGTERM, keep accepting for this long while readiness fails and parents are
+    /// told this child is draining, so traffic moves away before listeners close.
+    #[serde(default, with = "humantime_serde")]
+    pub drain_delay: Duration,
 }
 
 impl Default for Shutdown {
     fn default() -> Self {
         Shutdown {
             grace_period: default_grace_period(),
+            drain_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// The child gateways a parent forwards to, and how it judges their health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Multicluster {
+    /// Child gateways by name (the name reported as `traverse.child`).
+    #[serde(default)]
+    pub children: BTreeMap<String, Child>,
+    /// Header carrying this gateway's cluster name to its children.
+    #[serde(default = "default_source_cluster_header")]
+    pub source_cluster_header: String,
+    /// Most uplink hops a request may take; one more is answered 508 (a forwarding loop).
+    #[serde(default = "default_max_hops")]
+    pub max_hops: u32,
+    #[serde(default)]
+    pub health_check: ChildHealthCheck,
+    #[serde(default)]
+    pub passive_health_check: PassiveHealthCheck,
+}
+
+impl Default for Multicluster {
+    fn default() -> Self {
+        Multicluster {
+            children: BTreeMap::new(),
+            source_cluster_header: default_source_cluster_header(),
+            max_hops: default_max_hops(),
+            health_check: ChildHealthCheck::default(),
+            passive_health_check: PassiveHealthCheck::default(),
+        }
+    }
+}
+
+/// One child gateway: the address of its uplink entrypoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Child {
+    /// `host:port` of the child's uplink entrypoint, e.g. `child-a.example.com:9443`.
+    pub address: String,
+    /// Speak TLS to the child (mutual TLS when `cert` and `key` are set).
+    pub tls: Option<ChildTls>,
+}
+
+/// TLS towards a child gateway.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChildTls {
+    /// Name verified against the child's certificate (default: the address's host).
+    pub server_name: Option<String>,
+    /// PEM bundle of roots to trust instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain and key, for mutual TLS.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Skip server verification: only for testing.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// Active health checks of children, on their uplink entrypoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ChildHealthCheck {
+    #[serde(default = "two_seconds", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "one_second", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Consecutive failed checks that take a child out of rotation.
+    #[serde(default = "two")]
+    pub unhealthy_threshold: u32,
+    /// Consecutive successful checks that put it back.
+    #[serde(default = "one")]
+    pub healthy_threshold: u32,
+}
+
+impl Default for ChildHealthCheck {
+    fn default() -> Self {
+        ChildHealthCheck {
+            interval: two_seconds(),
+            timeout: one_second(),
+            unhealthy_threshold: two(),
+            healthy_threshold: one(),
+        }
+    }
+}
+
+/// Passive ejection: children that fail requests are taken out of rotation for a while.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PassiveHealthCheck {
+    /// Consecutive failed attempts (connect errors, or errors before a response) that eject.
+    #[serde(default = "three")]
+    pub failures: u32,
+    /// How long an ejected child gets no requests (an active check passing ends it early).
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
+    pub ejection_time: Duration,
+}
+
+impl Default for PassiveHealthCheck {
+    fn default() -> Self {
+        PassiveHealthCheck {
+            failures: three(),
+            ejection_time: ten_seconds(),
         }
     }
 }
@@ -709,6 +826,7 @@ fn default_entry_points() -> BTreeMap<String, EntryPoint> {
             timeouts: EntryPointTimeouts::default(),
             forwarded_headers: ForwardedHeaders::default(),
             trace_context: TrustPolicy::default(),
+            uplink: false,
         },
     )])
 }
@@ -729,6 +847,30 @@ fn default_connect_timeout() -> Duration {
 }
 fn default_keepalive_pool_size() -> usize {
     256
+}
+fn default_source_cluster_header() -> String {
+    "X-Source-Cluster".into()
+}
+fn default_max_hops() -> u32 {
+    3
+}
+fn one() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+fn three() -> u32 {
+    3
+}
+fn one_second() -> Duration {
+    Duration::from_secs(1)
+}
+fn two_seconds() -> Duration {
+    Duration::from_secs(2)
+}
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_grace_period() -> Duration {
     Duration::from_secs(30)
@@ -768,6 +910,21 @@ impl Config {
         if let Some(path) = &mut config.logs.access.file_path {
             if path.is_relative() {
                 *path = base.join(&*path);
+            }
+        }
+        for tls in config
+            .multicluster
+            .children
+            .values_mut()
+            .filter_map(|c| c.tls.as_mut())
+        {
+            for path in [&mut tls.ca, &mut tls.cert, &mut tls.key]
+                .into_iter()
+                .flatten()
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
             }
         }
         config
@@ -877,6 +1034,10 @@ impl Config {
         if self.shutdown.grace_period > Duration::from_secs(3600) {
             problem("shutdown.gracePeriod".into(), "must be at most 1h".into());
         }
+        if self.shutdown.drain_delay > Duration::from_secs(600) {
+            problem("shutdown.drainDelay".into(), "must be at most 10m".into());
+        }
+        self.validate_multicluster(&mut problem);
         self.tracing.validate(&mut problem);
         self.metrics.validate(&mut problem);
         self.logs.validate(&mut problem);
@@ -885,6 +1046,114 @@ impl Config {
             Ok(())
         } else {
             Err(problems)
+        }
+    }
+
+    fn validate_multicluster(&self, problem: &mut dyn FnMut(String, String)) {
+        let uplinks: Vec<&String> = self
+            .entry_points
+            .iter()
+            .filter(|(_, e)| e.uplink)
+            .map(|(name, _)| name)
+            .collect();
+        for name in &uplinks {
+            if self.entry_points[*name].trace_context != TrustPolicy::Continue {
+                problem(
+                    format!("entryPoints.{name}.traceContext"),
+                    "an uplink entrypoint continues its parent's trace; it must be continue".into(),
+                );
+            }
+        }
+        let multicluster = &self.multicluster;
+        match self.role {
+            Role::Child if uplinks.is_empty() => problem(
+                "entryPoints".into(),
+                "a child needs an uplink entrypoint (uplink: true) for its parents".into(),
+            ),
+            Role::Parent if multicluster.children.is_empty() => problem(
+                "multicluster.children".into(),
+                "a parent needs at least one child".into(),
+            ),
+            Role::Child => {}
+            _ => {
+                for name in &uplinks {
+                    problem(
+                        format!("entryPoints.{name}.uplink"),
+                        format!(
+                            "only a child serves parents (role is {})",
+                            self.role.as_str()
+                        ),
+                    );
+                }
+            }
+        }
+        if self.role != Role::Parent && !multicluster.children.is_empty() {
+            problem(
+                "multicluster.children".into(),
+                format!(
+                    "only a parent forwards to children (role is {})",
+                    self.role.as_str()
+                ),
+            );
+        }
+        for (name, child) in &multicluster.children {
+            let key = format!("multicluster.children.{name}");
+            if !is_dns_label(name) {
+                problem(
+                    key.clone(),
+                    "child names must be lowercase letters, digits and '-' (at most 63)".into(),
+                );
+            }
+            if !is_host_port(&child.address) {
+                problem(
+                    format!("{key}.address"),
+                    format!(
+                        "{:?} is not host:port, e.g. child-a.example.com:9443",
+                        child.address
+                    ),
+                );
+            }
+            if let Some(tls) = &child.tls {
+                if tls.cert.is_some() != tls.key.is_some() {
+                    problem(
+                        format!("{key}.tls"),
+                        "cert and key must be set together (mutual TLS)".into(),
+                    );
+                }
+            }
+        }
+        if !is_token(&multicluster.source_cluster_header) {
+            problem(
+                "multicluster.sourceClusterHeader".into(),
+                format!(
+                    "{:?} is not a valid header name",
+                    multicluster.source_cluster_header
+                ),
+            );
+        }
+        if multicluster.max_hops == 0 {
+            problem("multicluster.maxHops".into(), "must be at least 1".into());
+        }
+        let health = &multicluster.health_check;
+        for (field, value) in [("interval", health.interval), ("timeout", health.timeout)] {
+            if value.is_zero() {
+                problem(
+                    format!("multicluster.healthCheck.{field}"),
+                    "must be greater than zero".into(),
+                );
+            }
+        }
+        for (field, value) in [
+            ("healthCheck.unhealthyThreshold", health.unhealthy_threshold),
+            ("healthCheck.healthyThreshold", health.healthy_threshold),
+            (
+                "passiveHealthCheck.failures",
+                multicluster.passive_health_check.failures,
+            ),
+        ] {
+            if value == 0 {
+                problem(format!("multicluster.{field}"), "must be at least 1".into());
+            }
         }
     }
 
@@ -1068,6 +1337,26 @@ fn is_token(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// `host:port` with a DNS name or an IP (IPv6 in brackets) and a non-zero port.
+fn is_host_port(text: &str) -> bool {
+    if text.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    port_ok && host_ok
 }
 
 fn is_dns_label(name: &str) -> bool {

@@ -29,7 +29,7 @@ entryPoints:
     h2c: false
     timeouts: {read: 5s, write: 10s, idle: 2m}
     forwardedHeaders: {trustedIPs: [10.0.0.0/8, "::1"]}
-  uplink: {address: "127.0.0.1:9443"}
+  uplink: {address: "127.0.0.1:9443", uplink: true}
 admin: {address: 127.0.0.1:9001}
 providers:
   file: {directory: ., watch: false, debounce: 50ms}
@@ -311,4 +311,92 @@ fn status_ranges() {
     assert_eq!(parse_status_range("599-500"), None);
     assert_eq!(parse_status_range("99"), None);
     assert_eq!(parse_status_range("abc"), None);
+}
+
+#[test]
+fn parent_and_child_parse_with_defaults() {
+    let parent = parse(
+        r#"
+role: parent
+cluster: {name: edge}
+multicluster:
+  children:
+    child-a: {address: "child-a.example.com:9443", tls: {ca: ca.pem}}
+    child-b: {address: "10.0.0.2:9443"}
+"#,
+    )
+    .expect("parent");
+    parent.validate().expect("valid parent");
+    let multicluster = &parent.multicluster;
+    assert_eq!(multicluster.source_cluster_header, "X-Source-Cluster");
+    assert_eq!(multicluster.max_hops, 3);
+    assert_eq!(multicluster.health_check.interval, Duration::from_secs(2));
+    assert_eq!(multicluster.passive_health_check.failures, 3);
+    assert!(multicluster.children["child-a"].tls.is_some());
+
+    let child = parse(
+        r#"
+role: child
+entryPoints:
+  web: {address: "127.0.0.1:8080"}
+  multicluster: {address: "127.0.0.1:9443", uplink: true}
+shutdown: {drainDelay: 5s}
+"#,
+    )
+    .expect("child");
+    child.validate().expect("valid child");
+    assert!(child.entry_points["multicluster"].uplink);
+    assert!(!child.entry_points["web"].uplink);
+    assert_eq!(child.shutdown.drain_delay, Duration::from_secs(5));
+}
+
+#[test]
+fn contradictory_roles_name_their_keys() {
+    let problems = |text: &str| -> Vec<String> {
+        parse(text)
+            .expect("parses")
+            .validate()
+            .expect_err("invalid")
+            .into_iter()
+            .map(|p| p.key)
+            .collect()
+    };
+    assert_eq!(problems("role: parent\n"), ["multicluster.children"]);
+    assert_eq!(problems("role: child\n"), ["entryPoints"]);
+    assert_eq!(
+        problems(
+            "entryPoints: {up: {address: '127.0.0.1:9443', uplink: true}}\nmulticluster: {children: {a: {address: 'x:1'}}}\n"
+        ),
+        ["entryPoints.up.uplink", "multicluster.children"]
+    );
+    assert_eq!(
+        problems(
+            r#"
+role: parent
+multicluster:
+  maxHops: 0
+  sourceClusterHeader: "bad header"
+  healthCheck: {interval: 0s}
+  passiveHealthCheck: {failures: 0}
+  children:
+    Bad_Name: {address: "no-port"}
+    b: {address: "b:9443", tls: {cert: c.pem}}
+"#
+        ),
+        [
+            "multicluster.children.Bad_Name",
+            "multicluster.children.Bad_Name.address",
+            "multicluster.children.b.tls",
+            "multicluster.sourceClusterHeader",
+            "multicluster.maxHops",
+            "multicluster.healthCheck.interval",
+            "multicluster.passiveHealthCheck.failures",
+        ]
+    );
+    assert_eq!(
+        problems(
+            "role: child\nentryPoints: {up: {address: '127.0.0.1:9443', uplink: true, traceContext: ignore}}\n"
+        ),
+        ["entryPoints.up.traceContext"]
+    );
 }

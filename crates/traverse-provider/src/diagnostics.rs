@@ -46,6 +46,10 @@ pub enum Reason {
     NoReadyEndpoints,
     /// The same kind/namespace/name defined more than once; the first wins.
     Duplicate,
+    /// An IngressRoute's uplink annotation names an Uplink that does not exist.
+    UplinkNotFound,
+    /// An Uplink no serviceable route is bound to: advertised as not ready.
+    UplinkNotReady,
 }
 
 /// One problem, anchored at an object and, where known, a file and a field.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
-use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service};
+use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, Uplink};
 use traverse_router::Rule;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
@@ -28,6 +28,7 @@ pub enum Document {
     Middleware(Box<Middleware>),
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
+    Uplink(Box<Uplink>),
 }
 
 /// A file's documents and where each starts.
@@ -127,6 +128,10 @@ impl FileProvider {
                     }
                     Document::EndpointSlice(o) => {
                         snapshot.endpoint_slices.push(o.as_ref().clone());
+                        o.object_ref()
+                    }
+                    Document::Uplink(o) => {
+                        snapshot.uplinks.push(o.as_ref().clone());
                         o.object_ref()
                     }
                 };
@@ -453,6 +458,18 @@ fn parse_document(
                 }
             }
             Document::EndpointSlice(Box::new(slice))
+        }
+        ("traverse.dev/v1alpha1", "Uplink") => {
+            let uplink: Uplink = typed(value, &object, source, &mut warnings)
+                .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?;
+            if uplink.spec.weight.is_some_and(|w| w < 0) {
+                return Err(error(
+                    Reason::InvalidDocument,
+                    Some("spec.weight".into()),
+                    "must not be negative".into(),
+                ));
+            }
+            Document::Uplink(Box::new(uplink))
         }
         _ => {
             return Err(error(

@@ -12,6 +12,9 @@ mod snapshot;
 mod translate;
 
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
-pub use model::{Backend, Middleware, Router, RoutingTable, Scheme, Target, Weighted};
+pub use model::{
+    AdvertisedUplink, Backend, Middleware, Router, RoutingTable, Scheme, Target, UplinkRef,
+    Weighted,
+};
 pub use snapshot::{Object, Snapshot};
-pub use translate::translate;
+pub use translate::{translate, EntryPoints};

@@ -16,6 +16,22 @@ use crate::diagnostics::Diagnostics;
 pub struct RoutingTable {
     pub routes: RouteTable<Arc<Router>>,
     pub diagnostics: Diagnostics,
+    /// What a child advertises to its parents, one entry per Uplink object.
+    pub uplinks: Vec<AdvertisedUplink>,
+}
+
+/// An Uplink as a child advertises it to parents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertisedUplink {
+    pub namespace: String,
+    pub name: String,
+    pub weight: u32,
+    /// Uplink entrypoints serving it.
+    pub entry_points: Vec<String>,
+    /// At least one route bound to it can serve (its services have ready endpoints).
+    pub ready: bool,
+    /// The routers bound to it, for the admin API.
+    pub routers: Vec<Arc<str>>,
 }
 
 /// A routing rule resolved against its middlewares and services.
@@ -40,6 +56,9 @@ pub struct Router {
 pub enum Target {
     /// Weighted round robin across the route's services.
     Services(Weighted<Arc<Backend>>),
+    /// A parent's route to uplinks that children advertise; which children serve each
+    /// is known only at run time, from their advertisements.
+    Uplinks(Weighted<Arc<UplinkRef>>),
     /// The route exists but cannot be served (e.g. every Service it names is missing):
     /// it answers this status instead of vanishing into a 404.
     Unavailable { status: u16, reason: String },
@@ -55,6 +74,42 @@ pub struct Backend {
     pub pass_host_header: bool,
     /// Ready endpoints; empty means the Service exists but nothing can serve (503).
     pub servers: Weighted<SocketAddr>,
+}
+
+/// A parent route's reference to an uplink, matched against children's advertisements.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UplinkRef {
+    /// `kind: Uplink` with a name and namespace: exactly that Uplink.
+    Named { namespace: String, name: String },
+    /// Traefik Hub's `<namespace>-<name>@multicluster`, without the suffix.
+    Hub(String),
+}
+
+impl UplinkRef {
+    /// Whether an advertised `namespace/name` is the uplink this refers to.
+    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+        match self {
+            UplinkRef::Named {
+                namespace: n,
+                name: m,
+            } => n == namespace && m == name,
+            UplinkRef::Hub(joined) => {
+                joined
+                    .strip_prefix(namespace)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    == Some(name)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for UplinkRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UplinkRef::Named { namespace, name } => write!(f, "{namespace}/{name}"),
+            UplinkRef::Hub(joined) => write!(f, "{joined}@multicluster"),
+        }
+    }
 }
 
 /// How to speak to an upstream.
@@ -100,6 +155,8 @@ pub struct Weighted<T> {
     items: Vec<(T, u32)>,
     schedule: Vec<u32>,
     next: AtomicUsize,
+    /// Turn counter of [`Weighted::pick_where`]'s fallback, apart from the schedule's.
+    fallback: AtomicUsize,
 }
 
 /// Longest schedule kept; larger weight sums are scaled down proportionally.
@@ -133,6 +190,7 @@ impl<T> Weighted<T> {
                 items,
                 schedule,
                 next: AtomicUsize::new(0),
+                fallback: AtomicUsize::new(0),
             };
         }
         let mut current = vec![0i64; weights.len()];
@@ -152,6 +210,7 @@ impl<T> Weighted<T> {
             items,
             schedule,
             next: AtomicUsize::new(0),
+            fallback: AtomicUsize::new(0),
         }
     }
 
@@ -163,6 +222,33 @@ impl<T> Weighted<T> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let index = self.schedule[n % self.schedule.len()] as usize;
         Some(&self.items[index].0)
+    }
+
+    /// The next item in the schedule if `usable` accepts it; otherwise a pick among the
+    /// usable items in proportion to their weights (a walk over the items, taken only
+    /// while something is unusable). `None` when nothing usable has a positive weight.
+    pub fn pick_where(&self, usable: impl Fn(&T) -> bool) -> Option<&T> {
+        let first = self.pick()?;
+        if usable(first) {
+            return Some(first);
+        }
+        let candidates = || {
+            self.items
+                .iter()
+                .filter(|(item, weight)| *weight > 0 && usable(item))
+        };
+        let total: u64 = candidates().map(|(_, w)| u64::from(*w)).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut ticket = self.fallback.fetch_add(1, Ordering::Relaxed) as u64 % total;
+        for (item, weight) in candidates() {
+            if ticket < u64::from(*weight) {
+                return Some(item);
+            }
+            ticket -= u64::from(*weight);
+        }
+        None
     }
 
     /// Every item with its configured weight.
@@ -227,6 +313,24 @@ mod tests {
             .iter()
             .enumerate()
             .all(|(i, s)| *s as usize == i));
+    }
+
+    #[test]
+    fn pick_where_skips_unusable_items_and_keeps_the_rest_weighted() {
+        let weighted = Weighted::new(vec![("a", 3), ("b", 2), ("c", 1)]);
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..600 {
+            let item = weighted.pick_where(|i| *i != "a").expect("pick");
+            *counts.entry(*item).or_insert(0) += 1;
+        }
+        assert_eq!(counts.get("a"), None);
+        let (b, c) = (counts["b"], counts["c"]);
+        assert_eq!(b + c, 600);
+        assert!(
+            (380..=420).contains(&b),
+            "b={b} c={c}: 2:1 among the usable"
+        );
+        assert!(weighted.pick_where(|_| false).is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service};
+use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, Uplink};
 
 use crate::diagnostics::ObjectRef;
 
@@ -13,6 +13,7 @@ pub struct Snapshot {
     pub middlewares: Vec<Middleware>,
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
+    pub uplinks: Vec<Uplink>,
     /// Origin of each definition of an object (`file.yaml:12` for files), in snapshot
     /// order: more than one means duplicates, and each is reported where it stands.
     pub sources: BTreeMap<ObjectRef, Vec<String>>,
@@ -54,6 +55,7 @@ object!(IngressRoute, "IngressRoute");
 object!(Middleware, "Middleware");
 object!(Service, "Service");
 object!(EndpointSlice, "EndpointSlice");
+object!(Uplink, "Uplink");
 
 impl Snapshot {
     /// Where the definition of `object` that is used (the first) came from.

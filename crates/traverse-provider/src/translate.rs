@@ -16,14 +16,18 @@ use std::sync::Arc;
 use traverse_api::support::{
     middleware_kinds, unsupported_in_ingress_route, unsupported_in_middleware,
 };
+use traverse_api::uplink::{HUB_UPLINKS_ANNOTATION, UPLINKS_ANNOTATION};
 use traverse_api::{
     EndpointSlice, IngressRoute, IntOrString, Middleware as MiddlewareObject, Service, ServiceKind,
-    ServiceRef,
+    ServiceRef, Uplink,
 };
 use traverse_router::{Route, RouteTable, Rule};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
-use crate::model::{Backend, Middleware, Router, RoutingTable, Scheme, Target, Weighted};
+use crate::model::{
+    AdvertisedUplink, Backend, Middleware, Router, RoutingTable, Scheme, Target, UplinkRef,
+    Weighted,
+};
 use crate::snapshot::{Object, Snapshot};
 
 #[cfg(test)]
@@ -32,15 +36,48 @@ mod tests;
 /// Label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// Builds the routing table for `snapshot`. `entry_points` are the names configured
-/// on this gateway; routes naming others are reported (an empty set skips the check).
-pub fn translate(snapshot: &Snapshot, entry_points: &BTreeSet<String>) -> RoutingTable {
+/// The entrypoints configured on a gateway, and which of them are uplink entrypoints.
+#[derive(Debug, Clone, Default)]
+pub struct EntryPoints {
+    names: BTreeSet<String>,
+    uplinks: BTreeSet<String>,
+}
+
+impl EntryPoints {
+    /// From `(name, is_uplink)` pairs. An empty set skips the checks against them.
+    pub fn new(entry_points: impl IntoIterator<Item = (String, bool)>) -> Self {
+        let mut names = BTreeSet::new();
+        let mut uplinks = BTreeSet::new();
+        for (name, uplink) in entry_points {
+            if uplink {
+                uplinks.insert(name.clone());
+            }
+            names.insert(name);
+        }
+        EntryPoints { names, uplinks }
+    }
+
+    /// Routes that name no entrypoint listen on these: every entrypoint but the uplink
+    /// ones, so parents' traffic never meets routes written for clients.
+    fn default_for_routes(&self) -> Vec<String> {
+        if self.uplinks.is_empty() {
+            return Vec::new();
+        }
+        self.names.difference(&self.uplinks).cloned().collect()
+    }
+}
+
+/// Builds the routing table for `snapshot`. `entry_points` are those configured on this
+/// gateway; routes naming others are reported.
+pub fn translate(snapshot: &Snapshot, entry_points: &EntryPoints) -> RoutingTable {
     let mut translator = Translator {
         snapshot,
         diagnostics: Diagnostics::default(),
         services: index(&snapshot.services),
         slices: HashMap::new(),
         middlewares: HashMap::new(),
+        uplinks: index(&snapshot.uplinks),
+        uplink_routers: HashMap::new(),
     };
     for slice in &snapshot.endpoint_slices {
         let (namespace, _) = slice.key();
@@ -61,6 +98,7 @@ pub fn translate(snapshot: &Snapshot, entry_points: &BTreeSet<String>) -> Routin
     translator.report_duplicates(&snapshot.endpoint_slices);
     translator.report_duplicates(&snapshot.middlewares);
     translator.report_duplicates(&snapshot.ingress_routes);
+    translator.report_duplicates(&snapshot.uplinks);
     for middleware in &snapshot.middlewares {
         let (namespace, name) = middleware.key();
         if translator.middlewares.contains_key(&(namespace, name)) {
@@ -83,12 +121,14 @@ pub fn translate(snapshot: &Snapshot, entry_points: &BTreeSet<String>) -> Routin
     for ingress_route in ingress_routes {
         translator.ingress_route(ingress_route, entry_points, &mut routes);
     }
+    let uplinks = translator.advertised_uplinks(entry_points);
 
     let mut diagnostics = translator.diagnostics;
     diagnostics.normalize();
     RoutingTable {
         routes: RouteTable::new(routes),
         diagnostics,
+        uplinks,
     }
 }
 
@@ -107,6 +147,9 @@ struct Translator<'a> {
     slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     /// Each Middleware resolved once: its steps, or why it cannot be used.
     middlewares: HashMap<(&'a str, &'a str), Result<Vec<Middleware>, String>>,
+    uplinks: HashMap<(&'a str, &'a str), &'a Uplink>,
+    /// Routers bound to each Uplink by annotation: name, whether it can serve, entrypoints.
+    uplink_routers: HashMap<(&'a str, &'a str), Vec<(Arc<str>, bool, Vec<String>)>>,
 }
 
 impl<'a> Translator<'a> {
@@ -233,7 +276,7 @@ impl<'a> Translator<'a> {
     fn ingress_route(
         &mut self,
         object: &'a IngressRoute,
-        entry_points: &BTreeSet<String>,
+        entry_points: &EntryPoints,
         routes: &mut Vec<Route<Arc<Router>>>,
     ) {
         let me = object.object_ref();
@@ -248,9 +291,9 @@ impl<'a> Translator<'a> {
                 unsupported.reason.into(),
             );
         }
-        if !entry_points.is_empty() {
+        if !entry_points.names.is_empty() {
             for (i, entry_point) in spec.entry_points.iter().enumerate() {
-                if !entry_points.contains(entry_point) {
+                if !entry_points.names.contains(entry_point) {
                     self.report(
                         &me,
                         Severity::Warning,
@@ -261,6 +304,13 @@ impl<'a> Translator<'a> {
                 }
             }
         }
+
+        let bound_uplinks = self.bound_uplinks(object);
+        let route_entry_points = if spec.entry_points.is_empty() {
+            entry_points.default_for_routes()
+        } else {
+            spec.entry_points.clone()
+        };
 
         for (i, route) in spec.routes.iter().enumerate() {
             let field = format!("spec.routes[{i}]");
@@ -324,7 +374,13 @@ impl<'a> Translator<'a> {
 
             let mut backends = Vec::new();
             let mut unresolved = Vec::new();
+            let mut uplinks = Vec::new();
             for (j, reference) in route.services.iter().enumerate() {
+                if reference.is_uplink() {
+                    let weight = reference.weight.unwrap_or(1).clamp(0, i64::from(u32::MAX)) as u32;
+                    uplinks.push((Arc::new(uplink_ref(reference, namespace)), weight));
+                    continue;
+                }
                 match self.backend(&me, namespace, reference, &format!("{field}.services[{j}]")) {
                     Ok(backend) => {
                         let weight =
@@ -345,11 +401,25 @@ impl<'a> Translator<'a> {
                 unresolved.push("route has no services".into());
             }
 
+            if !uplinks.is_empty() && uplinks.len() != route.services.len() {
+                let message =
+                    "a route forwards either to uplinks or to Services, not both".to_owned();
+                self.report(
+                    &me,
+                    Severity::Error,
+                    Reason::Unsupported,
+                    Some(format!("{field}.services")),
+                    format!("{message}; the route answers 503"),
+                );
+                unusable.push(message);
+            }
             let target = if !unusable.is_empty() {
                 Target::Unavailable {
                     status: 503,
                     reason: unusable.join("; "),
                 }
+            } else if !uplinks.is_empty() {
+                Target::Uplinks(Weighted::new(uplinks))
             } else if backends.is_empty() {
                 Target::Unavailable {
                     status: 503,
@@ -358,12 +428,27 @@ impl<'a> Translator<'a> {
             } else {
                 Target::Services(Weighted::new(backends))
             };
+            let router_name: Arc<str> = format!("{namespace}/{name}#{i}").into();
+            let serviceable = match &target {
+                Target::Services(services) => services
+                    .items()
+                    .iter()
+                    .any(|(b, w)| *w > 0 && b.servers.has_available()),
+                _ => false,
+            };
+            for key in &bound_uplinks {
+                self.uplink_routers.entry(*key).or_default().push((
+                    Arc::clone(&router_name),
+                    serviceable,
+                    route_entry_points.clone(),
+                ));
+            }
             routes.push(Route {
                 rule: rule.clone(),
                 priority,
-                entrypoints: spec.entry_points.clone(),
+                entrypoints: route_entry_points.clone(),
                 value: Arc::new(Router {
-                    name: format!("{namespace}/{name}#{i}").into(),
+                    name: router_name,
                     rule: rule.text().to_owned(),
                     priority,
                     entry_points: spec.entry_points.clone(),
@@ -373,6 +458,115 @@ impl<'a> Translator<'a> {
                 }),
             });
         }
+    }
+
+    /// The Uplinks an IngressRoute's annotations bind it to; unknown names are reported.
+    fn bound_uplinks(&mut self, object: &'a IngressRoute) -> Vec<(&'a str, &'a str)> {
+        let me = object.object_ref();
+        let (namespace, _) = object.key();
+        let Some(annotations) = object.metadata.annotations.as_ref() else {
+            return Vec::new();
+        };
+        let mut bound = Vec::new();
+        for annotation in [UPLINKS_ANNOTATION, HUB_UPLINKS_ANNOTATION] {
+            let Some(value) = annotations.get(annotation) else {
+                continue;
+            };
+            for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let found: Vec<(&'a str, &'a str)> = self
+                    .uplinks
+                    .keys()
+                    .copied()
+                    .filter(|(ns, name)| {
+                        if annotation == HUB_UPLINKS_ANNOTATION {
+                            UplinkRef::Hub(entry.to_owned()).matches(ns, name)
+                        } else {
+                            match entry.split_once('/') {
+                                Some((n, m)) => (n, m) == (*ns, *name),
+                                None => (namespace, entry) == (*ns, *name),
+                            }
+                        }
+                    })
+                    .collect();
+                if found.is_empty() {
+                    self.report(
+                        &me,
+                        Severity::Warning,
+                        Reason::UplinkNotFound,
+                        Some(format!("metadata.annotations.{annotation}")),
+                        format!(
+                            "uplink {entry:?} not found; the route is not advertised to parents"
+                        ),
+                    );
+                }
+                bound.extend(found);
+            }
+        }
+        bound.sort_unstable();
+        bound.dedup();
+        bound
+    }
+
+    /// Every Uplink as the child advertises it: ready when a bound route can serve on one
+    /// of the uplink's entrypoints.
+    fn advertised_uplinks(&mut self, entry_points: &EntryPoints) -> Vec<AdvertisedUplink> {
+        let mut keys: Vec<(&'a str, &'a str)> = self.uplinks.keys().copied().collect();
+        keys.sort_unstable();
+        let mut advertised = Vec::new();
+        for key in keys {
+            let uplink = self.uplinks[&key];
+            let me = uplink.object_ref();
+            let serving: Vec<String> = if uplink.spec.entry_points.is_empty() {
+                entry_points.uplinks.iter().cloned().collect()
+            } else {
+                uplink.spec.entry_points.clone()
+            };
+            if !entry_points.names.is_empty() {
+                for (i, name) in uplink.spec.entry_points.iter().enumerate() {
+                    if !entry_points.uplinks.contains(name) {
+                        self.report(
+                            &me,
+                            Severity::Warning,
+                            Reason::Unsupported,
+                            Some(format!("spec.entryPoints[{i}]")),
+                            format!("{name:?} is not an uplink entrypoint of this gateway"),
+                        );
+                    }
+                }
+            }
+            let routers = self.uplink_routers.remove(&key).unwrap_or_default();
+            let ready = routers.iter().any(|(_, serviceable, route_entry_points)| {
+                *serviceable
+                    && (route_entry_points.is_empty()
+                        || route_entry_points.iter().any(|e| serving.contains(e)))
+            });
+            if !ready {
+                let why = if routers.is_empty() {
+                    format!(
+                        "no IngressRoute is bound to it (annotation {UPLINKS_ANNOTATION}: {})",
+                        key.1
+                    )
+                } else {
+                    "none of its routes can serve on its uplink entrypoints".to_owned()
+                };
+                self.report(
+                    &me,
+                    Severity::Warning,
+                    Reason::UplinkNotReady,
+                    None,
+                    format!("{why}; advertised to parents as not ready"),
+                );
+            }
+            advertised.push(AdvertisedUplink {
+                namespace: key.0.to_owned(),
+                name: key.1.to_owned(),
+                weight: uplink.spec.effective_weight(),
+                entry_points: serving,
+                ready,
+                routers: routers.into_iter().map(|(name, _, _)| name).collect(),
+            });
+        }
+        advertised
     }
 
     /// Resolves one service reference to its ready endpoints, or says why it cannot.
@@ -525,6 +719,24 @@ impl<'a> Translator<'a> {
             pass_host_header: reference.pass_host_header.unwrap_or(true),
             servers: Weighted::new(servers.into_iter().map(|s| (s, 1)).collect()),
         })
+    }
+}
+
+/// A service reference to an uplink: `kind: Uplink` (namespace defaults to the route's),
+/// or Traefik Hub's `<namespace>-<name>@multicluster`.
+fn uplink_ref(reference: &ServiceRef, route_namespace: &str) -> UplinkRef {
+    match reference
+        .name
+        .strip_suffix(traverse_api::ingress_route::MULTICLUSTER_SUFFIX)
+    {
+        Some(joined) => UplinkRef::Hub(joined.to_owned()),
+        None => UplinkRef::Named {
+            namespace: reference
+                .namespace
+                .clone()
+                .unwrap_or_else(|| route_namespace.to_owned()),
+            name: reference.name.clone(),
+        },
     }
 }
 

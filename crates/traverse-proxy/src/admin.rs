@@ -1,5 +1,5 @@
 //! The admin listener: `/livez`, `/readyz`, Prometheus `/metrics` and the read-only
-//! `/api/routes` and `/api/telemetry`. Its own traffic is traced only with
+//! `/api/routes`, `/api/telemetry` and `/api/multicluster`. Its own traffic is traced only with
 //! `tracing.addInternals`.
 
 use std::sync::Arc;
@@ -45,6 +45,17 @@ impl AdminApi {
             diagnostics: routing.diagnostics.iter().collect(),
         };
         // Serializing plain data into memory cannot fail.
+        serde_json::to_vec_pretty(&view).unwrap_or_default()
+    }
+
+    /// A child's advertisement, and on a parent every child as the parent sees it.
+    fn multicluster_json(&self) -> Vec<u8> {
+        let topology = self.state.topology();
+        let view = serde_json::json!({
+            "cluster": topology.cluster.as_ref(),
+            "advertisement": self.state.advertisement().as_ref(),
+            "children": topology.children.as_ref().map(|c| c.view()),
+        });
         serde_json::to_vec_pretty(&view).unwrap_or_default()
     }
 
@@ -109,6 +120,7 @@ impl ServeHttp for AdminApi {
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
             "/api/routes" => json(self.routes_json()),
             "/api/telemetry" => json(self.telemetry_json()),
+            "/api/multicluster" => json(self.multicluster_json()),
             "/metrics" => self.metrics(session),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         };
@@ -239,7 +251,15 @@ struct RouteView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     services: Option<Vec<ServiceView<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    uplinks: Option<Vec<UplinkView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     unavailable: Option<UnavailableView<'a>>,
+}
+
+#[derive(Serialize)]
+struct UplinkView {
+    name: String,
+    weight: u32,
 }
 
 #[derive(Serialize)]
@@ -260,25 +280,34 @@ struct UnavailableView<'a> {
 
 impl<'a> From<&'a Router> for RouteView<'a> {
     fn from(router: &'a Router) -> Self {
-        let (services, unavailable) = match &router.target {
-            Target::Services(services) => (
-                Some(
-                    services
-                        .items()
+        let (mut services, mut uplinks, mut unavailable) = (None, None, None);
+        match &router.target {
+            Target::Services(list) => {
+                services = Some(
+                    list.items()
                         .iter()
                         .map(|(b, w)| ServiceView::new(b, *w))
                         .collect(),
-                ),
-                None,
-            ),
-            Target::Unavailable { status, reason } => (
-                None,
-                Some(UnavailableView {
+                );
+            }
+            Target::Uplinks(list) => {
+                uplinks = Some(
+                    list.items()
+                        .iter()
+                        .map(|(u, w)| UplinkView {
+                            name: u.to_string(),
+                            weight: *w,
+                        })
+                        .collect(),
+                );
+            }
+            Target::Unavailable { status, reason } => {
+                unavailable = Some(UnavailableView {
                     status: *status,
                     reason,
-                }),
-            ),
-        };
+                });
+            }
+        }
         RouteView {
             name: &router.name,
             rule: &router.rule,
@@ -286,6 +315,7 @@ impl<'a> From<&'a Router> for RouteView<'a> {
             entry_points: &router.entry_points,
             middlewares: &router.middleware_names,
             services,
+            uplinks,
             unavailable,
         }
     }

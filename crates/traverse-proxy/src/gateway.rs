@@ -18,13 +18,17 @@ use pingora::protocols::http::error_resp::gen_error_response;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, TrustPolicy, Upstream};
-use traverse_provider::{Backend, Middleware, Router, Scheme, Target};
+use traverse_provider::{Backend, Middleware, Router, Scheme, Target, Weighted};
 use traverse_telemetry::access_log::{AccessLogPolicy, AccessRecord};
 use traverse_telemetry::metrics::{AttemptOutcome, RequestLabels, RequestOutcome};
-use traverse_telemetry::propagation;
+use traverse_telemetry::{propagation, KeyValue};
 
 use crate::errors::{status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::forwarded::{Downstream, ForwardedPolicy};
+use crate::multicluster::{
+    advertisement, Member, ADVERTISEMENT_PATH, HEALTH_PATH, HOPS_HEADER, UPLINK_HEADER,
+    WELL_KNOWN_PREFIX,
+};
 use crate::trace::{method_name, protocol_version, RequestFacts, RequestTrace};
 use crate::{GatewayState, InFlight};
 
@@ -41,6 +45,8 @@ pub struct GatewayOptions {
     pub(crate) keepalive_seconds: u64,
     upstream: Upstream,
     trust: TrustPolicy,
+    /// Serves parents: the advertisement and health endpoints, cross-cluster attributes.
+    uplink: bool,
 }
 
 impl GatewayOptions {
@@ -59,6 +65,7 @@ impl GatewayOptions {
             ),
             upstream: upstream.clone(),
             trust: entry_point.trace_context,
+            uplink: entry_point.uplink,
         }
     }
 }
@@ -78,7 +85,12 @@ impl Gateway {
 
 /// Per-request state, filled as the request moves through the phases and read in `logging`.
 pub struct RequestCtx {
-    _in_flight: InFlight,
+    /// `None` for the advertisement stream, which lives as long as the gateway does.
+    in_flight: Option<InFlight>,
+    /// Answered by the gateway itself for its parents: no telemetry.
+    internal: bool,
+    /// On a parent: the children serving the matched uplink, and this attempt's.
+    uplink: Option<UplinkAttempt>,
     started: Instant,
     router: Option<Arc<Router>>,
     backend: Option<Arc<Backend>>,
@@ -98,28 +110,55 @@ pub struct RequestCtx {
     trace: Option<RequestTrace>,
 }
 
+/// A parent's request over an uplink.
+struct UplinkAttempt {
+    members: Arc<Weighted<Member>>,
+    /// The child of the current attempt.
+    current: Option<Member>,
+    /// Children already tried, by index: a retry goes elsewhere.
+    tried: Vec<usize>,
+    /// Uplink hops the request had taken when it arrived.
+    hops: u32,
+}
+
 /// Names for spans, borrowed from the context's fields (not the whole context, so the
 /// trace can be updated while they are held).
 fn facts<'a>(
     entry_point: &'a Arc<str>,
     router: &'a Option<Arc<Router>>,
     backend: &'a Option<Arc<Backend>>,
+    uplink: &'a Option<UplinkAttempt>,
 ) -> RequestFacts<'a> {
     RequestFacts {
         entry_point,
         router: router.as_ref().map(|r| &r.name),
-        service: backend.as_ref().map(|b| &b.name),
+        service: service_name(backend, uplink),
     }
+}
+
+/// The service a request went to: the Service port, or on a parent the uplink.
+fn service_name<'a>(
+    backend: &'a Option<Arc<Backend>>,
+    uplink: &'a Option<UplinkAttempt>,
+) -> Option<&'a Arc<str>> {
+    backend.as_ref().map(|b| &b.name).or_else(|| {
+        uplink
+            .as_ref()
+            .and_then(|u| u.current.as_ref())
+            .map(|m| &m.uplink)
+    })
 }
 
 /// What routing decided, computed while the request header is borrowed.
 enum Decision {
     Proxy(Arc<Router>, Arc<Backend>),
+    Uplink(Arc<Router>, Arc<Weighted<Member>>, u32),
     Respond(Option<Arc<Router>>, u16, Bytes),
 }
 
 const NOT_FOUND: &str = "404 page not found\n";
 const NO_SERVER: &str = "no available server\n";
+const NO_CHILD: &str = "no available child cluster for this uplink\n";
 /// Connect failures are retried once, on another endpoint where the service has one.
 const MAX_ATTEMPTS: u32 = 2;
 
@@ -129,7 +168,9 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            _in_flight: self.state.enter(),
+            in_flight: Some(self.state.enter()),
+            internal: false,
+            uplink: None,
             started: Instant::now(),
             router: None,
             backend: None,
@@ -155,14 +196,29 @@ impl ProxyHttp for Gateway {
             .server_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.port());
+        if self.options.uplink
+            && session
+                .req_header()
+                .uri
+                .path()
+                .starts_with(WELL_KNOWN_PREFIX)
+        {
+            ctx.internal = true;
+            self.serve_parent(session, ctx).await?;
+            return Ok(true);
+        }
         if let Some(tracer) = self.state.tracer() {
-            ctx.trace = Some(RequestTrace::start(
+            let mut trace = RequestTrace::start(
                 tracer,
                 self.options.trust,
                 session.req_header(),
                 ctx.client_ip,
                 ctx.local_port,
-            ));
+            );
+            if self.options.uplink {
+                self.mark_cross_cluster(&mut trace, session.req_header());
+            }
+            ctx.trace = Some(trace);
         }
         if let Some(metrics) = self.state.metrics() {
             metrics.request_started(&self.options.entry_point);
@@ -184,6 +240,16 @@ impl ProxyHttp for Gateway {
                 ctx.backend = Some(backend);
                 Ok(false)
             }
+            Decision::Uplink(router, members, hops) => {
+                ctx.router = Some(router);
+                ctx.uplink = Some(UplinkAttempt {
+                    members,
+                    current: None,
+                    tried: Vec::new(),
+                    hops,
+                });
+                Ok(false)
+            }
             Decision::Respond(router, status, body) => {
                 ctx.router = router;
                 let trace_header = self.trace_header(ctx);
@@ -198,6 +264,9 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
+        if ctx.uplink.is_some() {
+            return self.child_peer(session, ctx);
+        }
         let backend = ctx.backend.as_ref().ok_or_else(|| {
             Error::explain(ErrorType::InternalError, "no backend chosen for request")
         })?;
@@ -209,7 +278,12 @@ impl ProxyHttp for Gateway {
         ctx.upstream = Some(address);
         ctx.attempt_started = Some(Instant::now());
         if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
-            let facts = facts(&self.options.entry_point, &ctx.router, &ctx.backend);
+            let facts = facts(
+                &self.options.entry_point,
+                &ctx.router,
+                &ctx.backend,
+                &ctx.uplink,
+            );
             let method = &session.req_header().method;
             trace.start_attempt(tracer, method, address, ctx.attempts, &facts);
         }
@@ -225,11 +299,7 @@ impl ProxyHttp for Gateway {
             String::new()
         };
         let mut peer = HttpPeer::new(address, tls, sni);
-        let upstream = &self.options.upstream;
-        peer.options.connection_timeout = Some(upstream.connect_timeout);
-        peer.options.read_timeout = Some(upstream.read_timeout);
-        peer.options.write_timeout = Some(upstream.write_timeout);
-        peer.options.idle_timeout = Some(upstream.idle_timeout);
+        self.apply_upstream_options(&mut peer);
         if backend.scheme == Scheme::H2c {
             // Prior-knowledge HTTP/2 over cleartext.
             peer.options.set_http_version(2, 2);
@@ -244,27 +314,51 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut error: Box<Error>,
     ) -> Box<Error> {
-        let kind = error.etype().as_str();
-        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
-            let facts = facts(&self.options.entry_point, &ctx.router, &ctx.backend);
-            trace.fail_attempt(tracer, &session.req_header().method, &facts, kind);
-        }
-        if let (Some(metrics), Some(started)) = (self.state.metrics(), ctx.attempt_started.take()) {
-            metrics.attempt_finished(&AttemptOutcome {
-                service: ctx.backend.as_ref().map(|b| &b.name),
-                method: method_name(&session.req_header().method),
-                status: None,
-                error: Some(kind),
-                duration: started.elapsed(),
-            });
-        }
+        self.end_failed_attempt(session, ctx, error.etype().as_str());
         // Nothing reached the upstream, so retrying is safe for every method.
-        let other_endpoint = ctx
-            .backend
-            .as_ref()
-            .is_some_and(|b| b.servers.items().iter().filter(|(_, w)| *w > 0).count() > 1);
-        if ctx.attempts < MAX_ATTEMPTS && other_endpoint {
+        let elsewhere = match &ctx.uplink {
+            Some(uplink) => self.uplink_failed(uplink),
+            None => ctx
+                .backend
+                .as_ref()
+                .is_some_and(|b| b.servers.items().iter().filter(|(_, w)| *w > 0).count() > 1),
+        };
+        if ctx.attempts < MAX_ATTEMPTS && elsewhere {
             error.set_retry(true);
+        }
+        error
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        error: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        // Pingora's rule: only idempotent requests whose body is still buffered are
+        // replayed, and only on a reused connection (it may have been closed under us).
+        let mut error = error.more_context(format!("Peer: {peer}"));
+        let replayable = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        if replayable {
+            error.retry.decide_reuse(client_reused);
+        } else {
+            error.set_retry(false);
+        }
+        // Over an uplink, a child that failed before answering is counted against it,
+        // and a replayable request gets one more attempt on another child.
+        if let Some(uplink) = &ctx.uplink {
+            if ctx.upstream_status.is_none() {
+                let elsewhere = self.uplink_failed(uplink);
+                if replayable && elsewhere && ctx.attempts < MAX_ATTEMPTS {
+                    error.set_retry(true);
+                }
+                if error.retry() {
+                    self.end_failed_attempt(session, ctx, error.etype().as_str());
+                }
+            }
         }
         error
     }
@@ -275,7 +369,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (Some(router), Some(backend)) = (&ctx.router, &ctx.backend) else {
+        let Some(router) = &ctx.router else {
             return Err(Error::explain(
                 ErrorType::InternalError,
                 "upstream request without a route",
@@ -296,7 +390,23 @@ impl ProxyHttp for Gateway {
             trace.inject(upstream_request)?;
         }
 
-        if !backend.pass_host_header {
+        if let Some(member) = ctx
+            .uplink
+            .as_ref()
+            .and_then(|u| u.current.as_ref().map(|m| (u, m)))
+        {
+            let (uplink, member) = member;
+            let topology = self.state.topology();
+            upstream_request.insert_header(
+                topology.source_cluster_header.clone(),
+                topology.cluster.as_ref(),
+            )?;
+            upstream_request.insert_header(HOPS_HEADER, (uplink.hops + 1).to_string())?;
+            upstream_request.insert_header(UPLINK_HEADER, member.uplink.as_ref())?;
+        }
+
+        let pass_host_header = ctx.backend.as_ref().is_none_or(|b| b.pass_host_header);
+        if !pass_host_header {
             if let Some(address) = ctx.upstream {
                 upstream_request.insert_header(http::header::HOST, address.to_string())?;
             }
@@ -316,6 +426,12 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_status = Some(upstream_response.status.as_u16());
+        if let (Some(children), Some(member)) = (
+            &self.state.topology().children,
+            ctx.uplink.as_ref().and_then(|u| u.current.as_ref()),
+        ) {
+            children.attempt_succeeded(&member.child);
+        }
         Ok(())
     }
 
@@ -377,6 +493,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        if ctx.internal {
+            return;
+        }
         let status = final_status(session.response_written().map(|r| r.status.as_u16()), error);
         let duration = ctx.started.elapsed();
         let origin_duration = ctx.attempt_started.take().map(|t| t.elapsed());
@@ -388,7 +507,12 @@ impl ProxyHttp for Gateway {
             (context.trace_id(), context.span_id(), context.is_sampled())
         });
         if let (Some(tracer), Some(trace)) = (self.state.tracer(), ctx.trace.take()) {
-            let facts = facts(&self.options.entry_point, &ctx.router, &ctx.backend);
+            let facts = facts(
+                &self.options.entry_point,
+                &ctx.router,
+                &ctx.backend,
+                &ctx.uplink,
+            );
             trace.finish(
                 tracer,
                 &request.method,
@@ -398,7 +522,7 @@ impl ProxyHttp for Gateway {
                 error,
             );
         }
-        let service = ctx.backend.as_ref().map(|b| &b.name);
+        let service = service_name(&ctx.backend, &ctx.uplink);
         if let Some(metrics) = self.state.metrics() {
             if let Some(duration) = origin_duration {
                 metrics.attempt_finished(&AttemptOutcome {
@@ -442,11 +566,10 @@ impl ProxyHttp for Gateway {
                     entry_point: Some(Arc::clone(&self.options.entry_point)),
                     router: ctx.router.as_ref().map(|r| Arc::clone(&r.name)),
                     service: service.cloned(),
-                    service_url: ctx
-                        .backend
-                        .as_ref()
-                        .zip(upstream.as_ref())
-                        .map(|(b, a)| format!("{}://{a}", b.scheme.as_str()).into()),
+                    service_url: upstream.as_ref().map(|a| {
+                        let scheme = ctx.backend.as_ref().map_or("http", |b| b.scheme.as_str());
+                        format!("{scheme}://{a}").into()
+                    }),
                     service_addr: upstream,
                     origin_status: ctx.upstream_status,
                     downstream_status: status,
@@ -468,7 +591,7 @@ impl ProxyHttp for Gateway {
             target: "traverse::access",
             entrypoint = %self.options.entry_point,
             router = ctx.router.as_ref().map(|r| r.name.as_ref()),
-            service = ctx.backend.as_ref().map(|b| b.name.as_ref()),
+            service = service.map(|s| s.as_ref()),
             upstream = ctx.upstream.map(tracing::field::display),
             method = %request.method,
             path = request.uri.path(),
@@ -516,6 +639,199 @@ impl Gateway {
                     Bytes::from_static(NO_SERVER.as_bytes()),
                 ),
             },
+            Target::Uplinks(uplinks) => self.decide_uplink(header, router, uplinks),
+        }
+    }
+
+    /// A parent's route to an uplink: refuse loops, then find the children serving it.
+    fn decide_uplink(
+        &self,
+        header: &RequestHeader,
+        router: &Arc<Router>,
+        uplinks: &Weighted<Arc<traverse_provider::UplinkRef>>,
+    ) -> Decision {
+        let topology = self.state.topology();
+        // A hop counter that does not parse is not ours: count the request as fresh.
+        let hops: u32 = header
+            .headers
+            .get(HOPS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let from_here = header
+            .headers
+            .get(&topology.source_cluster_header)
+            .is_some_and(|v| v.as_bytes() == topology.cluster.as_bytes());
+        if hops >= topology.max_hops || from_here {
+            let reason = if from_here {
+                format!(
+                    "forwarding loop detected: the request already came from cluster {}",
+                    topology.cluster
+                )
+            } else {
+                format!(
+                    "forwarding loop detected: {hops} uplink hops (multicluster.maxHops is {})",
+                    topology.max_hops
+                )
+            };
+            tracing::warn!(router = %router.name, hops, "{reason}");
+            return Decision::Respond(
+                Some(Arc::clone(router)),
+                508,
+                Bytes::from(format!("{reason}\n")),
+            );
+        }
+        let members = topology
+            .children
+            .as_ref()
+            .zip(uplinks.pick())
+            .and_then(|(children, uplink)| children.members(uplink).map(|m| (children, m)));
+        match members {
+            // Checked without picking: the pick happens per attempt, in `upstream_peer`.
+            Some((children, members))
+                if members
+                    .items()
+                    .iter()
+                    .any(|(m, w)| *w > 0 && children.available(m)) =>
+            {
+                Decision::Uplink(Arc::clone(router), members, hops)
+            }
+            _ => Decision::Respond(
+                Some(Arc::clone(router)),
+                503,
+                Bytes::from_static(NO_CHILD.as_bytes()),
+            ),
+        }
+    }
+
+    /// The next child for an uplink request, never one this request already tried.
+    fn child_peer(&self, session: &Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let no_child = || Error::explain(ErrorType::HTTPStatus(503), "no available child cluster");
+        let children = self
+            .state
+            .topology()
+            .children
+            .as_ref()
+            .ok_or_else(no_child)?;
+        let uplink = ctx.uplink.as_mut().ok_or_else(no_child)?;
+        let member = uplink
+            .members
+            .pick_where(|m| children.available(m) && !uplink.tried.contains(&m.child.index))
+            .cloned()
+            .ok_or_else(no_child)?;
+        let address = member.child.socket_address().ok_or_else(no_child)?;
+        uplink.tried.push(member.child.index);
+        ctx.attempts += 1;
+        ctx.upstream = Some(address);
+        ctx.attempt_started = Some(Instant::now());
+        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
+            let method = &session.req_header().method;
+            let facts = RequestFacts {
+                entry_point: &self.options.entry_point,
+                router: ctx.router.as_ref().map(|r| &r.name),
+                service: Some(&member.uplink),
+            };
+            trace.start_attempt(tracer, method, address, ctx.attempts, &facts);
+            if let Some(client) = trace.client.as_mut() {
+                let topology = self.state.topology();
+                client.set(|| KeyValue::new("traverse.uplink", Arc::clone(&member.uplink)));
+                client.set(|| KeyValue::new("traverse.child", Arc::clone(&member.child.name)));
+                client.set(|| KeyValue::new("cross_cluster.source", Arc::clone(&topology.cluster)));
+                if let Some(cluster) = member.child.cluster() {
+                    client.set(|| KeyValue::new("cross_cluster.target", cluster));
+                }
+            }
+        }
+        uplink.current = Some(member);
+        let mut peer = HttpPeer::new(address, false, String::new());
+        self.apply_upstream_options(&mut peer);
+        Ok(Box::new(peer))
+    }
+
+    /// Counts a failed attempt against the uplink's current child; whether another
+    /// child could take a retry.
+    fn uplink_failed(&self, uplink: &UplinkAttempt) -> bool {
+        let Some(children) = &self.state.topology().children else {
+            return false;
+        };
+        if let Some(member) = &uplink.current {
+            children.attempt_failed(&member.child);
+        }
+        uplink
+            .members
+            .items()
+            .iter()
+            .any(|(m, w)| *w > 0 && children.available(m) && !uplink.tried.contains(&m.child.index))
+    }
+
+    /// Ends the current attempt's CLIENT span and metric as failed with `kind`.
+    fn end_failed_attempt(&self, session: &Session, ctx: &mut RequestCtx, kind: &'static str) {
+        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
+            let facts = facts(
+                &self.options.entry_point,
+                &ctx.router,
+                &ctx.backend,
+                &ctx.uplink,
+            );
+            trace.fail_attempt(tracer, &session.req_header().method, &facts, kind);
+        }
+        if let (Some(metrics), Some(started)) = (self.state.metrics(), ctx.attempt_started.take()) {
+            metrics.attempt_finished(&AttemptOutcome {
+                service: service_name(&ctx.backend, &ctx.uplink),
+                method: method_name(&session.req_header().method),
+                status: None,
+                error: Some(kind),
+                duration: started.elapsed(),
+            });
+        }
+    }
+
+    fn apply_upstream_options(&self, peer: &mut HttpPeer) {
+        let upstream = &self.options.upstream;
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.read_timeout = Some(upstream.read_timeout);
+        peer.options.write_timeout = Some(upstream.write_timeout);
+        peer.options.idle_timeout = Some(upstream.idle_timeout);
+    }
+
+    /// The endpoints an uplink entrypoint serves to parents itself.
+    async fn serve_parent(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let path = session.req_header().uri.path();
+        if path == ADVERTISEMENT_PATH {
+            // A stream lasts as long as the gateway: it must not hold up the drain.
+            ctx.in_flight = None;
+            return advertisement::stream(session, &self.state.advertiser).await;
+        }
+        let (status, body) = match path {
+            HEALTH_PATH if self.state.is_ready() => (200, "ready\n"),
+            HEALTH_PATH => (503, "not ready\n"),
+            _ => (404, NOT_FOUND),
+        };
+        respond(session, status, Bytes::from_static(body.as_bytes()), None).await
+    }
+
+    /// On an uplink entrypoint, the SERVER span says which cluster and uplink it came over.
+    fn mark_cross_cluster(&self, trace: &mut RequestTrace, request: &RequestHeader) {
+        let topology = self.state.topology();
+        let header = |name: &http::HeaderName| {
+            request
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if let Some(source) = header(&topology.source_cluster_header) {
+            trace
+                .server
+                .set(|| KeyValue::new("cross_cluster.source", source));
+        }
+        trace
+            .server
+            .set(|| KeyValue::new("cross_cluster.target", Arc::clone(&topology.cluster)));
+        if let Some(uplink) = header(&http::HeaderName::from_static(UPLINK_HEADER)) {
+            trace
+                .server
+                .set(|| KeyValue::new("traverse.uplink", uplink));
         }
     }
 }

@@ -9,13 +9,15 @@ mod entrypoint;
 mod errors;
 mod forwarded;
 mod gateway;
+pub mod multicluster;
 mod trace;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use traverse_config::MetricFamilies;
+use http::HeaderName;
+use traverse_config::{Config, MetricFamilies};
 use traverse_provider::RoutingTable;
 use traverse_telemetry::access_log::AccessLogger;
 use traverse_telemetry::metrics::Metrics;
@@ -25,6 +27,9 @@ pub use admin::AdminApi;
 pub use entrypoint::{entrypoint_service, EntryPointApp};
 pub use errors::status_for_error;
 pub use gateway::{Gateway, GatewayOptions, RequestCtx};
+
+use multicluster::advertisement::Advertiser;
+use multicluster::Children;
 
 /// State shared by every entrypoint, the admin API and the providers.
 #[derive(Debug, Default)]
@@ -36,6 +41,48 @@ pub struct GatewayState {
     in_flight: AtomicUsize,
     generation: AtomicU64,
     telemetry: Telemetry,
+    topology: Topology,
+    /// What this gateway advertises to parents (meaningful on a child).
+    advertiser: Advertiser,
+}
+
+/// Where this gateway stands in a multi-cluster topology.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// `cluster.name`: sent to children, advertised to parents, set on cross-cluster spans.
+    pub cluster: Arc<str>,
+    /// On a parent: the children it forwards to.
+    pub children: Option<Arc<Children>>,
+    pub source_cluster_header: HeaderName,
+    pub max_hops: u32,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            cluster: "default".into(),
+            children: None,
+            source_cluster_header: HeaderName::from_static("x-source-cluster"),
+            max_hops: 3,
+        }
+    }
+}
+
+impl Topology {
+    /// The topology `config` describes; children are created but not yet followed.
+    pub fn new(config: &Config) -> Self {
+        let multicluster = &config.multicluster;
+        Topology {
+            cluster: config.cluster.name.as_str().into(),
+            children: (!multicluster.children.is_empty()).then(|| Children::new(multicluster)),
+            // Validated as a header name with the configuration.
+            source_cluster_header: HeaderName::from_bytes(
+                multicluster.source_cluster_header.as_bytes(),
+            )
+            .unwrap_or_else(|_| HeaderName::from_static("x-source-cluster")),
+            max_hops: multicluster.max_hops,
+        }
+    }
 }
 
 /// What the request path reports to; each part is `None` when it is off.
@@ -54,12 +101,31 @@ impl GatewayState {
         Arc::new(Self::default())
     }
 
-    /// A state whose requests report to `telemetry`.
-    pub fn with_telemetry(telemetry: Telemetry) -> Arc<Self> {
+    /// A state whose requests report to `telemetry`, placed in `topology`.
+    pub fn with(telemetry: Telemetry, topology: Topology) -> Arc<Self> {
         Arc::new(GatewayState {
             telemetry,
+            topology,
             ..Self::default()
         })
+    }
+
+    /// Where this gateway stands among clusters.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// What this gateway advertises to parents now.
+    pub fn advertisement(&self) -> Arc<multicluster::Advertisement> {
+        self.advertiser.current()
+    }
+
+    fn advertise(&self) {
+        self.advertiser.update(
+            &self.topology.cluster,
+            self.draining.load(Ordering::Acquire),
+            &self.routing.load().uplinks,
+        );
     }
 
     /// The tracer, when tracing is on.
@@ -82,6 +148,7 @@ impl GatewayState {
         self.routing.store(Arc::new(table));
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.ready.store(true, Ordering::Release);
+        self.advertise();
     }
 
     /// The table in force now.
@@ -99,9 +166,11 @@ impl GatewayState {
         self.ready.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
     }
 
-    /// Marks the gateway as draining: readiness turns false so load balancers stop sending.
+    /// Marks the gateway as draining: readiness turns false so load balancers stop
+    /// sending, and parents are told to send no new requests.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
+        self.advertise();
     }
 
     /// Requests currently being handled, across entrypoints.

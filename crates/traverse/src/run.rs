@@ -2,7 +2,8 @@
 //!
 //! Pingora serves the entrypoints and the admin API on its own thread. This thread owns
 //! the process lifecycle: it feeds configuration to the gateway and handles signals.
-//! On SIGTERM it marks the gateway not ready, tells Pingora to stop accepting, waits for
+//! On SIGTERM it marks the gateway not ready (and draining, for parents), keeps accepting
+//! for `shutdown.drainDelay`, tells Pingora to stop accepting, waits for
 //! in-flight requests to finish — at most the configured grace period — and exits 0.
 //! (Pingora's own graceful path sleeps its whole grace period even when nothing is in
 //! flight, so the drain is driven from here instead.)
@@ -21,9 +22,10 @@ use tokio::sync::oneshot;
 use traverse_config::{Config, MetricFamilies};
 use traverse_provider::file::FileProvider;
 use traverse_provider::{
-    translate, Diagnostic, Diagnostics, RoutingTable, Severity, Snapshot, Target,
+    translate, Diagnostic, Diagnostics, EntryPoints, RoutingTable, Severity, Snapshot, Target,
 };
-use traverse_proxy::{entrypoint_service, AdminApi, GatewayState, Telemetry};
+use traverse_proxy::multicluster;
+use traverse_proxy::{entrypoint_service, AdminApi, GatewayState, Telemetry, Topology};
 use traverse_telemetry::access_log::{AccessLogWriter, AccessLogger};
 use traverse_telemetry::logs::{LogPipeline, LogSink};
 use traverse_telemetry::metrics::push::MetricsPush;
@@ -182,12 +184,15 @@ fn start_telemetry(
                 telemetry: sources,
             })
         });
-    let state = GatewayState::with_telemetry(Telemetry {
-        tracer,
-        metrics: metrics.clone(),
-        access_log,
-        prometheus,
-    });
+    let state = GatewayState::with(
+        Telemetry {
+            tracer,
+            metrics: metrics.clone(),
+            access_log,
+            prometheus,
+        },
+        Topology::new(config),
+    );
     if let Some(metrics) = metrics {
         observe_servers(&metrics, &state);
         if let Some(push) = settings.metrics_push {
@@ -305,8 +310,10 @@ async fn control(
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let (stop_providers, providers_stopped) = tokio::sync::watch::channel(false);
 
-    let entry_points: BTreeSet<String> = config.entry_points.keys().cloned().collect();
-    let mut applier = Applier::new(Arc::clone(&state), entry_points);
+    if let Some(children) = &state.topology().children {
+        multicluster::follow::start(children, &config.multicluster.health_check);
+    }
+    let mut applier = Applier::new(Arc::clone(&state), entry_points(&config));
     let providers = match config.providers.file.clone() {
         Some(file) if file.watch => {
             let mut stopped = providers_stopped.clone();
@@ -352,6 +359,20 @@ async fn control(
     let grace = config.shutdown.grace_period;
     tracing::info!(grace_period = ?grace, in_flight = state.in_flight(), "SIGTERM: draining");
     state.start_draining();
+    let delay = config.shutdown.drain_delay;
+    if !delay.is_zero() {
+        // Readiness fails and parents see the drain; listeners stay open meanwhile, so
+        // whoever has not noticed yet is still served.
+        tracing::info!(drain_delay = ?delay, "still accepting while traffic moves away");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = interrupt.recv() => {
+                tracing::info!("SIGINT: exiting now");
+                let _ = stop_pingora.send(ShutdownSignal::FastShutdown);
+                return Ok(());
+            }
+        }
+    }
     let _ = stop_pingora.send(ShutdownSignal::GracefulTerminate);
     let _ = stop_providers.send(true);
     if let Some(watcher) = providers {
@@ -372,15 +393,25 @@ async fn control(
     Ok(())
 }
 
+/// The configured entrypoints, and which of them serve parents.
+pub fn entry_points(config: &Config) -> EntryPoints {
+    EntryPoints::new(
+        config
+            .entry_points
+            .iter()
+            .map(|(name, entry_point)| (name.clone(), entry_point.uplink)),
+    )
+}
+
 /// Turns provider snapshots into published routing tables, logging each new problem once.
 struct Applier {
     state: Arc<GatewayState>,
-    entry_points: BTreeSet<String>,
+    entry_points: EntryPoints,
     reported: HashSet<Diagnostic>,
 }
 
 impl Applier {
-    fn new(state: Arc<GatewayState>, entry_points: BTreeSet<String>) -> Self {
+    fn new(state: Arc<GatewayState>, entry_points: EntryPoints) -> Self {
         Applier {
             state,
             entry_points,
@@ -392,6 +423,7 @@ impl Applier {
         let RoutingTable {
             routes,
             diagnostics: translated,
+            uplinks,
         } = translate(snapshot, &self.entry_points);
         let mut diagnostics = load_diagnostics;
         diagnostics.extend(translated);
@@ -418,6 +450,7 @@ impl Applier {
         self.state.publish(RoutingTable {
             routes,
             diagnostics,
+            uplinks,
         });
         tracing::info!(
             routes = count,

@@ -1,6 +1,5 @@
 //! `traverse validate`: everything `run` would load, checked without serving.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -28,8 +27,7 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let (snapshot, mut diagnostics) = FileProvider::new(&file.directory).load();
-    let entry_points: BTreeSet<String> = config.entry_points.keys().cloned().collect();
-    let table = translate(&snapshot, &entry_points);
+    let table = translate(&snapshot, &crate::run::entry_points(&config));
     diagnostics.extend(table.diagnostics);
     diagnostics.normalize();
 

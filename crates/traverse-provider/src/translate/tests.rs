@@ -1,5 +1,3 @@
-use std::collections::BTreeSet;
-
 use http::HeaderMap;
 use traverse_router::Request;
 
@@ -23,6 +21,9 @@ fn snapshot(yaml: &str) -> Snapshot {
             Some("EndpointSlice") => snapshot
                 .endpoint_slices
                 .push(serde_yaml::from_value(value).expect("EndpointSlice")),
+            Some("Uplink") => snapshot
+                .uplinks
+                .push(serde_yaml::from_value(value).expect("Uplink")),
             other => panic!("unexpected kind {other:?}"),
         }
     }
@@ -74,7 +75,10 @@ spec:
 }
 
 fn translate_all(yaml: &str) -> RoutingTable {
-    translate(&snapshot(yaml), &BTreeSet::from(["web".to_owned()]))
+    translate(
+        &snapshot(yaml),
+        &EntryPoints::new([("web".to_owned(), false)]),
+    )
 }
 
 fn only_router(table: &RoutingTable) -> &Router {
@@ -102,6 +106,7 @@ fn servers(router: &Router) -> Vec<(String, Vec<String>, u32)> {
             })
             .collect(),
         Target::Unavailable { reason, .. } => panic!("unavailable: {reason}"),
+        Target::Uplinks(_) => panic!("uplinks, not services"),
     }
 }
 
@@ -154,7 +159,7 @@ fn missing_service_keeps_the_route_answering_503() {
             assert_eq!(*status, 503);
             assert!(reason.contains("apps/nope not found"), "{reason}");
         }
-        Target::Services(_) => panic!("route must not be served"),
+        Target::Services(_) | Target::Uplinks(_) => panic!("route must not be served"),
     }
     assert_eq!(
         reasons(&table),
@@ -481,4 +486,174 @@ fn translate_is_deterministic() {
     let a = translate_all(&yaml);
     let b = translate_all(&yaml);
     assert_eq!(a.diagnostics, b.diagnostics);
+}
+
+/// A child: `web` for clients, `multicluster` for parents.
+fn child_entry_points() -> EntryPoints {
+    EntryPoints::new([("web".to_owned(), false), ("multicluster".to_owned(), true)])
+}
+
+const UPLINK: &str = r#"
+---
+apiVersion: traverse.dev/v1alpha1
+kind: Uplink
+metadata: {name: shop, namespace: apps}
+spec: {weight: 4, entryPoints: [multicluster]}
+"#;
+
+fn bound_route(annotation: &str, entry_points: &str, service: &str) -> String {
+    format!(
+        r#"
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: shop
+  namespace: apps
+  annotations: {{{annotation}}}
+spec:
+  entryPoints: {entry_points}
+  routes:
+    - match: PathPrefix(`/`)
+      services: [{{name: {service}, port: http}}]
+"#
+    )
+}
+
+#[test]
+fn an_uplink_bound_to_a_serviceable_route_is_advertised_ready() {
+    for annotation in [
+        "traverse.dev/uplinks: shop",
+        "traverse.dev/uplinks: 'other, apps/shop'",
+        "hub.traefik.io/router.uplinks: apps-shop",
+    ] {
+        let yaml = format!(
+            "{APP}{UPLINK}{}",
+            bound_route(annotation, "[multicluster]", "app")
+        );
+        let table = translate(&snapshot(&yaml), &child_entry_points());
+        let uplink = &table.uplinks[0];
+        assert_eq!(
+            (
+                uplink.namespace.as_str(),
+                uplink.name.as_str(),
+                uplink.weight
+            ),
+            ("apps", "shop", 4)
+        );
+        assert!(uplink.ready, "{annotation}: {:?}", table.diagnostics);
+        assert_eq!(uplink.entry_points, ["multicluster"]);
+        assert_eq!(uplink.routers.len(), 1);
+    }
+}
+
+#[test]
+fn an_uplink_without_a_working_route_is_advertised_not_ready() {
+    let cases = [
+        // No route bound at all.
+        (String::new(), Reason::UplinkNotReady),
+        // Bound, but the route's Service is missing.
+        (
+            bound_route("traverse.dev/uplinks: shop", "[multicluster]", "missing"),
+            Reason::UplinkNotReady,
+        ),
+        // Bound, but the route listens only on the client entrypoint.
+        (
+            bound_route("traverse.dev/uplinks: shop", "[web]", "app"),
+            Reason::UplinkNotReady,
+        ),
+    ];
+    for (route, reason) in cases {
+        let yaml = format!("{APP}{UPLINK}{route}");
+        let table = translate(&snapshot(&yaml), &child_entry_points());
+        assert!(!table.uplinks[0].ready, "{route}");
+        assert!(
+            table.diagnostics.iter().any(
+                |d| d.reason == reason && d.object.as_ref().is_some_and(|o| o.kind == "Uplink")
+            ),
+            "{route}: {:?}",
+            table.diagnostics
+        );
+    }
+    // A binding to an Uplink that does not exist is reported on the IngressRoute.
+    let yaml = format!(
+        "{APP}{}",
+        bound_route("traverse.dev/uplinks: nope", "[multicluster]", "app")
+    );
+    let table = translate(&snapshot(&yaml), &child_entry_points());
+    assert_eq!(
+        reasons(&table),
+        [(
+            Reason::UplinkNotFound,
+            Some("metadata.annotations.traverse.dev/uplinks".into())
+        )]
+    );
+}
+
+#[test]
+fn routes_without_entrypoints_stay_off_uplink_entrypoints() {
+    let yaml = format!("{APP}{}", bound_route("x: y", "[]", "app"));
+    let table = translate(&snapshot(&yaml), &child_entry_points());
+    let headers = HeaderMap::new();
+    let request = |host: &'static str| Request {
+        method: "GET",
+        host,
+        path: "/",
+        query: None,
+        headers: &headers,
+        client_ip: None,
+    };
+    assert!(table.routes.find("web", &request("a")).is_some());
+    assert!(
+        table.routes.find("multicluster", &request("a")).is_none(),
+        "parents reach only routes that name the uplink entrypoint"
+    );
+}
+
+#[test]
+fn parent_routes_reference_uplinks_in_both_forms() {
+    let yaml = route(
+        "PathPrefix(`/`)",
+        "[{name: apps-shop@multicluster, kind: TraefikService, weight: 3}, {name: cart, kind: Uplink, namespace: shop}, {name: web, kind: Uplink}]",
+    );
+    let table = translate_all(&yaml);
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let Target::Uplinks(uplinks) = &only_router(&table).target else {
+        panic!("uplink target expected");
+    };
+    let refs: Vec<(String, u32)> = uplinks
+        .items()
+        .iter()
+        .map(|(r, w)| (r.to_string(), *w))
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            ("apps-shop@multicluster".to_owned(), 3),
+            ("shop/cart".to_owned(), 1),
+            ("apps/web".to_owned(), 1)
+        ]
+    );
+    let hub = &uplinks.items()[0].0;
+    assert!(hub.matches("apps", "shop"));
+    assert!(!hub.matches("apps-shop", ""));
+    assert!(!hub.matches("app", "s-shop"));
+
+    // Mixing uplinks and Services in one route is refused, not half-served.
+    let yaml = format!(
+        "{APP}{}",
+        route(
+            "PathPrefix(`/`)",
+            "[{name: apps-shop@multicluster}, {name: app, port: http}]"
+        )
+    );
+    let table = translate_all(&yaml);
+    assert!(matches!(
+        only_router(&table).target,
+        Target::Unavailable { status: 503, .. }
+    ));
+    assert_eq!(
+        reasons(&table),
+        [(Reason::Unsupported, Some("spec.routes[0].services".into()))]
+    );
 }

@@ -1,0 +1,418 @@
+//! The parent side: the children, what each advertises, their health, and the
+//! membership the request path picks from.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use serde::Serialize;
+use traverse_config::{Multicluster, PassiveHealthCheck};
+use traverse_provider::{UplinkRef, Weighted};
+
+use super::Advertisement;
+
+/// Every configured child, and which of them serve each uplink.
+#[derive(Debug)]
+pub struct Children {
+    children: Vec<Arc<Child>>,
+    membership: ArcSwap<Membership>,
+    passive: PassiveHealthCheck,
+    /// Ejection deadlines are milliseconds since this instant, so they fit an atomic.
+    epoch: Instant,
+}
+
+/// Uplink (`namespace`, `name`) → the children advertising it, weighted.
+#[derive(Debug, Default)]
+struct Membership {
+    uplinks: HashMap<(String, String), Arc<Weighted<Member>>>,
+}
+
+/// One child serving one uplink.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub child: Arc<Child>,
+    /// `namespace/name`, as reported in spans.
+    pub uplink: Arc<str>,
+}
+
+/// A child gateway as the parent knows it.
+#[derive(Debug)]
+pub struct Child {
+    /// Position in [`Children`], to remember which children a request already tried.
+    pub index: usize,
+    pub name: Arc<str>,
+    /// `host:port` as configured.
+    pub address: String,
+    resolved: ArcSwapOption<SocketAddr>,
+    /// The last advertisement received, kept while the stream is down.
+    known: ArcSwapOption<Known>,
+    connected: AtomicBool,
+    healthy: AtomicBool,
+    checks_passed: AtomicU32,
+    checks_failed: AtomicU32,
+    passive_failures: AtomicU32,
+    ejected_until_ms: AtomicU64,
+}
+
+/// What a child advertised, with its cluster name ready to attach to spans.
+#[derive(Debug)]
+struct Known {
+    cluster: Arc<str>,
+    advertisement: Advertisement,
+}
+
+impl Children {
+    /// The children of `config`, none of them known yet.
+    pub fn new(config: &Multicluster) -> Arc<Self> {
+        let children = config
+            .children
+            .iter()
+            .enumerate()
+            .map(|(index, (name, child))| {
+                Arc::new(Child {
+                    index,
+                    name: name.as_str().into(),
+                    address: child.address.clone(),
+                    resolved: ArcSwapOption::const_empty(),
+                    known: ArcSwapOption::const_empty(),
+                    connected: AtomicBool::new(false),
+                    healthy: AtomicBool::new(true),
+                    checks_passed: AtomicU32::new(0),
+                    checks_failed: AtomicU32::new(0),
+                    passive_failures: AtomicU32::new(0),
+                    ejected_until_ms: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        Arc::new(Children {
+            children,
+            membership: ArcSwap::default(),
+            passive: config.passive_health_check.clone(),
+            epoch: Instant::now(),
+        })
+    }
+
+    /// Every child, in configuration order.
+    pub fn all(&self) -> &[Arc<Child>] {
+        &self.children
+    }
+
+    /// The children serving `uplink`, or `None` when no child advertises it.
+    pub fn members(&self, uplink: &UplinkRef) -> Option<Arc<Weighted<Member>>> {
+        let membership = self.membership.load();
+        if let UplinkRef::Named { namespace, name } = uplink {
+            return membership
+                .uplinks
+                .get(&(namespace.clone(), name.clone()))
+                .cloned();
+        }
+        membership
+            .uplinks
+            .iter()
+            .find(|((namespace, name), _)| uplink.matches(namespace, name))
+            .map(|(_, members)| Arc::clone(members))
+    }
+
+    /// Whether `member` may take a new request now.
+    pub fn available(&self, member: &Member) -> bool {
+        member.child.available(self.now_ms())
+    }
+
+    /// Records what `child` advertised and republishes the membership.
+    pub fn advertised(&self, child: &Child, advertisement: Advertisement) {
+        let previous = child.known.load_full();
+        if previous.as_ref().map(|k| &k.advertisement) == Some(&advertisement) {
+            return;
+        }
+        if previous.as_ref().map(|k| k.advertisement.draining) != Some(advertisement.draining)
+            && advertisement.draining
+        {
+            tracing::info!(child = %child.name, cluster = %advertisement.cluster, "child is draining; no new requests go to it");
+        }
+        child.known.store(Some(Arc::new(Known {
+            cluster: advertisement.cluster.as_str().into(),
+            advertisement,
+        })));
+        self.rebuild();
+    }
+
+    fn rebuild(&self) {
+        let mut uplinks: HashMap<(String, String), Vec<(Member, u32)>> = HashMap::new();
+        for child in &self.children {
+            let Some(known) = child.known.load_full() else {
+                continue;
+            };
+            for uplink in &known.advertisement.uplinks {
+                let weight = if uplink.ready { uplink.weight } else { 0 };
+                uplinks
+                    .entry((uplink.namespace.clone(), uplink.name.clone()))
+                    .or_default()
+                    .push((
+                        Member {
+                            child: Arc::clone(child),
+                            uplink: format!("{}/{}", uplink.namespace, uplink.name).into(),
+                        },
+                        weight,
+                    ));
+            }
+        }
+        self.membership.store(Arc::new(Membership {
+            uplinks: uplinks
+                .into_iter()
+                .map(|(key, members)| (key, Arc::new(Weighted::new(members))))
+                .collect(),
+        }));
+    }
+
+    /// A request to `child` failed before any response: after `failures` in a row the
+    /// child is ejected for the configured time.
+    pub fn attempt_failed(&self, child: &Child) {
+        let failures = child.passive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if failures >= self.passive.failures {
+            let until = self.now_ms() + self.passive.ejection_time.as_millis() as u64;
+            let previous = child.ejected_until_ms.swap(until, Ordering::AcqRel);
+            child.passive_failures.store(0, Ordering::Release);
+            if previous <= self.now_ms() {
+                tracing::warn!(child = %child.name, failures, ejection = ?self.passive.ejection_time, "child ejected after failed requests");
+            }
+        }
+    }
+
+    /// A response came back from `child`.
+    pub fn attempt_succeeded(&self, child: &Child) {
+        if child.passive_failures.load(Ordering::Relaxed) != 0 {
+            child.passive_failures.store(0, Ordering::Release);
+        }
+    }
+
+    /// Records an active health check; `thresholds` are (unhealthy, healthy).
+    pub fn checked(&self, child: &Child, passed: bool, thresholds: (u32, u32)) {
+        let (unhealthy, healthy) = thresholds;
+        if passed {
+            child.checks_failed.store(0, Ordering::Release);
+            let passed = child.checks_passed.fetch_add(1, Ordering::AcqRel) + 1;
+            if passed >= healthy && !child.healthy.swap(true, Ordering::AcqRel) {
+                tracing::info!(child = %child.name, "child healthy again");
+            }
+            if passed >= healthy {
+                // A passing check ends a passive ejection early.
+                child.ejected_until_ms.store(0, Ordering::Release);
+            }
+        } else {
+            child.checks_passed.store(0, Ordering::Release);
+            let failed = child.checks_failed.fetch_add(1, Ordering::AcqRel) + 1;
+            if failed >= unhealthy && child.healthy.swap(false, Ordering::AcqRel) {
+                tracing::warn!(child = %child.name, failed, "child unhealthy; out of rotation");
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The admin API's view of every child.
+    pub fn view(&self) -> Vec<ChildView> {
+        let now = self.now_ms();
+        self.children
+            .iter()
+            .map(|child| {
+                let known = child.known.load_full();
+                let ejected_until = child.ejected_until_ms.load(Ordering::Acquire);
+                ChildView {
+                    name: child.name.to_string(),
+                    address: child.address.clone(),
+                    resolved: child.resolved.load_full().map(|a| a.to_string()),
+                    connected: child.connected.load(Ordering::Acquire),
+                    healthy: child.healthy.load(Ordering::Acquire),
+                    ejected_for: (ejected_until > now)
+                        .then(|| Duration::from_millis(ejected_until - now).as_secs_f64()),
+                    available: child.available(now),
+                    advertisement: known.map(|k| k.advertisement.clone()),
+                }
+            })
+            .collect()
+    }
+}
+
+/// One child in `/api/multicluster`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChildView {
+    pub name: String,
+    pub address: String,
+    pub resolved: Option<String>,
+    /// The advertisement stream is up.
+    pub connected: bool,
+    /// Active health checks pass.
+    pub healthy: bool,
+    /// Seconds left of a passive ejection.
+    pub ejected_for: Option<f64>,
+    /// Takes new requests: healthy, not ejected, not draining, address resolved.
+    pub available: bool,
+    pub advertisement: Option<Advertisement>,
+}
+
+impl Child {
+    fn available(&self, now_ms: u64) -> bool {
+        self.healthy.load(Ordering::Acquire)
+            && now_ms >= self.ejected_until_ms.load(Ordering::Acquire)
+            && self.resolved.load().is_some()
+            && self
+                .known
+                .load()
+                .as_ref()
+                .is_some_and(|k| !k.advertisement.draining)
+    }
+
+    /// The address to connect to, once resolved.
+    pub fn socket_address(&self) -> Option<SocketAddr> {
+        self.resolved.load().as_deref().copied()
+    }
+
+    /// The cluster the child advertised, for spans.
+    pub fn cluster(&self) -> Option<Arc<str>> {
+        self.known.load().as_ref().map(|k| Arc::clone(&k.cluster))
+    }
+
+    pub(super) fn set_resolved(&self, address: SocketAddr) {
+        if self.socket_address() != Some(address) {
+            self.resolved.store(Some(Arc::new(address)));
+        }
+    }
+
+    pub(super) fn set_connected(&self, connected: bool) -> bool {
+        self.connected.swap(connected, Ordering::AcqRel)
+    }
+
+    /// The version of the last advertisement, to resume the stream from.
+    pub(super) fn version(&self) -> Option<String> {
+        self.known
+            .load()
+            .as_ref()
+            .map(|k| k.advertisement.version.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::multicluster::AdvertisedUplinkView;
+
+    fn children() -> Arc<Children> {
+        let config: Multicluster = two_children_config();
+        Children::new(&config)
+    }
+
+    /// Two children, a and b, with default health settings.
+    fn two_children_config() -> Multicluster {
+        let mut config = Multicluster::default();
+        for (name, port) in [("a", 1), ("b", 2)] {
+            config.children.insert(
+                name.into(),
+                traverse_config::Child {
+                    address: format!("127.0.0.1:{port}"),
+                    tls: None,
+                },
+            );
+        }
+        config.passive_health_check.failures = 2;
+        config
+    }
+
+    fn advertisement(cluster: &str, weight: u32, ready: bool, draining: bool) -> Advertisement {
+        Advertisement {
+            version: format!("{cluster}.{weight}.{ready}.{draining}"),
+            cluster: cluster.into(),
+            draining,
+            uplinks: vec![AdvertisedUplinkView {
+                namespace: "apps".into(),
+                name: "shop".into(),
+                weight,
+                ready,
+            }],
+        }
+    }
+
+    fn shares(children: &Children, picks: usize) -> HashMap<String, usize> {
+        let members = children
+            .members(&UplinkRef::Hub("apps-shop".into()))
+            .expect("members");
+        let mut counts = HashMap::new();
+        for _ in 0..picks {
+            if let Some(member) = members.pick_where(|m| children.available(m)) {
+                *counts.entry(member.child.name.to_string()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    fn start(children: &Children) {
+        for (i, child) in children.all().iter().enumerate() {
+            child.set_resolved(SocketAddr::from(([127, 0, 0, 1], i as u16 + 1)));
+        }
+    }
+
+    #[test]
+    fn weights_come_from_advertisements() {
+        let children = children();
+        start(&children);
+        assert!(children
+            .members(&UplinkRef::Hub("apps-shop".into()))
+            .is_none());
+        children.advertised(&children.all()[0], advertisement("eu", 3, true, false));
+        children.advertised(&children.all()[1], advertisement("us", 1, true, false));
+        let counts = shares(&children, 400);
+        assert_eq!((counts["a"], counts["b"]), (300, 100));
+        assert_eq!(children.all()[1].cluster().as_deref(), Some("us"));
+        let named = UplinkRef::Named {
+            namespace: "apps".into(),
+            name: "shop".into(),
+        };
+        assert!(children.members(&named).is_some());
+    }
+
+    #[test]
+    fn draining_not_ready_unhealthy_and_ejected_children_get_nothing() {
+        let children = children();
+        start(&children);
+        let (a, b) = (&children.all()[0], &children.all()[1]);
+        children.advertised(b, advertisement("us", 1, true, false));
+        for (advert, why) in [
+            (advertisement("eu", 1, true, true), "draining"),
+            (advertisement("eu", 1, false, false), "not ready"),
+        ] {
+            children.advertised(a, advert);
+            assert_eq!(shares(&children, 50).get("a"), None, "{why}");
+        }
+        children.advertised(a, advertisement("eu", 1, true, false));
+        assert!(shares(&children, 50)["a"] > 0);
+
+        children.checked(a, false, (2, 1));
+        assert!(
+            shares(&children, 10)["a"] > 0,
+            "one failed check is not enough"
+        );
+        children.checked(a, false, (2, 1));
+        assert_eq!(shares(&children, 50).get("a"), None, "unhealthy");
+        children.checked(a, true, (2, 1));
+        assert!(shares(&children, 50)["a"] > 0, "healthy again");
+
+        children.attempt_failed(a);
+        assert!(
+            shares(&children, 10)["a"] > 0,
+            "below the failure threshold"
+        );
+        children.attempt_failed(a);
+        assert_eq!(shares(&children, 50).get("a"), None, "ejected");
+        assert!(children.view()[0].ejected_for.is_some());
+        children.checked(a, true, (2, 1));
+        assert!(
+            shares(&children, 50)["a"] > 0,
+            "a passing check ends the ejection"
+        );
+    }
+}

@@ -1,0 +1,401 @@
+//! Parent and children over uplinks, end to end: real gateways, real upstreams and the
+//! real rotel collector. A parent forwards over uplinks to two children in different
+//! clusters; each child routes to its own upstream.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use traverse_e2e::collector::{Span, SpanKind};
+use traverse_e2e::{eventually, http_get, service, Collector, Gateway, Upstream};
+
+const WAIT: Duration = Duration::from_secs(15);
+const PARENT_CLUSTER: &str = "edge";
+
+/// A child in `cluster`: an uplink entrypoint `uplink`, tracing to `collector` if any.
+fn child_config(
+    cluster: &str,
+    uplink_address: &str,
+    collector: Option<&Collector>,
+    extra: &str,
+) -> String {
+    format!(
+        "role: child
+cluster: {{name: {cluster}}}
+entryPoints:
+  uplink: {{address: \"{uplink_address}\", uplink: true}}
+admin: {{address: \"{{admin}}\"}}
+providers: {{file: {{directory: manifests}}}}
+{}{extra}",
+        tracing(collector, "traverse-child")
+    )
+}
+
+fn tracing(collector: Option<&Collector>, service_name: &str) -> String {
+    collector.map_or_else(String::new, |c| {
+        format!(
+            "tracing:\n  serviceName: {service_name}\n  queue: {{scheduleDelay: 50ms}}\n  otlp: {{http: {{endpoint: \"{}\"}}}}\n",
+            c.traces_http_url()
+        )
+    })
+}
+
+/// The child's manifests: the upstream as Service `app`, Uplink `whoami` with `weight`,
+/// and a route on the uplink entrypoint bound to it.
+fn child_manifests(upstream: &Upstream, weight: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("app", service("app", &[upstream.addr()])),
+        (
+            "uplink",
+            format!(
+                "apiVersion: traverse.dev/v1alpha1
+kind: Uplink
+metadata: {{name: whoami}}
+spec: {{weight: {weight}, entryPoints: [uplink]}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: whoami
+  annotations: {{traverse.dev/uplinks: whoami}}
+spec:
+  entryPoints: [uplink]
+  routes:
+    - match: PathPrefix(`/`)
+      services: [{{name: app, port: 80}}]
+"
+            ),
+        ),
+    ]
+}
+
+async fn start_child(
+    cluster: &str,
+    upstream: &Upstream,
+    weight: u32,
+    collector: Option<&Collector>,
+    extra: &str,
+) -> Gateway {
+    let manifests = child_manifests(upstream, weight);
+    let manifests: Vec<(&str, &str)> = manifests.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    Gateway::start(
+        &child_config(cluster, "{uplink}", collector, extra),
+        &manifests,
+    )
+    .await
+}
+
+/// A parent in cluster `edge` forwarding everything on `web` to uplink `default/whoami`
+/// (Traefik Hub's name for it) on `children`.
+async fn start_parent(children: &[(&str, SocketAddr)], collector: Option<&Collector>) -> Gateway {
+    let children: String = children
+        .iter()
+        .map(|(name, address)| format!("    {name}: {{address: \"{address}\"}}\n"))
+        .collect();
+    let config = format!(
+        "role: parent
+cluster: {{name: {PARENT_CLUSTER}}}
+entryPoints:
+  web: {{address: \"{{web}}\"}}
+admin: {{address: \"{{admin}}\"}}
+providers: {{file: {{directory: manifests}}}}
+multicluster:
+  healthCheck: {{interval: 200ms, timeout: 500ms}}
+  passiveHealthCheck: {{failures: 2, ejectionTime: 30s}}
+  children:
+{children}{}",
+        tracing(collector, "traverse-parent")
+    );
+    let route = "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: shop}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: PathPrefix(`/`)
+      services:
+        - {name: default-whoami@multicluster, kind: TraefikService}
+";
+    let parent = Gateway::start(&config, &[("route", route)]).await;
+    parent
+}
+
+async fn multicluster(gateway: &Gateway) -> serde_json::Value {
+    http_get(gateway.addr("admin"), "/api/multicluster", &[])
+        .await
+        .json()
+}
+
+/// Waits until the parent has `n` children taking requests.
+async fn wait_available(parent: &Gateway, n: usize) {
+    eventually("children available", WAIT, async || {
+        let view = multicluster(parent).await;
+        let available = view["children"]
+            .as_array()?
+            .iter()
+            .filter(|c| c["available"] == true)
+            .count();
+        (available == n).then_some(())
+    })
+    .await;
+}
+
+/// The spans of one trace once `n` have arrived.
+async fn trace(collector: &Collector, trace_id: &str, n: usize) -> Vec<Span> {
+    collector
+        .wait_until(&format!("{n} spans of trace {trace_id}"), WAIT, |t| {
+            let spans: Vec<Span> = t
+                .spans
+                .iter()
+                .filter(|s| s.trace_id == trace_id)
+                .cloned()
+                .collect();
+            (spans.len() >= n).then_some(spans)
+        })
+        .await
+}
+
+fn one<'a>(spans: &'a [Span], what: &str, matches: impl Fn(&Span) -> bool) -> &'a Span {
+    let found: Vec<&Span> = spans.iter().filter(|s| matches(s)).collect();
+    assert_eq!(found.len(), 1, "exactly one {what} in {spans:#?}");
+    found[0]
+}
+
+fn cluster(span: &Span) -> &str {
+    span.resource_attr("k8s.cluster.name").unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_across_clusters_is_one_trace() {
+    let collector = Collector::start().await;
+    let (app_a, app_b) = (Upstream::start("app-a"), Upstream::start("app-b"));
+    let a = start_child("eu-west", &app_a, 1, Some(&collector), "").await;
+    let b = start_child("us-east", &app_b, 1, Some(&collector), "").await;
+    let parent = start_parent(
+        &[("child-a", a.addr("uplink")), ("child-b", b.addr("uplink"))],
+        Some(&collector),
+    )
+    .await;
+    wait_available(&parent, 2).await;
+
+    for _ in 0..2 {
+        let response = parent.get("web", "/hello", &[]).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        // The workload sees one traceparent, from the child's CLIENT span, and the cluster
+        // the request came from.
+        let traceparents = response.upstream_headers("traceparent");
+        assert_eq!(traceparents.len(), 1, "{traceparents:?}");
+        assert_eq!(
+            response.upstream_header("x-source-cluster").as_deref(),
+            Some(PARENT_CLUSTER)
+        );
+        let trace_id = traceparents[0]
+            .split('-')
+            .nth(1)
+            .expect("trace id")
+            .to_owned();
+        let (child_cluster, child_name) = match response.server().as_deref() {
+            Some("app-a") => ("eu-west", "child-a"),
+            Some("app-b") => ("us-east", "child-b"),
+            other => panic!("answered by {other:?}"),
+        };
+
+        let spans = trace(&collector, &trace_id, 4).await;
+        assert_eq!(spans.len(), 4, "{spans:#?}");
+        let parent_server = one(&spans, "parent SERVER", |s| {
+            s.kind == SpanKind::Server && cluster(s) == PARENT_CLUSTER
+        });
+        let parent_client = one(&spans, "parent CLIENT", |s| {
+            s.kind == SpanKind::Client && cluster(s) == PARENT_CLUSTER
+        });
+        let child_server = one(&spans, "child SERVER", |s| {
+            s.kind == SpanKind::Server && cluster(s) == child_cluster
+        });
+        let child_client = one(&spans, "child CLIENT", |s| {
+            s.kind == SpanKind::Client && cluster(s) == child_cluster
+        });
+        assert_eq!(parent_server.parent_id, None, "the parent starts the trace");
+        assert_eq!(
+            parent_client.parent_id.as_ref(),
+            Some(&parent_server.span_id)
+        );
+        assert_eq!(
+            child_server.parent_id.as_ref(),
+            Some(&parent_client.span_id),
+            "the parent's CLIENT span is the parent of the child's SERVER span"
+        );
+        assert_eq!(child_client.parent_id.as_ref(), Some(&child_server.span_id));
+        assert_eq!(
+            traceparents[0].split('-').nth(2),
+            Some(child_client.span_id.as_str())
+        );
+
+        for (span, service) in [
+            (parent_server, "traverse-parent"),
+            (parent_client, "traverse-parent"),
+            (child_server, "traverse-child"),
+            (child_client, "traverse-child"),
+        ] {
+            assert_eq!(span.resource_attr("service.name"), Some(service));
+        }
+        assert_eq!(
+            parent_client.attr("traverse.uplink"),
+            Some("default/whoami")
+        );
+        assert_eq!(parent_client.attr("traverse.child"), Some(child_name));
+        assert_eq!(
+            parent_client.attr("cross_cluster.source"),
+            Some(PARENT_CLUSTER)
+        );
+        assert_eq!(
+            parent_client.attr("cross_cluster.target"),
+            Some(child_cluster)
+        );
+        assert_eq!(
+            child_server.attr("cross_cluster.source"),
+            Some(PARENT_CLUSTER)
+        );
+        assert_eq!(
+            child_server.attr("cross_cluster.target"),
+            Some(child_cluster)
+        );
+        assert_eq!(child_server.attr("traverse.uplink"), Some("default/whoami"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_are_honoured_across_children() {
+    let (app_a, app_b) = (Upstream::start("app-a"), Upstream::start("app-b"));
+    let a = start_child("eu-west", &app_a, 3, None, "").await;
+    let b = start_child("us-east", &app_b, 1, None, "").await;
+    let parent = start_parent(
+        &[("child-a", a.addr("uplink")), ("child-b", b.addr("uplink"))],
+        None,
+    )
+    .await;
+    wait_available(&parent, 2).await;
+    for _ in 0..400 {
+        let response = parent.get("web", "/", &[]).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+    let (to_a, to_b) = (app_a.count(), app_b.count());
+    assert_eq!(to_a + to_b, 400);
+    // 3:1 is 300:100; allow 5% of the total either way.
+    assert!(
+        (280..=320).contains(&to_a),
+        "child-a got {to_a}, child-b {to_b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_child_loses_at_most_its_in_flight_requests() {
+    let collector = Collector::start().await;
+    let (app_a, app_b) = (Upstream::start("app-a"), Upstream::start("app-b"));
+    let a = start_child("eu-west", &app_a, 1, Some(&collector), "").await;
+    let b = start_child("us-east", &app_b, 1, Some(&collector), "").await;
+    let parent = start_parent(
+        &[("child-a", a.addr("uplink")), ("child-b", b.addr("uplink"))],
+        Some(&collector),
+    )
+    .await;
+    wait_available(&parent, 2).await;
+
+    const CLIENTS: usize = 4;
+    let web = parent.addr("web");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let stop = std::sync::Arc::clone(&stop);
+        // Half the clients send POSTs, which must not be replayed once sent.
+        let method = if i % 2 == 0 { "GET" } else { "POST" };
+        clients.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0usize, 0usize);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = traverse_e2e::client::send(
+                    web,
+                    method,
+                    "/delay/5",
+                    &[],
+                    b"",
+                    Duration::from_secs(10),
+                )
+                .await;
+                if response.is_ok_and(|r| r.status == 200) {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            (method, ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before_kill = (app_a.count(), app_b.count());
+    assert!(
+        before_kill.0 > 0 && before_kill.1 > 0,
+        "both children served: {before_kill:?}"
+    );
+    drop(a); // SIGKILL
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let a_after_kill = app_a.count();
+    let b_after_kill = app_b.count();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut failed_by_method = std::collections::BTreeMap::new();
+    for client in clients {
+        let (method, ok, failed) = client.await.expect("client");
+        assert!(ok > 0, "{method} client succeeded sometimes");
+        *failed_by_method.entry(method).or_insert(0) += failed;
+    }
+    assert_eq!(
+        app_a.count(),
+        a_after_kill,
+        "nothing reaches the killed child's workload"
+    );
+    assert!(
+        app_b.count() > b_after_kill,
+        "the other child takes the traffic"
+    );
+    // Idempotent requests in flight at the kill are retried on the other child; a POST
+    // already sent cannot be, so at most one per POST client fails.
+    assert_eq!(
+        failed_by_method.get("GET").copied().unwrap_or(0),
+        0,
+        "{failed_by_method:?}"
+    );
+    assert!(
+        failed_by_method.get("POST").copied().unwrap_or(0) <= CLIENTS / 2,
+        "{failed_by_method:?}"
+    );
+
+    // A request that found child-a gone has two CLIENT attempts: the failed one and the
+    // retry on child-b.
+    let retried = collector
+        .wait_until("a retried request", WAIT, |t| {
+            t.spans
+                .iter()
+                .find(|s| {
+                    s.kind == SpanKind::Client
+                        && cluster(s) == PARENT_CLUSTER
+                        && s.attr("traverse.attempt") == Some("2")
+                })
+                .cloned()
+        })
+        .await;
+    assert_eq!(retried.attr("traverse.child"), Some("child-b"));
+    assert_eq!(retried.attr("cross_cluster.target"), Some("us-east"));
+    let first = collector
+        .wait_until("the failed first attempt", WAIT, |t| {
+            t.spans
+                .iter()
+                .find(|s| {
+                    s.trace_id == retried.trace_id
+                        && s.kind == SpanKind::Client
+                        && cluster(s) == PARENT_CLUSTER
+                        && s.attr("traverse.attempt") == Some("1")
+                })
+                .cloned()
+        })
+        .await;
+    assert_eq!(first.attr("traverse.child"), Some("child-a"));
+    assert!(first.attr("error.type").is_some(), "{first:#?}");
+}
