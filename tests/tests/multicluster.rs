@@ -87,6 +87,18 @@ async fn start_child(
 /// A parent in cluster `edge` forwarding everything on `web` to uplink `default/whoami`
 /// (Traefik Hub's name for it) on `children`.
 async fn start_parent(children: &[(&str, SocketAddr)], collector: Option<&Collector>) -> Gateway {
+    start_parent_with(children, collector, FAST_HEALTH).await
+}
+
+/// Health checks that notice a dead child within half a second.
+const FAST_HEALTH: &str = "healthCheck: {interval: 200ms, timeout: 500ms}
+  passiveHealthCheck: {failures: 2, ejectionTime: 30s}";
+
+async fn start_parent_with(
+    children: &[(&str, SocketAddr)],
+    collector: Option<&Collector>,
+    health: &str,
+) -> Gateway {
     let children: String = children
         .iter()
         .map(|(name, address)| format!("    {name}: {{address: \"{address}\"}}\n"))
@@ -99,8 +111,7 @@ entryPoints:
 admin: {{address: \"{{admin}}\"}}
 providers: {{file: {{directory: manifests}}}}
 multicluster:
-  healthCheck: {{interval: 200ms, timeout: 500ms}}
-  passiveHealthCheck: {{failures: 2, ejectionTime: 30s}}
+  {health}
   children:
 {children}{}",
         tracing(collector, "traverse-parent")
@@ -292,9 +303,13 @@ async fn a_killed_child_loses_at_most_its_in_flight_requests() {
     let (app_a, app_b) = (Upstream::start("app-a"), Upstream::start("app-b"));
     let a = start_child("eu-west", &app_a, 1, Some(&collector), "").await;
     let b = start_child("us-east", &app_b, 1, Some(&collector), "").await;
-    let parent = start_parent(
+    // Slow to eject, so that requests keep meeting the dead child for a while and show
+    // the retries; detection itself is the fast case of the other tests.
+    let parent = start_parent_with(
         &[("child-a", a.addr("uplink")), ("child-b", b.addr("uplink"))],
         Some(&collector),
+        "healthCheck: {interval: 5s, timeout: 500ms}
+  passiveHealthCheck: {failures: 6, ejectionTime: 30s}",
     )
     .await;
     wait_available(&parent, 2).await;
@@ -398,4 +413,163 @@ async fn a_killed_child_loses_at_most_its_in_flight_requests() {
         .await;
     assert_eq!(first.attr("traverse.child"), Some("child-a"));
     assert!(first.attr("error.type").is_some(), "{first:#?}");
+}
+
+/// The parent's view of child `name`.
+async fn child_view(parent: &Gateway, name: &str) -> serde_json::Value {
+    let view = multicluster(parent).await;
+    view["children"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no child {name} in {view:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parent_follows_a_restarted_child() {
+    let (app_a, app_b) = (Upstream::start("app-a"), Upstream::start("app-b"));
+    // child-a keeps its address across the restart, as a Service in front of it would.
+    let uplink_a = format!("127.0.0.1:{}", traverse_e2e::free_port());
+    let start_a = async |weight: u32| {
+        let manifests = child_manifests(&app_a, weight);
+        let manifests: Vec<(&str, &str)> =
+            manifests.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        Gateway::start(&child_config("eu-west", &uplink_a, None, ""), &manifests).await
+    };
+    let a = start_a(1).await;
+    let b = start_child("us-east", &app_b, 1, None, "").await;
+    let address_a: SocketAddr = uplink_a.parse().expect("address");
+    let parent = start_parent(
+        &[("child-a", address_a), ("child-b", b.addr("uplink"))],
+        None,
+    )
+    .await;
+    wait_available(&parent, 2).await;
+    let before = child_view(&parent, "child-a").await;
+    assert_eq!(before["connected"], true, "{before:#}");
+    let old_version = before["advertisement"]["version"].clone();
+
+    drop(a);
+    eventually("child-a out of rotation", WAIT, async || {
+        let view = child_view(&parent, "child-a").await;
+        (view["available"] == false && view["connected"] == false).then_some(())
+    })
+    .await;
+    // The last advertisement is kept while the child is away.
+    assert_eq!(
+        child_view(&parent, "child-a").await["advertisement"]["version"],
+        old_version
+    );
+    for _ in 0..10 {
+        let response = parent.get("web", "/", &[]).await;
+        assert_eq!(response.server().as_deref(), Some("app-b"));
+    }
+
+    // Back with another weight: the stream reconnects and carries the new advertisement.
+    let _a = start_a(7).await;
+    let view = eventually("child-a followed again", WAIT, async || {
+        let view = child_view(&parent, "child-a").await;
+        (view["connected"] == true
+            && view["available"] == true
+            && view["advertisement"]["uplinks"][0]["weight"] == 7)
+            .then_some(view)
+    })
+    .await;
+    assert_ne!(view["advertisement"]["version"], old_version);
+    app_a.clear();
+    for _ in 0..16 {
+        let response = parent.get("web", "/", &[]).await;
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(app_a.count(), 14, "7:1 over 16 requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_child_gets_no_new_requests() {
+    let (app_a, app_b) = (Upstream::start("app-a"), Upstream::start("app-b"));
+    let mut a = start_child(
+        "eu-west",
+        &app_a,
+        1,
+        None,
+        "shutdown: {drainDelay: 3s, gracePeriod: 5s}\n",
+    )
+    .await;
+    let b = start_child("us-east", &app_b, 1, None, "").await;
+    let parent = start_parent(
+        &[("child-a", a.addr("uplink")), ("child-b", b.addr("uplink"))],
+        None,
+    )
+    .await;
+    wait_available(&parent, 2).await;
+
+    a.sigterm();
+    eventually("child-a advertised as draining", WAIT, async || {
+        let view = child_view(&parent, "child-a").await;
+        (view["advertisement"]["draining"] == true && view["available"] == false).then_some(())
+    })
+    .await;
+    let served_by_a = app_a.count();
+    for _ in 0..40 {
+        let response = parent.get("web", "/", &[]).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.server().as_deref(), Some("app-b"));
+    }
+    assert_eq!(
+        app_a.count(),
+        served_by_a,
+        "no new request reached the draining child"
+    );
+    // Still up and accepting: traffic moved because of the drain, not a failure.
+    assert!(a.wait_exit(Duration::ZERO).await.is_none());
+    let health = traverse_e2e::client::try_get(
+        a.addr("uplink"),
+        "/.well-known/traverse/health",
+        &[],
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("the draining child still answers");
+    assert_eq!(health.status, 503);
+    let status = a.wait_exit(Duration::from_secs(10)).await.expect("exits");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarding_loop_is_answered_not_repeated() {
+    // The child's route leads back to the parent: parent → child → parent → ...
+    let placeholder = Upstream::start("unused");
+    let child = start_child("eu-west", &placeholder, 1, None, "").await;
+    let parent = start_parent(&[("child-a", child.addr("uplink"))], None).await;
+    wait_available(&parent, 1).await;
+    child.write_manifest("app", &service("app", &[parent.addr("web")]));
+
+    // Once the child has applied the change, the request comes back to the parent,
+    // which recognises its own cluster name and answers instead of forwarding again.
+    let response = eventually("the loop closed", WAIT, async || {
+        let response = parent.get("web", "/", &[]).await;
+        (response.status != 200).then_some(response)
+    })
+    .await;
+    assert_eq!(response.status, 508, "{}", response.text());
+    assert!(
+        response.text().contains("already came from cluster edge"),
+        "{}",
+        response.text()
+    );
+    let served_before_the_loop = placeholder.count();
+
+    // A request that has already taken the most hops is refused before forwarding.
+    let response = parent.get("web", "/", &[("x-traverse-hops", "3")]).await;
+    assert_eq!(response.status, 508);
+    assert!(
+        response.text().contains("3 uplink hops"),
+        "{}",
+        response.text()
+    );
+    // A malformed counter is not ours: the request is forwarded (and loops back once).
+    let response = parent.get("web", "/", &[("x-traverse-hops", "lots")]).await;
+    assert_eq!(response.status, 508);
+    assert!(response.text().contains("already came from cluster edge"));
+    assert_eq!(placeholder.count(), served_before_the_loop);
 }

@@ -148,8 +148,16 @@ struct Translator<'a> {
     /// Each Middleware resolved once: its steps, or why it cannot be used.
     middlewares: HashMap<(&'a str, &'a str), Result<Vec<Middleware>, String>>,
     uplinks: HashMap<(&'a str, &'a str), &'a Uplink>,
-    /// Routers bound to each Uplink by annotation: name, whether it can serve, entrypoints.
-    uplink_routers: HashMap<(&'a str, &'a str), Vec<(Arc<str>, bool, Vec<String>)>>,
+    /// Routers bound to each Uplink by annotation.
+    uplink_routers: HashMap<(&'a str, &'a str), Vec<BoundRouter>>,
+}
+
+/// A router an IngressRoute binds to an Uplink.
+struct BoundRouter {
+    name: Arc<str>,
+    /// Its services have ready endpoints.
+    serviceable: bool,
+    entry_points: Vec<String>,
 }
 
 impl<'a> Translator<'a> {
@@ -437,11 +445,14 @@ impl<'a> Translator<'a> {
                 _ => false,
             };
             for key in &bound_uplinks {
-                self.uplink_routers.entry(*key).or_default().push((
-                    Arc::clone(&router_name),
-                    serviceable,
-                    route_entry_points.clone(),
-                ));
+                self.uplink_routers
+                    .entry(*key)
+                    .or_default()
+                    .push(BoundRouter {
+                        name: Arc::clone(&router_name),
+                        serviceable,
+                        entry_points: route_entry_points.clone(),
+                    });
             }
             routes.push(Route {
                 rule: rule.clone(),
@@ -535,10 +546,10 @@ impl<'a> Translator<'a> {
                 }
             }
             let routers = self.uplink_routers.remove(&key).unwrap_or_default();
-            let ready = routers.iter().any(|(_, serviceable, route_entry_points)| {
-                *serviceable
-                    && (route_entry_points.is_empty()
-                        || route_entry_points.iter().any(|e| serving.contains(e)))
+            let ready = routers.iter().any(|router| {
+                router.serviceable
+                    && (router.entry_points.is_empty()
+                        || router.entry_points.iter().any(|e| serving.contains(e)))
             });
             if !ready {
                 let why = if routers.is_empty() {
@@ -563,7 +574,7 @@ impl<'a> Translator<'a> {
                 weight: uplink.spec.effective_weight(),
                 entry_points: serving,
                 ready,
-                routers: routers.into_iter().map(|(name, _, _)| name).collect(),
+                routers: routers.into_iter().map(|router| router.name).collect(),
             });
         }
         advertised

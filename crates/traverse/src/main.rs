@@ -1,5 +1,7 @@
-//! The `traverse` command: run the gateway, validate a configuration, print the version.
+//! The `traverse` command: run the gateway, validate a configuration, run the multicluster
+//! demo, print the version.
 
+mod demo;
 mod run;
 mod validate;
 
@@ -38,6 +40,17 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Start a parent and two child gateways with sample apps on this machine, send
+    /// requests through them and print each request's trace across the clusters.
+    Demo {
+        /// Exit after printing the traces instead of running until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+        /// Read the example files from this directory instead of the built-in copy of
+        /// examples/multicluster.
+        #[arg(long, value_name = "DIR")]
+        examples: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
 }
@@ -56,6 +69,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Validate { config, strict } => validate::validate(&config, strict),
+        Command::Demo { once, examples } => demo::run(demo::Options { once, examples }),
         Command::Version => {
             println!("traverse {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
