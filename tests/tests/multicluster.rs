@@ -103,6 +103,11 @@ async fn start_parent_with(
         .iter()
         .map(|(name, address)| format!("    {name}: {{address: \"{address}\"}}\n"))
         .collect();
+    start_parent_yaml(&children, collector, health).await
+}
+
+/// A parent whose `multicluster.children` block is `children` (YAML, indented 4).
+async fn start_parent_yaml(children: &str, collector: Option<&Collector>, health: &str) -> Gateway {
     let config = format!(
         "role: parent
 cluster: {{name: {PARENT_CLUSTER}}}
@@ -572,4 +577,108 @@ async fn a_forwarding_loop_is_answered_not_repeated() {
     assert_eq!(response.status, 508);
     assert!(response.text().contains("already came from cluster edge"));
     assert_eq!(placeholder.count(), served_before_the_loop);
+}
+
+/// A CA, a server certificate for `child-a.test` and a client certificate, as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+            KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca, ca_key);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write =
+            |name: &str, text: String| std::fs::write(dir.path().join(name), text).expect("write");
+        write("ca.pem", ca_cert.pem());
+        for (name, san, usage) in [
+            ("child", "child-a.test", ExtendedKeyUsagePurpose::ServerAuth),
+            ("parent", "parent.test", ExtendedKeyUsagePurpose::ClientAuth),
+        ] {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(vec![san.to_owned()]).expect("params");
+            params.extended_key_usages = vec![usage];
+            let cert = params.signed_by(&key, &issuer).expect("certificate");
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parents_reach_children_over_mutual_tls() {
+    let pki = Pki::new();
+    let app = Upstream::start("app-a");
+    let manifests = child_manifests(&app, 1);
+    let manifests: Vec<(&str, &str)> = manifests.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let config = format!(
+        "role: child
+cluster: {{name: eu-west}}
+entryPoints:
+  uplink:
+    address: \"{{uplink}}\"
+    uplink: true
+    tls: {{cert: \"{}\", key: \"{}\", clientCA: \"{}\"}}
+admin: {{address: \"{{admin}}\"}}
+providers: {{file: {{directory: manifests}}}}
+",
+        pki.path("child.pem"),
+        pki.path("child.key"),
+        pki.path("ca.pem")
+    );
+    let child = Gateway::start(&config, &manifests).await;
+    let tls = |client_cert: bool| {
+        let identity = if client_cert {
+            format!(
+                ", cert: \"{}\", key: \"{}\"",
+                pki.path("parent.pem"),
+                pki.path("parent.key")
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "    child-a:\n      address: \"{}\"\n      tls: {{serverName: child-a.test, ca: \"{}\"{identity}}}\n",
+            child.addr("uplink"),
+            pki.path("ca.pem")
+        )
+    };
+
+    let parent = start_parent_yaml(&tls(true), None, FAST_HEALTH).await;
+    wait_available(&parent, 1).await;
+    let response = parent.get("web", "/", &[]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.server().as_deref(), Some("app-a"));
+    assert_eq!(
+        response.upstream_header("x-forwarded-proto").as_deref(),
+        Some("https"),
+        "the child terminated TLS"
+    );
+    assert_eq!(child_view(&parent, "child-a").await["connected"], true);
+
+    // Without a client certificate the child refuses the handshake: never followed, never used.
+    let stranger = start_parent_yaml(&tls(false), None, FAST_HEALTH).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let view = child_view(&stranger, "child-a").await;
+    assert_eq!(view["connected"], false, "{view:#}");
+    assert_eq!(view["healthy"], false, "{view:#}");
+    let response = stranger.get("web", "/", &[]).await;
+    assert_eq!(response.status, 503, "{}", response.text());
 }

@@ -145,6 +145,21 @@ pub struct EntryPoint {
     /// advertisement of this child's Uplinks. Routes reach it only by naming it.
     #[serde(default)]
     pub uplink: bool,
+    /// Terminate TLS (and with `clientCA`, require client certificates).
+    pub tls: Option<ListenerTls>,
+}
+
+/// TLS of a listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenerTls {
+    /// PEM certificate chain and key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// PEM roots that client certificates must chain to: mutual TLS, every client must
+    /// present one (a child's uplink entrypoint accepting only its parents).
+    #[serde(rename = "clientCA")]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// How an entrypoint treats the trace context its clients send.
@@ -827,6 +842,7 @@ fn default_entry_points() -> BTreeMap<String, EntryPoint> {
             forwarded_headers: ForwardedHeaders::default(),
             trace_context: TrustPolicy::default(),
             uplink: false,
+            tls: None,
         },
     )])
 }
@@ -910,6 +926,20 @@ impl Config {
         if let Some(path) = &mut config.logs.access.file_path {
             if path.is_relative() {
                 *path = base.join(&*path);
+            }
+        }
+        for tls in config
+            .entry_points
+            .values_mut()
+            .filter_map(|e| e.tls.as_mut())
+        {
+            for path in [&mut tls.cert, &mut tls.key]
+                .into_iter()
+                .chain(tls.client_ca.as_mut())
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
             }
         }
         for tls in config

@@ -58,12 +58,14 @@ impl EntryPoints {
     }
 
     /// Routes that name no entrypoint listen on these: every entrypoint but the uplink
-    /// ones, so parents' traffic never meets routes written for clients.
-    fn default_for_routes(&self) -> Vec<String> {
+    /// ones, so parents' traffic never meets routes written for clients (empty: all).
+    /// `None` when only uplink entrypoints exist: such a route listens nowhere.
+    fn default_for_routes(&self) -> Option<Vec<String>> {
         if self.uplinks.is_empty() {
-            return Vec::new();
+            return Some(Vec::new());
         }
-        self.names.difference(&self.uplinks).cloned().collect()
+        let others: Vec<String> = self.names.difference(&self.uplinks).cloned().collect();
+        (!others.is_empty()).then_some(others)
     }
 }
 
@@ -315,7 +317,21 @@ impl<'a> Translator<'a> {
 
         let bound_uplinks = self.bound_uplinks(object);
         let route_entry_points = if spec.entry_points.is_empty() {
-            entry_points.default_for_routes()
+            match entry_points.default_for_routes() {
+                Some(names) => names,
+                None => {
+                    self.report(
+                        &me,
+                        Severity::Warning,
+                        Reason::Unsupported,
+                        Some("spec.entryPoints".into()),
+                        "names no entrypoint, and this gateway has only uplink entrypoints, \
+                         which serve only the routes that name them; the routes serve nowhere"
+                            .into(),
+                    );
+                    return;
+                }
+            }
         } else {
             spec.entry_points.clone()
         };

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::http::v2::server::H2Options;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
@@ -12,7 +13,8 @@ use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::services::listening::Service;
-use traverse_config::{EntryPoint, Upstream};
+use rustls::pki_types::pem::PemObject;
+use traverse_config::{EntryPoint, ListenerTls, Upstream};
 
 use crate::{Gateway, GatewayOptions, GatewayState};
 
@@ -26,14 +28,15 @@ pub struct EntryPointApp {
     keepalive_seconds: u64,
 }
 
-/// A listening service for the entrypoint `name`, serving from `state`.
+/// A listening service for the entrypoint `name`, serving from `state`; fails when its
+/// TLS files are unusable.
 pub fn entrypoint_service(
     conf: &Arc<ServerConf>,
     name: &str,
     entry_point: &EntryPoint,
     upstream: &Upstream,
     state: Arc<GatewayState>,
-) -> Service<EntryPointApp> {
+) -> Result<Service<EntryPointApp>, String> {
     let options = GatewayOptions::new(name, entry_point, upstream);
     let keepalive_seconds = options.keepalive_seconds;
     let mut proxy = http_proxy(conf, Gateway::new(options, state));
@@ -46,8 +49,58 @@ pub fn entrypoint_service(
         keepalive_seconds,
     };
     let mut service = Service::new(format!("entrypoint {name}"), app);
-    service.add_tcp(&entry_point.address);
-    service
+    match &entry_point.tls {
+        Some(tls) => {
+            let settings = tls_settings(tls).map_err(|e| format!("entryPoints.{name}.tls: {e}"))?;
+            service.add_tls_with_settings(&entry_point.address, None, settings);
+        }
+        None => service.add_tcp(&entry_point.address),
+    }
+    Ok(service)
+}
+
+/// The listener's certificate, and with `clientCA` the requirement that clients
+/// present a certificate chaining to it.
+fn tls_settings(tls: &ListenerTls) -> Result<TlsSettings, String> {
+    let path = |p: &std::path::Path| {
+        p.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{} is not UTF-8", p.display()))
+    };
+    let mut settings =
+        TlsSettings::intermediate(&path(&tls.cert)?, &path(&tls.key)?).map_err(|e| {
+            format!(
+                "certificate {} / key {}: {e}",
+                tls.cert.display(),
+                tls.key.display()
+            )
+        })?;
+    settings.enable_h2();
+    if let Some(client_ca) = &tls.client_ca {
+        let pem = std::fs::read(client_ca)
+            .map_err(|e| format!("cannot read clientCA {}: {e}", client_ca.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("clientCA {}: {e}", client_ca.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("clientCA {}: {e}", client_ca.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!(
+                "clientCA {} holds no certificate",
+                client_ca.display()
+            ));
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .map_err(|e| format!("clientCA {}: {e}", client_ca.display()))?;
+        settings.set_client_cert_verifier(verifier);
+    }
+    Ok(settings)
 }
 
 #[async_trait]

@@ -47,6 +47,8 @@ pub struct GatewayOptions {
     trust: TrustPolicy,
     /// Serves parents: the advertisement and health endpoints, cross-cluster attributes.
     uplink: bool,
+    /// `https` on a TLS listener.
+    scheme: &'static str,
 }
 
 impl GatewayOptions {
@@ -66,6 +68,11 @@ impl GatewayOptions {
             upstream: upstream.clone(),
             trust: entry_point.trace_context,
             uplink: entry_point.uplink,
+            scheme: if entry_point.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
         }
     }
 }
@@ -380,7 +387,7 @@ impl ProxyHttp for Gateway {
         // middlewares (stripPrefix's X-Forwarded-Prefix, custom headers) set their own.
         let downstream = Downstream {
             client_ip: ctx.client_ip,
-            proto: "http",
+            proto: self.options.scheme,
             host: original_host.as_deref(),
             port: ctx.local_port,
         };
@@ -742,8 +749,11 @@ impl Gateway {
                 }
             }
         }
+        let mut peer = match &member.child.tls {
+            Some(tls) => tls.peer(address),
+            None => HttpPeer::new(address, false, String::new()),
+        };
         uplink.current = Some(member);
-        let mut peer = HttpPeer::new(address, false, String::new());
         self.apply_upstream_options(&mut peer);
         Ok(Box::new(peer))
     }

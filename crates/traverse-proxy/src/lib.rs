@@ -70,18 +70,24 @@ impl Default for Topology {
 
 impl Topology {
     /// The topology `config` describes; children are created but not yet followed.
-    pub fn new(config: &Config) -> Self {
+    /// Fails when a child's TLS files are unusable.
+    pub fn new(config: &Config) -> Result<Self, String> {
         let multicluster = &config.multicluster;
-        Topology {
+        let children = if multicluster.children.is_empty() {
+            None
+        } else {
+            Some(Children::new(multicluster)?)
+        };
+        Ok(Topology {
             cluster: config.cluster.name.as_str().into(),
-            children: (!multicluster.children.is_empty()).then(|| Children::new(multicluster)),
+            children,
             // Validated as a header name with the configuration.
             source_cluster_header: HeaderName::from_bytes(
                 multicluster.source_cluster_header.as_bytes(),
             )
             .unwrap_or_else(|_| HeaderName::from_static("x-source-cluster")),
             max_hops: multicluster.max_hops,
-        }
+        })
     }
 }
 

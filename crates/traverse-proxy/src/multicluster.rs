@@ -9,6 +9,7 @@
 pub mod advertisement;
 pub mod children;
 pub mod follow;
+pub mod tls;
 
 pub use advertisement::{AdvertisedUplinkView, Advertisement};
 pub use children::{Child, Children, Member};

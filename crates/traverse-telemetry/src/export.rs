@@ -24,7 +24,7 @@ mod http;
 mod retry;
 #[cfg(test)]
 pub(crate) mod test_support;
-mod tls;
+pub mod tls;
 #[cfg(test)]
 mod tls_tests;
 
@@ -223,25 +223,25 @@ pub enum ConfigError {
     ZeroTimeout,
     #[error("TLS options are set but endpoint `{endpoint}` is plaintext http; use an https URL")]
     TlsOnPlaintext { endpoint: String },
-    #[error("cannot read OTLP TLS {what} `{}`: {source}", path.display())]
+    #[error("cannot read TLS {what} `{}`: {source}", path.display())]
     ReadFile {
         what: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid OTLP TLS {what} `{}`: {reason}", path.display())]
+    #[error("invalid TLS {what} `{}`: {reason}", path.display())]
     InvalidPem {
         what: &'static str,
         path: PathBuf,
         reason: String,
     },
-    #[error("OTLP TLS key_file `{}` is set without cert_file", .0.display())]
+    #[error("TLS key_file `{}` is set without cert_file", .0.display())]
     KeyWithoutCert(PathBuf),
-    #[error("OTLP TLS cert_file `{}` is set without key_file", .0.display())]
+    #[error("TLS cert_file `{}` is set without key_file", .0.display())]
     CertWithoutKey(PathBuf),
-    #[error("OTLP TLS ca_file has no effect with insecure_skip_verify; set only one of them")]
+    #[error("TLS ca_file has no effect with insecure_skip_verify; set only one of them")]
     CaWithInsecure,
-    #[error("invalid OTLP TLS configuration: {0}")]
+    #[error("invalid TLS configuration: {0}")]
     Tls(String),
 }
 

@@ -191,7 +191,7 @@ fn start_telemetry(
             access_log,
             prometheus,
         },
-        Topology::new(config),
+        Topology::new(config).map_err(anyhow::Error::msg)?,
     );
     if let Some(metrics) = metrics {
         observe_servers(&metrics, &state);
@@ -268,13 +268,16 @@ fn build_server(config: &Config, state: &Arc<GatewayState>) -> anyhow::Result<Se
     let conf = Arc::clone(&server.configuration);
 
     for (name, entry_point) in &config.entry_points {
-        server.add_service(entrypoint_service(
-            &conf,
-            name,
-            entry_point,
-            &config.upstream,
-            Arc::clone(state),
-        ));
+        server.add_service(
+            entrypoint_service(
+                &conf,
+                name,
+                entry_point,
+                &config.upstream,
+                Arc::clone(state),
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
     }
 
     let mut admin = Service::new("admin".to_owned(), AdminApi::new(Arc::clone(state)));

@@ -19,6 +19,11 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
         eprintln!("error: {}: {error}", path.display());
         return ExitCode::FAILURE;
     }
+    // Reads the children's TLS files, as `run` would.
+    if let Err(error) = traverse_proxy::Topology::new(&config) {
+        eprintln!("error: {}: {error}", path.display());
+        return ExitCode::FAILURE;
+    }
     let Some(file) = &config.providers.file else {
         println!(
             "{}: configuration is valid (no file provider, no manifests to check)",

@@ -608,6 +608,15 @@ fn routes_without_entrypoints_stay_off_uplink_entrypoints() {
         table.routes.find("multicluster", &request("a")).is_none(),
         "parents reach only routes that name the uplink entrypoint"
     );
+
+    // A child with nothing but its uplink entrypoint: the route serves nowhere, and says so.
+    let uplink_only = EntryPoints::new([("multicluster".to_owned(), true)]);
+    let table = translate(&snapshot(&yaml), &uplink_only);
+    assert!(table.routes.find("multicluster", &request("a")).is_none());
+    assert_eq!(
+        reasons(&table),
+        [(Reason::Unsupported, Some("spec.entryPoints".into()))]
+    );
 }
 
 #[test]

@@ -133,6 +133,18 @@ pub(crate) async fn stream(session: &mut Session, advertiser: &Advertiser) -> Re
     session
         .write_response_header(Box::new(header), false)
         .await?;
+    // From here a write error is the parent going away: the stream's normal end.
+    if let Err(error) = send_updates(session, &mut updates, since).await {
+        tracing::debug!(%error, "advertisement stream closed");
+    }
+    Ok(())
+}
+
+async fn send_updates(
+    session: &mut Session,
+    updates: &mut watch::Receiver<Arc<Advertisement>>,
+    since: Option<String>,
+) -> Result<()> {
     let mut sent = since;
     loop {
         let current = Arc::clone(&updates.borrow_and_update());

@@ -12,6 +12,7 @@ use serde::Serialize;
 use traverse_config::{Multicluster, PassiveHealthCheck};
 use traverse_provider::{UplinkRef, Weighted};
 
+use super::tls::ChildTls;
 use super::Advertisement;
 
 /// Every configured child, and which of them serve each uplink.
@@ -46,6 +47,8 @@ pub struct Child {
     pub name: Arc<str>,
     /// `host:port` as configured.
     pub address: String,
+    /// `None`: cleartext.
+    pub tls: Option<Arc<ChildTls>>,
     resolved: ArcSwapOption<SocketAddr>,
     /// The last advertisement received, kept while the stream is down.
     known: ArcSwapOption<Known>,
@@ -65,17 +68,24 @@ struct Known {
 }
 
 impl Children {
-    /// The children of `config`, none of them known yet.
-    pub fn new(config: &Multicluster) -> Arc<Self> {
+    /// The children of `config`, none of them known yet; fails on unusable TLS files.
+    pub fn new(config: &Multicluster) -> Result<Arc<Self>, String> {
         let children = config
             .children
             .iter()
             .enumerate()
             .map(|(index, (name, child))| {
-                Arc::new(Child {
+                let tls = child
+                    .tls
+                    .as_ref()
+                    .map(|tls| ChildTls::load(tls, &child.address).map(Arc::new))
+                    .transpose()
+                    .map_err(|e| format!("multicluster.children.{name}.tls: {e}"))?;
+                Ok(Arc::new(Child {
                     index,
                     name: name.as_str().into(),
                     address: child.address.clone(),
+                    tls,
                     resolved: ArcSwapOption::const_empty(),
                     known: ArcSwapOption::const_empty(),
                     connected: AtomicBool::new(false),
@@ -84,15 +94,15 @@ impl Children {
                     checks_failed: AtomicU32::new(0),
                     passive_failures: AtomicU32::new(0),
                     ejected_until_ms: AtomicU64::new(0),
-                })
+                }))
             })
-            .collect();
-        Arc::new(Children {
+            .collect::<Result<_, String>>()?;
+        Ok(Arc::new(Children {
             children,
             membership: ArcSwap::default(),
             passive: config.passive_health_check.clone(),
             epoch: Instant::now(),
-        })
+        }))
     }
 
     /// Every child, in configuration order.
@@ -304,7 +314,7 @@ mod tests {
 
     fn children() -> Arc<Children> {
         let config: Multicluster = two_children_config();
-        Children::new(&config)
+        Children::new(&config).expect("children")
     }
 
     /// Two children, a and b, with default health settings.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -15,7 +16,7 @@ use traverse_config::ChildHealthCheck;
 use super::advertisement::HEARTBEAT;
 use super::{Advertisement, Child, Children, ADVERTISEMENT_PATH, HEALTH_PATH};
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// Longest an advertisement line may be; a child sends far less.
 const MAX_LINE: usize = 1024 * 1024;
@@ -25,13 +26,8 @@ const LAST_RETRY: Duration = Duration::from_secs(5);
 
 /// Starts following every child on the current runtime.
 pub fn start(children: &Arc<Children>, health: &ChildHealthCheck) {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(health.timeout));
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .build(connector);
     for child in children.all() {
+        let client = client(child, health);
         tokio::spawn(follow(
             Arc::clone(children),
             Arc::clone(child),
@@ -73,6 +69,49 @@ async fn follow(children: Arc<Children>, child: Arc<Child>, client: HttpClient) 
     }
 }
 
+/// One client per child: each may have its own TLS settings.
+fn client(child: &Child, health: &ChildHealthCheck) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(health.timeout));
+    let builder = match &child.tls {
+        Some(tls) => HttpsConnectorBuilder::new()
+            .with_tls_config(tls.client_config.clone())
+            .https_only()
+            .with_server_name_resolver(FixedServerNameResolver::new(tls.verified_name.clone())),
+        // Cleartext: the TLS half is never used.
+        None => HttpsConnectorBuilder::new()
+            .with_tls_config(cleartext_only())
+            .https_or_http(),
+    };
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .build(builder.enable_http1().wrap_connector(http))
+}
+
+/// A TLS configuration that trusts nothing, for connectors that only speak cleartext.
+fn cleartext_only() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .map(|b| {
+            b.with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        })
+        // The ring provider supports the default versions.
+        .unwrap_or_else(|_| {
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        })
+}
+
+/// `http://` or `https://` and the child's address.
+fn base_uri(child: &Child) -> String {
+    let scheme = if child.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{}", child.address)
+}
+
 /// One stream request; `reached` tells the caller the child answered.
 async fn stream(
     children: &Children,
@@ -81,7 +120,7 @@ async fn stream(
     reached: &mut bool,
 ) -> Result<(), String> {
     resolve(child).await?;
-    let mut uri = format!("http://{}{ADVERTISEMENT_PATH}", child.address);
+    let mut uri = format!("{}{ADVERTISEMENT_PATH}", base_uri(child));
     if let Some(version) = child.version() {
         uri.push_str("?since=");
         uri.push_str(&version);
@@ -157,7 +196,7 @@ async fn check(
 
 async fn probe(child: &Child, client: &HttpClient, timeout: Duration) -> Result<(), String> {
     resolve(child).await?;
-    let uri: Uri = format!("http://{}{HEALTH_PATH}", child.address)
+    let uri: Uri = format!("{}{HEALTH_PATH}", base_uri(child))
         .parse()
         .map_err(|e| format!("bad address: {e}"))?;
     let request = Request::get(uri)

@@ -13,8 +13,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use super::{ConfigError, TlsOptions};
 
 /// Parsed TLS options. The PEM text is kept as well because tonic takes its
-/// TLS material as PEM.
-pub(super) struct TlsMaterial {
+/// TLS material as PEM. Also used for the parent's connections to its children.
+pub struct TlsMaterial {
     ca: Option<(Vec<u8>, Vec<CertificateDer<'static>>)>,
     client: Option<ClientIdentity>,
     insecure_skip_verify: bool,
@@ -28,7 +28,8 @@ struct ClientIdentity {
 }
 
 impl TlsMaterial {
-    pub(super) fn load(options: &TlsOptions) -> Result<Self, ConfigError> {
+    /// Reads and checks the files `options` name.
+    pub fn load(options: &TlsOptions) -> Result<Self, ConfigError> {
         if options.insecure_skip_verify && options.ca_file.is_some() {
             return Err(ConfigError::CaWithInsecure);
         }
@@ -76,7 +77,7 @@ impl TlsMaterial {
     }
 
     /// Client configuration without ALPN, as used for OTLP/HTTP (HTTP/1.1).
-    pub(super) fn rustls_config(&self) -> Result<ClientConfig, ConfigError> {
+    pub fn rustls_config(&self) -> Result<ClientConfig, ConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -103,6 +104,21 @@ impl TlsMaterial {
                 .map_err(|e| ConfigError::Tls(format!("client certificate and key: {e}"))),
             None => Ok(builder.with_no_client_auth()),
         }
+    }
+
+    /// The extra trusted CA certificates (DER), if any.
+    pub fn ca_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.ca.as_ref().map(|(_, certs)| certs.as_slice())
+    }
+
+    /// The client certificate chain and key (DER), for mutual TLS.
+    pub fn client_identity(&self) -> Option<(&[CertificateDer<'static>], &PrivateKeyDer<'static>)> {
+        self.client.as_ref().map(|c| (c.chain.as_slice(), &c.key))
+    }
+
+    /// Whether the server's certificate is accepted unverified.
+    pub fn insecure_skip_verify(&self) -> bool {
+        self.insecure_skip_verify
     }
 
     /// The same settings for tonic, plus the verifier to install when server
@@ -251,10 +267,7 @@ mod tests {
             ca_file: Some(path.clone()),
             ..TlsOptions::default()
         });
-        assert!(
-            message.contains("cannot read OTLP TLS CA file"),
-            "{message}"
-        );
+        assert!(message.contains("cannot read TLS CA file"), "{message}");
         assert!(message.contains(&path.display().to_string()), "{message}");
     }
 
