@@ -52,6 +52,7 @@ fn seed_values_resolve_to_http_protobuf() {
     let s = settings(
         "cluster: {name: eu-1}
 role: parent
+multicluster: {children: {child-a: {address: 'child-a:9443'}}}
 tracing:
   otlp:
     enabled: true
