@@ -460,6 +460,20 @@ async fn the_parent_follows_a_restarted_child() {
         (view["available"] == false && view["connected"] == false).then_some(())
     })
     .await;
+    // Operators see it too.
+    let metrics = http_get(parent.addr("admin"), "/metrics", &[]).await.text();
+    let up = |child: &str, cluster: &str, value: u8| {
+        metrics.lines().any(|line| {
+            line.starts_with("traverse_uplink_child_up{")
+                && line.contains(&format!("child=\"{child}\""))
+                && line.contains(&format!("cluster=\"{cluster}\""))
+                && line.ends_with(&format!(" {value}"))
+        })
+    };
+    assert!(
+        up("child-a", "eu-west", 0) && up("child-b", "us-east", 1),
+        "{metrics}"
+    );
     // The last advertisement is kept while the child is away.
     assert_eq!(
         child_view(&parent, "child-a").await["advertisement"]["version"],

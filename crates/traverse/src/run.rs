@@ -195,6 +195,9 @@ fn start_telemetry(
     );
     if let Some(metrics) = metrics {
         observe_servers(&metrics, &state);
+        if let Some(children) = &state.topology().children {
+            observe_children(&metrics, children);
+        }
         if let Some(push) = settings.metrics_push {
             tracing::info!(endpoint = %push.exporter.endpoint, interval = ?push.interval, "metrics push on");
             outputs.metrics_push =
@@ -234,6 +237,35 @@ fn observe_servers(metrics: &Metrics, state: &Arc<GatewayState>) {
                         vec![
                             KeyValue::new("service", service),
                             KeyValue::new("url", format!("http://{address}")),
+                        ],
+                    )
+                })
+                .collect()
+        },
+    );
+}
+
+/// `traverse.uplink.child.up`: 1 for each child taking new requests, 0 for one that is
+/// unhealthy, ejected, draining or not yet heard from.
+fn observe_children(metrics: &Metrics, children: &Arc<multicluster::Children>) {
+    let children = Arc::downgrade(children);
+    metrics.observe_gauge(
+        "traverse.uplink.child.up",
+        "Whether a child gateway takes new requests (1) or not (0)",
+        move || {
+            let Some(children) = children.upgrade() else {
+                return Vec::new();
+            };
+            children
+                .view()
+                .into_iter()
+                .map(|child| {
+                    let cluster = child.advertisement.map(|a| a.cluster).unwrap_or_default();
+                    (
+                        i64::from(child.available),
+                        vec![
+                            KeyValue::new("child", child.name),
+                            KeyValue::new("cluster", cluster),
                         ],
                     )
                 })
