@@ -681,7 +681,8 @@ impl Gateway {
                     topology.max_hops
                 )
             };
-            tracing::warn!(router = %router.name, hops, "{reason}");
+            // Debug, not warn: a client can send any hop count, and must not flood the log.
+            tracing::debug!(router = %router.name, hops, "{reason}");
             return Decision::Respond(
                 Some(Arc::clone(router)),
                 508,
