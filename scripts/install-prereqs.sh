@@ -23,6 +23,9 @@ rotel_version="0.0.1a15"
 python_wrapper="$tools/bin/traverse-python"
 # Pinned: the tests rely on its parsers' strictness and on how they name samples.
 prometheus_client_version="0.26.0"
+# Validates generated manifests (the CRDs) against Kubernetes' schemas, offline.
+kubernetes_validate="$tools/bin/kubernetes-validate"
+kubernetes_validate_version="1.37.0"
 
 packages=()
 command -v cmake >/dev/null || packages+=(cmake)
@@ -38,10 +41,13 @@ need_rotel=false
 need_prometheus=false
 [[ -x "$python_wrapper" && "$(installed prometheus_client)" == "$prometheus_client_version" ]] \
     || need_prometheus=true
+need_validate=false
+[[ -x "$kubernetes_validate" && "$(installed kubernetes-validate)" == "$kubernetes_validate_version" ]] \
+    || need_validate=true
 need_venv=false
 "$venv/bin/python" -m pip --version >/dev/null 2>&1 || need_venv=true
 # Debian's python3 creates virtualenvs only with python3-venv (which brings ensurepip).
-if { $need_rotel || $need_prometheus; } && $need_venv \
+if { $need_rotel || $need_prometheus || $need_validate; } && $need_venv \
     && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     packages+=(python3-venv)
 fi
@@ -53,11 +59,12 @@ if ((${#packages[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
-if { $need_rotel || $need_prometheus; } && $need_venv; then
+if { $need_rotel || $need_prometheus || $need_validate; } && $need_venv; then
     python3 -m venv --clear "$venv"
-    # A cleared virtualenv holds neither package.
+    # A cleared virtualenv holds none of the packages.
     need_rotel=true
     need_prometheus=true
+    need_validate=true
 fi
 
 if $need_rotel; then
@@ -80,4 +87,15 @@ if $need_prometheus; then
     chmod +x "$python_wrapper.tmp"
     mv -f "$python_wrapper.tmp" "$python_wrapper"
     "$python_wrapper" -c 'import prometheus_client.openmetrics.parser'
+fi
+
+if $need_validate; then
+    echo "installing: kubernetes-validate $kubernetes_validate_version (into $venv)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "kubernetes-validate==$kubernetes_validate_version"
+    mkdir -p "$tools/bin"
+    printf '#!/bin/sh\nexec %q "$@"\n' "$venv/bin/kubernetes-validate" >"$kubernetes_validate.tmp"
+    chmod +x "$kubernetes_validate.tmp"
+    mv -f "$kubernetes_validate.tmp" "$kubernetes_validate"
+    "$kubernetes_validate" --version >/dev/null
 fi

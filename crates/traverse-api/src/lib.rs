@@ -10,9 +10,11 @@
 //! - [`ingress_route`]: `IngressRoute` and its parts (routes, service refs, TLS, ...).
 //! - [`middleware`]: `Middleware` with one optional field per Traefik middleware type.
 //! - [`support`]: what the gateway supports today, as diagnostics.
+//! - [`crds`]: the CustomResourceDefinitions committed in `crds/` (`crdgen` writes them).
 //! - [`uplink`]: Traverse's own `Uplink` (`traverse.dev/v1alpha1`), exposed by children to parents.
 //! - The core kinds the gateway watches ([`Service`], [`EndpointSlice`]) are re-exported.
 
+pub mod crds;
 pub mod ingress_route;
 pub mod middleware;
 mod schema;
