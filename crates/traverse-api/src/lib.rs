@@ -32,10 +32,12 @@ pub use uplink::{Uplink, UplinkSpec, UplinkStatus};
 pub use k8s_openapi::api::core::v1::Service;
 /// Kubernetes `EndpointSlice`, the source of upstream addresses for a `Service`.
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
-/// Status condition type used by both statuses.
-pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+/// Status condition type used by every status, and its timestamp.
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 /// Int-or-string values (service ports, durations) as Kubernetes encodes them.
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+/// The time library of [`Time`].
+pub use k8s_openapi::jiff;
 
 /// API group of Traefik's CRDs.
 pub const GROUP: &str = "traefik.io";

@@ -9,6 +9,7 @@ pub mod diagnostics;
 pub mod file;
 pub mod model;
 mod snapshot;
+pub mod status;
 mod translate;
 
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
