@@ -13,6 +13,10 @@
 # gateway's /metrics; its python is reached through $TRAVERSE_TOOLS/bin/traverse-python, a
 # wrapper script (a symlink would not do: python finds its virtualenv from the path it
 # was started by, so a link outside the virtualenv starts the bare interpreter).
+# It also holds kmock, a Kubernetes API-server emulator for the tests of the Kubernetes
+# provider: $TRAVERSE_TOOLS/bin/kmock-server is a wrapper that runs the virtualenv's python,
+# which the tests start as `kmock-server tests/kmock/server.py PORT` (the script stays in
+# the clone, so a wrapper installed from another clone runs this clone's script).
 set -euo pipefail
 
 tools="${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}"
@@ -26,6 +30,9 @@ prometheus_client_version="0.26.0"
 # Validates generated manifests (the CRDs) against Kubernetes' schemas, offline.
 kubernetes_validate="$tools/bin/kubernetes-validate"
 kubernetes_validate_version="1.37.0"
+kmock_server="$tools/bin/kmock-server"
+# Pinned: tests/kmock/server.py builds on its emulator's internals (documented there).
+kmock_version="0.8"
 
 packages=()
 command -v cmake >/dev/null || packages+=(cmake)
@@ -44,10 +51,12 @@ need_prometheus=false
 need_validate=false
 [[ -x "$kubernetes_validate" && "$(installed kubernetes-validate)" == "$kubernetes_validate_version" ]] \
     || need_validate=true
+need_kmock=false
+[[ -x "$kmock_server" && "$(installed kmock)" == "$kmock_version" ]] || need_kmock=true
 need_venv=false
 "$venv/bin/python" -m pip --version >/dev/null 2>&1 || need_venv=true
 # Debian's python3 creates virtualenvs only with python3-venv (which brings ensurepip).
-if { $need_rotel || $need_prometheus || $need_validate; } && $need_venv \
+if { $need_rotel || $need_prometheus || $need_validate || $need_kmock; } && $need_venv \
     && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     packages+=(python3-venv)
 fi
@@ -59,12 +68,13 @@ if ((${#packages[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
-if { $need_rotel || $need_prometheus || $need_validate; } && $need_venv; then
+if { $need_rotel || $need_prometheus || $need_validate || $need_kmock; } && $need_venv; then
     python3 -m venv --clear "$venv"
     # A cleared virtualenv holds none of the packages.
     need_rotel=true
     need_prometheus=true
     need_validate=true
+    need_kmock=true
 fi
 
 if $need_rotel; then
@@ -98,4 +108,14 @@ if $need_validate; then
     chmod +x "$kubernetes_validate.tmp"
     mv -f "$kubernetes_validate.tmp" "$kubernetes_validate"
     "$kubernetes_validate" --version >/dev/null
+fi
+
+if $need_kmock; then
+    echo "installing: kmock $kmock_version (into $venv)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "kmock==$kmock_version"
+    mkdir -p "$tools/bin"
+    printf '#!/bin/sh\nexec %q "$@"\n' "$venv/bin/python" >"$kmock_server.tmp"
+    chmod +x "$kmock_server.tmp"
+    mv -f "$kmock_server.tmp" "$kmock_server"
+    "$kmock_server" -c 'import kmock'
 fi

@@ -9,6 +9,7 @@ pub mod client;
 pub mod collector;
 pub mod gateway;
 pub mod http1;
+pub mod kmock;
 pub mod prometheus;
 pub mod upstream;
 
@@ -20,6 +21,7 @@ pub use client::{
 };
 pub use collector::Collector;
 pub use gateway::Gateway;
+pub use kmock::Kmock;
 pub use upstream::{Recorded, Upstream};
 
 /// `$TRAVERSE_TOOLS/bin/<name>` (default `TRAVERSE_TOOLS`: `~/.cache/traverse/tools`),

@@ -235,6 +235,30 @@ impl Default for Admin {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Providers {
     pub file: Option<FileProvider>,
+    pub kubernetes: Option<KubernetesProvider>,
+}
+
+/// The same kinds as the file provider, watched in a Kubernetes cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubernetesProvider {
+    /// Namespaces to watch; empty: every namespace.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Only IngressRoutes, Middlewares and Uplinks matching this label selector
+    /// (e.g. `team=shop,tier!=canary`); Services and EndpointSlices are found by reference.
+    pub label_selector: Option<String>,
+    /// Only IngressRoutes of this class (`spec.ingressClassName` or the
+    /// `kubernetes.io/ingress.class` annotation). Unset: those without a class, or of
+    /// class `traverse` or `traefik`.
+    pub ingress_class: Option<String>,
+    /// Quiet time after a change before the configuration is rebuilt, so a burst of
+    /// changes (a rollout's EndpointSlices) is applied once.
+    #[serde(default = "default_throttle", with = "humantime_serde")]
+    pub throttle: Duration,
+    /// A kubeconfig file; unset: in-cluster configuration, else `KUBECONFIG` or
+    /// `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Kubernetes-style YAML manifests read from a directory.
@@ -864,6 +888,9 @@ fn default_connect_timeout() -> Duration {
 fn default_keepalive_pool_size() -> usize {
     256
 }
+fn default_throttle() -> Duration {
+    Duration::from_millis(200)
+}
 fn default_source_cluster_header() -> String {
     "X-Source-Cluster".into()
 }
@@ -921,6 +948,16 @@ impl Config {
         if let Some(file) = &mut config.providers.file {
             if file.directory.is_relative() {
                 file.directory = base.join(&file.directory);
+            }
+        }
+        if let Some(path) = config
+            .providers
+            .kubernetes
+            .as_mut()
+            .and_then(|k| k.kubeconfig.as_mut())
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
             }
         }
         if let Some(path) = &mut config.logs.access.file_path {
@@ -1040,6 +1077,28 @@ impl Config {
         }
         claim("admin.address".into(), &self.admin.address, &mut problem);
 
+        if let Some(kubernetes) = &self.providers.kubernetes {
+            if self.providers.file.is_some() {
+                problem(
+                    "providers".into(),
+                    "set one provider: file or kubernetes, not both".into(),
+                );
+            }
+            for (index, namespace) in kubernetes.namespaces.iter().enumerate() {
+                if !is_dns_label(namespace) {
+                    problem(
+                        format!("providers.kubernetes.namespaces[{index}]"),
+                        format!("{namespace:?} is not a namespace name"),
+                    );
+                }
+            }
+            if kubernetes.throttle > Duration::from_secs(60) {
+                problem(
+                    "providers.kubernetes.throttle".into(),
+                    "must be at most 1m".into(),
+                );
+            }
+        }
         if let Some(file) = &self.providers.file {
             if !file.directory.is_dir() {
                 problem(

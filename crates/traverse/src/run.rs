@@ -20,6 +20,7 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use tokio::sync::oneshot;
 use traverse_config::{Config, MetricFamilies};
+use traverse_k8s::KubernetesProvider;
 use traverse_provider::file::FileProvider;
 use traverse_provider::{
     translate, Diagnostic, Diagnostics, EntryPoints, RoutingTable, Severity, Snapshot, Target,
@@ -349,8 +350,25 @@ async fn control(
         multicluster::follow::start(children, &config.multicluster.health_check);
     }
     let mut applier = Applier::new(Arc::clone(&state), entry_points(&config));
-    let providers = match config.providers.file.clone() {
-        Some(file) if file.watch => {
+    let kubernetes = match &config.providers.kubernetes {
+        Some(settings) => Some(
+            KubernetesProvider::connect(settings)
+                .await
+                .context("starting the Kubernetes provider")?,
+        ),
+        None => None,
+    };
+    let providers = match (config.providers.file.clone(), kubernetes) {
+        (_, Some(kubernetes)) => {
+            let mut stopped = providers_stopped.clone();
+            Some(tokio::spawn(kubernetes.watch(
+                move |snapshot, diagnostics| applier.apply(&snapshot, diagnostics),
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        (Some(file), None) if file.watch => {
             let mut stopped = providers_stopped.clone();
             Some(tokio::spawn(FileProvider::new(&file.directory).watch(
                 file.debounce,
@@ -360,12 +378,12 @@ async fn control(
                 },
             )))
         }
-        Some(file) => {
+        (Some(file), None) => {
             let (snapshot, diagnostics) = FileProvider::new(&file.directory).load();
             applier.apply(&snapshot, diagnostics);
             None
         }
-        None => {
+        (None, None) => {
             tracing::warn!("no provider configured: every request answers 404");
             applier.apply(&Snapshot::default(), Diagnostics::default());
             None

@@ -25,10 +25,12 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let Some(file) = &config.providers.file else {
-        println!(
-            "{}: configuration is valid (no file provider, no manifests to check)",
-            path.display()
-        );
+        let why = if config.providers.kubernetes.is_some() {
+            "the Kubernetes provider reports each object's problems as it watches"
+        } else {
+            "no file provider, no manifests to check"
+        };
+        println!("{}: configuration is valid ({why})", path.display());
         return ExitCode::SUCCESS;
     };
     let (snapshot, mut diagnostics) = FileProvider::new(&file.directory).load();

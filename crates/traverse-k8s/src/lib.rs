@@ -1,0 +1,321 @@
+//! The Kubernetes provider.
+//!
+//! One kube-rs watcher per kind (and per namespace, when namespaces are listed) keeps a
+//! reflector store of raw objects. After a change and a quiet `throttle`, the stores
+//! become a [`Snapshot`], the same one the file provider builds, and go through the same
+//! `translate`. Objects are read as raw JSON and converted one by one, so a malformed
+//! object becomes a diagnostic naming its field instead of breaking its kind's watch.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Config};
+use serde_json::Value;
+use tokio::sync::watch;
+use traverse_config::KubernetesProvider as Settings;
+use traverse_provider::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity, Snapshot};
+
+/// Source named in diagnostics of objects read from the cluster.
+const SOURCE: &str = "kubernetes";
+
+/// A kind the provider watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    IngressRoute,
+    Middleware,
+    Uplink,
+    Service,
+    EndpointSlice,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::IngressRoute,
+        Kind::Middleware,
+        Kind::Uplink,
+        Kind::Service,
+        Kind::EndpointSlice,
+    ];
+
+    fn resource(self) -> ApiResource {
+        let (group, version, kind, plural) = match self {
+            Kind::IngressRoute => ("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes"),
+            Kind::Middleware => ("traefik.io", "v1alpha1", "Middleware", "middlewares"),
+            Kind::Uplink => ("traverse.dev", "v1alpha1", "Uplink", "uplinks"),
+            Kind::Service => ("", "v1", "Service", "services"),
+            Kind::EndpointSlice => ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+        };
+        ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
+            kind: kind.into(),
+            plural: plural.into(),
+        }
+    }
+
+    /// The label selector narrows the routing kinds; Services and EndpointSlices are found
+    /// by reference and never filtered.
+    fn selected(self) -> bool {
+        matches!(self, Kind::IngressRoute | Kind::Middleware | Kind::Uplink)
+    }
+}
+
+/// Watches a cluster and hands each new snapshot to the gateway.
+pub struct KubernetesProvider {
+    client: Client,
+    settings: Settings,
+}
+
+impl KubernetesProvider {
+    /// Connects with the configured kubeconfig, or kube's inference (in-cluster, then
+    /// `KUBECONFIG` / `~/.kube/config`).
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let config = match &settings.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+                Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .with_context(|| format!("using the kubeconfig {}", path.display()))?
+            }
+            None => Config::infer()
+                .await
+                .context("finding the cluster (in-cluster, KUBECONFIG or ~/.kube/config)")?,
+        };
+        let client = Client::try_from(config).context("creating the Kubernetes client")?;
+        Ok(KubernetesProvider {
+            client,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Watches until `stop` completes. `apply` gets the first snapshot once every watch
+    /// has listed its objects, then one per change (after the throttle), never the same
+    /// snapshot twice in a row.
+    pub async fn watch(
+        self,
+        mut apply: impl FnMut(Snapshot, Diagnostics),
+        stop: impl Future<Output = ()>,
+    ) {
+        let (changed, mut changes) = watch::channel(0u64);
+        let changed = Arc::new(changed);
+        let mut stores: Vec<(Kind, Store<DynamicObject>)> = Vec::new();
+        let mut ready = Vec::new();
+        let mut tasks = Vec::new();
+        let namespaces: Vec<Option<&str>> = if self.settings.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.settings
+                .namespaces
+                .iter()
+                .map(|n| Some(n.as_str()))
+                .collect()
+        };
+        for kind in Kind::ALL {
+            for namespace in &namespaces {
+                let resource = kind.resource();
+                let api: Api<DynamicObject> = match namespace {
+                    Some(namespace) => {
+                        Api::namespaced_with(self.client.clone(), namespace, &resource)
+                    }
+                    None => Api::all_with(self.client.clone(), &resource),
+                };
+                let mut config = watcher::Config::default();
+                if let (true, Some(selector)) = (kind.selected(), &self.settings.label_selector) {
+                    config = config.labels(selector);
+                }
+                let writer = reflector::store::Writer::new(resource);
+                let reader = writer.as_reader();
+                stores.push((kind, reader.clone()));
+                ready.push(reader);
+                let changed = Arc::clone(&changed);
+                let what = format!("{kind:?} in {}", namespace.unwrap_or("every namespace"));
+                tasks.push(tokio::spawn(async move {
+                    let mut failing = false;
+                    let events = reflector::reflector(writer, watcher(api, config)).default_backoff();
+                    futures::pin_mut!(events);
+                    while let Some(event) = events.next().await {
+                        match event {
+                            Ok(_) => {
+                                if std::mem::take(&mut failing) {
+                                    tracing::info!(watch = %what, "watch recovered");
+                                }
+                                changed.send_modify(|n| *n += 1);
+                            }
+                            Err(error) => {
+                                if !std::mem::replace(&mut failing, true) {
+                                    tracing::warn!(watch = %what, %error, "watch failing; retrying with backoff");
+                                }
+                            }
+                        }
+                    }
+                }));
+            }
+        }
+
+        tokio::pin!(stop);
+        // The first snapshot waits for every initial list, so a half-read cluster never serves.
+        let all_ready = async {
+            for store in &ready {
+                let _ = store.wait_until_ready().await;
+            }
+        };
+        tokio::select! {
+            () = all_ready => {}
+            () = &mut stop => {
+                tasks.iter().for_each(|t| t.abort());
+                return;
+            }
+        }
+        tracing::info!(
+            kinds = Kind::ALL.len(),
+            namespaces = namespaces.len(),
+            "kubernetes: initial lists read"
+        );
+        let mut last: Option<Snapshot> = None;
+        loop {
+            let (snapshot, diagnostics) = self.snapshot(&stores);
+            if last.as_ref() != Some(&snapshot) {
+                last = Some(snapshot.clone());
+                apply(snapshot, diagnostics);
+            }
+            changes.borrow_and_update();
+            tokio::select! {
+                result = changes.changed() => {
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                () = &mut stop => break,
+            }
+            // Let a burst of changes settle.
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.throttle) => {}
+                () = &mut stop => break,
+            }
+        }
+        tasks.iter().for_each(|t| t.abort());
+    }
+
+    fn snapshot(&self, stores: &[(Kind, Store<DynamicObject>)]) -> (Snapshot, Diagnostics) {
+        let mut objects: BTreeMap<(Kind, String, String), Arc<DynamicObject>> = BTreeMap::new();
+        for (kind, store) in stores {
+            for object in store.state() {
+                let key = (
+                    *kind,
+                    object
+                        .metadata
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                    object.metadata.name.clone().unwrap_or_default(),
+                );
+                objects.insert(key, object);
+            }
+        }
+        let mut snapshot = Snapshot::default();
+        let mut diagnostics = Diagnostics::default();
+        for ((kind, namespace, name), object) in objects {
+            let object_ref = ObjectRef {
+                kind: format!("{kind:?}"),
+                namespace,
+                name,
+            };
+            let value = match to_value(kind, &object) {
+                Ok(value) => value,
+                Err(message) => {
+                    diagnostics.push(invalid(&object_ref, None, message));
+                    continue;
+                }
+            };
+            let added = match kind {
+                Kind::IngressRoute => typed(value).map(|route: traverse_api::IngressRoute| {
+                    if self.class_matches(&route) {
+                        snapshot.ingress_routes.push(route);
+                    }
+                }),
+                Kind::Middleware => typed(value).map(|o| snapshot.middlewares.push(o)),
+                Kind::Uplink => typed(value).map(|o| snapshot.uplinks.push(o)),
+                Kind::Service => typed(value).map(|o| snapshot.services.push(o)),
+                Kind::EndpointSlice => typed(value).map(|o| snapshot.endpoint_slices.push(o)),
+            };
+            match added {
+                Ok(()) => {
+                    snapshot
+                        .sources
+                        .entry(object_ref)
+                        .or_default()
+                        .push(SOURCE.to_owned());
+                }
+                Err((field, message)) => diagnostics.push(invalid(&object_ref, field, message)),
+            }
+        }
+        diagnostics.normalize();
+        (snapshot, diagnostics)
+    }
+
+    /// Whether an IngressRoute belongs to this gateway's ingress class.
+    fn class_matches(&self, route: &traverse_api::IngressRoute) -> bool {
+        let class = route
+            .spec
+            .ingress_class_name
+            .as_deref()
+            .or_else(|| {
+                route
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("kubernetes.io/ingress.class"))
+                    .map(String::as_str)
+            })
+            .filter(|c| !c.is_empty());
+        match (&self.settings.ingress_class, class) {
+            (Some(wanted), Some(class)) => wanted == class,
+            (Some(_), None) => false,
+            (None, None) => true,
+            (None, Some(class)) => class == "traverse" || class == "traefik",
+        }
+    }
+}
+
+/// The object as the JSON a typed kind parses, with its apiVersion and kind set.
+fn to_value(kind: Kind, object: &DynamicObject) -> Result<Value, String> {
+    let mut value = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    let resource = kind.resource();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), Value::String(resource.api_version));
+        map.insert("kind".into(), Value::String(resource.kind));
+    }
+    Ok(value)
+}
+
+/// Parses one object, naming the field that does not fit.
+fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, (Option<String>, String)> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let field = (path != ".").then_some(path);
+        (field, error.into_inner().to_string())
+    })
+}
+
+fn invalid(object: &ObjectRef, field: Option<String>, message: String) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        reason: Reason::InvalidDocument,
+        object: Some(object.clone()),
+        source: Some(SOURCE.to_owned()),
+        field,
+        message: format!("{message}; the object is skipped"),
+    }
+}

@@ -1,0 +1,261 @@
+//! The Kubernetes provider end to end: the real gateway watches the kmock API-server
+//! emulator (tests/kmock/server.py) and routes real requests to real upstreams.
+//!
+//! The emulator stands in for a cluster: it serves list and watch with resourceVersions
+//! like an API server, but validates no schema and runs no controllers (see the top of
+//! server.py for its limits).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use traverse_e2e::{diagnostics, eventually, field, Gateway, Kmock, Upstream};
+
+/// Bound on "a change in the cluster reaches the routing": watch latency plus the
+/// provider's throttle (100 ms here) plus a reload.
+const WITHIN: Duration = Duration::from_secs(5);
+
+async fn start_gateway(kmock: &Kmock, extra: &str) -> Gateway {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = kmock.kubeconfig(dir.path());
+    let config = format!(
+        "entryPoints:
+  web: {{address: \"{{web}}\"}}
+admin: {{address: \"{{admin}}\"}}
+providers:
+  kubernetes:
+    kubeconfig: \"{}\"
+    throttle: 100ms
+{extra}",
+        kubeconfig.display()
+    );
+    let gateway = Gateway::start(&config, &[]).await;
+    // The kubeconfig must outlive the gateway's start only; the client keeps what it read.
+    drop(dir);
+    gateway
+}
+
+fn service(namespace: &str, name: &str, endpoints: &[SocketAddr]) -> String {
+    let port = endpoints.first().map_or(1, SocketAddr::port);
+    let addresses: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("\"{}\"", e.ip()))
+        .collect();
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec: {{ports: [{{name: http, port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: {namespace}
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints: [{{addresses: [{}]}}]
+",
+        addresses.join(", ")
+    )
+}
+
+fn ingress_route(namespace: &str, name: &str, host: &str, service: &str) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  routes:
+    - match: Host(`{host}`)
+      services: [{{name: {service}, port: 80}}]
+"
+    )
+}
+
+async fn answered_by(gateway: &Gateway, host: &str) -> (u16, Option<String>) {
+    let response = gateway.get("web", "/", &[("host", host)]).await;
+    (response.status, response.server())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_changes_reach_the_routing() {
+    let kmock = Kmock::start().await;
+    let (one, two) = (Upstream::start("one"), Upstream::start("two"));
+    kmock.apply(&service("apps", "shop", &[one.addr()])).await;
+    kmock
+        .apply(&ingress_route("apps", "shop", "shop.example", "shop"))
+        .await;
+    let gateway = start_gateway(&kmock, "").await;
+    // Ready means the first snapshot, read after every initial list, is applied.
+    assert_eq!(
+        answered_by(&gateway, "shop.example").await,
+        (200, Some("one".into()))
+    );
+
+    // A new IngressRoute in another namespace.
+    kmock.apply(&service("blog", "blog", &[two.addr()])).await;
+    kmock
+        .apply(&ingress_route("blog", "blog", "blog.example", "blog"))
+        .await;
+    eventually("the new route serves", WITHIN, async || {
+        (answered_by(&gateway, "blog.example").await == (200, Some("two".into()))).then_some(())
+    })
+    .await;
+
+    // The EndpointSlice moves to another endpoint: requests follow.
+    kmock.apply(&service("apps", "shop", &[two.addr()])).await;
+    eventually("the endpoint change applies", WITHIN, async || {
+        (answered_by(&gateway, "shop.example").await == (200, Some("two".into()))).then_some(())
+    })
+    .await;
+
+    // The IngressRoute is updated to another host, then deleted.
+    kmock
+        .apply(&ingress_route("apps", "shop", "store.example", "shop"))
+        .await;
+    eventually("the rule change applies", WITHIN, async || {
+        (answered_by(&gateway, "store.example").await.0 == 200
+            && answered_by(&gateway, "shop.example").await.0 == 404)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        kmock
+            .delete("traefik.io/v1alpha1", "ingressroutes", "apps", "shop")
+            .await
+    );
+    eventually("the deletion applies", WITHIN, async || {
+        (answered_by(&gateway, "store.example").await.0 == 404).then_some(())
+    })
+    .await;
+    assert_eq!(answered_by(&gateway, "blog.example").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_service_answers_503_while_others_route() {
+    let kmock = Kmock::start().await;
+    let one = Upstream::start("one");
+    kmock.apply(&service("apps", "shop", &[one.addr()])).await;
+    kmock
+        .apply(&ingress_route("apps", "shop", "shop.example", "shop"))
+        .await;
+    kmock
+        .apply(&ingress_route("apps", "cart", "cart.example", "cart"))
+        .await;
+    let gateway = start_gateway(&kmock, "").await;
+    assert_eq!(answered_by(&gateway, "shop.example").await.0, 200);
+    assert_eq!(answered_by(&gateway, "cart.example").await.0, 503);
+    let routes = gateway.routes_json().await;
+    assert!(
+        diagnostics(&routes)
+            .iter()
+            .any(|d| field(d, "reason") == "ServiceNotFound"
+                && d["object"]["name"] == "cart"
+                && field(d, "field") == "spec.routes[0].services[0].name"),
+        "{routes:#}"
+    );
+    // The Service appears: the route serves.
+    kmock.apply(&service("apps", "cart", &[one.addr()])).await;
+    eventually("the route resolves", WITHIN, async || {
+        (answered_by(&gateway, "cart.example").await.0 == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_object_is_skipped_with_a_diagnostic() {
+    let kmock = Kmock::start().await;
+    let one = Upstream::start("one");
+    kmock.apply(&service("apps", "shop", &[one.addr()])).await;
+    kmock
+        .apply(&ingress_route("apps", "shop", "shop.example", "shop"))
+        .await;
+    // `routes` must be a list: the emulator validates no schema, as a cluster without the
+    // CRD's schema would not either.
+    kmock
+        .apply(
+            "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: broken, namespace: apps}
+spec:
+  routes: {match: oops}
+",
+        )
+        .await;
+    let gateway = start_gateway(&kmock, "").await;
+    assert_eq!(answered_by(&gateway, "shop.example").await.0, 200);
+    let routes = gateway.routes_json().await;
+    let broken: Vec<_> = diagnostics(&routes)
+        .into_iter()
+        .filter(|d| d["object"]["name"] == "broken")
+        .collect();
+    assert_eq!(broken.len(), 1, "{routes:#}");
+    assert_eq!(field(&broken[0], "reason"), "InvalidDocument");
+    assert_eq!(field(&broken[0], "severity"), "error");
+    assert_eq!(field(&broken[0], "field"), "spec.routes");
+
+    // Fixing it applies it; the watch of the others never stopped.
+    kmock
+        .apply(&ingress_route("apps", "broken", "fixed.example", "shop"))
+        .await;
+    eventually("the fixed object applies", WITHIN, async || {
+        (answered_by(&gateway, "fixed.example").await.0 == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_labels_and_ingress_class_filter_what_is_served() {
+    let kmock = Kmock::start().await;
+    let one = Upstream::start("one");
+    for namespace in ["apps", "other"] {
+        kmock
+            .apply(&service(namespace, "shop", &[one.addr()]))
+            .await;
+    }
+    let labelled = |namespace: &str, name: &str, host: &str, labels: &str, class: &str| {
+        format!(
+            "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: {name}, namespace: {namespace}, labels: {{{labels}}}}}
+spec:
+  {class}
+  routes:
+    - match: Host(`{host}`)
+      services: [{{name: shop, port: 80}}]
+"
+        )
+    };
+    kmock
+        .apply(&labelled("apps", "a", "a.example", "team: shop", ""))
+        .await;
+    kmock
+        .apply(&labelled("apps", "b", "b.example", "team: blog", ""))
+        .await;
+    kmock
+        .apply(&labelled("other", "c", "c.example", "team: shop", ""))
+        .await;
+    kmock
+        .apply(&labelled(
+            "apps",
+            "d",
+            "d.example",
+            "team: shop",
+            "ingressClassName: nginx",
+        ))
+        .await;
+    let gateway = start_gateway(
+        &kmock,
+        "    namespaces: [apps]\n    labelSelector: team=shop\n",
+    )
+    .await;
+    let status = |host: &'static str| {
+        let gateway = &gateway;
+        async move { answered_by(gateway, host).await.0 }
+    };
+    assert_eq!(status("a.example").await, 200, "in scope");
+    assert_eq!(status("b.example").await, 404, "label does not match");
+    assert_eq!(status("c.example").await, 404, "namespace not watched");
+    assert_eq!(status("d.example").await, 404, "another ingress class");
+}
