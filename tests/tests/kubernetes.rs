@@ -8,7 +8,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use serde_json::Value;
 use traverse_e2e::{diagnostics, eventually, field, Gateway, Kmock, Upstream};
+
+const TRAEFIK: &str = "traefik.io/v1alpha1";
 
 /// Bound on "a change in the cluster reaches the routing": watch latency plus the
 /// provider's throttle (100 ms here) plus a reload.
@@ -155,12 +158,85 @@ async fn a_missing_service_answers_503_while_others_route() {
                 && field(d, "field") == "spec.routes[0].services[0].name"),
         "{routes:#}"
     );
-    // The Service appears: the route serves.
+    // The unresolved reference is written to the route's status subresource, with an Event.
+    let status = eventually("cart's status written", WITHIN, async || {
+        let cart = kmock.get(TRAEFIK, "ingressroutes", "apps", "cart").await;
+        let conditions = cart["status"]["conditions"].as_array()?.clone();
+        Some(conditions)
+    })
+    .await;
+    let condition = |conditions: &[Value], kind: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} in {conditions:?}"))
+    };
+    let resolved = condition(&status, "ResolvedRefs");
+    assert_eq!(resolved["status"], "False");
+    assert_eq!(resolved["reason"], "ServiceNotFound");
+    assert!(
+        field(&resolved, "message").contains("spec.routes[0].services[0].name"),
+        "{resolved}"
+    );
+    assert_eq!(condition(&status, "Accepted")["status"], "True");
+    let patch = kmock
+        .status_patches_of(TRAEFIK, "ingressroutes", "apps", "cart")
+        .await;
+    assert_eq!(patch.len(), 1, "one write for one change");
+    assert!(
+        patch[0].content_type.contains("merge-patch"),
+        "{}",
+        patch[0].content_type
+    );
+    let shop = condition(
+        kmock.get(TRAEFIK, "ingressroutes", "apps", "shop").await["status"]["conditions"]
+            .as_array()
+            .expect("shop's conditions"),
+        "ResolvedRefs",
+    );
+    assert_eq!(shop["status"], "True");
+    let event = kmock
+        .wait_for_request("a Warning Event for cart", WITHIN, |r| {
+            r.method == "POST"
+                && r.path.ends_with("/namespaces/apps/events")
+                && r.body.contains("\"cart\"")
+        })
+        .await
+        .json();
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], "ServiceNotFound");
+    assert_eq!(event["involvedObject"]["kind"], "IngressRoute");
+
+    // The Service appears: the route serves, and its status turns True (one more write).
     kmock.apply(&service("apps", "cart", &[one.addr()])).await;
     eventually("the route resolves", WITHIN, async || {
         (answered_by(&gateway, "cart.example").await.0 == 200).then_some(())
     })
     .await;
+    eventually("cart's status resolved", WITHIN, async || {
+        let cart = kmock.get(TRAEFIK, "ingressroutes", "apps", "cart").await;
+        let conditions = cart["status"]["conditions"].as_array()?.clone();
+        (condition(&conditions, "ResolvedRefs")["status"] == "True").then_some(())
+    })
+    .await;
+    // Unrelated changes and the watch's own resyncs write nothing more.
+    kmock.apply(&service("apps", "shop", &[one.addr()])).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        kmock
+            .status_patches_of(TRAEFIK, "ingressroutes", "apps", "cart")
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        kmock
+            .status_patches_of(TRAEFIK, "ingressroutes", "apps", "shop")
+            .await
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

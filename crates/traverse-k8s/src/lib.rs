@@ -6,6 +6,8 @@
 //! `translate`. Objects are read as raw JSON and converted one by one, so a malformed
 //! object becomes a diagnostic naming its field instead of breaking its kind's watch.
 
+mod status;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -71,6 +73,8 @@ impl Kind {
     }
 }
 
+pub use status::{changes, StatusChange, StatusWriter};
+
 /// Watches a cluster and hands each new snapshot to the gateway.
 pub struct KubernetesProvider {
     client: Client,
@@ -98,6 +102,11 @@ impl KubernetesProvider {
             client,
             settings: settings.clone(),
         })
+    }
+
+    /// A client for the status writer, sharing this provider's connection settings.
+    pub fn client(&self) -> Client {
+        self.client.clone()
     }
 
     /// Watches until `stop` completes. `apply` gets the first snapshot once every watch

@@ -20,7 +20,7 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use tokio::sync::oneshot;
 use traverse_config::{Config, MetricFamilies};
-use traverse_k8s::KubernetesProvider;
+use traverse_k8s::{KubernetesProvider, StatusWriter};
 use traverse_provider::file::FileProvider;
 use traverse_provider::{
     translate, Diagnostic, Diagnostics, EntryPoints, RoutingTable, Severity, Snapshot, Target,
@@ -360,6 +360,7 @@ async fn control(
     };
     let providers = match (config.providers.file.clone(), kubernetes) {
         (_, Some(kubernetes)) => {
+            applier.applied = Some(start_status_writer(StatusWriter::new(kubernetes.client())));
             let mut stopped = providers_stopped.clone();
             Some(tokio::spawn(kubernetes.watch(
                 move |snapshot, diagnostics| applier.apply(&snapshot, diagnostics),
@@ -446,6 +447,21 @@ async fn control(
     Ok(())
 }
 
+/// Writes conditions and Events for each applied snapshot, latest first: a writer that
+/// falls behind skips to the newest state rather than replaying old ones.
+fn start_status_writer(mut writer: StatusWriter) -> tokio::sync::watch::Sender<Option<Applied>> {
+    let (sender, mut receiver) = tokio::sync::watch::channel(None::<Applied>);
+    tokio::spawn(async move {
+        while receiver.changed().await.is_ok() {
+            let latest = receiver.borrow_and_update().clone();
+            if let Some(applied) = latest {
+                writer.write(&applied.0, &applied.1).await;
+            }
+        }
+    });
+    sender
+}
+
 /// The configured entrypoints, and which of them serve parents.
 pub fn entry_points(config: &Config) -> EntryPoints {
     EntryPoints::new(
@@ -461,7 +477,12 @@ struct Applier {
     state: Arc<GatewayState>,
     entry_points: EntryPoints,
     reported: HashSet<Diagnostic>,
+    /// Receives every applied snapshot with its diagnostics (the status writer).
+    applied: Option<tokio::sync::watch::Sender<Option<Applied>>>,
 }
+
+/// A snapshot as applied, with every diagnostic of loading and translating it.
+type Applied = Arc<(Snapshot, Diagnostics)>;
 
 impl Applier {
     fn new(state: Arc<GatewayState>, entry_points: EntryPoints) -> Self {
@@ -469,6 +490,7 @@ impl Applier {
             state,
             entry_points,
             reported: HashSet::new(),
+            applied: None,
         }
     }
 
@@ -500,6 +522,9 @@ impl Applier {
             metrics.config_reloaded(clean);
         }
         let count = routes.len();
+        if let Some(applied) = &self.applied {
+            applied.send_replace(Some(Arc::new((snapshot.clone(), diagnostics.clone()))));
+        }
         self.state.publish(RoutingTable {
             routes,
             diagnostics,

@@ -1,0 +1,216 @@
+//! Writes what the gateway concluded back to the cluster: conditions on each
+//! IngressRoute's and Uplink's status subresource, and one Event per change.
+//!
+//! Conditions are computed by the pure `traverse_provider::status`; a write happens only
+//! when they change against what the object already carries, so a resync writes nothing.
+//! When the cluster's CRD has no status subresource (Traefik's own CRDs), the first 404
+//! turns status writing off for good and Events carry on.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::Client;
+use traverse_api::{jiff, Condition, Time};
+use traverse_provider::status::{ingress_route_conditions, transition, uplink_conditions};
+use traverse_provider::{Diagnostics, Object, Snapshot};
+
+use crate::Kind;
+
+/// Component named in Events and as the field manager.
+const MANAGER: &str = "traverse";
+
+/// One object's conditions to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub conditions: Vec<Condition>,
+    /// The object's uid, for the Event's reference.
+    pub uid: Option<String>,
+}
+
+/// The writes `snapshot` and its `diagnostics` call for: only objects whose conditions
+/// differ from what they carry (or from what was last written, `written`).
+pub fn changes(
+    snapshot: &Snapshot,
+    diagnostics: &Diagnostics,
+    written: &BTreeMap<(String, String, String), Vec<Condition>>,
+    now: &Time,
+) -> Vec<StatusChange> {
+    let mut out = Vec::new();
+    for route in &snapshot.ingress_routes {
+        let object = route.object_ref();
+        let current = written
+            .get(&(
+                object.kind.clone(),
+                object.namespace.clone(),
+                object.name.clone(),
+            ))
+            .cloned()
+            .or_else(|| route.status.as_ref().map(|s| s.conditions.clone()))
+            .unwrap_or_default();
+        let next =
+            ingress_route_conditions(&object, route.metadata.generation, diagnostics.iter(), now);
+        if let Some(conditions) = transition(&current, next) {
+            out.push(StatusChange {
+                kind: "IngressRoute",
+                namespace: object.namespace,
+                name: object.name,
+                conditions,
+                uid: route.metadata.uid.clone(),
+            });
+        }
+    }
+    for uplink in &snapshot.uplinks {
+        let object = uplink.object_ref();
+        let current = written
+            .get(&(
+                object.kind.clone(),
+                object.namespace.clone(),
+                object.name.clone(),
+            ))
+            .cloned()
+            .or_else(|| uplink.status.as_ref().map(|s| s.conditions.clone()))
+            .unwrap_or_default();
+        let next = uplink_conditions(&object, uplink.metadata.generation, diagnostics.iter(), now);
+        if let Some(conditions) = transition(&current, next) {
+            out.push(StatusChange {
+                kind: "Uplink",
+                namespace: object.namespace,
+                name: object.name,
+                conditions,
+                uid: uplink.metadata.uid.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Writes status changes and Events to the cluster.
+pub struct StatusWriter {
+    client: Client,
+    /// Cleared when the CRD turns out to have no status subresource.
+    status_enabled: bool,
+    /// What was last written per (kind, namespace, name), so a write that has not yet come
+    /// back through the watch is not repeated.
+    written: BTreeMap<(String, String, String), Vec<Condition>>,
+    /// `host` of Events: the pod's name where known.
+    reporter: String,
+}
+
+impl StatusWriter {
+    pub fn new(client: Client) -> Self {
+        let reporter = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "traverse".to_owned());
+        StatusWriter {
+            client,
+            status_enabled: true,
+            written: BTreeMap::new(),
+            reporter,
+        }
+    }
+
+    /// Writes what changed since the last call.
+    pub async fn write(&mut self, snapshot: &Snapshot, diagnostics: &Diagnostics) {
+        let now = Time(jiff::Timestamp::now());
+        for change in changes(snapshot, diagnostics, &self.written, &now) {
+            let key = (
+                change.kind.to_owned(),
+                change.namespace.clone(),
+                change.name.clone(),
+            );
+            if self.status_enabled {
+                match self.patch_status(&change).await {
+                    Ok(()) => {}
+                    Err(kube::Error::Api(response)) if response.code == 404 => {
+                        // Traefik's own CRDs have no status subresource.
+                        tracing::warn!(kind = change.kind, "the CRD has no status subresource; status writing is off, Events continue");
+                        self.status_enabled = false;
+                    }
+                    Err(error) => {
+                        tracing::warn!(kind = change.kind, namespace = %change.namespace, name = %change.name, %error, "status write failed; retried on the next change");
+                        continue;
+                    }
+                }
+            }
+            if let Err(error) = self.event(&change).await {
+                tracing::debug!(%error, "event not recorded");
+            }
+            self.written.insert(key, change.conditions);
+        }
+    }
+
+    async fn patch_status(&self, change: &StatusChange) -> Result<(), kube::Error> {
+        let kind = match change.kind {
+            "Uplink" => Kind::Uplink,
+            _ => Kind::IngressRoute,
+        };
+        let resource: ApiResource = kind.resource();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &change.namespace, &resource);
+        let body = serde_json::json!({ "status": { "conditions": change.conditions } });
+        api.patch_status(&change.name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map(|_| ())
+    }
+
+    async fn event(&self, change: &StatusChange) -> Result<(), kube::Error> {
+        let failing = change.conditions.iter().find(|c| c.status == "False");
+        let (event_type, reason, message) = match failing {
+            Some(condition) => (
+                "Warning",
+                condition.reason.clone(),
+                condition.message.clone(),
+            ),
+            None => (
+                "Normal",
+                change
+                    .conditions
+                    .first()
+                    .map(|c| c.reason.clone())
+                    .unwrap_or_default(),
+                "all conditions hold".to_owned(),
+            ),
+        };
+        let api_version = match change.kind {
+            "Uplink" => "traverse.dev/v1alpha1",
+            _ => "traefik.io/v1alpha1",
+        };
+        let now = jiff::Timestamp::now();
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", change.name)),
+                namespace: Some(change.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some(api_version.to_owned()),
+                kind: Some(change.kind.to_owned()),
+                namespace: Some(change.namespace.clone()),
+                name: Some(change.name.clone()),
+                uid: change.uid.clone(),
+                ..ObjectReference::default()
+            },
+            type_: Some(event_type.to_owned()),
+            reason: Some(reason),
+            message: Some(message),
+            action: Some("Reconcile".to_owned()),
+            reporting_component: Some(MANAGER.to_owned()),
+            reporting_instance: Some(self.reporter.clone()),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            event_time: Some(MicroTime(now)),
+            count: Some(1),
+            ..Event::default()
+        };
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &change.namespace);
+        events
+            .create(&PostParams::default(), &event)
+            .await
+            .map(|_| ())
+    }
+}
