@@ -158,6 +158,14 @@ async fn a_missing_service_answers_503_while_others_route() {
                 && field(d, "field") == "spec.routes[0].services[0].name"),
         "{routes:#}"
     );
+    let metrics = traverse_e2e::http_get(gateway.addr("admin"), "/metrics", &[])
+        .await
+        .text();
+    assert!(
+        metrics.lines().any(|l| l == "traverse_routes_unresolved 1"),
+        "{metrics}"
+    );
+
     // The unresolved reference is written to the route's status subresource, with an Event.
     let status = eventually("cart's status written", WITHIN, async || {
         let cart = kmock.get(TRAEFIK, "ingressroutes", "apps", "cart").await;

@@ -52,6 +52,19 @@ pub enum Reason {
     UplinkNotReady,
 }
 
+impl Reason {
+    /// A reference to another object that does not resolve.
+    pub fn is_unresolved_reference(self) -> bool {
+        matches!(
+            self,
+            Reason::ServiceNotFound
+                | Reason::PortNotFound
+                | Reason::MiddlewareNotFound
+                | Reason::UplinkNotFound
+        )
+    }
+}
+
 /// One problem, anchored at an object and, where known, a file and a field.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Diagnostic {

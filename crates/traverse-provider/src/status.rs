@@ -10,14 +10,6 @@ use traverse_api::{Condition, Time};
 
 use crate::diagnostics::{Diagnostic, ObjectRef, Reason, Severity};
 
-/// Reasons that mean a reference did not resolve.
-const UNRESOLVED: [Reason; 4] = [
-    Reason::ServiceNotFound,
-    Reason::PortNotFound,
-    Reason::MiddlewareNotFound,
-    Reason::UplinkNotFound,
-];
-
 /// The conditions of `object` (an IngressRoute) given every diagnostic of a translation.
 pub fn ingress_route_conditions<'a>(
     object: &ObjectRef,
@@ -35,7 +27,7 @@ pub fn ingress_route_conditions<'a>(
         .collect();
     let unresolved: Vec<&&Diagnostic> = mine
         .iter()
-        .filter(|d| UNRESOLVED.contains(&d.reason))
+        .filter(|d| d.reason.is_unresolved_reference())
         .collect();
     let condition = |kind: &str, problems: &[&&Diagnostic], ok_reason: &str| Condition {
         type_: kind.to_owned(),

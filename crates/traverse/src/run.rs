@@ -196,6 +196,7 @@ fn start_telemetry(
     );
     if let Some(metrics) = metrics {
         observe_servers(&metrics, &state);
+        observe_unresolved(&metrics, &state);
         if let Some(children) = &state.topology().children {
             observe_children(&metrics, children);
         }
@@ -242,6 +243,30 @@ fn observe_servers(metrics: &Metrics, state: &Arc<GatewayState>) {
                     )
                 })
                 .collect()
+        },
+    );
+}
+
+/// `traverse.routes.unresolved`: IngressRoutes with a reference that does not resolve
+/// (they answer 503 for it), from the routing table in force.
+fn observe_unresolved(metrics: &Metrics, state: &Arc<GatewayState>) {
+    let state = Arc::downgrade(state);
+    metrics.observe_gauge(
+        "traverse.routes.unresolved",
+        "IngressRoutes with an unresolved reference (Service, port, Middleware or Uplink)",
+        move || {
+            let Some(state) = state.upgrade() else {
+                return Vec::new();
+            };
+            let routing = state.routing();
+            let objects: BTreeSet<_> = routing
+                .diagnostics
+                .iter()
+                .filter(|d| d.reason.is_unresolved_reference())
+                .filter_map(|d| d.object.as_ref())
+                .filter(|o| o.kind == "IngressRoute")
+                .collect();
+            vec![(objects.len() as i64, Vec::new())]
         },
     );
 }
