@@ -343,3 +343,71 @@ spec:
     assert_eq!(status("c.example").await, 404, "namespace not watched");
     assert_eq!(status("d.example").await, 404, "another ingress class");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_writes_status_and_another_replica_takes_over() {
+    let kmock = Kmock::start().await;
+    let one = Upstream::start("one");
+    kmock
+        .apply(&ingress_route("apps", "cart", "cart.example", "cart"))
+        .await;
+    let election = "    leaderElection: {namespace: default, leaseDuration: 2s}\n";
+    let mut replicas = vec![
+        start_gateway(&kmock, election).await,
+        start_gateway(&kmock, election).await,
+    ];
+    // Both route (and answer 503 for the unresolved route) ...
+    for replica in &replicas {
+        assert_eq!(answered_by(replica, "cart.example").await.0, 503);
+    }
+    // ... but one writes.
+    kmock
+        .wait_for_request("cart's status written", WITHIN, |r| {
+            r.is_status_patch() && r.path.ends_with("/ingressroutes/cart/status")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let patches = || async {
+        kmock
+            .status_patches_of(TRAEFIK, "ingressroutes", "apps", "cart")
+            .await
+            .len()
+    };
+    assert_eq!(patches().await, 1, "one replica wrote");
+    let holder = |lease: &Value| field(&lease["spec"], "holderIdentity").to_owned();
+    let lease = kmock
+        .get(
+            "coordination.k8s.io/v1",
+            "leases",
+            "default",
+            "traverse-status",
+        )
+        .await;
+    let leader = replicas
+        .iter()
+        .position(|r| holder(&lease).ends_with(&format!("-{}", r.pid())))
+        .unwrap_or_else(|| panic!("the holder is one of the replicas: {lease:#}"));
+
+    // The leader goes away; the other takes the lease over once it expires and writes
+    // the next change.
+    let survivor_pid = replicas[1 - leader].pid();
+    drop(replicas.remove(leader));
+    kmock.apply(&service("apps", "cart", &[one.addr()])).await;
+    eventually("the survivor writes the change", WITHIN, async || {
+        (patches().await == 2).then_some(())
+    })
+    .await;
+    let lease = kmock
+        .get(
+            "coordination.k8s.io/v1",
+            "leases",
+            "default",
+            "traverse-status",
+        )
+        .await;
+    assert!(
+        holder(&lease).ends_with(&format!("-{survivor_pid}")),
+        "{lease:#}"
+    );
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+}

@@ -259,6 +259,32 @@ pub struct KubernetesProvider {
     /// A kubeconfig file; unset: in-cluster configuration, else `KUBECONFIG` or
     /// `~/.kube/config`.
     pub kubeconfig: Option<PathBuf>,
+    /// Of several replicas, only the holder of this Lease writes status and Events.
+    #[serde(default)]
+    pub leader_election: LeaderElection,
+}
+
+/// The Lease replicas contend for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LeaderElection {
+    #[serde(default = "default_lease_name")]
+    pub name: String,
+    /// Default: the pod's namespace (`POD_NAMESPACE`), else `default`.
+    pub namespace: Option<String>,
+    /// A holder that has not renewed for this long is replaced.
+    #[serde(default = "default_lease_duration", with = "humantime_serde")]
+    pub lease_duration: Duration,
+}
+
+impl Default for LeaderElection {
+    fn default() -> Self {
+        LeaderElection {
+            name: default_lease_name(),
+            namespace: None,
+            lease_duration: default_lease_duration(),
+        }
+    }
 }
 
 /// Kubernetes-style YAML manifests read from a directory.
@@ -888,6 +914,12 @@ fn default_connect_timeout() -> Duration {
 fn default_keepalive_pool_size() -> usize {
     256
 }
+fn default_lease_name() -> String {
+    "traverse-status".into()
+}
+fn default_lease_duration() -> Duration {
+    Duration::from_secs(15)
+}
 fn default_throttle() -> Duration {
     Duration::from_millis(200)
 }
@@ -1091,6 +1123,12 @@ impl Config {
                         format!("{namespace:?} is not a namespace name"),
                     );
                 }
+            }
+            if kubernetes.leader_election.lease_duration < Duration::from_secs(1) {
+                problem(
+                    "providers.kubernetes.leaderElection.leaseDuration".into(),
+                    "must be at least 1s".into(),
+                );
             }
             if kubernetes.throttle > Duration::from_secs(60) {
                 problem(

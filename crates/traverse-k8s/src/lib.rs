@@ -6,6 +6,7 @@
 //! `translate`. Objects are read as raw JSON and converted one by one, so a malformed
 //! object becomes a diagnostic naming its field instead of breaking its kind's watch.
 
+pub mod leader;
 mod status;
 
 use std::collections::BTreeMap;

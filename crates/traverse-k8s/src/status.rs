@@ -114,6 +114,11 @@ impl StatusWriter {
         }
     }
 
+    /// Drops what this writer remembers writing (when it stops leading).
+    pub fn forget(&mut self) {
+        self.written.clear();
+    }
+
     /// Writes what changed since the last call.
     pub async fn write(&mut self, snapshot: &Snapshot, diagnostics: &Diagnostics) {
         let now = Time(jiff::Timestamp::now());

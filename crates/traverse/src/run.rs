@@ -20,7 +20,7 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use tokio::sync::oneshot;
 use traverse_config::{Config, MetricFamilies};
-use traverse_k8s::{KubernetesProvider, StatusWriter};
+use traverse_k8s::{leader, KubernetesProvider, StatusWriter};
 use traverse_provider::file::FileProvider;
 use traverse_provider::{
     translate, Diagnostic, Diagnostics, EntryPoints, RoutingTable, Severity, Snapshot, Target,
@@ -376,16 +376,21 @@ async fn control(
     }
     let mut applier = Applier::new(Arc::clone(&state), entry_points(&config));
     let kubernetes = match &config.providers.kubernetes {
-        Some(settings) => Some(
+        Some(settings) => Some((
             KubernetesProvider::connect(settings)
                 .await
                 .context("starting the Kubernetes provider")?,
-        ),
+            lease_settings(settings),
+        )),
         None => None,
     };
     let providers = match (config.providers.file.clone(), kubernetes) {
-        (_, Some(kubernetes)) => {
-            applier.applied = Some(start_status_writer(StatusWriter::new(kubernetes.client())));
+        (_, Some((kubernetes, lease))) => {
+            let leading = leader::start(kubernetes.client(), lease);
+            applier.applied = Some(start_status_writer(
+                StatusWriter::new(kubernetes.client()),
+                leading,
+            ));
             let mut stopped = providers_stopped.clone();
             Some(tokio::spawn(kubernetes.watch(
                 move |snapshot, diagnostics| applier.apply(&snapshot, diagnostics),
@@ -474,10 +479,23 @@ async fn control(
 
 /// Writes conditions and Events for each applied snapshot, latest first: a writer that
 /// falls behind skips to the newest state rather than replaying old ones.
-fn start_status_writer(mut writer: StatusWriter) -> tokio::sync::watch::Sender<Option<Applied>> {
+/// Only while this replica leads; on becoming leader it writes the current state.
+fn start_status_writer(
+    mut writer: StatusWriter,
+    mut leading: tokio::sync::watch::Receiver<bool>,
+) -> tokio::sync::watch::Sender<Option<Applied>> {
     let (sender, mut receiver) = tokio::sync::watch::channel(None::<Applied>);
     tokio::spawn(async move {
-        while receiver.changed().await.is_ok() {
+        loop {
+            tokio::select! {
+                changed = receiver.changed() => if changed.is_err() { break },
+                changed = leading.changed() => if changed.is_err() { break },
+            }
+            if !*leading.borrow_and_update() {
+                // A later leader compares against what the objects carry, not this cache.
+                writer.forget();
+                continue;
+            }
             let latest = receiver.borrow_and_update().clone();
             if let Some(applied) = latest {
                 writer.write(&applied.0, &applied.1).await;
@@ -485,6 +503,26 @@ fn start_status_writer(mut writer: StatusWriter) -> tokio::sync::watch::Sender<O
         }
     });
     sender
+}
+
+/// The Lease of `settings`, held under this pod's name.
+fn lease_settings(settings: &traverse_config::KubernetesProvider) -> leader::LeaseSettings {
+    let election = &settings.leader_election;
+    let pod = std::env::var("POD_NAME").or_else(|_| std::env::var("HOSTNAME"));
+    leader::LeaseSettings {
+        namespace: election
+            .namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into()),
+        name: election.name.clone(),
+        duration: election.lease_duration,
+        identity: format!(
+            "{}-{}",
+            pod.unwrap_or_else(|_| "traverse".into()),
+            std::process::id()
+        ),
+    }
 }
 
 /// The configured entrypoints, and which of them serve parents.
