@@ -2,6 +2,8 @@
 //! demo, print the version.
 
 mod demo;
+mod doctor;
+mod http;
 mod run;
 mod validate;
 
@@ -51,6 +53,13 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         examples: Option<PathBuf>,
     },
+    /// Ask a running gateway what needs attention: unresolved routes, uplinks and the
+    /// health of children, telemetry drops. Exit 1 when something does, 2 when unreachable.
+    Doctor {
+        /// The gateway's admin listener.
+        #[arg(long, env = "TRAVERSE_ADMIN", default_value = "127.0.0.1:9000")]
+        admin: std::net::SocketAddr,
+    },
     /// Print the version.
     Version,
 }
@@ -70,6 +79,7 @@ fn main() -> ExitCode {
         }
         Command::Validate { config, strict } => validate::validate(&config, strict),
         Command::Demo { once, examples } => demo::run(demo::Options { once, examples }),
+        Command::Doctor { admin } => doctor::doctor(admin),
         Command::Version => {
             println!("traverse {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
-use super::http::{bind, respond, serve};
+use crate::http::{bind, respond, serve};
 
 /// Who an app instance is.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub fn cluster_of(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::http::send;
+    use crate::http::send;
     use hyper::Method;
     use std::time::Duration;
 

@@ -8,7 +8,6 @@
 //! run in this process. Everything is stopped and the directory removed on exit.
 
 mod app;
-mod http;
 mod processes;
 mod receiver;
 mod topology;
@@ -388,7 +387,7 @@ impl Demo {
                     )));
                 }
             }
-            match http::get(entry, "/", Duration::from_secs(2)).await {
+            match crate::http::get(entry, "/", Duration::from_secs(2)).await {
                 Ok(reply) if reply.status == StatusCode::OK => match app::cluster_of(&reply.body) {
                     Some(cluster) => {
                         answered.insert(cluster);
@@ -429,7 +428,7 @@ impl Demo {
             elapsed: Duration::ZERO,
             detail: String::new(),
         };
-        match http::get(entry, path, REQUEST_TIMEOUT).await {
+        match crate::http::get(entry, path, REQUEST_TIMEOUT).await {
             Ok(reply) => {
                 sent.status = Some(reply.status);
                 sent.cluster = app::cluster_of(&reply.body);
@@ -619,7 +618,7 @@ async fn wait_admin_ready(
                 process.name()
             )));
         }
-        let last = match http::get(admin, "/readyz", Duration::from_secs(1)).await {
+        let last = match crate::http::get(admin, "/readyz", Duration::from_secs(1)).await {
             Ok(reply) if reply.status == StatusCode::OK => return Ok(()),
             Ok(reply) => format!("{} {}", reply.status, first_line(&reply.body)),
             Err(error) => format!("{error:#}"),

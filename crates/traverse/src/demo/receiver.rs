@@ -18,8 +18,8 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode as OtlpStatus};
 use prost::Message;
 
-use super::http::{bind, respond, serve};
 use super::waterfall::{Kind, Span, Status};
+use crate::http::{bind, respond, serve};
 
 /// Largest export body accepted; the gateways send batches far below this.
 const MAX_BODY: usize = 32 << 20;
@@ -269,7 +269,7 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::demo::http::send;
+    use crate::http::send;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{self as proto, ResourceSpans, ScopeSpans};
 
@@ -334,7 +334,7 @@ mod tests {
         path: &str,
         content_type: &'static str,
         body: Vec<u8>,
-    ) -> super::super::http::Reply {
+    ) -> crate::http::Reply {
         send(
             address,
             Method::POST,

@@ -1,4 +1,4 @@
-//! The little HTTP/1 the demo needs: an accept loop for its in-process servers and a
+//! The little HTTP/1 the demo and `doctor` need: an accept loop for in-process servers and a
 //! one-request client. A fresh connection per request keeps every request independent
 //! (no pooled connection to a gateway that was just killed).
 
