@@ -536,14 +536,16 @@ class Emulator(kmock.KubernetesEmulator):
             watchers.discard(queue)
 
 
-async def main(port: int) -> None:
+async def main(port: int, without_status: set[str]) -> None:
     emulator = Emulator()
     for key, kind, status in RESOURCES:
-        emulator.register(key, kind, status)
+        emulator.register(key, kind, status and key not in without_status)
     async with emulator, kmock.Server(emulator, host='127.0.0.1', port=port) as server:
         print('listening', server.url, flush=True)
         await asyncio.Event().wait()
 
 
 if __name__ == '__main__':
-    asyncio.run(main(int(sys.argv[1])))
+    # Usage: server.py PORT [RESOURCE ...]: each RESOURCE (e.g. traefik.io/v1alpha1/ingressroutes)
+    # is served without a status subresource, as Traefik's own CRDs are.
+    asyncio.run(main(int(sys.argv[1]), set(sys.argv[2:])))

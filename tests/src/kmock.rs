@@ -219,9 +219,16 @@ impl Kmock {
     /// Starts the emulator on a free port and waits until it is listening. A start that
     /// fails because the port was taken meanwhile is retried.
     pub async fn start() -> Kmock {
+        Kmock::start_without_status(&[]).await
+    }
+
+    /// [`Kmock::start`], with `resources` (`group/version/plural`, e.g.
+    /// `traefik.io/v1alpha1/ingressroutes`) served without a status subresource, as
+    /// Traefik's own CRDs are.
+    pub async fn start_without_status(resources: &[&str]) -> Kmock {
         let mut last_failure = String::new();
         for _ in 0..3 {
-            let mut kmock = Kmock::spawn(crate::free_port());
+            let mut kmock = Kmock::spawn(crate::free_port(), resources);
             match kmock.wait_ready(START_DEADLINE).await {
                 Ok(()) => return kmock,
                 Err(failure) => {
@@ -237,10 +244,11 @@ impl Kmock {
         panic!("the Kubernetes API emulator did not start: {last_failure}");
     }
 
-    fn spawn(port: u16) -> Kmock {
+    fn spawn(port: u16, without_status: &[&str]) -> Kmock {
         let mut child = Command::new(server_binary())
             .arg(server_script())
             .arg(port.to_string())
+            .args(without_status)
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null())

@@ -411,3 +411,65 @@ async fn only_the_leader_writes_status_and_another_replica_takes_over() {
     );
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_status_subresource_status_writing_stops_and_events_remain() {
+    // Traefik's own IngressRoute CRD has no status subresource.
+    let kmock = Kmock::start_without_status(&["traefik.io/v1alpha1/ingressroutes"]).await;
+    let one = Upstream::start("one");
+    kmock
+        .apply(&ingress_route("apps", "cart", "cart.example", "cart"))
+        .await;
+    let gateway = start_gateway(&kmock, "").await;
+    assert_eq!(answered_by(&gateway, "cart.example").await.0, 503);
+    let refused = kmock
+        .wait_for_request("the status write tried", WITHIN, |r| {
+            r.is_status_patch() && r.path.ends_with("/ingressroutes/cart/status")
+        })
+        .await;
+    assert_eq!(refused.status, Some(404));
+    let events = || async {
+        kmock
+            .requests()
+            .await
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/namespaces/apps/events"))
+            .map(|r| r.json())
+            .collect::<Vec<Value>>()
+    };
+    eventually("a Warning Event", WITHIN, async || {
+        events()
+            .await
+            .iter()
+            .any(|e| e["reason"] == "ServiceNotFound")
+            .then_some(())
+    })
+    .await;
+
+    // The next change: an Event, and no further status write.
+    kmock.apply(&service("apps", "cart", &[one.addr()])).await;
+    eventually("the route serves", WITHIN, async || {
+        (answered_by(&gateway, "cart.example").await.0 == 200).then_some(())
+    })
+    .await;
+    eventually("a Normal Event", WITHIN, async || {
+        events()
+            .await
+            .iter()
+            .any(|e| e["type"] == "Normal" && e["involvedObject"]["name"] == "cart")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        kmock.status_patches().await.len(),
+        1,
+        "status writing is off"
+    );
+    assert!(
+        gateway
+            .stderr_lines()
+            .iter()
+            .any(|l| l.contains("no status subresource")),
+        "the switch is logged once"
+    );
+}
