@@ -375,15 +375,17 @@ async fn a_killed_child_loses_at_most_its_in_flight_requests() {
         app_b.count() > b_after_kill,
         "the other child takes the traffic"
     );
-    // Idempotent requests in flight at the kill are retried on the other child; a POST
-    // already sent cannot be, so at most one per POST client fails.
+    // Idempotent requests that fail on the killed child are retried on the other one. A
+    // POST already written cannot be: each connection to the killed child fails at most
+    // one, the request in flight on it or the next one sent on it from the pool, and
+    // there are at most as many connections as concurrent clients.
     assert_eq!(
         failed_by_method.get("GET").copied().unwrap_or(0),
         0,
         "{failed_by_method:?}"
     );
     assert!(
-        failed_by_method.get("POST").copied().unwrap_or(0) <= CLIENTS / 2,
+        failed_by_method.get("POST").copied().unwrap_or(0) <= CLIENTS,
         "{failed_by_method:?}"
     );
 
