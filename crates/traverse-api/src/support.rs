@@ -72,7 +72,7 @@ pub fn unsupported_in_ingress_route(spec: &IngressRouteSpec) -> Vec<Unsupported>
     report.flag(
         has_text(spec.ingress_class_name.as_deref()),
         "ingressClassName",
-        "ingress class filtering is not implemented",
+        "the file provider loads every class; only the Kubernetes provider filters on it (providers.kubernetes.ingressClass)",
     );
     for (i, route) in spec.routes.iter().enumerate() {
         let mut route_report = Report {

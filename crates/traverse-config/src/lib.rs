@@ -256,8 +256,8 @@ pub struct KubernetesProvider {
     /// changes (a rollout's EndpointSlices) is applied once.
     #[serde(default = "default_throttle", with = "humantime_serde")]
     pub throttle: Duration,
-    /// A kubeconfig file; unset: in-cluster configuration, else `KUBECONFIG` or
-    /// `~/.kube/config`.
+    /// A kubeconfig file; unset: kube's inference, `KUBECONFIG` or `~/.kube/config`
+    /// when present, else the in-cluster service account.
     pub kubeconfig: Option<PathBuf>,
     /// Of several replicas, only the holder of this Lease writes status and Events.
     #[serde(default)]

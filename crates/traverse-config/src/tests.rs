@@ -400,3 +400,42 @@ multicluster:
         ["entryPoints.up.traceContext"]
     );
 }
+
+#[test]
+fn kubernetes_provider_defaults_and_problems() {
+    let config = parse("providers: {kubernetes: {}}\n").expect("parses");
+    config.validate().expect("valid");
+    let kubernetes = config.providers.kubernetes.as_ref().expect("kubernetes");
+    assert!(kubernetes.namespaces.is_empty());
+    assert_eq!(kubernetes.throttle, Duration::from_millis(200));
+    assert_eq!(kubernetes.leader_election.name, "traverse-status");
+    assert_eq!(
+        kubernetes.leader_election.lease_duration,
+        Duration::from_secs(15)
+    );
+
+    let keys: Vec<String> = parse(
+        "providers:
+  file: {directory: .}
+  kubernetes:
+    namespaces: [apps, Apps]
+    throttle: 2m
+    leaderElection: {leaseDuration: 100ms}
+",
+    )
+    .expect("parses")
+    .validate()
+    .expect_err("invalid")
+    .into_iter()
+    .map(|p| p.key)
+    .collect();
+    assert_eq!(
+        keys,
+        [
+            "providers",
+            "providers.kubernetes.namespaces[1]",
+            "providers.kubernetes.leaderElection.leaseDuration",
+            "providers.kubernetes.throttle",
+        ]
+    );
+}

@@ -83,8 +83,8 @@ pub struct KubernetesProvider {
 }
 
 impl KubernetesProvider {
-    /// Connects with the configured kubeconfig, or kube's inference (in-cluster, then
-    /// `KUBECONFIG` / `~/.kube/config`).
+    /// Connects with the configured kubeconfig, or kube's inference (`KUBECONFIG` or
+    /// `~/.kube/config` when present, else the in-cluster service account).
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let config = match &settings.kubeconfig {
             Some(path) => {
@@ -96,7 +96,7 @@ impl KubernetesProvider {
             }
             None => Config::infer()
                 .await
-                .context("finding the cluster (in-cluster, KUBECONFIG or ~/.kube/config)")?,
+                .context("finding the cluster (KUBECONFIG, ~/.kube/config or in-cluster)")?,
         };
         let client = Client::try_from(config).context("creating the Kubernetes client")?;
         Ok(KubernetesProvider {

@@ -21,6 +21,21 @@ use crate::Kind;
 /// Component named in Events and as the field manager.
 const MANAGER: &str = "traverse";
 
+/// The API server refuses longer Event messages.
+const MAX_EVENT_MESSAGE: usize = 1024;
+
+/// `text` cut at a character boundary to at most `max` bytes, marked when cut.
+fn truncate(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max - 3;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
 /// One object's conditions to write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusChange {
@@ -92,8 +107,8 @@ pub fn changes(
 /// Writes status changes and Events to the cluster.
 pub struct StatusWriter {
     client: Client,
-    /// Cleared when the CRD turns out to have no status subresource.
-    status_enabled: bool,
+    /// Kinds whose CRD turned out to have no status subresource.
+    without_status: std::collections::BTreeSet<&'static str>,
     /// What was last written per (kind, namespace, name), so a write that has not yet come
     /// back through the watch is not repeated.
     written: BTreeMap<(String, String, String), Vec<Condition>>,
@@ -108,7 +123,7 @@ impl StatusWriter {
             .unwrap_or_else(|_| "traverse".to_owned());
         StatusWriter {
             client,
-            status_enabled: true,
+            without_status: Default::default(),
             written: BTreeMap::new(),
             reporter,
         }
@@ -128,13 +143,17 @@ impl StatusWriter {
                 change.namespace.clone(),
                 change.name.clone(),
             );
-            if self.status_enabled {
+            if !self.without_status.contains(change.kind) {
                 match self.patch_status(&change).await {
                     Ok(()) => {}
                     Err(kube::Error::Api(response)) if response.code == 404 => {
-                        // Traefik's own CRDs have no status subresource.
-                        tracing::warn!(kind = change.kind, "the CRD has no status subresource; status writing is off, Events continue");
-                        self.status_enabled = false;
+                        if !self.exists(&change).await {
+                            // Deleted meanwhile: nothing to write, nothing to report.
+                            continue;
+                        }
+                        // The object is there, its /status is not: Traefik's own CRDs.
+                        tracing::warn!(kind = change.kind, "the CRD has no status subresource; status writing is off for this kind, Events continue");
+                        self.without_status.insert(change.kind);
                     }
                     Err(error) => {
                         tracing::warn!(kind = change.kind, namespace = %change.namespace, name = %change.name, %error, "status write failed; retried on the next change");
@@ -149,14 +168,25 @@ impl StatusWriter {
         }
     }
 
-    async fn patch_status(&self, change: &StatusChange) -> Result<(), kube::Error> {
+    fn api(&self, change: &StatusChange) -> Api<DynamicObject> {
         let kind = match change.kind {
             "Uplink" => Kind::Uplink,
             _ => Kind::IngressRoute,
         };
         let resource: ApiResource = kind.resource();
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &change.namespace, &resource);
+        Api::namespaced_with(self.client.clone(), &change.namespace, &resource)
+    }
+
+    /// Whether the object still exists (a failed read counts as existing).
+    async fn exists(&self, change: &StatusChange) -> bool {
+        !matches!(
+            self.api(change).get(&change.name).await,
+            Err(kube::Error::Api(response)) if response.code == 404
+        )
+    }
+
+    async fn patch_status(&self, change: &StatusChange) -> Result<(), kube::Error> {
+        let api = self.api(change);
         let body = serde_json::json!({ "status": { "conditions": change.conditions } });
         api.patch_status(&change.name, &PatchParams::default(), &Patch::Merge(&body))
             .await
@@ -202,7 +232,7 @@ impl StatusWriter {
             },
             type_: Some(event_type.to_owned()),
             reason: Some(reason),
-            message: Some(message),
+            message: Some(truncate(message, MAX_EVENT_MESSAGE)),
             action: Some("Reconcile".to_owned()),
             reporting_component: Some(MANAGER.to_owned()),
             reporting_instance: Some(self.reporter.clone()),
@@ -217,5 +247,21 @@ impl StatusWriter {
             .create(&PostParams::default(), &event)
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_event_messages_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate("short".into(), 10), "short");
+        let cut = truncate("é".repeat(600), MAX_EVENT_MESSAGE);
+        assert!(
+            cut.len() <= MAX_EVENT_MESSAGE && cut.ends_with("..."),
+            "{}",
+            cut.len()
+        );
     }
 }
