@@ -17,6 +17,8 @@
 # provider: $TRAVERSE_TOOLS/bin/kmock-server is a wrapper that runs the virtualenv's python,
 # which the tests start as `kmock-server tests/kmock/server.py PORT` (the script stays in
 # the clone, so a wrapper installed from another clone runs this clone's script).
+# And it holds helm-python-sdk, the Helm Go library with Python bindings: the chart tests
+# lint and render charts/traverse with it through traverse-python (no helm binary needed).
 set -euo pipefail
 
 tools="${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}"
@@ -33,6 +35,8 @@ kubernetes_validate_version="1.37.0"
 kmock_server="$tools/bin/kmock-server"
 # Pinned: tests/kmock/server.py builds on its emulator's internals (documented there).
 kmock_version="0.8"
+# Pinned: the chart tests lint and render with the Helm SDK version it embeds (v4).
+helm_sdk_version="0.2.2"
 
 packages=()
 command -v cmake >/dev/null || packages+=(cmake)
@@ -53,10 +57,12 @@ need_validate=false
     || need_validate=true
 need_kmock=false
 [[ -x "$kmock_server" && "$(installed kmock)" == "$kmock_version" ]] || need_kmock=true
+need_helm=false
+[[ -x "$python_wrapper" && "$(installed helm-python-sdk)" == "$helm_sdk_version" ]] || need_helm=true
 need_venv=false
 "$venv/bin/python" -m pip --version >/dev/null 2>&1 || need_venv=true
 # Debian's python3 creates virtualenvs only with python3-venv (which brings ensurepip).
-if { $need_rotel || $need_prometheus || $need_validate || $need_kmock; } && $need_venv \
+if { $need_rotel || $need_prometheus || $need_validate || $need_kmock || $need_helm; } && $need_venv \
     && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     packages+=(python3-venv)
 fi
@@ -68,13 +74,14 @@ if ((${#packages[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
-if { $need_rotel || $need_prometheus || $need_validate || $need_kmock; } && $need_venv; then
+if { $need_rotel || $need_prometheus || $need_validate || $need_kmock || $need_helm; } && $need_venv; then
     python3 -m venv --clear "$venv"
     # A cleared virtualenv holds none of the packages.
     need_rotel=true
     need_prometheus=true
     need_validate=true
     need_kmock=true
+    need_helm=true
 fi
 
 if $need_rotel; then
@@ -118,4 +125,18 @@ if $need_kmock; then
     chmod +x "$kmock_server.tmp"
     mv -f "$kmock_server.tmp" "$kmock_server"
     "$kmock_server" -c 'import kmock'
+fi
+
+if $need_helm; then
+    echo "installing: helm-python-sdk $helm_sdk_version (into $venv)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "helm-python-sdk==$helm_sdk_version"
+    mkdir -p "$tools/bin"
+    # The chart tests run it through the virtualenv's python (the traverse-python wrapper).
+    if [[ ! -x "$python_wrapper" ]]; then
+        printf '#!/bin/sh\nexec %q "$@"\n' "$venv/bin/python" >"$python_wrapper.tmp"
+        chmod +x "$python_wrapper.tmp"
+        mv -f "$python_wrapper.tmp" "$python_wrapper"
+    fi
+    "$python_wrapper" -c 'import helm_python'
 fi

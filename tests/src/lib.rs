@@ -10,6 +10,7 @@ pub mod collector;
 pub mod gateway;
 pub mod http1;
 pub mod kmock;
+pub mod pki;
 pub mod prometheus;
 pub mod upstream;
 

@@ -602,33 +602,19 @@ struct Pki {
 
 impl Pki {
     fn new() -> Pki {
-        use rcgen::{
-            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-            KeyUsagePurpose,
-        };
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-        let issuer = Issuer::new(ca, ca_key);
+        use traverse_e2e::pki::{TestCa, Usage};
+        let ca = TestCa::new();
         let dir = tempfile::tempdir().expect("temp dir");
         let write =
-            |name: &str, text: String| std::fs::write(dir.path().join(name), text).expect("write");
-        write("ca.pem", ca_cert.pem());
+            |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+        write("ca.pem", &ca.pem);
         for (name, san, usage) in [
-            ("child", "child-a.test", ExtendedKeyUsagePurpose::ServerAuth),
-            ("parent", "parent.test", ExtendedKeyUsagePurpose::ClientAuth),
+            ("child", "child-a.test", Usage::ServerAuth),
+            ("parent", "parent.test", Usage::ClientAuth),
         ] {
-            let key = KeyPair::generate().expect("key");
-            let mut params = CertificateParams::new(vec![san.to_owned()]).expect("params");
-            params.extended_key_usages = vec![usage];
-            let cert = params.signed_by(&key, &issuer).expect("certificate");
-            write(&format!("{name}.pem"), cert.pem());
-            write(&format!("{name}.key"), key.serialize_pem());
+            let leaf = ca.issue(san, &[usage]);
+            write(&format!("{name}.pem"), &leaf.cert);
+            write(&format!("{name}.key"), &leaf.key);
         }
         Pki { dir }
     }
