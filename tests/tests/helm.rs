@@ -1054,8 +1054,7 @@ fn crds_follow_the_switch_and_match_the_repository() {
         assert_eq!(
             copy,
             std::fs::read_to_string(&path).expect("read"),
-            "charts/traverse/files/crds/{} differs from crds/: cp crds/*.yaml \
-             charts/traverse/files/crds/",
+            "charts/traverse/files/crds/{} differs from crds/: run `cargo run -p traverse-api --bin crdgen`",
             name.to_string_lossy()
         );
         names.push(name);

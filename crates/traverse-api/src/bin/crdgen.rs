@@ -1,24 +1,33 @@
-//! Writes the CRDs of Traverse's kinds to a directory (default `crds`), or with `--check`
-//! fails when the files there differ from what the types generate.
+//! Writes the CRDs of Traverse's kinds to directories (default `crds` and the Helm chart's
+//! copy, `charts/traverse/files/crds`), or with `--check` fails when the files there
+//! differ from what the types generate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut check = false;
-    let mut directory = PathBuf::from("crds");
+    let mut directories: Vec<PathBuf> = Vec::new();
     for argument in std::env::args().skip(1) {
         match argument.as_str() {
             "--check" => check = true,
             "-h" | "--help" => {
-                println!("usage: crdgen [--check] [DIRECTORY (default crds)]");
+                println!(
+                    "usage: crdgen [--check] [DIRECTORY ...] (default: crds charts/traverse/files/crds)"
+                );
                 return ExitCode::SUCCESS;
             }
-            other => directory = PathBuf::from(other),
+            other => directories.push(PathBuf::from(other)),
         }
     }
+    if directories.is_empty() {
+        directories = vec!["crds".into(), "charts/traverse/files/crds".into()];
+    }
     let mut stale = Vec::new();
-    for (file, crd) in traverse_api::crds::all() {
+    for (directory, (file, crd)) in directories
+        .iter()
+        .flat_map(|d| traverse_api::crds::all().into_iter().map(move |c| (d, c)))
+    {
         let path = directory.join(&file);
         let text = match traverse_api::crds::render(&crd) {
             Ok(text) => text,
