@@ -41,14 +41,14 @@
 //! line break continues on the next lines, which the parser joins back.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::captured::{tail, Captured};
 
 /// How long a collector gets to accept connections on both ports.
 pub const START_DEADLINE: Duration = Duration::from_secs(10);
@@ -81,20 +81,6 @@ pub fn agent_binary() -> PathBuf {
     path
 }
 
-/// What a stream of the child wrote, whole lines only.
-#[derive(Default)]
-struct Captured {
-    text: String,
-}
-
-type Shared = Arc<Mutex<Captured>>;
-
-fn lock(shared: &Shared) -> MutexGuard<'_, Captured> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// A running `rotel-agent` with its own directory and captured output. Dropping it kills
 /// the process (SIGKILL); when the test is panicking, the end of the output is printed
 /// (unless a failure message of the collector's already showed it).
@@ -104,8 +90,8 @@ pub struct Collector {
     grpc_port: u16,
     http_port: u16,
     dir: tempfile::TempDir,
-    stdout: Shared,
-    stderr: Shared,
+    stdout: Captured,
+    stderr: Captured,
     /// Whether a failure message already showed the output.
     reported: AtomicBool,
 }
@@ -154,8 +140,8 @@ impl Collector {
             grpc_port,
             http_port,
             dir,
-            stdout: Shared::default(),
-            stderr: Shared::default(),
+            stdout: Captured::default(),
+            stderr: Captured::default(),
             reported: AtomicBool::new(false),
         };
         collector.launch();
@@ -197,10 +183,7 @@ impl Collector {
         let mut child = command.spawn().expect("starting rotel-agent");
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        self.readers = vec![
-            capture(stdout, Arc::clone(&self.stdout)),
-            capture(stderr, Arc::clone(&self.stderr)),
-        ];
+        self.readers = vec![self.stdout.read_from(stdout), self.stderr.read_from(stderr)];
         self.child = Some(child);
     }
 
@@ -324,8 +307,8 @@ impl Collector {
 
     /// Everything the process wrote so far: stdout, then stderr (when not empty).
     pub fn output(&self) -> String {
-        let mut text = lock(&self.stdout).text.clone();
-        let stderr = lock(&self.stderr).text.clone();
+        let mut text = self.stdout.text();
+        let stderr = self.stderr.text();
         if !stderr.is_empty() {
             text.push_str("---- stderr ----\n");
             text.push_str(&stderr);
@@ -337,21 +320,13 @@ impl Collector {
     /// process does not print them again when dropped.
     pub fn output_tail(&self) -> String {
         self.reported.store(true, Ordering::Relaxed);
-        let output = self.output();
-        let lines: Vec<&str> = output.lines().collect();
-        let skip = lines.len().saturating_sub(SHOWN_LINES);
-        let mut text = String::new();
-        if skip > 0 {
-            text.push_str(&format!("({skip} earlier lines left out)\n"));
-        }
-        text.push_str(&lines[skip..].join("\n"));
-        text
+        tail(&self.output(), SHOWN_LINES)
     }
 
     /// What was received so far, parsed. A batch still being read may be cut short: to
     /// wait for something, use the `wait_for_*` helpers, which read settled output only.
     pub fn telemetry(&self) -> Telemetry {
-        parse(&lock(&self.stdout).text)
+        parse(&self.stdout.text())
     }
 
     /// Every span received so far (see [`Collector::telemetry`]).
@@ -381,7 +356,7 @@ impl Collector {
         let until = Instant::now() + timeout;
         let mut seen = None;
         loop {
-            let text = lock(&self.stdout).text.clone();
+            let text = self.stdout.text();
             let settled = seen == Some(text.len());
             let expired = Instant::now() >= until;
             if settled || expired {
@@ -468,10 +443,10 @@ impl Collector {
     /// What was received, once the output stops growing (bounded by one second).
     async fn settled(&self) -> Telemetry {
         let until = Instant::now() + Duration::from_secs(1);
-        let mut seen = lock(&self.stdout).text.len();
+        let mut seen = self.stdout.len();
         loop {
             tokio::time::sleep(POLL).await;
-            let text = lock(&self.stdout).text.clone();
+            let text = self.stdout.text();
             if text.len() == seen || Instant::now() >= until {
                 return parse(&text);
             }
@@ -492,33 +467,6 @@ impl Drop for Collector {
             );
         }
     }
-}
-
-/// Copies `pipe` into `shared` whole lines at a time, until end of stream.
-fn capture(mut pipe: impl Read + Send + 'static, shared: Shared) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut pending = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            pending.extend_from_slice(&buf[..n]);
-            if let Some(last) = pending.iter().rposition(|&b| b == b'\n') {
-                let rest = pending.split_off(last + 1);
-                lock(&shared)
-                    .text
-                    .push_str(&String::from_utf8_lossy(&pending));
-                pending = rest;
-            }
-        }
-        if !pending.is_empty() {
-            let mut guard = lock(&shared);
-            guard.text.push_str(&String::from_utf8_lossy(&pending));
-            guard.text.push('\n');
-        }
-    })
 }
 
 /// Everything parsed from the collector's output, in the order received.

@@ -13,12 +13,10 @@
 //! The server sets `metadata.resourceVersion` (one server-wide counter), `uid`,
 //! `creationTimestamp` and `generation` itself, so documents need none of them.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,6 +25,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::captured::{tail, Captured};
 use crate::client::{self, Response};
 use crate::http1;
 
@@ -196,14 +195,6 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-type Output = Arc<Mutex<String>>;
-
-fn lock(output: &Output) -> MutexGuard<'_, String> {
-    output
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// A running emulator. Dropping it kills the process (SIGKILL); when the test is
 /// panicking, the end of its output is printed (unless a failure message showed it).
 pub struct Kmock {
@@ -211,7 +202,7 @@ pub struct Kmock {
     readers: Vec<JoinHandle<()>>,
     port: u16,
     /// stdout and stderr, whole lines, interleaved as they came.
-    output: Output,
+    output: Captured,
     reported: AtomicBool,
 }
 
@@ -256,15 +247,12 @@ impl Kmock {
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting kmock-server");
-        let output = Output::default();
+        let output = Captured::default();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         Kmock {
             child: Some(child),
-            readers: vec![
-                capture(stdout, Arc::clone(&output)),
-                capture(stderr, Arc::clone(&output)),
-            ],
+            readers: vec![output.read_from(stdout), output.read_from(stderr)],
             port,
             output,
             reported: AtomicBool::new(false),
@@ -274,10 +262,7 @@ impl Kmock {
     async fn wait_ready(&mut self, deadline: Duration) -> Result<(), String> {
         let until = Instant::now() + deadline;
         loop {
-            if lock(&self.output)
-                .lines()
-                .any(|line| line.starts_with("listening "))
-            {
+            if self.output.any_line(|line| line.starts_with("listening ")) {
                 return Ok(());
             }
             let exited = match self.child.as_mut() {
@@ -332,22 +317,14 @@ impl Kmock {
 
     /// Everything the process printed so far (stdout and stderr).
     pub fn output(&self) -> String {
-        lock(&self.output).clone()
+        self.output.text()
     }
 
     /// The last [`SHOWN_LINES`] lines of the output, for a failure message; the process
     /// does not print them again when dropped.
     pub fn output_tail(&self) -> String {
         self.reported.store(true, Ordering::Relaxed);
-        let output = self.output();
-        let lines: Vec<&str> = output.lines().collect();
-        let skip = lines.len().saturating_sub(SHOWN_LINES);
-        let mut text = String::new();
-        if skip > 0 {
-            text.push_str(&format!("({skip} earlier lines left out)\n"));
-        }
-        text.push_str(&lines[skip..].join("\n"));
-        text
+        tail(&self.output(), SHOWN_LINES)
     }
 
     /// Writes `dir/kubeconfig`: one cluster at [`Kmock::url`] (plain HTTP), a user without
@@ -747,31 +724,6 @@ impl Watch {
         self.reader.read_until(b'\n', &mut crlf).await?;
         Ok(true)
     }
-}
-
-/// Copies `pipe` into `output` whole lines at a time, until end of stream.
-fn capture(mut pipe: impl Read + Send + 'static, output: Output) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut pending = Vec::new();
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            pending.extend_from_slice(&buf[..n]);
-            if let Some(last) = pending.iter().rposition(|&b| b == b'\n') {
-                let rest = pending.split_off(last + 1);
-                lock(&output).push_str(&String::from_utf8_lossy(&pending));
-                pending = rest;
-            }
-        }
-        if !pending.is_empty() {
-            let mut guard = lock(&output);
-            guard.push_str(&String::from_utf8_lossy(&pending));
-            guard.push('\n');
-        }
-    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! The binary is not built by this package: run `cargo build -p traverse` first (the
 //! suite looks for it beside the test executable, or at `TRAVERSE_BIN`).
 
+pub mod captured;
 pub mod client;
 pub mod collector;
 pub mod gateway;
