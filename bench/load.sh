@@ -18,47 +18,17 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}       # worker threads of each proxy (nginx workers, Traverse threads)
 ROUNDS=${ROUNDS:-1}         # load the Traverse variants this many times, in rotating order; medians
 
-scripts/install-prereqs.sh bench
-cargo build --release --locked -p traverse >&2
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-traverse="$target_dir/release/traverse"
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-
-upstream_port=$(free_port); nginx_port=$(free_port); otlp_http_port=$(free_port); otlp_grpc_port=$(free_port)
-
-nginx_conf() { # $1 = name, $2 = workers, $3 = server block
-    mkdir -p "$work/$1"
-    cat > "$work/$1/nginx.conf" <<CONF
-worker_processes $2;
-pid $work/$1/nginx.pid;
-error_log $work/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    $3
-}
-CONF
-    nginx -p "$work/$1" -c "$work/$1/nginx.conf" -g 'daemon off;' &
-    pids+=($!)
-}
+upstream_port=$(free_port); nginx_port=$(free_port)
 
 nginx_conf upstream 1 "server { listen 127.0.0.1:$upstream_port; location / { return 200 'ok'; } }"
 nginx_conf proxy "$THREADS" "upstream app { server 127.0.0.1:$upstream_port; keepalive 128; }
     server { listen 127.0.0.1:$nginx_port; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ''; } }"
 
 # The traced variant exports to a real collector that discards what it receives.
-"${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}/bin/rotel-agent" start \
-    --otlp-grpc-endpoint "127.0.0.1:$otlp_grpc_port" --otlp-http-endpoint "127.0.0.1:$otlp_http_port" \
-    --exporter blackhole >"$work/rotel.log" 2>&1 &
-pids+=($!)
-wait_port "$otlp_http_port"
+start_blackhole_collector
 
 # Traverse variants: name, label, configuration added to the common one. The first is the
 # baseline the others are compared with.
@@ -110,31 +80,16 @@ CONF
 }
 for v in "${variants[@]}"; do start_traverse "$v"; done
 
-curl_ok() { python3 -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$1/').read()==b'ok' else 1)"; }
 wait_port "$upstream_port"; wait_port "$nginx_port"; curl_ok "$nginx_port"
 for v in "${variants[@]}"; do wait_port "${port[$v]}"; curl_ok "${port[$v]}"; done
-
-# Prints "requests_per_second p99_ms non_2xx requests".
-load() {
-    local out
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/")
-    local rps p99 errors requests
-    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    p99=$(awk '$1 == "99%" { v=$2; if (v ~ /us$/) { sub(/us$/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v*=1000 } print v }' <<<"$out")
-    errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-    requests=$(awk '/ requests in / {print $1}' <<<"$out")
-    echo "$rps $p99 ${errors:-0} $requests"
-}
-admin_get() { python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$1$2').read().decode())"; }
 
 echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, proxies with $THREADS worker thread(s), $(nproc) cores shared by everything"
 declare -A rps p99 err reqs # per target: space-separated values, one per round
 add() { # $1 = target, $2 = port: one load, appended to the target's values
     local r p e n
-    read -r r p e n < <(load "$2")
+    read -r r p e n _ < <(load "$2")
     rps[$1]+=" $r"; p99[$1]+=" $p"; err[$1]=$(( ${err[$1]:-0} + e )); reqs[$1]=$(( ${reqs[$1]:-0} + n ))
 }
-median() { tr ' ' '\n' <<<"$1" | sort -g | awk 'NF {v[n++] = $1} END {print n % 2 ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2}'; }
 
 add direct "$upstream_port"
 add nginx "$nginx_port"

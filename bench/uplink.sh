@@ -22,18 +22,8 @@ THREADS=${THREADS:-1}       # worker threads of each proxy (nginx workers, Trave
 ROUNDS=${ROUNDS:-1}         # load every row but "upstream direct" this many times, rotating; medians
 TRACED=${TRACED:-1}         # 0: leave out the traced row (and the collector)
 
-scripts/install-prereqs.sh bench
-cargo build --release --locked -p traverse >&2
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-traverse="$target_dir/release/traverse"
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 variants=(nginx nginx2 child parent)
 if [[ $TRACED != 0 ]]; then variants+=(traced); fi
@@ -45,21 +35,6 @@ label[traced]="parent -> child, traced"
 
 upstream_port=$(free_port); port[nginx]=$(free_port); port[nginx2]=$(free_port); nginx_back_port=$(free_port)
 
-nginx_conf() { # $1 = name, $2 = workers, $3 = server block
-    mkdir -p "$work/$1"
-    cat > "$work/$1/nginx.conf" <<CONF
-worker_processes $2;
-pid $work/$1/nginx.pid;
-error_log $work/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    $3
-}
-CONF
-    nginx -p "$work/$1" -c "$work/$1/nginx.conf" -g 'daemon off;' &
-    pids+=($!)
-}
 nginx_proxy() { # $1 = name, $2 = listen port, $3 = port proxied to (with keep-alive)
     nginx_conf "$1" "$THREADS" "upstream next { server 127.0.0.1:$3; keepalive 128; }
     server { listen 127.0.0.1:$2; location / { proxy_pass http://next; proxy_http_version 1.1; proxy_set_header Connection ''; } }"
@@ -71,12 +46,7 @@ nginx_proxy nginx-front "${port[nginx2]}" "$nginx_back_port"
 nginx_proxy nginx-back "$nginx_back_port" "$upstream_port"
 
 if [[ $TRACED != 0 ]]; then # a real collector that discards what it receives
-    otlp_http_port=$(free_port); otlp_grpc_port=$(free_port)
-    "${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}/bin/rotel-agent" start \
-        --otlp-grpc-endpoint "127.0.0.1:$otlp_grpc_port" --otlp-http-endpoint "127.0.0.1:$otlp_http_port" \
-        --exporter blackhole >"$work/rotel.log" 2>&1 &
-    pids+=($!)
-    wait_port "$otlp_http_port"
+    start_blackhole_collector
     tracing_conf() { # $1 = service name
         echo "tracing: {serviceName: $1, sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
     }
@@ -168,8 +138,6 @@ start_child child "${port[child]}" "${child_admin[child]}" ""
 start_parent parent "" ""
 if [[ $TRACED != 0 ]]; then start_parent traced "$(tracing_conf traverse-parent)" "$(tracing_conf traverse-child)"; fi
 
-curl_ok() { python3 -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$1/').read()==b'ok' else 1)"; }
-admin_get() { python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$1$2').read().decode())"; }
 wait_available() { # $1 = parent variant: its child advertises the Uplink and takes requests
     for _ in $(seq 150); do
         if admin_get "${admin[$1]}" /api/multicluster 2>/dev/null \
@@ -187,18 +155,6 @@ for v in "${variants[@]}"; do
     curl_ok "${port[$v]}"
 done
 
-# Prints "requests_per_second p99_ms non_2xx requests socket_errors".
-load() {
-    local out
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/")
-    local rps p99 errors requests socket
-    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    p99=$(awk '$1 == "99%" { v=$2; if (v ~ /us$/) { sub(/us$/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v*=1000 } print v }' <<<"$out")
-    errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-    requests=$(awk '/ requests in / {print $1}' <<<"$out")
-    socket=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' <<<"$out")
-    echo "$rps $p99 ${errors:-0} $requests ${socket:-0}"
-}
 
 echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, proxies with $THREADS worker thread(s), $(nproc) cores shared by everything"
 declare -A rps p99 err reqs sockerr # per target: space-separated values, one per round
@@ -208,7 +164,6 @@ add() { # $1 = target, $2 = port: one load, appended to the target's values
     rps[$1]+=" $r"; p99[$1]+=" $p"; err[$1]=$(( ${err[$1]:-0} + e )); reqs[$1]=$(( ${reqs[$1]:-0} + n ))
     sockerr[$1]=$(( ${sockerr[$1]:-0} + s ))
 }
-median() { tr ' ' '\n' <<<"$1" | sort -g | awk 'NF {v[n++] = $1} END {print n % 2 ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2}'; }
 
 add direct "$upstream_port"
 for ((round = 0; round < ROUNDS; round++)); do # each round starts one row later
