@@ -281,21 +281,10 @@ impl ProxyHttp for Gateway {
             .servers
             .pick()
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no available server"))?;
-        ctx.attempts += 1;
-        ctx.upstream = Some(address);
-        ctx.attempt_started = Some(Instant::now());
-        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
-            let facts = facts(
-                &self.options.entry_point,
-                &ctx.router,
-                &ctx.backend,
-                &ctx.uplink,
-            );
-            let method = &session.req_header().method;
-            trace.start_attempt(tracer, method, address, ctx.attempts, &facts);
-        }
+        let scheme = backend.scheme;
+        self.begin_attempt(session, ctx, address);
 
-        let tls = backend.scheme == Scheme::Https;
+        let tls = scheme == Scheme::Https;
         // TLS upstreams are verified against the name the client asked for.
         let sni = if tls {
             request_host(session.req_header())
@@ -307,7 +296,7 @@ impl ProxyHttp for Gateway {
         };
         let mut peer = HttpPeer::new(address, tls, sni);
         self.apply_upstream_options(&mut peer);
-        if backend.scheme == Scheme::H2c {
+        if scheme == Scheme::H2c {
             // Prior-knowledge HTTP/2 over cleartext.
             peer.options.set_http_version(2, 2);
         }
@@ -729,34 +718,41 @@ impl Gateway {
             .ok_or_else(no_child)?;
         let address = member.child.socket_address().ok_or_else(no_child)?;
         uplink.tried.push(member.child.index);
-        ctx.attempts += 1;
-        ctx.upstream = Some(address);
-        ctx.attempt_started = Some(Instant::now());
-        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
-            let method = &session.req_header().method;
-            let facts = RequestFacts {
-                entry_point: &self.options.entry_point,
-                router: ctx.router.as_ref().map(|r| &r.name),
-                service: Some(&member.uplink),
-            };
-            trace.start_attempt(tracer, method, address, ctx.attempts, &facts);
-            if let Some(client) = trace.client.as_mut() {
-                let topology = self.state.topology();
-                client.set(|| KeyValue::new("traverse.uplink", Arc::clone(&member.uplink)));
-                client.set(|| KeyValue::new("traverse.child", Arc::clone(&member.child.name)));
-                client.set(|| KeyValue::new("cross_cluster.source", Arc::clone(&topology.cluster)));
-                if let Some(cluster) = member.child.cluster() {
-                    client.set(|| KeyValue::new("cross_cluster.target", cluster));
-                }
+        uplink.current = Some(member.clone());
+        self.begin_attempt(session, ctx, address);
+        if let Some(client) = ctx.trace.as_mut().and_then(|t| t.client.as_mut()) {
+            let topology = self.state.topology();
+            client.set(|| KeyValue::new("traverse.uplink", Arc::clone(&member.uplink)));
+            client.set(|| KeyValue::new("traverse.child", Arc::clone(&member.child.name)));
+            client.set(|| KeyValue::new("cross_cluster.source", Arc::clone(&topology.cluster)));
+            if let Some(cluster) = member.child.cluster() {
+                client.set(|| KeyValue::new("cross_cluster.target", cluster));
             }
         }
         let mut peer = match &member.child.tls {
             Some(tls) => tls.peer(address),
             None => HttpPeer::new(address, false, String::new()),
         };
-        uplink.current = Some(member);
         self.apply_upstream_options(&mut peer);
         Ok(Box::new(peer))
+    }
+
+    /// Counts a new upstream attempt to `address` and opens its CLIENT span (named for
+    /// the context's service: the Service port, or the uplink of the current child).
+    fn begin_attempt(&self, session: &Session, ctx: &mut RequestCtx, address: SocketAddr) {
+        ctx.attempts += 1;
+        ctx.upstream = Some(address);
+        ctx.attempt_started = Some(Instant::now());
+        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
+            let facts = facts(
+                &self.options.entry_point,
+                &ctx.router,
+                &ctx.backend,
+                &ctx.uplink,
+            );
+            let method = &session.req_header().method;
+            trace.start_attempt(tracer, method, address, ctx.attempts, &facts);
+        }
     }
 
     /// Counts a failed attempt against the uplink's current child; whether another
