@@ -1,7 +1,7 @@
 //! The parent side: the children, what each advertises, their health, and the
 //! membership the request path picks from.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,10 +25,11 @@ pub struct Children {
     epoch: Instant,
 }
 
-/// Uplink (`namespace`, `name`) → the children advertising it, weighted.
+/// Uplink (`namespace`, `name`) → the children advertising it, weighted. Ordered, so an
+/// ambiguous Traefik Hub name always resolves to the same uplink.
 #[derive(Debug, Default)]
 struct Membership {
-    uplinks: HashMap<(String, String), Arc<Weighted<Member>>>,
+    uplinks: BTreeMap<(String, String), Arc<Weighted<Member>>>,
 }
 
 /// One child serving one uplink.
@@ -110,16 +111,11 @@ impl Children {
         &self.children
     }
 
-    /// The children serving `uplink`, or `None` when no child advertises it.
+    /// The children serving `uplink`, or `None` when no child advertises it. A scan of
+    /// the (few) advertised uplinks, allocation-free, for both forms of reference.
     pub fn members(&self, uplink: &UplinkRef) -> Option<Arc<Weighted<Member>>> {
-        let membership = self.membership.load();
-        if let UplinkRef::Named { namespace, name } = uplink {
-            return membership
-                .uplinks
-                .get(&(namespace.clone(), name.clone()))
-                .cloned();
-        }
-        membership
+        self.membership
+            .load()
             .uplinks
             .iter()
             .find(|((namespace, name), _)| uplink.matches(namespace, name))
@@ -150,7 +146,7 @@ impl Children {
     }
 
     fn rebuild(&self) {
-        let mut uplinks: HashMap<(String, String), Vec<(Member, u32)>> = HashMap::new();
+        let mut uplinks: BTreeMap<(String, String), Vec<(Member, u32)>> = BTreeMap::new();
         for child in &self.children {
             let Some(known) = child.known.load_full() else {
                 continue;
@@ -347,11 +343,11 @@ mod tests {
         }
     }
 
-    fn shares(children: &Children, picks: usize) -> HashMap<String, usize> {
+    fn shares(children: &Children, picks: usize) -> std::collections::HashMap<String, usize> {
         let members = children
             .members(&UplinkRef::Hub("apps-shop".into()))
             .expect("members");
-        let mut counts = HashMap::new();
+        let mut counts = std::collections::HashMap::new();
         for _ in 0..picks {
             if let Some(member) = members.pick_where(|m| children.available(m)) {
                 *counts.entry(member.child.name.to_string()).or_default() += 1;
