@@ -14,7 +14,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams}
 use kube::Client;
 use traverse_api::{jiff, Condition, Time};
 use traverse_provider::status::{ingress_route_conditions, transition, uplink_conditions};
-use traverse_provider::{Diagnostics, Object, Snapshot};
+use traverse_provider::{Diagnostics, Object, ObjectRef, Snapshot};
 
 use crate::Kind;
 
@@ -52,54 +52,41 @@ pub struct StatusChange {
 pub fn changes(
     snapshot: &Snapshot,
     diagnostics: &Diagnostics,
-    written: &BTreeMap<(String, String, String), Vec<Condition>>,
+    written: &BTreeMap<ObjectRef, Vec<Condition>>,
     now: &Time,
 ) -> Vec<StatusChange> {
     let mut out = Vec::new();
-    for route in &snapshot.ingress_routes {
-        let object = route.object_ref();
+    let mut consider = |kind: &'static str,
+                        object: ObjectRef,
+                        uid: &Option<String>,
+                        carried: Option<&Vec<Condition>>,
+                        next: Vec<Condition>| {
         let current = written
-            .get(&(
-                object.kind.clone(),
-                object.namespace.clone(),
-                object.name.clone(),
-            ))
-            .cloned()
-            .or_else(|| route.status.as_ref().map(|s| s.conditions.clone()))
-            .unwrap_or_default();
-        let next =
-            ingress_route_conditions(&object, route.metadata.generation, diagnostics.iter(), now);
-        if let Some(conditions) = transition(&current, next) {
+            .get(&object)
+            .or(carried)
+            .map_or(&[][..], Vec::as_slice);
+        if let Some(conditions) = transition(current, next) {
             out.push(StatusChange {
-                kind: "IngressRoute",
+                kind,
                 namespace: object.namespace,
                 name: object.name,
                 conditions,
-                uid: route.metadata.uid.clone(),
+                uid: uid.clone(),
             });
         }
+    };
+    for route in &snapshot.ingress_routes {
+        let object = route.object_ref();
+        let next =
+            ingress_route_conditions(&object, route.metadata.generation, diagnostics.iter(), now);
+        let carried = route.status.as_ref().map(|s| &s.conditions);
+        consider("IngressRoute", object, &route.metadata.uid, carried, next);
     }
     for uplink in &snapshot.uplinks {
         let object = uplink.object_ref();
-        let current = written
-            .get(&(
-                object.kind.clone(),
-                object.namespace.clone(),
-                object.name.clone(),
-            ))
-            .cloned()
-            .or_else(|| uplink.status.as_ref().map(|s| s.conditions.clone()))
-            .unwrap_or_default();
         let next = uplink_conditions(&object, uplink.metadata.generation, diagnostics.iter(), now);
-        if let Some(conditions) = transition(&current, next) {
-            out.push(StatusChange {
-                kind: "Uplink",
-                namespace: object.namespace,
-                name: object.name,
-                conditions,
-                uid: uplink.metadata.uid.clone(),
-            });
-        }
+        let carried = uplink.status.as_ref().map(|s| &s.conditions);
+        consider("Uplink", object, &uplink.metadata.uid, carried, next);
     }
     out
 }
@@ -111,7 +98,7 @@ pub struct StatusWriter {
     without_status: std::collections::BTreeSet<&'static str>,
     /// What was last written per (kind, namespace, name), so a write that has not yet come
     /// back through the watch is not repeated.
-    written: BTreeMap<(String, String, String), Vec<Condition>>,
+    written: BTreeMap<ObjectRef, Vec<Condition>>,
     /// `host` of Events: the pod's name where known.
     reporter: String,
 }
@@ -138,11 +125,11 @@ impl StatusWriter {
     pub async fn write(&mut self, snapshot: &Snapshot, diagnostics: &Diagnostics) {
         let now = Time(jiff::Timestamp::now());
         for change in changes(snapshot, diagnostics, &self.written, &now) {
-            let key = (
-                change.kind.to_owned(),
-                change.namespace.clone(),
-                change.name.clone(),
-            );
+            let key = ObjectRef {
+                kind: change.kind.to_owned(),
+                namespace: change.namespace.clone(),
+                name: change.name.clone(),
+            };
             if !self.without_status.contains(change.kind) {
                 match self.patch_status(&change).await {
                     Ok(()) => {}
