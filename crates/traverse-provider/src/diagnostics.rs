@@ -1,6 +1,6 @@
 //! Problems found in the resources, reported once per change and never fatal to the others.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -27,7 +27,7 @@ impl std::fmt::Display for ObjectRef {
 }
 
 /// Machine-readable cause; also the `reason` of Kubernetes conditions and Events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Reason {
     /// The document is not valid YAML or does not match the kind's schema.
     InvalidDocument,

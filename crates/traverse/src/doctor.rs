@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
+use traverse_provider::Reason;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -80,12 +82,7 @@ pub fn diagnose(routes: &Value, multicluster: &Value, telemetry: &Value) -> Repo
     let diagnostics = items(&routes["diagnostics"]);
     let unresolved: Vec<&Value> = diagnostics
         .iter()
-        .filter(|d| {
-            matches!(
-                d["reason"].as_str(),
-                Some("ServiceNotFound" | "PortNotFound" | "MiddlewareNotFound" | "UplinkNotFound")
-            )
-        })
+        .filter(|d| Reason::deserialize(&d["reason"]).is_ok_and(Reason::is_unresolved_reference))
         .collect();
     let errors = diagnostics
         .iter()
