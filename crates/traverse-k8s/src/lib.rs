@@ -22,6 +22,7 @@ use kube::{Client, Config};
 use serde_json::Value;
 use tokio::sync::watch;
 use traverse_config::KubernetesProvider as Settings;
+use traverse_provider::parse::typed;
 use traverse_provider::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity, Snapshot};
 
 /// Source named in diagnostics of objects read from the cluster.
@@ -249,17 +250,25 @@ impl KubernetesProvider {
                     continue;
                 }
             };
-            let added = match kind {
-                Kind::IngressRoute => typed(value).map(|route: traverse_api::IngressRoute| {
-                    if self.class_matches(&route) {
-                        snapshot.ingress_routes.push(route);
-                    }
-                }),
-                Kind::Middleware => typed(value).map(|o| snapshot.middlewares.push(o)),
-                Kind::Uplink => typed(value).map(|o| snapshot.uplinks.push(o)),
-                Kind::Service => typed(value).map(|o| snapshot.services.push(o)),
-                Kind::EndpointSlice => typed(value).map(|o| snapshot.endpoint_slices.push(o)),
-            };
+            let warnings = &mut diagnostics;
+            let added =
+                match kind {
+                    Kind::IngressRoute => typed(value, &object_ref, SOURCE, warnings).map(
+                        |route: traverse_api::IngressRoute| {
+                            if self.class_matches(&route) {
+                                snapshot.ingress_routes.push(route);
+                            }
+                        },
+                    ),
+                    Kind::Middleware => typed(value, &object_ref, SOURCE, warnings)
+                        .map(|o| snapshot.middlewares.push(o)),
+                    Kind::Uplink => typed(value, &object_ref, SOURCE, warnings)
+                        .map(|o| snapshot.uplinks.push(o)),
+                    Kind::Service => typed(value, &object_ref, SOURCE, warnings)
+                        .map(|o| snapshot.services.push(o)),
+                    Kind::EndpointSlice => typed(value, &object_ref, SOURCE, warnings)
+                        .map(|o| snapshot.endpoint_slices.push(o)),
+                };
             match added {
                 Ok(()) => {
                     snapshot
@@ -308,15 +317,6 @@ fn to_value(kind: Kind, object: &DynamicObject) -> Result<Value, String> {
         map.insert("kind".into(), Value::String(resource.kind));
     }
     Ok(value)
-}
-
-/// Parses one object, naming the field that does not fit.
-fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, (Option<String>, String)> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        let field = (path != ".").then_some(path);
-        (field, error.into_inner().to_string())
-    })
 }
 
 fn invalid(object: &ObjectRef, field: Option<String>, message: String) -> Diagnostic {

@@ -10,12 +10,12 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, Uplink};
 use traverse_router::Rule;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
+use crate::parse::typed;
 use crate::snapshot::{Object, Snapshot};
 
 #[cfg(test)]
@@ -480,56 +480,4 @@ fn parse_document(
         }
     };
     Ok(Some((document, warnings)))
-}
-
-/// serde_ignored writes `spec.?.ports.0.x` (`?` for an Option level); diagnostics use `spec.ports[0].x`.
-fn field_path(ignored: &str) -> String {
-    let mut path = String::new();
-    for segment in ignored.split('.').filter(|s| *s != "?") {
-        if segment.bytes().all(|b| b.is_ascii_digit()) && !segment.is_empty() {
-            path.push_str(&format!("[{segment}]"));
-        } else {
-            if !path.is_empty() {
-                path.push('.');
-            }
-            path.push_str(segment);
-        }
-    }
-    path
-}
-
-/// Deserializes into `T`, naming the field on failure and reporting unknown fields as warnings.
-fn typed<T: DeserializeOwned>(
-    value: serde_yaml::Value,
-    object: &ObjectRef,
-    source: &str,
-    warnings: &mut Diagnostics,
-) -> Result<T, (Option<String>, String)> {
-    let mut unknown = Vec::new();
-    let parsed: Result<T, _> = serde_path_to_error::deserialize(value.clone());
-    let parsed = parsed.map_err(|error| {
-        let path = error.path().to_string();
-        (
-            if path == "." { None } else { Some(path) },
-            error.into_inner().to_string(),
-        )
-    })?;
-    // Second pass only to learn which fields were ignored; it cannot fail where the first succeeded.
-    let _: Result<T, _> =
-        serde_ignored::deserialize(value, |path| unknown.push(field_path(&path.to_string())));
-    // kube's derived kinds read apiVersion/kind through their own type metadata.
-    for field in unknown
-        .into_iter()
-        .filter(|f| f != "apiVersion" && f != "kind")
-    {
-        warnings.push(Diagnostic {
-            severity: Severity::Warning,
-            reason: Reason::Unsupported,
-            object: Some(object.clone()),
-            source: Some(source.to_owned()),
-            field: Some(field),
-            message: "unknown field, ignored".into(),
-        });
-    }
-    Ok(parsed)
 }

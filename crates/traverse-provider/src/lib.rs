@@ -8,6 +8,7 @@
 pub mod diagnostics;
 pub mod file;
 pub mod model;
+pub mod parse;
 mod snapshot;
 pub mod status;
 mod translate;

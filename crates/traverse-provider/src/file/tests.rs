@@ -1,4 +1,5 @@
 use super::*;
+use crate::parse::field_path;
 
 const GOOD: &str = r#"
 # a comment before the first document
