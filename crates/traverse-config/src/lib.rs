@@ -976,60 +976,50 @@ impl Config {
         })?;
         let origin = path.display().to_string();
         let mut config = Config::parse(&text, &origin)?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        if let Some(file) = &mut config.providers.file {
-            if file.directory.is_relative() {
-                file.directory = base.join(&file.directory);
-            }
-        }
-        if let Some(path) = config
-            .providers
-            .kubernetes
-            .as_mut()
-            .and_then(|k| k.kubeconfig.as_mut())
-        {
-            if path.is_relative() {
-                *path = base.join(&*path);
-            }
-        }
-        if let Some(path) = &mut config.logs.access.file_path {
-            if path.is_relative() {
-                *path = base.join(&*path);
-            }
-        }
-        for tls in config
+        config.resolve_paths(path.parent().unwrap_or_else(|| Path::new(".")));
+        config
+            .validate()
+            .map_err(|problems| ConfigError::Invalid { origin, problems })?;
+        Ok(config)
+    }
+
+    /// Makes every relative file path in the configuration relative to `base`, the
+    /// configuration file's directory.
+    fn resolve_paths(&mut self, base: &Path) {
+        let mut paths: Vec<&mut PathBuf> = Vec::new();
+        paths.extend(self.providers.file.as_mut().map(|f| &mut f.directory));
+        paths.extend(
+            self.providers
+                .kubernetes
+                .as_mut()
+                .and_then(|k| k.kubeconfig.as_mut()),
+        );
+        paths.extend(self.logs.access.file_path.as_mut());
+        for tls in self
             .entry_points
             .values_mut()
             .filter_map(|e| e.tls.as_mut())
         {
-            for path in [&mut tls.cert, &mut tls.key]
-                .into_iter()
-                .chain(tls.client_ca.as_mut())
-            {
-                if path.is_relative() {
-                    *path = base.join(&*path);
-                }
-            }
+            paths.extend([&mut tls.cert, &mut tls.key]);
+            paths.extend(tls.client_ca.as_mut());
         }
-        for tls in config
+        for tls in self
             .multicluster
             .children
             .values_mut()
             .filter_map(|c| c.tls.as_mut())
         {
-            for path in [&mut tls.ca, &mut tls.cert, &mut tls.key]
-                .into_iter()
-                .flatten()
-            {
-                if path.is_relative() {
-                    *path = base.join(&*path);
-                }
+            paths.extend(
+                [&mut tls.ca, &mut tls.cert, &mut tls.key]
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        for path in paths {
+            if path.is_relative() {
+                *path = base.join(&*path);
             }
         }
-        config
-            .validate()
-            .map_err(|problems| ConfigError::Invalid { origin, problems })?;
-        Ok(config)
     }
 
     /// Parses YAML without validating; `origin` names the source in errors.
