@@ -321,6 +321,10 @@ pub struct Upstream {
     /// Idle upstream connections kept per process, across all upstreams.
     #[serde(default = "default_keepalive_pool_size")]
     pub keepalive_pool_size: usize,
+    /// Passive ejection of Service endpoints that fail requests (the same settings as
+    /// `multicluster.passiveHealthCheck` for children).
+    #[serde(default)]
+    pub passive_health_check: PassiveHealthCheck,
 }
 
 impl Default for Upstream {
@@ -331,6 +335,7 @@ impl Default for Upstream {
             write_timeout: sixty_seconds(),
             idle_timeout: idle_timeout(),
             keepalive_pool_size: default_keepalive_pool_size(),
+            passive_health_check: PassiveHealthCheck::default(),
         }
     }
 }
@@ -451,14 +456,16 @@ impl Default for ChildHealthCheck {
     }
 }
 
-/// Passive ejection: children that fail requests are taken out of rotation for a while.
+/// Passive ejection: endpoints (or children) that fail requests are taken out of rotation
+/// for a while.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PassiveHealthCheck {
     /// Consecutive failed attempts (connect errors, or errors before a response) that eject.
     #[serde(default = "three")]
     pub failures: u32,
-    /// How long an ejected child gets no requests (an active check passing ends it early).
+    /// How long an ejected endpoint gets no requests (for a child, an active check
+    /// passing ends it early).
     #[serde(default = "ten_seconds", with = "humantime_serde")]
     pub ejection_time: Duration,
 }
@@ -1147,6 +1154,12 @@ impl Config {
                     "must be greater than zero".into(),
                 );
             }
+        }
+        if self.upstream.passive_health_check.failures == 0 {
+            problem(
+                "upstream.passiveHealthCheck.failures".into(),
+                "must be at least 1".into(),
+            );
         }
         if self.shutdown.grace_period > Duration::from_secs(3600) {
             problem("shutdown.gracePeriod".into(), "must be at most 1h".into());

@@ -5,18 +5,18 @@
 //! its [`Diagnostics`]: a pure function, no I/O, no clocks, so every rule about
 //! resolving references is testable without a cluster.
 
-pub mod diagnostics;
 pub mod file;
-pub mod model;
 pub mod parse;
 mod snapshot;
 pub mod status;
 mod translate;
 
-pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
-pub use model::{
-    AdvertisedUplink, Backend, Middleware, Router, RoutingTable, Scheme, Target, UplinkRef,
-    Weighted,
-};
+// The runtime model has its own crate, so the data plane need not depend on providers;
+// re-exported here for the providers' code.
 pub use snapshot::{Object, Snapshot};
 pub use translate::{translate, EntryPoints};
+pub use traverse_model::{self as model, diagnostics};
+pub use traverse_model::{
+    AdvertisedUplink, Backend, Diagnostic, Diagnostics, Endpoint, Middleware, ObjectRef, Reason,
+    Router, RoutingTable, Scheme, Severity, Target, UplinkRef, Weighted,
+};

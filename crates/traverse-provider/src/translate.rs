@@ -25,8 +25,8 @@ use traverse_router::{Route, RouteTable, Rule};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 use crate::model::{
-    AdvertisedUplink, Backend, Middleware, Router, RoutingTable, Scheme, Target, UplinkRef,
-    Weighted,
+    AddPrefix, AdvertisedUplink, Backend, Endpoint, Headers, Middleware, Router, RoutingTable,
+    Scheme, StripPrefix, Target, UplinkRef, Weighted,
 };
 use crate::snapshot::{Object, Snapshot};
 
@@ -225,7 +225,7 @@ impl<'a> Translator<'a> {
             )),
             ["addPrefix"] => match spec.add_prefix.as_ref().and_then(|a| a.prefix.clone()) {
                 Some(prefix) if prefix.starts_with('/') => {
-                    Ok(vec![Middleware::AddPrefix { prefix }])
+                    Ok(vec![Middleware::AddPrefix(AddPrefix { prefix })])
                 }
                 Some(prefix) => invalid(format!(
                     "spec.addPrefix.prefix {prefix:?} must start with '/'"
@@ -241,7 +241,7 @@ impl<'a> Translator<'a> {
                 if prefixes.is_empty() {
                     invalid("spec.stripPrefix.prefixes must list at least one prefix".into())
                 } else {
-                    Ok(vec![Middleware::StripPrefix { prefixes }])
+                    Ok(vec![Middleware::StripPrefix(StripPrefix { prefixes })])
                 }
             }
             ["headers"] => {
@@ -260,7 +260,7 @@ impl<'a> Translator<'a> {
                 });
                 match (request, response) {
                     (Some(Ok(request)), Some(Ok(response))) => {
-                        Ok(vec![Middleware::Headers { request, response }])
+                        Ok(vec![Middleware::Headers(Headers { request, response })])
                     }
                     (Some(Err(e)), _) | (_, Some(Err(e))) => invalid(e),
                     _ => invalid("spec.headers is empty".into()),
@@ -744,7 +744,7 @@ impl<'a> Translator<'a> {
             name: backend_name.into(),
             scheme,
             pass_host_header: reference.pass_host_header.unwrap_or(true),
-            servers: Weighted::new(servers.into_iter().map(|s| (s, 1)).collect()),
+            servers: Weighted::new(servers.into_iter().map(|s| (Endpoint::new(s), 1)).collect()),
         })
     }
 }

@@ -3,7 +3,7 @@
 //! `tracing.addInternals`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -11,12 +11,14 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde::Serialize;
 use traverse_config::TrustPolicy;
-use traverse_provider::{Backend, Diagnostic, Router, Target};
+use traverse_model::{Backend, Diagnostic, Router, Target};
 use traverse_telemetry::access_log::{AccessLogPolicy, AccessLogStats, AccessRecord};
 use traverse_telemetry::metrics::prometheus::{self, Format};
+use traverse_telemetry::record::{RequestRecord, SpanIds};
 use traverse_telemetry::{propagation, semconv, KeyValue, Span, StatsSnapshot, Status, Tracer};
-use traverse_telemetry::{SpanId, TraceId};
 
+use crate::clock::now_ms;
+use crate::host::{request_host, split_host_port};
 use crate::GatewayState;
 
 /// The `entryPointName` of the admin listener's access log records.
@@ -111,7 +113,11 @@ impl ServeHttp for AdminApi {
         let span = tracer.map(|t| internal_span(t, session.req_header()));
         let ids = span.as_ref().map(|s| {
             let context = s.context();
-            (context.trace_id(), context.span_id(), context.is_sampled())
+            SpanIds {
+                trace_id: context.trace_id(),
+                span_id: context.span_id(),
+                sampled: context.is_sampled(),
+            }
         });
         let path = session.req_header().uri.path().to_owned();
         let response = match path.as_str() {
@@ -173,19 +179,39 @@ fn internal_record(
     session: &ServerSession,
     response: &Response<Vec<u8>>,
     duration: Duration,
-    ids: Option<(TraceId, SpanId, bool)>,
+    span: Option<SpanIds>,
 ) -> AccessRecord {
-    let client = session.client_addr().and_then(|a| a.as_inet()).copied();
-    AccessRecord {
-        entry_point: Some(Arc::from(ADMIN_ENTRY_POINT)),
-        downstream_status: response.status().as_u16(),
-        downstream_content_size: response.body().len() as u64,
-        trace_id: ids.map(|(trace_id, _, _)| trace_id),
-        span_id: ids.map(|(_, span_id, _)| span_id),
-        sampled: ids.is_some_and(|(_, _, sampled)| sampled),
-        response_headers: policy.capture_headers(response.headers()),
-        ..crate::gateway::access_record(policy, session.req_header(), client, duration)
-    }
+    let request = session.req_header();
+    let (host, port) = request_host(request).map_or((None, None), |h| {
+        let (name, port) = split_host_port(h);
+        (Some(name), port)
+    });
+    let entry_point: Arc<str> = Arc::from(ADMIN_ENTRY_POINT);
+    let record = RequestRecord {
+        entry_point: &entry_point,
+        // The admin listener is plain TCP.
+        scheme: "http",
+        method: &request.method,
+        uri: &request.uri,
+        version: request.version,
+        host,
+        port,
+        request_headers: &request.headers,
+        response_headers: Some(response.headers()),
+        client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+        router: None,
+        service: None,
+        status: response.status().as_u16(),
+        failure: None,
+        start: SystemTime::now() - duration,
+        duration,
+        request_bytes: 0,
+        response_bytes: response.body().len() as u64,
+        attempts: 0,
+        upstream: None,
+        span,
+    };
+    AccessRecord::new(&record, policy)
 }
 
 /// The SERVER span of an admin request, continuing the caller's trace (probes from
@@ -270,6 +296,9 @@ struct ServiceView<'a> {
     #[serde(rename = "passHostHeader")]
     pass_host_header: bool,
     servers: Vec<String>,
+    /// Endpoints passively ejected now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ejected: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -332,7 +361,14 @@ impl<'a> ServiceView<'a> {
                 .servers
                 .items()
                 .iter()
-                .map(|(a, _)| a.to_string())
+                .map(|(e, _)| e.address.to_string())
+                .collect(),
+            ejected: backend
+                .servers
+                .items()
+                .iter()
+                .filter(|(e, _)| e.health().is_some_and(|h| h.ejected(now_ms())))
+                .map(|(e, _)| e.address.to_string())
                 .collect(),
         }
     }

@@ -1,41 +1,36 @@
-//! One entrypoint's request path, as Pingora phases.
-//!
-//! `request_filter` matches a route and chooses a service, `upstream_peer` chooses an
-//! endpoint, `upstream_request_filter` applies middlewares and forwarding headers,
-//! `response_filter` applies response middlewares, `fail_to_proxy` maps errors to a status,
-//! and `logging` records the outcome once.
+//! One entrypoint's request path, as Pingora phases. Each phase only drives the
+//! request's [`Exchange`]: routing decides in `request_filter`, [`select`] chooses each
+//! attempt's endpoint in `upstream_peer`, the [`middleware`] chain rewrites and filters,
+//! [`uplink`] handles the hop across clusters, errors map to a status in one place
+//! ([`status_for_error`]), and `logging` ends the exchange, which records it once.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderValue, Uri};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::protocols::http::error_resp::gen_error_response;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
-use traverse_config::{EntryPoint, TrustPolicy, Upstream};
-use traverse_provider::{Backend, Middleware, Router, Scheme, Target, Weighted};
-use traverse_telemetry::access_log::{AccessLogPolicy, AccessRecord};
-use traverse_telemetry::metrics::{AttemptOutcome, RequestLabels, RequestOutcome};
-use traverse_telemetry::{propagation, KeyValue};
+use traverse_config::{EntryPoint, Upstream};
+use traverse_model::{EjectionPolicy, Router, Scheme, Target};
 
 use crate::errors::{status_for_error, CLIENT_CLOSED_REQUEST};
+use crate::exchange::{Destination, Ending, Exchange, Peer, Site};
 use crate::forwarded::{Downstream, ForwardedPolicy};
-use crate::multicluster::{
-    advertisement, Member, ADVERTISEMENT_PATH, HEALTH_PATH, HOPS_HEADER, UPLINK_HEADER,
-    WELL_KNOWN_PREFIX,
-};
-use crate::trace::{method_name, protocol_version, RequestFacts, RequestTrace};
-use crate::{GatewayState, InFlight};
+use crate::host::{request_host, strip_port};
+use crate::middleware::{self, Verdict};
+use crate::multicluster::WELL_KNOWN_PREFIX;
+use crate::respond::{respond, NOT_FOUND, NO_SERVER};
+use crate::{select, uplink, GatewayState};
 
 /// Everything an entrypoint needs from the static configuration, resolved once.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
-    pub entry_point: Arc<str>,
+    site: Site,
     forwarded: ForwardedPolicy,
     downstream_read: Duration,
     downstream_write: Duration,
@@ -44,18 +39,25 @@ pub struct GatewayOptions {
     /// read timeouts, so a trickled header is cut off by `read` and an idle connection by `idle`.
     pub(crate) keepalive_seconds: u64,
     upstream: Upstream,
-    trust: TrustPolicy,
+    /// Passive ejection of Service endpoints.
+    ejection: EjectionPolicy,
     /// Serves parents: the advertisement and health endpoints, cross-cluster attributes.
     uplink: bool,
-    /// `https` on a TLS listener.
-    scheme: &'static str,
 }
 
 impl GatewayOptions {
     /// Options for the entrypoint `name`.
     pub fn new(name: &str, entry_point: &EntryPoint, upstream: &Upstream) -> Self {
         GatewayOptions {
-            entry_point: name.into(),
+            site: Site {
+                entry_point: name.into(),
+                scheme: if entry_point.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                },
+                trust: entry_point.trace_context,
+            },
             forwarded: ForwardedPolicy::new(
                 entry_point.forwarded_headers.insecure,
                 &entry_point.forwarded_headers.trusted_ips,
@@ -66,13 +68,11 @@ impl GatewayOptions {
                 entry_point.timeouts.idle.min(entry_point.timeouts.read),
             ),
             upstream: upstream.clone(),
-            trust: entry_point.trace_context,
-            uplink: entry_point.uplink,
-            scheme: if entry_point.tls.is_some() {
-                "https"
-            } else {
-                "http"
+            ejection: EjectionPolicy {
+                failures: upstream.passive_health_check.failures,
+                ejection_time: upstream.passive_health_check.ejection_time,
             },
+            uplink: entry_point.uplink,
         }
     }
 }
@@ -84,125 +84,30 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway serving `options.entry_point` from `state`'s routing table.
+    /// A gateway serving `options`' entrypoint from `state`'s routing table.
     pub fn new(options: GatewayOptions, state: Arc<GatewayState>) -> Self {
         Gateway { options, state }
     }
 }
 
-/// Per-request state, filled as the request moves through the phases and read in `logging`.
-pub struct RequestCtx {
-    /// `None` for the advertisement stream, which lives as long as the gateway does.
-    in_flight: Option<InFlight>,
-    /// Answered by the gateway itself for its parents: no telemetry.
-    internal: bool,
-    /// On a parent: the children serving the matched uplink, and this attempt's.
-    uplink: Option<UplinkAttempt>,
-    started: Instant,
-    router: Option<Arc<Router>>,
-    backend: Option<Arc<Backend>>,
-    upstream: Option<SocketAddr>,
-    attempts: u32,
-    /// When the current upstream attempt started; `None` once it failed to connect.
-    attempt_started: Option<Instant>,
-    /// The client's address and the port it connected to, read once per request.
-    client: Option<SocketAddr>,
-    client_ip: Option<IpAddr>,
-    local_port: Option<u16>,
-    /// Counted in `http.server.active_requests`, so `logging` must uncount it.
-    active: bool,
-    /// Status of the last upstream response header received.
-    upstream_status: Option<u16>,
-    /// `None` when tracing is off.
-    trace: Option<RequestTrace>,
-}
-
-/// A parent's request over an uplink.
-struct UplinkAttempt {
-    members: Arc<Weighted<Member>>,
-    /// The child of the current attempt.
-    current: Option<Member>,
-    /// Children already tried, by index: a retry goes elsewhere.
-    tried: Vec<usize>,
-    /// Uplink hops the request had taken when it arrived.
-    hops: u32,
-}
-
-/// Names for spans, borrowed from the context's fields (not the whole context, so the
-/// trace can be updated while they are held).
-fn facts<'a>(
-    entry_point: &'a Arc<str>,
-    router: &'a Option<Arc<Router>>,
-    backend: &'a Option<Arc<Backend>>,
-    uplink: &'a Option<UplinkAttempt>,
-) -> RequestFacts<'a> {
-    RequestFacts {
-        entry_point,
-        router: router.as_ref().map(|r| &r.name),
-        service: service_name(backend, uplink),
-    }
-}
-
-/// The service a request went to: the Service port, or on a parent the uplink.
-fn service_name<'a>(
-    backend: &'a Option<Arc<Backend>>,
-    uplink: &'a Option<UplinkAttempt>,
-) -> Option<&'a Arc<str>> {
-    backend.as_ref().map(|b| &b.name).or_else(|| {
-        uplink
-            .as_ref()
-            .and_then(|u| u.current.as_ref())
-            .map(|m| &m.uplink)
-    })
-}
-
 /// What routing decided, computed while the request header is borrowed.
-enum Decision {
-    Proxy(Arc<Router>, Arc<Backend>),
-    Uplink(Arc<Router>, Arc<Weighted<Member>>, u32),
+pub(crate) enum Decision {
+    Proxy(Arc<Router>, Destination),
     Respond(Option<Arc<Router>>, u16, Bytes),
 }
 
-const NOT_FOUND: &str = "404 page not found\n";
-const NO_SERVER: &str = "no available server\n";
-const NO_CHILD: &str = "no available child cluster for this uplink\n";
-/// Connect failures are retried once, on another endpoint where the service has one.
-const MAX_ATTEMPTS: u32 = 2;
-
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
+    type CTX = Exchange;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
-            in_flight: Some(self.state.enter()),
-            internal: false,
-            uplink: None,
-            started: Instant::now(),
-            router: None,
-            backend: None,
-            upstream: None,
-            attempts: 0,
-            attempt_started: None,
-            client: None,
-            client_ip: None,
-            local_port: None,
-            active: false,
-            upstream_status: None,
-            trace: None,
-        }
+    fn new_ctx(&self) -> Exchange {
+        Exchange::new(Some(self.state.enter()))
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Exchange) -> Result<bool> {
         session.set_read_timeout(Some(self.options.downstream_read));
         session.set_write_timeout(Some(self.options.downstream_write));
         session.set_keepalive(Some(self.options.keepalive_seconds));
-        ctx.client = session.client_addr().and_then(|a| a.as_inet()).copied();
-        ctx.client_ip = ctx.client.map(|a| a.ip());
-        ctx.local_port = session
-            .server_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.port());
         if self.options.uplink
             && session
                 .req_header()
@@ -210,57 +115,54 @@ impl ProxyHttp for Gateway {
                 .path()
                 .starts_with(WELL_KNOWN_PREFIX)
         {
-            ctx.internal = true;
-            self.serve_parent(session, ctx).await?;
+            uplink::serve_parent(session, ctx, &self.state).await?;
             return Ok(true);
         }
-        if let Some(tracer) = self.state.tracer() {
-            let mut trace = RequestTrace::start(
-                tracer,
-                self.options.trust,
-                session.req_header(),
-                ctx.client_ip,
-                ctx.local_port,
-            );
-            if self.options.uplink {
-                self.mark_cross_cluster(&mut trace, session.req_header());
-            }
-            ctx.trace = Some(trace);
-        }
-        if let Some(metrics) = self.state.metrics() {
-            metrics.request_started(&self.options.entry_point);
-            ctx.active = true;
-            if self.options.trust == TrustPolicy::Continue {
-                let valid = match &ctx.trace {
-                    Some(trace) => trace.continued(),
-                    None => propagation::extract(&session.req_header().headers)
-                        .context
-                        .is_some(),
-                };
-                metrics.trace_context_seen(&self.options.entry_point, valid);
-            }
+        let client = session.client_addr().and_then(|a| a.as_inet()).copied();
+        let local_port = session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.port());
+        let telemetry = self.state.telemetry();
+        ctx.begin(
+            &self.options.site,
+            telemetry,
+            session.req_header(),
+            client,
+            local_port,
+        );
+        if self.options.uplink {
+            uplink::annotate_arrival(ctx, self.state.topology(), session.req_header());
         }
 
-        match self.decide(session.req_header(), ctx.client_ip) {
-            Decision::Proxy(router, backend) => {
-                ctx.router = Some(router);
-                ctx.backend = Some(backend);
-                Ok(false)
-            }
-            Decision::Uplink(router, members, hops) => {
-                ctx.router = Some(router);
-                ctx.uplink = Some(UplinkAttempt {
-                    members,
-                    current: None,
-                    tried: Vec::new(),
-                    hops,
-                });
-                Ok(false)
+        let (router, answer) = match self.decide(session.req_header(), ctx.client_ip()) {
+            Decision::Proxy(router, destination) => {
+                ctx.route(Some(router), Some(destination));
+                (ctx.router().cloned(), None)
             }
             Decision::Respond(router, status, body) => {
-                ctx.router = router;
-                let trace_header = self.trace_header(ctx);
-                respond(session, status, body, trace_header).await?;
+                ctx.route(router, None);
+                (ctx.router().cloned(), Some((status, body)))
+            }
+        };
+        // A matched route's middlewares come first: they may answer (e.g. 401) before
+        // the route's own 503.
+        if let Some(router) = router {
+            let verdict =
+                middleware::request(&router.middlewares, session.req_header(), ctx, telemetry)
+                    .await?;
+            if let Verdict::Answer(answer) = verdict {
+                let mut headers = answer.headers;
+                headers.extend(ctx.trace_header(telemetry));
+                respond(session, answer.status, answer.body, &headers).await?;
+                return Ok(true);
+            }
+        }
+        match answer {
+            None => Ok(false),
+            Some((status, body)) => {
+                let headers: Vec<_> = ctx.trace_header(telemetry).into_iter().collect();
+                respond(session, status, body, &headers).await?;
                 Ok(true)
             }
         }
@@ -269,37 +171,65 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(
         &self,
         session: &mut Session,
-        ctx: &mut RequestCtx,
+        ctx: &mut Exchange,
     ) -> Result<Box<HttpPeer>> {
-        if ctx.uplink.is_some() {
-            return self.child_peer(session, ctx);
-        }
-        let backend = ctx.backend.as_ref().ok_or_else(|| {
-            Error::explain(ErrorType::InternalError, "no backend chosen for request")
-        })?;
-        let address = *backend
-            .servers
-            .pick()
-            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no available server"))?;
-        let scheme = backend.scheme;
-        self.begin_attempt(session, ctx, address);
-
-        let tls = scheme == Scheme::Https;
-        // TLS upstreams are verified against the name the client asked for.
-        let sni = if tls {
-            request_host(session.req_header())
-                .map(strip_port)
-                .unwrap_or_default()
-                .to_owned()
-        } else {
-            String::new()
+        let preferred = match (ctx.router(), ctx.destination()) {
+            (Some(router), Some(Destination::Service(backend))) => {
+                middleware::preferred_endpoint(&router.middlewares, session.req_header(), backend)
+            }
+            _ => None,
         };
-        let mut peer = HttpPeer::new(address, tls, sni);
+        let topology = self.state.topology();
+        let Some(selected) = select::next(ctx, topology.children.as_deref(), preferred) else {
+            let reason = match ctx.destination() {
+                Some(Destination::Uplink { .. }) => "no available child cluster",
+                _ => "no available server",
+            };
+            return Err(Error::explain(ErrorType::HTTPStatus(503), reason));
+        };
+        let method = &session.req_header().method;
+        let telemetry = self.state.telemetry();
+        ctx.begin_attempt(
+            &self.options.site,
+            telemetry,
+            method,
+            selected.address,
+            selected.peer.clone(),
+        );
+        let mut peer = match (&selected.peer, ctx.destination()) {
+            (Peer::Child(member), _) => {
+                uplink::annotate_attempt(ctx, topology, member);
+                match &member.child.tls {
+                    Some(tls) => tls.peer(selected.address),
+                    None => HttpPeer::new(selected.address, false, String::new()),
+                }
+            }
+            (Peer::Endpoint(_), Some(Destination::Service(backend))) => {
+                let tls = backend.scheme == Scheme::Https;
+                // TLS upstreams are verified against the name the client asked for.
+                let sni = if tls {
+                    request_host(session.req_header())
+                        .map(strip_port)
+                        .unwrap_or_default()
+                        .to_owned()
+                } else {
+                    String::new()
+                };
+                let mut peer = HttpPeer::new(selected.address, tls, sni);
+                if backend.scheme == Scheme::H2c {
+                    // Prior-knowledge HTTP/2 over cleartext.
+                    peer.options.set_http_version(2, 2);
+                }
+                peer
+            }
+            (Peer::Endpoint(_), _) => {
+                return Err(Error::explain(
+                    ErrorType::InternalError,
+                    "endpoint chosen without a Service",
+                ))
+            }
+        };
         self.apply_upstream_options(&mut peer);
-        if scheme == Scheme::H2c {
-            // Prior-knowledge HTTP/2 over cleartext.
-            peer.options.set_http_version(2, 2);
-        }
         Ok(Box::new(peer))
     }
 
@@ -307,19 +237,23 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut Exchange,
         mut error: Box<Error>,
     ) -> Box<Error> {
-        self.end_failed_attempt(session, ctx, error.etype().as_str());
+        let method = &session.req_header().method;
+        ctx.fail_attempt(
+            &self.options.site,
+            self.state.telemetry(),
+            method,
+            error.etype().as_str(),
+        );
+        select::failed(
+            ctx,
+            self.state.topology().children.as_deref(),
+            self.options.ejection,
+        );
         // Nothing reached the upstream, so retrying is safe for every method.
-        let elsewhere = match &ctx.uplink {
-            Some(uplink) => self.uplink_failed(uplink),
-            None => ctx
-                .backend
-                .as_ref()
-                .is_some_and(|b| b.servers.items().iter().filter(|(_, w)| *w > 0).count() > 1),
-        };
-        if ctx.attempts < MAX_ATTEMPTS && elsewhere {
+        if self.may_retry_elsewhere(ctx) {
             error.set_retry(true);
         }
         error
@@ -330,7 +264,7 @@ impl ProxyHttp for Gateway {
         peer: &HttpPeer,
         session: &mut Session,
         error: Box<Error>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Exchange,
         client_reused: bool,
     ) -> Box<Error> {
         // Pingora's rule: only idempotent requests whose body is still buffered are
@@ -343,18 +277,31 @@ impl ProxyHttp for Gateway {
         } else {
             error.set_retry(false);
         }
-        // Over an uplink, a child that failed before answering is counted against it,
-        // and a replayable request gets one more attempt on another child.
-        if let Some(uplink) = &ctx.uplink {
-            if ctx.upstream_status.is_none() {
-                let elsewhere = self.uplink_failed(uplink);
-                if replayable && elsewhere && ctx.attempts < MAX_ATTEMPTS {
-                    error.set_retry(true);
-                }
-                if error.retry() {
-                    self.end_failed_attempt(session, ctx, error.etype().as_str());
-                }
+        if ctx.upstream_status().is_some() {
+            return error;
+        }
+        let children = self.state.topology().children.as_deref();
+        let over_uplink = matches!(ctx.destination(), Some(Destination::Uplink { .. }));
+        if over_uplink {
+            // A child that failed before answering is counted against it, and a
+            // replayable request gets one more attempt on another child.
+            select::failed(ctx, children, self.options.ejection);
+            if replayable && self.may_retry_elsewhere(ctx) {
+                error.set_retry(true);
             }
+        } else if error.retry() {
+            // A pooled connection the endpoint had closed: replayed, on the same endpoint
+            // if need be, and not held against it.
+            ctx.forgive_current();
+        }
+        if error.retry() {
+            let method = &session.req_header().method;
+            ctx.fail_attempt(
+                &self.options.site,
+                self.state.telemetry(),
+                method,
+                error.etype().as_str(),
+            );
         }
         error
     }
@@ -363,53 +310,43 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Exchange,
     ) -> Result<()> {
-        let Some(router) = &ctx.router else {
+        let Some(router) = ctx.router() else {
             return Err(Error::explain(
                 ErrorType::InternalError,
                 "upstream request without a route",
             ));
         };
-        let original_host = request_host(session.req_header()).map(str::to_owned);
+        let original_host = request_host(session.req_header());
         // Forwarding headers first: an untrusted client's X-Forwarded-* are dropped before
         // middlewares (stripPrefix's X-Forwarded-Prefix, custom headers) set their own.
         let downstream = Downstream {
-            client_ip: ctx.client_ip,
-            proto: self.options.scheme,
-            host: original_host.as_deref(),
-            port: ctx.local_port,
+            client_ip: ctx.client_ip(),
+            proto: self.options.site.scheme,
+            host: original_host,
+            port: ctx.local_port(),
         };
         self.options.forwarded.apply(upstream_request, &downstream);
-        rewrite_request(upstream_request, &router.middlewares)?;
-        if let Some(trace) = &ctx.trace {
-            trace.inject(upstream_request)?;
-        }
+        middleware::upstream_request(&router.middlewares, upstream_request)?;
+        ctx.inject(upstream_request)?;
 
-        if let Some(member) = ctx
-            .uplink
-            .as_ref()
-            .and_then(|u| u.current.as_ref().map(|m| (u, m)))
-        {
-            let (uplink, member) = member;
-            let topology = self.state.topology();
-            upstream_request.insert_header(
-                topology.source_cluster_header.clone(),
-                topology.cluster.as_ref(),
-            )?;
-            upstream_request.insert_header(HOPS_HEADER, (uplink.hops + 1).to_string())?;
-            upstream_request.insert_header(UPLINK_HEADER, member.uplink.as_ref())?;
-        }
-
-        let pass_host_header = ctx.backend.as_ref().is_none_or(|b| b.pass_host_header);
+        let pass_host_header = match (ctx.destination(), ctx.current_peer()) {
+            (Some(Destination::Uplink { hops, .. }), Some(Peer::Child(member))) => {
+                uplink::add_hop_headers(upstream_request, self.state.topology(), member, *hops)?;
+                true
+            }
+            (Some(Destination::Service(backend)), _) => backend.pass_host_header,
+            _ => true,
+        };
         if !pass_host_header {
-            if let Some(address) = ctx.upstream {
+            if let Some(address) = ctx.current_address() {
                 upstream_request.insert_header(http::header::HOST, address.to_string())?;
             }
         } else if !upstream_request.headers.contains_key(http::header::HOST) {
             // An HTTP/2 client sends :authority, not Host; an HTTP/1 upstream needs Host.
-            if let Some(host) = &original_host {
-                upstream_request.insert_header(http::header::HOST, host.as_str())?;
+            if let Some(host) = original_host {
+                upstream_request.insert_header(http::header::HOST, host)?;
             }
         }
         Ok(())
@@ -419,15 +356,10 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Exchange,
     ) -> Result<()> {
-        ctx.upstream_status = Some(upstream_response.status.as_u16());
-        if let (Some(children), Some(member)) = (
-            &self.state.topology().children,
-            ctx.uplink.as_ref().and_then(|u| u.current.as_ref()),
-        ) {
-            children.attempt_succeeded(&member.child);
-        }
+        ctx.upstream_responded(upstream_response.status.as_u16());
+        select::succeeded(ctx, self.state.topology().children.as_deref());
         Ok(())
     }
 
@@ -435,42 +367,41 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Exchange,
     ) -> Result<()> {
-        if let Some((name, value)) = self.trace_header(ctx) {
+        if let Some((name, value)) = ctx.trace_header(self.state.telemetry()) {
             response.insert_header(name, value)?;
         }
-        if let Some(router) = &ctx.router {
-            for middleware in router.middlewares.iter().rev() {
-                if let Middleware::Headers {
-                    response: headers, ..
-                } = middleware
-                {
-                    for (name, value) in headers {
-                        match value {
-                            Some(value) => response.insert_header(name.clone(), value.clone())?,
-                            None => {
-                                response.remove_header(name);
-                            }
-                        }
-                    }
-                }
-            }
+        if let Some(router) = ctx.router() {
+            middleware::response(&router.middlewares, response)?;
         }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Exchange,
+    ) -> Result<Option<Duration>> {
+        if let Some(router) = ctx.router() {
+            middleware::response_body(&router.middlewares, body, end_of_stream)?;
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
         error: &Error,
-        ctx: &mut RequestCtx,
+        ctx: &mut Exchange,
     ) -> FailToProxy {
         let status = status_for_error(error);
         // A client that is gone cannot be answered; anything else gets the mapped status.
         if status != CLIENT_CLOSED_REQUEST && session.response_written().is_none() {
             let mut response = gen_error_response(status);
-            if let Some((name, value)) = self.trace_header(ctx) {
+            if let Some((name, value)) = ctx.trace_header(self.state.telemetry()) {
                 // The name and value were validated when built; this cannot fail.
                 let _ = response.insert_header(name, value);
             }
@@ -488,124 +419,21 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        if ctx.internal {
-            return;
-        }
-        let status = final_status(session.response_written().map(|r| r.status.as_u16()), error);
-        let duration = ctx.started.elapsed();
-        let origin_duration = ctx.attempt_started.take().map(|t| t.elapsed());
-        let request = session.req_header();
-        let method = method_name(&request.method);
-        // The SERVER span's ids, for exemplars and access log records.
-        let server_span = ctx.trace.as_ref().map(|t| {
-            let context = t.server.context();
-            (context.trace_id(), context.span_id(), context.is_sampled())
-        });
-        if let (Some(tracer), Some(trace)) = (self.state.tracer(), ctx.trace.take()) {
-            let facts = facts(
-                &self.options.entry_point,
-                &ctx.router,
-                &ctx.backend,
-                &ctx.uplink,
-            );
-            trace.finish(
-                tracer,
-                &request.method,
-                &facts,
-                ctx.upstream_status,
-                status,
-                error,
-            );
-        }
-        let service = service_name(&ctx.backend, &ctx.uplink);
-        if let Some(metrics) = self.state.metrics() {
-            if let Some(duration) = origin_duration {
-                metrics.attempt_finished(&AttemptOutcome {
-                    service,
-                    method,
-                    status: ctx.upstream_status,
-                    error: match (ctx.upstream_status, error) {
-                        (None, Some(error)) => Some(error.etype().as_str()),
-                        _ => None,
-                    },
-                    duration,
-                });
-            }
-            if std::mem::take(&mut ctx.active) {
-                metrics.request_finished(&RequestOutcome {
-                    labels: RequestLabels {
-                        entry_point: &self.options.entry_point,
-                        router: ctx.router.as_ref().map(|r| &r.name),
-                        service,
-                        method,
-                        status,
-                        protocol: protocol_version(request.version),
-                    },
-                    duration,
-                    request_bytes: session.body_bytes_read() as u64,
-                    response_bytes: session.body_bytes_sent() as u64,
-                    trace: server_span
-                        .filter(|(_, _, sampled)| *sampled)
-                        .map(|(trace_id, span_id, _)| (trace_id, span_id)),
-                });
-            }
-        }
-        if let Some(access_log) = self.state.access_log() {
-            let policy = access_log.policy();
-            let retries = ctx.attempts.saturating_sub(1);
-            if policy.keeps(status, duration, retries) {
-                let upstream: Option<Arc<str>> = ctx.upstream.map(|a| a.to_string().into());
-                let record = AccessRecord {
-                    origin_duration,
-                    request_content_size: session.body_bytes_read() as u64,
-                    entry_point: Some(Arc::clone(&self.options.entry_point)),
-                    router: ctx.router.as_ref().map(|r| Arc::clone(&r.name)),
-                    service: service.cloned(),
-                    service_url: upstream.as_ref().map(|a| {
-                        let scheme = ctx.backend.as_ref().map_or("http", |b| b.scheme.as_str());
-                        format!("{scheme}://{a}").into()
-                    }),
-                    service_addr: upstream,
-                    origin_status: ctx.upstream_status,
-                    downstream_status: status,
-                    downstream_content_size: session.body_bytes_sent() as u64,
-                    retry_attempts: retries,
-                    trace_id: server_span.map(|(trace_id, _, _)| trace_id),
-                    span_id: server_span.map(|(_, span_id, _)| span_id),
-                    sampled: server_span.is_some_and(|(_, _, sampled)| sampled),
-                    response_headers: session
-                        .response_written()
-                        .map(|r| policy.capture_headers(&r.headers))
-                        .unwrap_or_default(),
-                    ..access_record(policy, request, ctx.client, duration)
-                };
-                access_log.log(record);
-            }
-        }
-        tracing::debug!(
-            target: "traverse::access",
-            entrypoint = %self.options.entry_point,
-            router = ctx.router.as_ref().map(|r| r.name.as_ref()),
-            service = service.map(|s| s.as_ref()),
-            upstream = ctx.upstream.map(tracing::field::display),
-            method = %request.method,
-            path = request.uri.path(),
-            status,
-            attempts = ctx.attempts,
-            duration_ms = duration.as_secs_f64() * 1000.0,
-            error = error.map(tracing::field::display),
-            "request"
-        );
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Exchange) {
+        let response = session.response_written();
+        let ending = Ending {
+            request: session.req_header(),
+            response,
+            request_bytes: session.body_bytes_read() as u64,
+            response_bytes: session.body_bytes_sent() as u64,
+            status: final_status(response.map(|r| r.status.as_u16()), error),
+            error,
+        };
+        ctx.finish(&self.options.site, self.state.telemetry(), &ending);
     }
 }
 
 impl Gateway {
-    /// The trace id response header, when tracing and the option are on.
-    fn trace_header(&self, ctx: &RequestCtx) -> Option<(http::HeaderName, HeaderValue)> {
-        ctx.trace.as_ref()?.response_header(self.state.tracer()?)
-    }
-
     fn decide(&self, header: &RequestHeader, client_ip: Option<IpAddr>) -> Decision {
         let request = traverse_router::Request {
             method: header.method.as_str(),
@@ -616,7 +444,10 @@ impl Gateway {
             client_ip,
         };
         let routing = self.state.routing.load();
-        let Some(router) = routing.routes.find(&self.options.entry_point, &request) else {
+        let Some(router) = routing
+            .routes
+            .find(&self.options.site.entry_point, &request)
+        else {
             return Decision::Respond(None, 404, Bytes::from_static(NOT_FOUND.as_bytes()));
         };
         match &router.target {
@@ -626,170 +457,29 @@ impl Gateway {
                 Bytes::from(format!("{reason}\n")),
             ),
             Target::Services(services) => match services.pick() {
-                Some(backend) if backend.servers.has_available() => {
-                    Decision::Proxy(Arc::clone(router), Arc::clone(backend))
-                }
+                Some(backend) if backend.servers.has_available() => Decision::Proxy(
+                    Arc::clone(router),
+                    Destination::Service(Arc::clone(backend)),
+                ),
                 _ => Decision::Respond(
                     Some(Arc::clone(router)),
                     503,
                     Bytes::from_static(NO_SERVER.as_bytes()),
                 ),
             },
-            Target::Uplinks(uplinks) => self.decide_uplink(header, router, uplinks),
-        }
-    }
-
-    /// A parent's route to an uplink: refuse loops, then find the children serving it.
-    fn decide_uplink(
-        &self,
-        header: &RequestHeader,
-        router: &Arc<Router>,
-        uplinks: &Weighted<Arc<traverse_provider::UplinkRef>>,
-    ) -> Decision {
-        let topology = self.state.topology();
-        // A hop counter that does not parse is not ours: count the request as fresh.
-        let hops: u32 = header
-            .headers
-            .get(HOPS_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        let from_here = header
-            .headers
-            .get(&topology.source_cluster_header)
-            .is_some_and(|v| v.as_bytes() == topology.cluster.as_bytes());
-        if hops >= topology.max_hops || from_here {
-            let reason = if from_here {
-                format!(
-                    "forwarding loop detected: the request already came from cluster {}",
-                    topology.cluster
-                )
-            } else {
-                format!(
-                    "forwarding loop detected: {hops} uplink hops (multicluster.maxHops is {})",
-                    topology.max_hops
-                )
-            };
-            // Debug, not warn: a client can send any hop count, and must not flood the log.
-            tracing::debug!(router = %router.name, hops, "{reason}");
-            return Decision::Respond(
-                Some(Arc::clone(router)),
-                508,
-                Bytes::from(format!("{reason}\n")),
-            );
-        }
-        let members = topology
-            .children
-            .as_ref()
-            .zip(uplinks.pick())
-            .and_then(|(children, uplink)| children.members(uplink).map(|m| (children, m)));
-        match members {
-            // Checked without picking: the pick happens per attempt, in `upstream_peer`.
-            Some((children, members))
-                if members
-                    .items()
-                    .iter()
-                    .any(|(m, w)| *w > 0 && children.available(m)) =>
-            {
-                Decision::Uplink(Arc::clone(router), members, hops)
-            }
-            _ => Decision::Respond(
-                Some(Arc::clone(router)),
-                503,
-                Bytes::from_static(NO_CHILD.as_bytes()),
-            ),
-        }
-    }
-
-    /// The next child for an uplink request, never one this request already tried.
-    fn child_peer(&self, session: &Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let no_child = || Error::explain(ErrorType::HTTPStatus(503), "no available child cluster");
-        let children = self
-            .state
-            .topology()
-            .children
-            .as_ref()
-            .ok_or_else(no_child)?;
-        let uplink = ctx.uplink.as_mut().ok_or_else(no_child)?;
-        let member = uplink
-            .members
-            .pick_where(|m| children.available(m) && !uplink.tried.contains(&m.child.index))
-            .cloned()
-            .ok_or_else(no_child)?;
-        let address = member.child.socket_address().ok_or_else(no_child)?;
-        uplink.tried.push(member.child.index);
-        uplink.current = Some(member.clone());
-        self.begin_attempt(session, ctx, address);
-        if let Some(client) = ctx.trace.as_mut().and_then(|t| t.client.as_mut()) {
-            let topology = self.state.topology();
-            client.set(|| KeyValue::new("traverse.uplink", Arc::clone(&member.uplink)));
-            client.set(|| KeyValue::new("traverse.child", Arc::clone(&member.child.name)));
-            client.set(|| KeyValue::new("cross_cluster.source", Arc::clone(&topology.cluster)));
-            if let Some(cluster) = member.child.cluster() {
-                client.set(|| KeyValue::new("cross_cluster.target", cluster));
+            Target::Uplinks(uplinks) => {
+                uplink::decide(self.state.topology(), header, router, uplinks)
             }
         }
-        let mut peer = match &member.child.tls {
-            Some(tls) => tls.peer(address),
-            None => HttpPeer::new(address, false, String::new()),
-        };
-        self.apply_upstream_options(&mut peer);
-        Ok(Box::new(peer))
     }
 
-    /// Counts a new upstream attempt to `address` and opens its CLIENT span (named for
-    /// the context's service: the Service port, or the uplink of the current child).
-    fn begin_attempt(&self, session: &Session, ctx: &mut RequestCtx, address: SocketAddr) {
-        ctx.attempts += 1;
-        ctx.upstream = Some(address);
-        ctx.attempt_started = Some(Instant::now());
-        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
-            let facts = facts(
-                &self.options.entry_point,
-                &ctx.router,
-                &ctx.backend,
-                &ctx.uplink,
-            );
-            let method = &session.req_header().method;
-            trace.start_attempt(tracer, method, address, ctx.attempts, &facts);
-        }
-    }
-
-    /// Counts a failed attempt against the uplink's current child; whether another
-    /// child could take a retry.
-    fn uplink_failed(&self, uplink: &UplinkAttempt) -> bool {
-        let Some(children) = &self.state.topology().children else {
-            return false;
-        };
-        if let Some(member) = &uplink.current {
-            children.attempt_failed(&member.child);
-        }
-        uplink
-            .members
-            .items()
-            .iter()
-            .any(|(m, w)| *w > 0 && children.available(m) && !uplink.tried.contains(&m.child.index))
-    }
-
-    /// Ends the current attempt's CLIENT span and metric as failed with `kind`.
-    fn end_failed_attempt(&self, session: &Session, ctx: &mut RequestCtx, kind: &'static str) {
-        if let (Some(tracer), Some(trace)) = (self.state.tracer(), &mut ctx.trace) {
-            let facts = facts(
-                &self.options.entry_point,
-                &ctx.router,
-                &ctx.backend,
-                &ctx.uplink,
-            );
-            trace.fail_attempt(tracer, &session.req_header().method, &facts, kind);
-        }
-        if let (Some(metrics), Some(started)) = (self.state.metrics(), ctx.attempt_started.take()) {
-            metrics.attempt_finished(&AttemptOutcome {
-                service: service_name(&ctx.backend, &ctx.uplink),
-                method: method_name(&session.req_header().method),
-                status: None,
-                error: Some(kind),
-                duration: started.elapsed(),
-            });
+    /// Whether a failed attempt gets another, elsewhere: the retry budget allows it, an
+    /// untried endpoint is in rotation, and the route's middlewares do not object.
+    fn may_retry_elsewhere(&self, ctx: &Exchange) -> bool {
+        let default = ctx.may_attempt_again() && select::another_available(ctx);
+        match ctx.router() {
+            Some(router) => middleware::may_retry(&router.middlewares, ctx.attempts(), default),
+            None => default,
         }
     }
 
@@ -799,47 +489,6 @@ impl Gateway {
         peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.write_timeout = Some(upstream.write_timeout);
         peer.options.idle_timeout = Some(upstream.idle_timeout);
-    }
-
-    /// The endpoints an uplink entrypoint serves to parents itself.
-    async fn serve_parent(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        let path = session.req_header().uri.path();
-        if path == ADVERTISEMENT_PATH {
-            // A stream lasts as long as the gateway: it must not hold up the drain.
-            ctx.in_flight = None;
-            return advertisement::stream(session, &self.state.advertiser).await;
-        }
-        let (status, body) = match path {
-            HEALTH_PATH if self.state.is_ready() => (200, "ready\n"),
-            HEALTH_PATH => (503, "not ready\n"),
-            _ => (404, NOT_FOUND),
-        };
-        respond(session, status, Bytes::from_static(body.as_bytes()), None).await
-    }
-
-    /// On an uplink entrypoint, the SERVER span says which cluster and uplink it came over.
-    fn mark_cross_cluster(&self, trace: &mut RequestTrace, request: &RequestHeader) {
-        let topology = self.state.topology();
-        let header = |name: &http::HeaderName| {
-            request
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        if let Some(source) = header(&topology.source_cluster_header) {
-            trace
-                .server
-                .set(|| KeyValue::new("cross_cluster.source", source));
-        }
-        trace
-            .server
-            .set(|| KeyValue::new("cross_cluster.target", Arc::clone(&topology.cluster)));
-        if let Some(uplink) = header(&http::HeaderName::from_static(UPLINK_HEADER)) {
-            trace
-                .server
-                .set(|| KeyValue::new("traverse.uplink", uplink));
-        }
     }
 }
 
@@ -853,138 +502,10 @@ fn final_status(written: Option<u16>, error: Option<&Error>) -> u16 {
     }
 }
 
-/// The access log record's request part, shared by the entrypoints and the admin
-/// listener; the caller adds what it knows of the response.
-pub(crate) fn access_record(
-    policy: &AccessLogPolicy,
-    request: &RequestHeader,
-    client: Option<SocketAddr>,
-    duration: Duration,
-) -> AccessRecord {
-    AccessRecord {
-        start: SystemTime::now() - duration,
-        duration,
-        client_addr: client,
-        method: request.method.clone(),
-        path: request
-            .uri
-            .path_and_query()
-            .map_or_else(|| request.uri.path().to_owned(), |p| p.as_str().to_owned()),
-        protocol: request.version,
-        host: request_host(request)
-            .map(strip_port)
-            .unwrap_or("")
-            .to_owned(),
-        request_headers: policy.capture_headers(&request.headers),
-        ..AccessRecord::default()
-    }
-}
-
-/// Host from the Host header (HTTP/1) or the URI authority (HTTP/2).
-pub(crate) fn request_host(header: &RequestHeader) -> Option<&str> {
-    header
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| header.uri.authority().map(|a| a.as_str()))
-}
-
 /// `d` rounded up to whole seconds, at least 1: Pingora counts keep-alive in seconds and
 /// reads 0 as "forever".
 pub(crate) fn whole_seconds(d: Duration) -> u64 {
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-}
-
-/// `example.com:8443` → `example.com`, `[::1]:8443` → `::1`.
-pub(crate) fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
-        _ => host,
-    }
-}
-
-/// Applies path and request-header middlewares in order.
-fn rewrite_request(request: &mut RequestHeader, middlewares: &[Middleware]) -> Result<()> {
-    let mut path: Option<String> = None;
-    for middleware in middlewares {
-        match middleware {
-            Middleware::StripPrefix { prefixes } => {
-                let current = path.as_deref().unwrap_or_else(|| request.uri.path());
-                if let Some((prefix, rest)) = prefixes
-                    .iter()
-                    .find_map(|p| current.strip_prefix(p.as_str()).map(|rest| (p, rest)))
-                {
-                    let stripped = if rest.starts_with('/') {
-                        rest.to_owned()
-                    } else {
-                        format!("/{rest}")
-                    };
-                    let prefix = prefix.trim_end_matches('/').to_owned();
-                    path = Some(stripped);
-                    if let Ok(value) = HeaderValue::from_str(&prefix) {
-                        request.insert_header("x-forwarded-prefix", value)?;
-                    }
-                }
-            }
-            Middleware::AddPrefix { prefix } => {
-                let current = path.as_deref().unwrap_or_else(|| request.uri.path());
-                path = Some(format!("{prefix}{current}"));
-            }
-            Middleware::Headers {
-                request: headers, ..
-            } => {
-                for (name, value) in headers {
-                    match value {
-                        Some(value) => request.insert_header(name.clone(), value.clone())?,
-                        None => {
-                            request.remove_header(name);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if let Some(path) = path {
-        let path_and_query = match request.uri.query() {
-            Some(query) => format!("{path}?{query}"),
-            None => path,
-        };
-        let uri = Uri::builder()
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|e| {
-                Error::because(
-                    ErrorType::InternalError,
-                    "rewritten path is not a valid URI",
-                    e,
-                )
-            })?;
-        request.set_uri(uri);
-    }
-    Ok(())
-}
-
-async fn respond(
-    session: &mut Session,
-    status: u16,
-    body: Bytes,
-    trace_header: Option<(http::HeaderName, HeaderValue)>,
-) -> Result<()> {
-    let mut header = ResponseHeader::build(status, Some(3))?;
-    if let Some((name, value)) = trace_header {
-        header.insert_header(name, value)?;
-    }
-    header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body), true).await
 }
 
 #[cfg(test)]
@@ -992,79 +513,12 @@ mod tests {
     use super::*;
     use pingora::ErrorSource;
 
-    fn request(uri: &str) -> RequestHeader {
-        RequestHeader::build("GET", uri.as_bytes(), None).expect("request")
-    }
-
-    #[test]
-    fn strip_then_add_prefix_keeps_the_query() {
-        let mut req = request("/api/v1/users?x=1");
-        let middlewares = vec![
-            Middleware::StripPrefix {
-                prefixes: vec!["/nope".into(), "/api".into()],
-            },
-            Middleware::AddPrefix {
-                prefix: "/internal".into(),
-            },
-        ];
-        rewrite_request(&mut req, &middlewares).expect("rewrite");
-        assert_eq!(req.uri.to_string(), "/internal/v1/users?x=1");
-        assert_eq!(
-            req.headers.get("x-forwarded-prefix").expect("prefix"),
-            "/api"
-        );
-    }
-
-    #[test]
-    fn strip_to_root_leaves_a_slash() {
-        let mut req = request("/api");
-        rewrite_request(
-            &mut req,
-            &[Middleware::StripPrefix {
-                prefixes: vec!["/api".into()],
-            }],
-        )
-        .expect("rewrite");
-        assert_eq!(req.uri.path(), "/");
-    }
-
-    #[test]
-    fn header_middleware_sets_and_removes() {
-        let mut req = request("/");
-        req.insert_header("x-remove-me", "1").expect("header");
-        let middlewares = vec![Middleware::Headers {
-            request: vec![
-                (
-                    http::HeaderName::from_static("x-added"),
-                    Some(HeaderValue::from_static("yes")),
-                ),
-                (http::HeaderName::from_static("x-remove-me"), None),
-            ],
-            response: vec![],
-        }];
-        rewrite_request(&mut req, &middlewares).expect("rewrite");
-        assert_eq!(req.headers.get("x-added").expect("added"), "yes");
-        assert!(req.headers.get("x-remove-me").is_none());
-    }
-
     #[test]
     fn keepalive_rounds_up_to_whole_seconds() {
         assert_eq!(whole_seconds(Duration::from_millis(500)), 1);
         assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
         assert_eq!(whole_seconds(Duration::from_secs(90)), 90);
         assert_eq!(whole_seconds(Duration::ZERO), 1);
-    }
-
-    #[test]
-    fn ports_are_stripped_from_hosts() {
-        for (host, expected) in [
-            ("a.example", "a.example"),
-            ("a.example:8443", "a.example"),
-            ("[::1]:8443", "::1"),
-            ("::1", "::1"),
-        ] {
-            assert_eq!(strip_port(host), expected);
-        }
     }
 
     #[test]

@@ -3,22 +3,36 @@
 //!
 //! Routing reads the current [`RoutingTable`] through an [`ArcSwap`]: one atomic load
 //! per request, no lock. Providers publish a new table with [`GatewayState::publish`].
+//!
+//! The request path, in the order a request meets it: [`gateway`] (the Pingora phases),
+//! [`exchange`] (what happened to the request, and the one place that records it),
+//! `select` (each attempt's endpoint), `middleware` (the router's chain), `uplink`
+//! (the hop across clusters), `host`, `forwarded` and `respond` (helpers).
 
 mod admin;
+mod clock;
 mod entrypoint;
 mod errors;
+pub mod exchange;
 mod forwarded;
-mod gateway;
+pub mod gateway;
+mod host;
+mod middleware;
 pub mod multicluster;
+mod respond;
+mod select;
 mod trace;
+mod uplink;
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use http::HeaderName;
 use traverse_config::{Config, MetricFamilies};
-use traverse_provider::RoutingTable;
+use traverse_model::{PassiveHealth, RoutingTable};
 use traverse_telemetry::access_log::AccessLogger;
 use traverse_telemetry::metrics::Metrics;
 use traverse_telemetry::Tracer;
@@ -26,7 +40,8 @@ use traverse_telemetry::Tracer;
 pub use admin::AdminApi;
 pub use entrypoint::{entrypoint_service, EntryPointApp};
 pub use errors::status_for_error;
-pub use gateway::{Gateway, GatewayOptions, RequestCtx};
+pub use exchange::Exchange;
+pub use gateway::{Gateway, GatewayOptions};
 
 use multicluster::advertisement::Advertiser;
 use multicluster::Children;
@@ -44,6 +59,10 @@ pub struct GatewayState {
     topology: Topology,
     /// What this gateway advertises to parents (meaningful on a child).
     advertiser: Advertiser,
+    /// Passive health of every Service endpoint address in the table in force, attached
+    /// to each table's endpoints when it is published, so a reload keeps it. Locked only
+    /// by `publish`.
+    endpoint_health: Mutex<HashMap<SocketAddr, Arc<PassiveHealth>>>,
 }
 
 /// Where this gateway stands in a multi-cluster topology.
@@ -134,6 +153,11 @@ impl GatewayState {
         );
     }
 
+    /// What the request path reports to.
+    pub(crate) fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
     /// The tracer, when tracing is on.
     pub fn tracer(&self) -> Option<&Arc<Tracer>> {
         self.telemetry.tracer.as_ref()
@@ -151,10 +175,28 @@ impl GatewayState {
 
     /// Atomically replaces the routing table; requests already matched keep the old one.
     pub fn publish(&self, table: RoutingTable) {
+        self.attach_health(&table);
         self.routing.store(Arc::new(table));
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.ready.store(true, Ordering::Release);
         self.advertise();
+    }
+
+    /// Gives `table`'s endpoints the health state of their addresses: one state per
+    /// address, shared by every route and kept while the address stays in the table.
+    fn attach_health(&self, table: &RoutingTable) {
+        let mut cells = match self.endpoint_health.lock() {
+            Ok(cells) => cells,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut kept = HashMap::with_capacity(cells.len());
+        for endpoint in table.endpoints() {
+            let cell = kept
+                .entry(endpoint.address)
+                .or_insert_with(|| cells.get(&endpoint.address).cloned().unwrap_or_default());
+            endpoint.attach_health(Arc::clone(cell));
+        }
+        *cells = kept;
     }
 
     /// The table in force now.
@@ -188,6 +230,11 @@ impl GatewayState {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(Arc::clone(self))
     }
+}
+
+/// Whether a Service endpoint takes new requests now (not passively ejected).
+pub fn in_rotation(endpoint: &traverse_model::Endpoint) -> bool {
+    traverse_model::Candidate::usable(endpoint, clock::now_ms())
 }
 
 /// Counts a request as in flight until dropped (the end of the request's context).

@@ -1,5 +1,6 @@
 //! The spans of one request: a SERVER span for the entrypoint and a CLIENT span per
-//! upstream attempt, with the OpenTelemetry HTTP semantic-convention attributes.
+//! upstream attempt, with the OpenTelemetry HTTP semantic-convention attributes. Their
+//! final attributes are read from the request's records, as metrics and access logs are.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -7,10 +8,14 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue, Method};
 use pingora::http::RequestHeader;
 use traverse_telemetry::propagation::{self, TRACEPARENT, TRACESTATE};
+use traverse_telemetry::record::{
+    method_name, protocol_version, AttemptRecord, RequestRecord, OTHER_METHOD,
+};
 use traverse_telemetry::semconv;
 use traverse_telemetry::{KeyValue, Span, SpanKind, Status, Tracer};
 
 /// Tracing state carried through a request's phases.
+#[derive(Debug)]
 pub(crate) struct RequestTrace {
     pub server: Span,
     /// The request carried a valid trace context and the SERVER span continues it.
@@ -21,8 +26,9 @@ pub(crate) struct RequestTrace {
     drop_baggage: bool,
 }
 
-/// What a span's name and attributes need to know about the request.
-pub(crate) struct RequestFacts<'a> {
+/// The names a span carries: where the request came in, which router matched and
+/// which service it went to.
+pub(crate) struct RouteNames<'a> {
     pub entry_point: &'a Arc<str>,
     pub router: Option<&'a Arc<str>>,
     pub service: Option<&'a Arc<str>>,
@@ -34,8 +40,10 @@ impl RequestTrace {
         tracer: &Tracer,
         policy: propagation::TrustPolicy,
         request: &RequestHeader,
+        scheme: &'static str,
+        host: Option<&str>,
+        port: Option<u16>,
         client_ip: Option<IpAddr>,
-        local_port: Option<u16>,
     ) -> RequestTrace {
         let extracted = propagation::extract(&request.headers);
         if let Some(reason) = &extracted.invalid {
@@ -53,16 +61,16 @@ impl RequestTrace {
             });
         }
         server.set(|| KeyValue::new(semconv::URL_PATH, request.uri.path().to_owned()));
-        server.set(|| KeyValue::new(semconv::URL_SCHEME, "http"));
+        server.set(|| KeyValue::new(semconv::URL_SCHEME, scheme));
         server.set(|| {
             KeyValue::new(
                 semconv::NETWORK_PROTOCOL_VERSION,
                 protocol_version(request.version),
             )
         });
-        if let Some((host, port)) = crate::gateway::request_host(request).map(split_host_port) {
+        if let Some(host) = host {
             server.set(|| KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
-            if let Some(port) = port.or(local_port) {
+            if let Some(port) = port {
                 server.set(|| KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
             }
         }
@@ -98,10 +106,10 @@ impl RequestTrace {
         method: &Method,
         upstream: SocketAddr,
         attempt: u32,
-        facts: &RequestFacts,
+        names: &RouteNames,
     ) {
         if let Some(previous) = self.client.take() {
-            tracer.end(previous, span_name(method, facts.router), Status::Unset);
+            tracer.end(previous, span_name(method, names.router), Status::Unset);
         }
         let mut client = tracer.start_child(&self.server, SpanKind::Client);
         client.set(|| KeyValue::new(semconv::HTTP_REQUEST_METHOD, method_name(method)));
@@ -117,26 +125,33 @@ impl RequestTrace {
                 .set(|| KeyValue::new(semconv::HTTP_REQUEST_RESEND_COUNT, i64::from(attempt - 1)));
         }
         client.set(|| KeyValue::new("traverse.attempt", i64::from(attempt)));
-        set_route_attributes(&mut client, facts);
+        set_route_attributes(&mut client, names);
         self.client = Some(client);
     }
 
-    /// Ends the current CLIENT span as a transport failure (e.g. connect refused).
-    pub fn fail_attempt(
-        &mut self,
-        tracer: &Tracer,
-        method: &Method,
-        facts: &RequestFacts,
-        error: &str,
-    ) {
-        if let Some(mut client) = self.client.take() {
-            client.set(|| KeyValue::new(semconv::ERROR_TYPE, error.to_owned()));
-            tracer.end(
-                client,
-                span_name(method, facts.router),
-                Status::error(error.to_owned()),
-            );
-        }
+    /// Ends the current CLIENT span as `attempt` says: the upstream's status, or the
+    /// failure that ended it.
+    pub fn end_attempt(&mut self, tracer: &Tracer, attempt: &AttemptRecord, names: &RouteNames) {
+        let Some(mut client) = self.client.take() else {
+            return;
+        };
+        let status = match (attempt.status, attempt.failure) {
+            (Some(code), _) => {
+                client.set(|| KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
+                if code >= 400 {
+                    client.set(|| KeyValue::new(semconv::ERROR_TYPE, code.to_string()));
+                    Status::error(format!("upstream answered {code}"))
+                } else {
+                    Status::Unset
+                }
+            }
+            (None, Some(failure)) => {
+                client.set(|| KeyValue::new(semconv::ERROR_TYPE, failure.kind));
+                Status::error(failure.detail.to_string())
+            }
+            (None, None) => Status::Unset,
+        };
+        tracer.end(client, span_name(attempt.method, names.router), status);
     }
 
     /// Replaces the inbound trace headers with the current attempt's context.
@@ -157,51 +172,37 @@ impl RequestTrace {
         Ok(())
     }
 
-    /// Ends the request's spans: the open CLIENT span with the upstream's status (or the
-    /// error that ended it), then the SERVER span with the status sent to the client.
-    pub fn finish(
-        mut self,
-        tracer: &Tracer,
-        method: &Method,
-        facts: &RequestFacts,
-        upstream_status: Option<u16>,
-        status: u16,
-        error: Option<&pingora::Error>,
-    ) {
-        let name = span_name(method, facts.router);
-        if let Some(mut client) = self.client.take() {
-            let client_status = match (upstream_status, error) {
-                (Some(code), _) => {
-                    client
-                        .set(|| KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
-                    if code >= 400 {
-                        client.set(|| KeyValue::new(semconv::ERROR_TYPE, code.to_string()));
-                        Status::error(format!("upstream answered {code}"))
-                    } else {
-                        Status::Unset
-                    }
-                }
-                (None, Some(error)) => {
-                    client.set(|| KeyValue::new(semconv::ERROR_TYPE, error_type(error)));
-                    Status::error(error.to_string())
-                }
-                (None, None) => Status::Unset,
-            };
-            tracer.end(client, name.clone(), client_status);
+    /// Ends the SERVER span with what `request` records (the attempt's CLIENT span has
+    /// ended already).
+    pub fn finish(self, tracer: &Tracer, request: &RequestRecord) {
+        let names = RouteNames {
+            entry_point: request.entry_point,
+            router: request.router,
+            service: request.service,
+        };
+        let name = span_name(request.method, request.router);
+        if let Some(client) = self.client {
+            tracer.end(client, name.clone(), Status::Unset);
         }
-
         let mut server = self.server;
-        set_route_attributes(&mut server, facts);
-        if let Some(router) = facts.router {
+        set_route_attributes(&mut server, &names);
+        if let Some(router) = request.router {
             server.set(|| KeyValue::new(semconv::HTTP_ROUTE, Arc::clone(router)));
         }
+        let status = request.status;
         if status > 0 {
             server.set(|| KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
         }
         let server_status = if status >= 500 {
-            let kind = error.map_or_else(|| status.to_string(), error_type);
+            let kind = request
+                .failure
+                .map_or_else(|| status.to_string(), |f| f.kind.to_owned());
             server.set(|| KeyValue::new(semconv::ERROR_TYPE, kind));
-            Status::error(error.map_or_else(|| format!("answered {status}"), |e| e.to_string()))
+            Status::error(
+                request
+                    .failure
+                    .map_or_else(|| format!("answered {status}"), |f| f.detail.to_string()),
+            )
         } else {
             Status::Unset
         };
@@ -216,32 +217,13 @@ impl RequestTrace {
     }
 }
 
-fn set_route_attributes(span: &mut Span, facts: &RequestFacts) {
-    span.set(|| KeyValue::new("traverse.entrypoint", Arc::clone(facts.entry_point)));
-    if let Some(router) = facts.router {
+fn set_route_attributes(span: &mut Span, names: &RouteNames) {
+    span.set(|| KeyValue::new("traverse.entrypoint", Arc::clone(names.entry_point)));
+    if let Some(router) = names.router {
         span.set(|| KeyValue::new("traverse.router", Arc::clone(router)));
     }
-    if let Some(service) = facts.service {
+    if let Some(service) = names.service {
         span.set(|| KeyValue::new("traverse.service", Arc::clone(service)));
-    }
-}
-
-const OTHER_METHOD: &str = "_OTHER";
-
-/// The method as semantic conventions want it: the known methods, everything else
-/// `_OTHER`, so a client cannot make span names and attributes unbounded.
-pub(crate) fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::CONNECT => "CONNECT",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::PATCH => "PATCH",
-        _ => OTHER_METHOD,
     }
 }
 
@@ -253,52 +235,17 @@ pub(crate) fn span_name(method: &Method, router: Option<&Arc<str>>) -> String {
     }
 }
 
-pub(crate) fn protocol_version(version: http::Version) -> &'static str {
-    match version {
-        http::Version::HTTP_09 => "0.9",
-        http::Version::HTTP_10 => "1.0",
-        http::Version::HTTP_2 => "2",
-        http::Version::HTTP_3 => "3",
-        _ => "1.1",
-    }
-}
-
-/// `host:port` → (host, port); IPv6 literals keep no brackets.
-fn split_host_port(host: &str) -> (&str, Option<u16>) {
-    let name = crate::gateway::strip_port(host);
-    let port = host
-        .rsplit_once(':')
-        .filter(|(rest, _)| !rest.contains(':') || rest.ends_with(']'))
-        .and_then(|(_, port)| port.parse().ok());
-    (name, port)
-}
-
-/// A short, bounded `error.type` for a Pingora error, e.g. `ConnectRefused`.
-fn error_type(error: &pingora::Error) -> String {
-    error.etype().as_str().to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn unknown_methods_are_other() {
-        assert_eq!(method_name(&Method::GET), "GET");
+    fn span_names_bound_the_method() {
         let custom = Method::from_bytes(b"PURGE").expect("method");
-        assert_eq!(method_name(&custom), "_OTHER");
         assert_eq!(
             span_name(&custom, Some(&Arc::from("ns/r#0"))),
             "_OTHER ns/r#0"
         );
         assert_eq!(span_name(&Method::POST, None), "POST");
-    }
-
-    #[test]
-    fn host_and_port() {
-        assert_eq!(split_host_port("a.example:8080"), ("a.example", Some(8080)));
-        assert_eq!(split_host_port("a.example"), ("a.example", None));
-        assert_eq!(split_host_port("[::1]:9"), ("::1", Some(9)));
-        assert_eq!(split_host_port("::1"), ("::1", None));
     }
 }

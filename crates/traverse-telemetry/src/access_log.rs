@@ -21,6 +21,8 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderName, HeaderValue, Method, Version};
 use opentelemetry::trace::{SpanId, TraceId};
 
+use crate::record::RequestRecord;
+
 mod format;
 mod policy;
 mod writer;
@@ -130,6 +132,46 @@ impl Default for AccessRecord {
             sampled: false,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
+        }
+    }
+}
+
+impl AccessRecord {
+    /// The record of `request`, with the headers `policy` captures.
+    pub fn new(request: &RequestRecord, policy: &AccessLogPolicy) -> AccessRecord {
+        let upstream = request.upstream;
+        let service_addr: Option<Arc<str>> = upstream.map(|u| u.address.to_string().into());
+        AccessRecord {
+            start: request.start,
+            duration: request.duration,
+            origin_duration: upstream.and_then(|u| u.duration),
+            client_addr: request.client,
+            client_username: None,
+            method: request.method.clone(),
+            path: request.path_and_query().to_owned(),
+            protocol: request.version,
+            host: request.host.unwrap_or("").to_owned(),
+            scheme: request.scheme,
+            request_content_size: request.request_bytes,
+            entry_point: Some(Arc::clone(request.entry_point)),
+            router: request.router.cloned(),
+            service: request.service.cloned(),
+            service_url: upstream.map(|u| format!("{}://{}", u.scheme, u.address).into()),
+            service_addr,
+            origin_status: upstream.and_then(|u| u.status),
+            origin_content_size: None,
+            downstream_status: request.status,
+            downstream_content_size: request.response_bytes,
+            retry_attempts: request.attempts.saturating_sub(1),
+            request_count: None,
+            trace_id: request.span.map(|s| s.trace_id),
+            span_id: request.span.map(|s| s.span_id),
+            sampled: request.span.is_some_and(|s| s.sampled),
+            request_headers: policy.capture_headers(request.request_headers),
+            response_headers: request
+                .response_headers
+                .map(|h| policy.capture_headers(h))
+                .unwrap_or_default(),
         }
     }
 }

@@ -7,6 +7,8 @@
 //!   variables.
 //! - [`Tracer`] creates and ends spans on the request path without blocking.
 //! - [`metrics`] holds the instruments, `/metrics` rendering and the OTLP push.
+//! - [`record`] is what one request did: the single value spans, metrics and access
+//!   log records are derived from.
 //! - [`access_log`] encodes and writes one record per request off the request path.
 //! - [`logs`] and [`log_bridge`] send log records (access and the gateway's own) over OTLP.
 //! - [`TracePipeline`] and [`LogPipeline`] batch on dedicated threads and export with
@@ -19,6 +21,7 @@ pub mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod propagation;
+pub mod record;
 pub mod settings;
 mod tracer;
 

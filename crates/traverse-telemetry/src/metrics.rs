@@ -22,7 +22,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider, UpDownCounter};
-use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -35,6 +34,7 @@ use opentelemetry_semantic_conventions::attribute as semconv;
 use traverse_config::MetricFamilies;
 
 use crate::pipeline::StatsSnapshot;
+use crate::record::{method_name, AttemptRecord, RequestRecord};
 pub use exemplars::Exemplar;
 use exemplars::Exemplars;
 
@@ -85,29 +85,23 @@ pub struct RequestLabels<'a> {
     pub status: u16,
     /// `network.protocol.version`: `1.0`, `1.1` or `2`.
     pub protocol: &'static str,
+    /// `url.scheme`: `http` or `https`.
+    pub scheme: &'static str,
 }
 
-/// One finished request, as the data plane saw it in its `logging` phase.
-#[derive(Debug, Clone)]
-pub struct RequestOutcome<'a> {
-    pub labels: RequestLabels<'a>,
-    pub duration: Duration,
-    pub request_bytes: u64,
-    pub response_bytes: u64,
-    /// The SERVER span, when the request was sampled: becomes an exemplar.
-    pub trace: Option<(TraceId, SpanId)>,
-}
-
-/// One upstream attempt.
-#[derive(Debug, Clone)]
-pub struct AttemptOutcome<'a> {
-    pub service: Option<&'a Arc<str>>,
-    pub method: &'static str,
-    /// `None` when no response header arrived.
-    pub status: Option<u16>,
-    /// `error.type` when the attempt failed, e.g. `ConnectRefused`.
-    pub error: Option<&'static str>,
-    pub duration: Duration,
+impl<'a> RequestLabels<'a> {
+    /// The series a finished request counts in.
+    pub fn of(record: &RequestRecord<'a>) -> Self {
+        RequestLabels {
+            entry_point: record.entry_point,
+            router: record.router,
+            service: record.service,
+            method: record.method_name(),
+            status: record.status,
+            protocol: record.protocol(),
+            scheme: record.scheme,
+        }
+    }
 }
 
 /// Every instrument, created once.
@@ -167,12 +161,12 @@ impl Family {
         }
     }
 
-    fn record(&self, outcome: &RequestOutcome, attributes: &[KeyValue]) {
+    fn record(&self, request: &RequestRecord, attributes: &[KeyValue]) {
         self.requests.add(1, attributes);
         self.duration
-            .record(outcome.duration.as_secs_f64(), attributes);
-        self.request_size.add(outcome.request_bytes, attributes);
-        self.response_size.add(outcome.response_bytes, attributes);
+            .record(request.duration.as_secs_f64(), attributes);
+        self.request_size.add(request.request_bytes, attributes);
+        self.response_size.add(request.response_bytes, attributes);
     }
 }
 
@@ -247,44 +241,48 @@ impl Metrics {
     }
 
     /// Records one finished request; call exactly once per [`Metrics::request_started`].
-    pub fn request_finished(&self, outcome: &RequestOutcome) {
-        let labels = &outcome.labels;
+    pub fn request_finished(&self, request: &RequestRecord) {
+        let labels = &RequestLabels::of(request);
         self.active_requests
             .add(-1, &[entry_point_attribute(labels.entry_point)]);
-        let duration = outcome.duration.as_secs_f64();
+        let duration = request.duration.as_secs_f64();
         self.server_duration
             .record(duration, &server_attributes(labels));
         if self.families.add_entry_points_labels {
             self.entry_point
-                .record(outcome, &entry_point_attributes(labels));
+                .record(request, &entry_point_attributes(labels));
         }
         if self.families.add_routers_labels {
             if let Some(attributes) = router_attributes(labels) {
-                self.router.record(outcome, &attributes);
+                self.router.record(request, &attributes);
             }
         }
         if self.families.add_services_labels {
             if let Some(attributes) = service_attributes(labels) {
-                self.service.record(outcome, &attributes);
+                self.service.record(request, &attributes);
             }
         }
-        if let Some((trace_id, span_id)) = outcome.trace {
-            self.exemplars.offer(labels, duration, trace_id, span_id);
+        if let Some(span) = request.span.filter(|s| s.sampled) {
+            self.exemplars
+                .offer(labels, duration, span.trace_id, span.span_id);
         }
     }
 
-    /// Records one upstream attempt.
-    pub fn attempt_finished(&self, attempt: &AttemptOutcome) {
+    /// Records one ended upstream attempt.
+    pub fn attempt_finished(&self, attempt: &AttemptRecord) {
         let mut attributes = Vec::with_capacity(4);
-        attributes.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, attempt.method));
+        attributes.push(KeyValue::new(
+            semconv::HTTP_REQUEST_METHOD,
+            method_name(attempt.method),
+        ));
         if let Some(status) = attempt.status {
             attributes.push(KeyValue::new(
                 semconv::HTTP_RESPONSE_STATUS_CODE,
                 i64::from(status),
             ));
         }
-        if let Some(error) = attempt.error {
-            attributes.push(KeyValue::new(semconv::ERROR_TYPE, error));
+        if let Some(failure) = attempt.failure {
+            attributes.push(KeyValue::new(semconv::ERROR_TYPE, failure.kind));
         }
         if let Some(service) = attempt.service {
             attributes.push(name_attribute("traverse.service", service));
@@ -361,7 +359,7 @@ fn server_attributes(labels: &RequestLabels) -> [KeyValue; 4] {
     [
         KeyValue::new(semconv::HTTP_REQUEST_METHOD, labels.method),
         KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(labels.status)),
-        KeyValue::new(semconv::URL_SCHEME, "http"),
+        KeyValue::new(semconv::URL_SCHEME, labels.scheme),
         KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, labels.protocol),
     ]
 }

@@ -215,7 +215,7 @@ fn observe_servers(metrics: &Metrics, state: &Arc<GatewayState>) {
     let state = Arc::downgrade(state);
     metrics.observe_gauge(
         "traverse.service.server.up",
-        "Whether an upstream endpoint is in rotation (1) or not (0), per service",
+        "Whether an upstream endpoint is in rotation (1) or not: weight 0 or passively ejected (0), per service",
         move || {
             let Some(state) = state.upgrade() else {
                 return Vec::new();
@@ -225,20 +225,26 @@ fn observe_servers(metrics: &Metrics, state: &Arc<GatewayState>) {
             for route in routing.routes.routes() {
                 if let Target::Services(services) = &route.value.target {
                     for (backend, _) in services.items() {
-                        for (address, weight) in backend.servers.items() {
-                            servers.insert((Arc::clone(&backend.name), *address, *weight > 0));
+                        for (endpoint, weight) in backend.servers.items() {
+                            let up = *weight > 0 && traverse_proxy::in_rotation(endpoint);
+                            servers.insert((
+                                Arc::clone(&backend.name),
+                                backend.scheme.as_str(),
+                                endpoint.address,
+                                up,
+                            ));
                         }
                     }
                 }
             }
             servers
                 .into_iter()
-                .map(|(service, address, up)| {
+                .map(|(service, scheme, address, up)| {
                     (
                         i64::from(up),
                         vec![
                             KeyValue::new("service", service),
-                            KeyValue::new("url", format!("http://{address}")),
+                            KeyValue::new("url", format!("{scheme}://{address}")),
                         ],
                     )
                 })

@@ -99,7 +99,7 @@ fn servers(router: &Router) -> Vec<(String, Vec<String>, u32)> {
                         .servers
                         .items()
                         .iter()
-                        .map(|(a, _)| a.to_string())
+                        .map(|(e, _)| e.address.to_string())
                         .collect(),
                     *weight,
                 )
@@ -373,11 +373,11 @@ spec:
     assert_eq!(api.middlewares.len(), 2);
     assert_eq!(
         api.middlewares[0],
-        Middleware::StripPrefix {
+        Middleware::StripPrefix(StripPrefix {
             prefixes: vec!["/api".into()]
-        }
+        })
     );
-    let Middleware::Headers { request, response } = &api.middlewares[1] else {
+    let Middleware::Headers(Headers { request, response }) = &api.middlewares[1] else {
         panic!("headers")
     };
     assert_eq!(request.len(), 2);

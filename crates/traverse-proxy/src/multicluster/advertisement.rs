@@ -9,7 +9,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use traverse_provider::AdvertisedUplink;
+use traverse_model::AdvertisedUplink;
 
 /// A stream idle this long carries an empty line, so a parent can tell a quiet child
 /// from a dead connection (it gives up after three missed heartbeats).

@@ -3,26 +3,24 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::Serialize;
-use traverse_config::{Multicluster, PassiveHealthCheck};
-use traverse_provider::{UplinkRef, Weighted};
+use traverse_config::Multicluster;
+use traverse_model::{Candidate, EjectionPolicy, PassiveHealth, UplinkRef, Weighted};
 
 use super::tls::ChildTls;
 use super::Advertisement;
+use crate::clock::now_ms;
 
 /// Every configured child, and which of them serve each uplink.
 #[derive(Debug)]
 pub struct Children {
     children: Vec<Arc<Child>>,
     membership: ArcSwap<Membership>,
-    passive: PassiveHealthCheck,
-    /// Ejection deadlines are milliseconds since this instant, so they fit an atomic.
-    epoch: Instant,
+    passive: EjectionPolicy,
 }
 
 /// Uplink (`namespace`, `name`) → the children advertising it, weighted. Ordered, so an
@@ -43,8 +41,6 @@ pub struct Member {
 /// A child gateway as the parent knows it.
 #[derive(Debug)]
 pub struct Child {
-    /// Position in [`Children`], to remember which children a request already tried.
-    pub index: usize,
     pub name: Arc<str>,
     /// `host:port` as configured.
     pub address: String,
@@ -57,8 +53,7 @@ pub struct Child {
     healthy: AtomicBool,
     checks_passed: AtomicU32,
     checks_failed: AtomicU32,
-    passive_failures: AtomicU32,
-    ejected_until_ms: AtomicU64,
+    passive: PassiveHealth,
 }
 
 /// What a child advertised, with its cluster name ready to attach to spans.
@@ -74,8 +69,7 @@ impl Children {
         let children = config
             .children
             .iter()
-            .enumerate()
-            .map(|(index, (name, child))| {
+            .map(|(name, child)| {
                 let tls = child
                     .tls
                     .as_ref()
@@ -83,7 +77,6 @@ impl Children {
                     .transpose()
                     .map_err(|e| format!("multicluster.children.{name}.tls: {e}"))?;
                 Ok(Arc::new(Child {
-                    index,
                     name: name.as_str().into(),
                     address: child.address.clone(),
                     tls,
@@ -93,16 +86,17 @@ impl Children {
                     healthy: AtomicBool::new(true),
                     checks_passed: AtomicU32::new(0),
                     checks_failed: AtomicU32::new(0),
-                    passive_failures: AtomicU32::new(0),
-                    ejected_until_ms: AtomicU64::new(0),
+                    passive: PassiveHealth::default(),
                 }))
             })
             .collect::<Result<_, String>>()?;
         Ok(Arc::new(Children {
             children,
             membership: ArcSwap::default(),
-            passive: config.passive_health_check.clone(),
-            epoch: Instant::now(),
+            passive: EjectionPolicy {
+                failures: config.passive_health_check.failures,
+                ejection_time: config.passive_health_check.ejection_time,
+            },
         }))
     }
 
@@ -124,7 +118,7 @@ impl Children {
 
     /// Whether `member` may take a new request now.
     pub fn available(&self, member: &Member) -> bool {
-        member.child.available(self.now_ms())
+        member.usable(now_ms())
     }
 
     /// Records what `child` advertised and republishes the membership.
@@ -176,22 +170,14 @@ impl Children {
     /// A request to `child` failed before any response: after `failures` in a row the
     /// child is ejected for the configured time.
     pub fn attempt_failed(&self, child: &Child) {
-        let failures = child.passive_failures.fetch_add(1, Ordering::AcqRel) + 1;
-        if failures >= self.passive.failures {
-            let until = self.now_ms() + self.passive.ejection_time.as_millis() as u64;
-            let previous = child.ejected_until_ms.swap(until, Ordering::AcqRel);
-            child.passive_failures.store(0, Ordering::Release);
-            if previous <= self.now_ms() {
-                tracing::warn!(child = %child.name, failures, ejection = ?self.passive.ejection_time, "child ejected after failed requests");
-            }
+        if child.passive.failed(now_ms(), self.passive) {
+            tracing::warn!(child = %child.name, failures = self.passive.failures, ejection = ?self.passive.ejection_time, "child ejected after failed requests");
         }
     }
 
     /// A response came back from `child`.
     pub fn attempt_succeeded(&self, child: &Child) {
-        if child.passive_failures.load(Ordering::Relaxed) != 0 {
-            child.passive_failures.store(0, Ordering::Release);
-        }
+        child.passive.succeeded();
     }
 
     /// Records an active health check; `thresholds` are (unhealthy, healthy).
@@ -205,7 +191,7 @@ impl Children {
             }
             if passed >= healthy {
                 // A passing check ends a passive ejection early.
-                child.ejected_until_ms.store(0, Ordering::Release);
+                child.passive.end_ejection();
             }
         } else {
             child.checks_passed.store(0, Ordering::Release);
@@ -216,26 +202,20 @@ impl Children {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
     /// The admin API's view of every child.
     pub fn view(&self) -> Vec<ChildView> {
-        let now = self.now_ms();
+        let now = now_ms();
         self.children
             .iter()
             .map(|child| {
                 let known = child.known.load_full();
-                let ejected_until = child.ejected_until_ms.load(Ordering::Acquire);
                 ChildView {
                     name: child.name.to_string(),
                     address: child.address.clone(),
                     resolved: child.resolved.load_full().map(|a| a.to_string()),
                     connected: child.connected.load(Ordering::Acquire),
                     healthy: child.healthy.load(Ordering::Acquire),
-                    ejected_for: (ejected_until > now)
-                        .then(|| Duration::from_millis(ejected_until - now).as_secs_f64()),
+                    ejected_for: child.passive.ejected_for(now).map(|d| d.as_secs_f64()),
                     available: child.available(now),
                     advertisement: known.map(|k| k.advertisement.clone()),
                 }
@@ -262,10 +242,20 @@ pub struct ChildView {
     pub advertisement: Option<Advertisement>,
 }
 
+impl Candidate for Member {
+    fn address(&self) -> Option<SocketAddr> {
+        self.child.socket_address()
+    }
+
+    fn usable(&self, now_ms: u64) -> bool {
+        self.child.available(now_ms)
+    }
+}
+
 impl Child {
     fn available(&self, now_ms: u64) -> bool {
         self.healthy.load(Ordering::Acquire)
-            && now_ms >= self.ejected_until_ms.load(Ordering::Acquire)
+            && !self.passive.ejected(now_ms)
             && self.resolved.load().is_some()
             && self
                 .known

@@ -59,6 +59,7 @@ struct Sample {
     method: &'static str,
     status: u16,
     protocol: &'static str,
+    scheme: &'static str,
     exemplar: Exemplar,
 }
 
@@ -78,6 +79,7 @@ impl Exemplars {
             method: labels.method,
             status: labels.status,
             protocol: labels.protocol,
+            scheme: labels.scheme,
             exemplar: Exemplar {
                 value: seconds,
                 trace_id,
@@ -101,6 +103,7 @@ impl Exemplars {
                 method: sample.method,
                 status: sample.status,
                 protocol: sample.protocol,
+                scheme: sample.scheme,
             };
             let bucket = bucket_index(sample.exemplar.value);
             let mut keep = |histogram: &str, attributes: &[KeyValue]| {

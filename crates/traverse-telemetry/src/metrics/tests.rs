@@ -35,19 +35,37 @@ fn finish(metrics: &Metrics, entry_point: &Arc<str>, status: u16, millis: u64, s
     let router: Arc<str> = "default/app#0".into();
     let service: Arc<str> = "default/app:80".into();
     metrics.request_started(entry_point);
-    metrics.request_finished(&RequestOutcome {
-        labels: RequestLabels {
-            entry_point,
-            router: Some(&router),
-            service: Some(&service),
-            method: "GET",
-            status,
-            protocol: "1.1",
-        },
+    let (method, uri, headers) = (
+        http::Method::GET,
+        http::Uri::from_static("/"),
+        http::HeaderMap::new(),
+    );
+    metrics.request_finished(&RequestRecord {
+        entry_point,
+        scheme: "http",
+        method: &method,
+        uri: &uri,
+        version: http::Version::HTTP_11,
+        host: None,
+        port: None,
+        request_headers: &headers,
+        response_headers: None,
+        client: None,
+        router: Some(&router),
+        service: Some(&service),
+        status,
+        failure: None,
+        start: std::time::SystemTime::now(),
         duration: Duration::from_millis(millis),
         request_bytes: 10,
         response_bytes: 100,
-        trace: sampled.then(|| (TraceId::from(0xabc_u128), SpanId::from(0xdef_u64))),
+        attempts: 1,
+        upstream: None,
+        span: sampled.then(|| crate::record::SpanIds {
+            trace_id: TraceId::from(0xabc_u128),
+            span_id: SpanId::from(0xdef_u64),
+            sampled: true,
+        }),
     });
 }
 

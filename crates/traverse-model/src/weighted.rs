@@ -1,149 +1,16 @@
-//! The runtime model: what `translate` produces and the data plane reads.
-//!
-//! Everything here is immutable once built. A new configuration is a new
-//! [`RoutingTable`], published atomically; requests never take a lock to route.
+//! Smooth weighted round robin, lock-free.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
-use traverse_router::RouteTable;
-
-use crate::diagnostics::Diagnostics;
-
-/// One published configuration: the route table and what was wrong with its inputs.
-#[derive(Debug, Default)]
-pub struct RoutingTable {
-    pub routes: RouteTable<Arc<Router>>,
-    pub diagnostics: Diagnostics,
-    /// What a child advertises to its parents, one entry per Uplink object.
-    pub uplinks: Vec<AdvertisedUplink>,
-}
-
-/// An Uplink as a child advertises it to parents.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdvertisedUplink {
-    pub namespace: String,
-    pub name: String,
-    pub weight: u32,
-    /// Uplink entrypoints serving it.
-    pub entry_points: Vec<String>,
-    /// At least one route bound to it can serve (its services have ready endpoints).
-    pub ready: bool,
-    /// The routers bound to it, for the admin API.
-    pub routers: Vec<Arc<str>>,
-}
-
-/// A routing rule resolved against its middlewares and services.
-#[derive(Debug)]
-pub struct Router {
-    /// Stable name, `namespace/ingressroute#index`: used in logs, spans and metrics
-    /// instead of the rule text. Shared, so telemetry attributes reuse it without copying.
-    pub name: Arc<str>,
-    /// The rule as written, for the admin API.
-    pub rule: String,
-    pub priority: i64,
-    pub entry_points: Vec<String>,
-    /// Applied in order to the request, and in reverse order to the response.
-    pub middlewares: Vec<Middleware>,
-    /// The Middleware objects those steps come from, `namespace/name`, for the admin API.
-    pub middleware_names: Vec<String>,
-    pub target: Target,
-}
-
-/// Where a matched request goes.
-#[derive(Debug)]
-pub enum Target {
-    /// Weighted round robin across the route's services.
-    Services(Weighted<Arc<Backend>>),
-    /// A parent's route to uplinks that children advertise; which children serve each
-    /// is known only at run time, from their advertisements.
-    Uplinks(Weighted<Arc<UplinkRef>>),
-    /// The route exists but cannot be served (e.g. every Service it names is missing):
-    /// it answers this status instead of vanishing into a 404.
-    Unavailable { status: u16, reason: String },
-}
-
-/// A Kubernetes Service port resolved to the endpoints that may receive traffic.
-#[derive(Debug)]
-pub struct Backend {
-    /// `namespace/service:port`, as reported in logs and telemetry (shared, like `Router::name`).
-    pub name: Arc<str>,
-    pub scheme: Scheme,
-    /// Send the client's Host header upstream (Traefik's default) rather than the endpoint address.
-    pub pass_host_header: bool,
-    /// Ready endpoints; empty means the Service exists but nothing can serve (503).
-    pub servers: Weighted<SocketAddr>,
-}
-
-/// A parent route's reference to an uplink, matched against children's advertisements.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum UplinkRef {
-    /// `kind: Uplink` with a name and namespace: exactly that Uplink.
-    Named { namespace: String, name: String },
-    /// Traefik Hub's `<namespace>-<name>@multicluster`, without the suffix.
-    Hub(String),
-}
-
-impl UplinkRef {
-    /// Whether an advertised `namespace/name` is the uplink this refers to.
-    pub fn matches(&self, namespace: &str, name: &str) -> bool {
-        match self {
-            UplinkRef::Named {
-                namespace: n,
-                name: m,
-            } => n == namespace && m == name,
-            UplinkRef::Hub(joined) => {
-                joined
-                    .strip_prefix(namespace)
-                    .and_then(|rest| rest.strip_prefix('-'))
-                    == Some(name)
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for UplinkRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UplinkRef::Named { namespace, name } => write!(f, "{namespace}/{name}"),
-            UplinkRef::Hub(joined) => write!(f, "{joined}@multicluster"),
-        }
-    }
-}
-
-/// How to speak to an upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Http,
-    Https,
-    /// Cleartext HTTP/2 with prior knowledge.
-    H2c,
-}
-
-impl Scheme {
-    /// The scheme's name in manifests and telemetry.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-            Scheme::H2c => "h2c",
-        }
-    }
-}
-
-/// A request/response transformation, already validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Middleware {
-    /// Remove the first matching prefix from the path (Traefik `stripPrefix`).
-    StripPrefix { prefixes: Vec<String> },
-    /// Prepend a prefix to the path (Traefik `addPrefix`).
-    AddPrefix { prefix: String },
-    /// Set or remove headers; a `None` value removes the header (Traefik's empty string).
-    Headers {
-        request: Vec<(http::HeaderName, Option<http::HeaderValue>)>,
-        response: Vec<(http::HeaderName, Option<http::HeaderValue>)>,
-    },
+/// Something a balancer hands out for an upstream attempt: a Service endpoint or a
+/// child gateway. Both are selected the same way, by [`Weighted::select`].
+pub trait Candidate {
+    /// Where an attempt connects; `None` while unknown (a child not yet resolved).
+    fn address(&self) -> Option<SocketAddr>;
+    /// Whether it may take a new attempt at `now_ms` (not ejected; for a child also
+    /// healthy and not draining).
+    fn usable(&self, now_ms: u64) -> bool;
 }
 
 /// Smooth weighted round robin over a fixed set of items, lock-free.
@@ -216,39 +83,79 @@ impl<T> Weighted<T> {
 
     /// The next item in the schedule, or `None` when nothing has a positive weight.
     pub fn pick(&self) -> Option<&T> {
+        self.pick_index().map(|i| &self.items[i].0)
+    }
+
+    fn pick_index(&self) -> Option<usize> {
         if self.schedule.is_empty() {
             return None;
         }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let index = self.schedule[n % self.schedule.len()] as usize;
-        Some(&self.items[index].0)
+        Some(self.schedule[n % self.schedule.len()] as usize)
     }
 
     /// The next item in the schedule if `usable` accepts it; otherwise a pick among the
     /// usable items in proportion to their weights (a walk over the items, taken only
     /// while something is unusable). `None` when nothing usable has a positive weight.
     pub fn pick_where(&self, usable: impl Fn(&T) -> bool) -> Option<&T> {
-        let first = self.pick()?;
-        if usable(first) {
+        self.pick_index_where(usable).map(|i| &self.items[i].0)
+    }
+
+    /// [`Weighted::pick_where`], as a position in [`Weighted::items`].
+    fn pick_index_where(&self, usable: impl Fn(&T) -> bool) -> Option<usize> {
+        let first = self.pick_index()?;
+        if usable(&self.items[first].0) {
             return Some(first);
         }
         let candidates = || {
             self.items
                 .iter()
-                .filter(|(item, weight)| *weight > 0 && usable(item))
+                .enumerate()
+                .filter(|(_, (item, weight))| *weight > 0 && usable(item))
         };
-        let total: u64 = candidates().map(|(_, w)| u64::from(*w)).sum();
+        let total: u64 = candidates().map(|(_, (_, w))| u64::from(*w)).sum();
         if total == 0 {
             return None;
         }
         let mut ticket = self.fallback.fetch_add(1, Ordering::Relaxed) as u64 % total;
-        for (item, weight) in candidates() {
+        for (index, (_, weight)) in candidates() {
             if ticket < u64::from(*weight) {
-                return Some(item);
+                return Some(index);
             }
             ticket -= u64::from(*weight);
         }
         None
+    }
+
+    /// The next usable candidate whose address this request has not `tried` yet, in
+    /// proportion to the weights, with its position in [`Weighted::items`]; `None` when
+    /// there is none.
+    pub fn select(&self, tried: &[SocketAddr], now_ms: u64) -> Option<(usize, &T)>
+    where
+        T: Candidate,
+    {
+        self.pick_index_where(|c| c.usable(now_ms) && untried(c, tried))
+            .map(|i| (i, &self.items[i].0))
+    }
+
+    /// Like [`Weighted::select`], ignoring whether candidates are usable: for when every
+    /// candidate is ejected and trying one beats refusing the request.
+    pub fn select_untried(&self, tried: &[SocketAddr]) -> Option<(usize, &T)>
+    where
+        T: Candidate,
+    {
+        self.pick_index_where(|c| untried(c, tried))
+            .map(|i| (i, &self.items[i].0))
+    }
+
+    /// Whether [`Weighted::select`] would find a candidate.
+    pub fn has_selectable(&self, tried: &[SocketAddr], now_ms: u64) -> bool
+    where
+        T: Candidate,
+    {
+        self.items
+            .iter()
+            .any(|(c, w)| *w > 0 && c.usable(now_ms) && untried(c, tried))
     }
 
     /// Every item with its configured weight.
@@ -260,6 +167,10 @@ impl<T> Weighted<T> {
     pub fn has_available(&self) -> bool {
         !self.schedule.is_empty()
     }
+}
+
+fn untried<T: Candidate>(candidate: &T, tried: &[SocketAddr]) -> bool {
+    candidate.address().is_some_and(|a| !tried.contains(&a))
 }
 
 #[cfg(test)]
@@ -331,6 +242,40 @@ mod tests {
             "b={b} c={c}: 2:1 among the usable"
         );
         assert!(weighted.pick_where(|_| false).is_none());
+    }
+
+    struct Server(SocketAddr, bool);
+
+    impl Candidate for Server {
+        fn address(&self) -> Option<SocketAddr> {
+            Some(self.0)
+        }
+        fn usable(&self, _now_ms: u64) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn select_skips_tried_and_unusable_candidates() {
+        let address = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let servers = Weighted::new(vec![
+            (Server(address(1), true), 1),
+            (Server(address(2), false), 1),
+            (Server(address(3), true), 1),
+        ]);
+        for _ in 0..10 {
+            let picked = servers.select(&[address(1)], 0).expect("one left").1 .0;
+            assert_eq!(picked, address(3), "neither tried nor unusable");
+        }
+        assert!(servers.select(&[address(1), address(3)], 0).is_none());
+        assert!(!servers.has_selectable(&[address(1), address(3)], 0));
+        assert_eq!(
+            servers
+                .select_untried(&[address(1), address(3)])
+                .map(|(i, s)| (i, s.0)),
+            Some((1, address(2))),
+            "unusable but untried"
+        );
     }
 
     #[test]

@@ -1,0 +1,117 @@
+//! Passive health: consecutive failed attempts take an endpoint (a Service endpoint or a
+//! child gateway) out of rotation for a while. Lock-free: a few atomics per endpoint.
+//!
+//! Times are milliseconds on a clock the caller supplies, so this stays free of clocks.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// When consecutive failures eject an endpoint, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EjectionPolicy {
+    /// Failed attempts in a row that eject (at least 1).
+    pub failures: u32,
+    pub ejection_time: Duration,
+}
+
+/// The passive-health state of one endpoint.
+#[derive(Debug, Default)]
+pub struct PassiveHealth {
+    /// Failures since the last success or ejection.
+    failures: AtomicU32,
+    /// Out of rotation until this time; 0 when never ejected.
+    ejected_until_ms: AtomicU64,
+}
+
+impl PassiveHealth {
+    /// Whether the endpoint is out of rotation at `now_ms`.
+    pub fn ejected(&self, now_ms: u64) -> bool {
+        now_ms < self.ejected_until_ms.load(Ordering::Acquire)
+    }
+
+    /// Counts a failed attempt; true when this failure ejects an endpoint that was in
+    /// rotation (so the caller can say so once).
+    pub fn failed(&self, now_ms: u64, policy: EjectionPolicy) -> bool {
+        let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if failures < policy.failures.max(1) {
+            return false;
+        }
+        let until = now_ms.saturating_add(policy.ejection_time.as_millis() as u64);
+        let previous = self.ejected_until_ms.swap(until, Ordering::AcqRel);
+        self.failures.store(0, Ordering::Release);
+        previous <= now_ms
+    }
+
+    /// A response came back: the run of failures ends.
+    pub fn succeeded(&self) {
+        // Read first: a shared cache line is written only when there is something to reset.
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Release);
+        }
+    }
+
+    /// Ends an ejection early (an active health check passed).
+    pub fn end_ejection(&self) {
+        self.ejected_until_ms.store(0, Ordering::Release);
+    }
+
+    /// How long the ejection still lasts at `now_ms`.
+    pub fn ejected_for(&self, now_ms: u64) -> Option<Duration> {
+        let until = self.ejected_until_ms.load(Ordering::Acquire);
+        (until > now_ms).then(|| Duration::from_millis(until - now_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: EjectionPolicy = EjectionPolicy {
+        failures: 3,
+        ejection_time: Duration::from_secs(10),
+    };
+
+    #[test]
+    fn consecutive_failures_eject_for_the_ejection_time() {
+        let health = PassiveHealth::default();
+        assert!(!health.failed(1_000, POLICY));
+        assert!(!health.failed(1_000, POLICY));
+        assert!(!health.ejected(1_000));
+        assert!(health.failed(1_000, POLICY), "the third failure ejects");
+        assert!(health.ejected(1_000));
+        assert!(health.ejected(10_999));
+        assert_eq!(health.ejected_for(6_000), Some(Duration::from_secs(5)));
+        assert!(
+            !health.ejected(11_000),
+            "back in rotation after the ejection time"
+        );
+        assert_eq!(health.ejected_for(11_000), None);
+    }
+
+    #[test]
+    fn a_success_ends_the_run_of_failures() {
+        let health = PassiveHealth::default();
+        health.failed(0, POLICY);
+        health.failed(0, POLICY);
+        health.succeeded();
+        assert!(!health.failed(0, POLICY));
+        assert!(!health.ejected(0));
+    }
+
+    #[test]
+    fn failing_while_ejected_extends_without_reporting_again() {
+        let health = PassiveHealth::default();
+        let once = EjectionPolicy {
+            failures: 1,
+            ..POLICY
+        };
+        assert!(health.failed(0, once));
+        assert!(
+            !health.failed(5_000, once),
+            "already ejected: not a new ejection"
+        );
+        assert!(health.ejected(14_000), "extended from the later failure");
+        health.end_ejection();
+        assert!(!health.ejected(5_000));
+    }
+}

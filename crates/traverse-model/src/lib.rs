@@ -1,0 +1,18 @@
+//! The runtime model: what `translate` produces and the data plane reads.
+//!
+//! Everything here is immutable once built, except the few atomics of balancing and
+//! passive health. A new configuration is a new [`RoutingTable`], published atomically;
+//! requests never take a lock to route. No I/O and no clocks: times come from the caller.
+
+pub mod diagnostics;
+pub mod health;
+mod model;
+mod weighted;
+
+pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
+pub use health::{EjectionPolicy, PassiveHealth};
+pub use model::{
+    AddPrefix, AdvertisedUplink, Backend, Endpoint, Headers, Middleware, Router, RoutingTable,
+    Scheme, StripPrefix, Target, UplinkRef,
+};
+pub use weighted::{Candidate, Weighted};

@@ -1,0 +1,215 @@
+//! Routing table, routers, targets and backends.
+//!
+//! Everything here is immutable once built. A new configuration is a new
+//! [`RoutingTable`], published atomically; requests never take a lock to route.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use traverse_router::RouteTable;
+
+use crate::diagnostics::Diagnostics;
+use crate::health::PassiveHealth;
+use crate::weighted::{Candidate, Weighted};
+
+/// One published configuration: the route table and what was wrong with its inputs.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    pub routes: RouteTable<Arc<Router>>,
+    pub diagnostics: Diagnostics,
+    /// What a child advertises to its parents, one entry per Uplink object.
+    pub uplinks: Vec<AdvertisedUplink>,
+}
+
+/// An Uplink as a child advertises it to parents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertisedUplink {
+    pub namespace: String,
+    pub name: String,
+    pub weight: u32,
+    /// Uplink entrypoints serving it.
+    pub entry_points: Vec<String>,
+    /// At least one route bound to it can serve (its services have ready endpoints).
+    pub ready: bool,
+    /// The routers bound to it, for the admin API.
+    pub routers: Vec<Arc<str>>,
+}
+
+/// A routing rule resolved against its middlewares and services.
+#[derive(Debug)]
+pub struct Router {
+    /// Stable name, `namespace/ingressroute#index`: used in logs, spans and metrics
+    /// instead of the rule text. Shared, so telemetry attributes reuse it without copying.
+    pub name: Arc<str>,
+    /// The rule as written, for the admin API.
+    pub rule: String,
+    pub priority: i64,
+    pub entry_points: Vec<String>,
+    /// Applied in order to the request, and in reverse order to the response.
+    pub middlewares: Vec<Middleware>,
+    /// The Middleware objects those steps come from, `namespace/name`, for the admin API.
+    pub middleware_names: Vec<String>,
+    pub target: Target,
+}
+
+/// Where a matched request goes.
+#[derive(Debug)]
+pub enum Target {
+    /// Weighted round robin across the route's services.
+    Services(Weighted<Arc<Backend>>),
+    /// A parent's route to uplinks that children advertise; which children serve each
+    /// is known only at run time, from their advertisements.
+    Uplinks(Weighted<Arc<UplinkRef>>),
+    /// The route exists but cannot be served (e.g. every Service it names is missing):
+    /// it answers this status instead of vanishing into a 404.
+    Unavailable { status: u16, reason: String },
+}
+
+/// A Kubernetes Service port resolved to the endpoints that may receive traffic.
+#[derive(Debug)]
+pub struct Backend {
+    /// `namespace/service:port`, as reported in logs and telemetry (shared, like `Router::name`).
+    pub name: Arc<str>,
+    pub scheme: Scheme,
+    /// Send the client's Host header upstream (Traefik's default) rather than the endpoint address.
+    pub pass_host_header: bool,
+    /// Ready endpoints; empty means the Service exists but nothing can serve (503).
+    pub servers: Weighted<Endpoint>,
+}
+
+/// One address a Service's traffic can go to.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub address: SocketAddr,
+    /// Shared by every route to this address and kept across reloads: the data plane
+    /// attaches it when the table is published, so a request reads it without a lookup.
+    health: OnceLock<Arc<PassiveHealth>>,
+}
+
+impl Endpoint {
+    /// An endpoint without health state yet (in rotation until one is attached).
+    pub fn new(address: SocketAddr) -> Self {
+        Endpoint {
+            address,
+            health: OnceLock::new(),
+        }
+    }
+
+    /// Attaches the shared health state of this address; the first one attached stays.
+    pub fn attach_health(&self, health: Arc<PassiveHealth>) {
+        let _ = self.health.set(health);
+    }
+
+    /// The health state, once attached.
+    pub fn health(&self) -> Option<&PassiveHealth> {
+        self.health.get().map(Arc::as_ref)
+    }
+}
+
+impl Candidate for Endpoint {
+    fn address(&self) -> Option<SocketAddr> {
+        Some(self.address)
+    }
+
+    fn usable(&self, now_ms: u64) -> bool {
+        self.health().is_none_or(|h| !h.ejected(now_ms))
+    }
+}
+
+impl RoutingTable {
+    /// Every Service endpoint of every route (an address appears once per route using it).
+    pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.routes
+            .routes()
+            .filter_map(|route| match &route.value.target {
+                Target::Services(services) => Some(services),
+                _ => None,
+            })
+            .flat_map(|services| services.items().iter())
+            .flat_map(|(backend, _)| backend.servers.items().iter().map(|(e, _)| e))
+    }
+}
+
+/// A parent route's reference to an uplink, matched against children's advertisements.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UplinkRef {
+    /// `kind: Uplink` with a name and namespace: exactly that Uplink.
+    Named { namespace: String, name: String },
+    /// Traefik Hub's `<namespace>-<name>@multicluster`, without the suffix.
+    Hub(String),
+}
+
+impl UplinkRef {
+    /// Whether an advertised `namespace/name` is the uplink this refers to.
+    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+        match self {
+            UplinkRef::Named {
+                namespace: n,
+                name: m,
+            } => n == namespace && m == name,
+            UplinkRef::Hub(joined) => {
+                joined
+                    .strip_prefix(namespace)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    == Some(name)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for UplinkRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UplinkRef::Named { namespace, name } => write!(f, "{namespace}/{name}"),
+            UplinkRef::Hub(joined) => write!(f, "{joined}@multicluster"),
+        }
+    }
+}
+
+/// How to speak to an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+    /// Cleartext HTTP/2 with prior knowledge.
+    H2c,
+}
+
+impl Scheme {
+    /// The scheme's name in manifests and telemetry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::H2c => "h2c",
+        }
+    }
+}
+
+/// A request/response transformation, already validated. Each kind is its own type, so
+/// the data plane gives each its behaviour in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Middleware {
+    StripPrefix(StripPrefix),
+    AddPrefix(AddPrefix),
+    Headers(Headers),
+}
+
+/// Remove the first matching prefix from the path (Traefik `stripPrefix`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripPrefix {
+    pub prefixes: Vec<String>,
+}
+
+/// Prepend a prefix to the path (Traefik `addPrefix`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddPrefix {
+    pub prefix: String,
+}
+
+/// Set or remove headers; a `None` value removes the header (Traefik's empty string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headers {
+    pub request: Vec<(http::HeaderName, Option<http::HeaderValue>)>,
+    pub response: Vec<(http::HeaderName, Option<http::HeaderValue>)>,
+}

@@ -1,0 +1,275 @@
+//! A router's middlewares as an ordered chain of steps, run by the gateway's phases.
+//!
+//! Each middleware kind of the runtime model implements [`Step`], acting only in the
+//! hooks it needs; every hook defaults to doing nothing. The hooks cover what Traefik's
+//! middlewares do:
+//! - [`Step::request`]: before an upstream is chosen, answer the request itself
+//!   (redirects, 401/403/429) or let it go on; a step that calls out first (forwardAuth,
+//!   errors) does so through the [`Exchange`](crate::exchange::Exchange)'s
+//!   `begin_call`/`end_call`, so its CLIENT span belongs to the request's trace;
+//! - [`Step::upstream_request`]: rewrite the request sent upstream (path, headers);
+//! - [`Step::response`] and [`Step::response_body`]: filter the response header and
+//!   stream-filter the body, in reverse order (headers, compress);
+//! - [`Step::preferred_endpoint`] and [`Step::may_retry`]: a say in upstream choice and
+//!   retries (sticky sessions, retry, circuit breaker).
+
+use std::net::SocketAddr;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Uri};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::{Error, ErrorType, Result};
+use traverse_model::{AddPrefix, Backend, Headers, Middleware, StripPrefix};
+
+use crate::exchange::Exchange;
+use crate::Telemetry;
+
+/// What a step decided about a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Continue,
+    /// Answer the client with this response; no upstream is chosen.
+    Answer(Answer),
+}
+
+/// A response a step gives instead of the upstream's.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+/// The path being rewritten for the upstream, shared by the steps of one chain so a
+/// later step sees what an earlier one made of it.
+#[derive(Debug, Default)]
+pub(crate) struct PathRewrite {
+    path: Option<String>,
+}
+
+impl PathRewrite {
+    /// The path as rewritten so far.
+    pub fn current<'a>(&'a self, request: &'a RequestHeader) -> &'a str {
+        self.path.as_deref().unwrap_or_else(|| request.uri.path())
+    }
+
+    pub fn set(&mut self, path: String) {
+        self.path = Some(path);
+    }
+}
+
+/// One middleware's behaviour on the request path.
+#[async_trait]
+pub(crate) trait Step: Sync {
+    /// Whether [`Step::request`] does anything: the chain skips it otherwise, so steps
+    /// that only rewrite cost no boxed future.
+    fn acts_on_request(&self) -> bool {
+        false
+    }
+
+    /// Runs on the client's request before an upstream is chosen. A call made here on
+    /// the request's behalf goes through [`Exchange::begin_call`], so its span belongs
+    /// to the request's trace.
+    async fn request(
+        &self,
+        _request: &RequestHeader,
+        _exchange: &mut Exchange,
+        _telemetry: &Telemetry,
+    ) -> Result<Verdict> {
+        Ok(Verdict::Continue)
+    }
+
+    /// Rewrites the request sent upstream.
+    fn upstream_request(
+        &self,
+        _request: &mut RequestHeader,
+        _path: &mut PathRewrite,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Rewrites the response header sent to the client.
+    fn response(&self, _response: &mut ResponseHeader) -> Result<()> {
+        Ok(())
+    }
+
+    /// Filters a chunk of the response body (`None` at the end with no last chunk).
+    fn response_body(&self, _body: &mut Option<Bytes>, _end_of_stream: bool) -> Result<()> {
+        Ok(())
+    }
+
+    /// An endpoint of `backend` this request should go to, if the step knows one.
+    fn preferred_endpoint(
+        &self,
+        _request: &RequestHeader,
+        _backend: &Backend,
+    ) -> Option<SocketAddr> {
+        None
+    }
+
+    /// Whether a failed attempt (the `attempts`-th) may be retried; `None`: no opinion.
+    fn may_retry(&self, _attempts: u32) -> Option<bool> {
+        None
+    }
+}
+
+/// The behaviour of a middleware of the runtime model.
+pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
+    match middleware {
+        Middleware::StripPrefix(step) => step,
+        Middleware::AddPrefix(step) => step,
+        Middleware::Headers(step) => step,
+    }
+}
+
+/// Runs `request` over the chain: the first answer wins.
+pub(crate) async fn request(
+    chain: &[Middleware],
+    request: &RequestHeader,
+    exchange: &mut Exchange,
+    telemetry: &Telemetry,
+) -> Result<Verdict> {
+    run_request(chain.iter().map(step), request, exchange, telemetry).await
+}
+
+async fn run_request<'a>(
+    steps: impl Iterator<Item = &'a dyn Step>,
+    request: &RequestHeader,
+    exchange: &mut Exchange,
+    telemetry: &Telemetry,
+) -> Result<Verdict> {
+    for step in steps.filter(|s| s.acts_on_request()) {
+        if let Verdict::Answer(answer) = step.request(request, exchange, telemetry).await? {
+            return Ok(Verdict::Answer(answer));
+        }
+    }
+    Ok(Verdict::Continue)
+}
+
+/// Runs `upstream_request` over the chain in order, then applies the rewritten path.
+pub(crate) fn upstream_request(chain: &[Middleware], request: &mut RequestHeader) -> Result<()> {
+    let mut path = PathRewrite::default();
+    for middleware in chain {
+        step(middleware).upstream_request(request, &mut path)?;
+    }
+    if let Some(path) = path.path {
+        let path_and_query = match request.uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        let uri = Uri::builder()
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| {
+                Error::because(
+                    ErrorType::InternalError,
+                    "rewritten path is not a valid URI",
+                    e,
+                )
+            })?;
+        request.set_uri(uri);
+    }
+    Ok(())
+}
+
+/// Runs `response` over the chain in reverse order.
+pub(crate) fn response(chain: &[Middleware], response: &mut ResponseHeader) -> Result<()> {
+    chain
+        .iter()
+        .rev()
+        .try_for_each(|middleware| step(middleware).response(response))
+}
+
+/// Runs `response_body` over the chain in reverse order.
+pub(crate) fn response_body(
+    chain: &[Middleware],
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+) -> Result<()> {
+    chain
+        .iter()
+        .rev()
+        .try_for_each(|middleware| step(middleware).response_body(body, end_of_stream))
+}
+
+/// The first endpoint a step of the chain prefers.
+pub(crate) fn preferred_endpoint(
+    chain: &[Middleware],
+    request: &RequestHeader,
+    backend: &Backend,
+) -> Option<SocketAddr> {
+    chain
+        .iter()
+        .find_map(|middleware| step(middleware).preferred_endpoint(request, backend))
+}
+
+/// Whether the chain lets the `attempts`-th failed attempt be retried: the first step
+/// with an opinion decides; without one, `default`.
+pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> bool {
+    chain
+        .iter()
+        .find_map(|middleware| step(middleware).may_retry(attempts))
+        .unwrap_or(default)
+}
+
+impl Step for StripPrefix {
+    fn upstream_request(&self, request: &mut RequestHeader, path: &mut PathRewrite) -> Result<()> {
+        let current = path.current(request);
+        let Some((prefix, rest)) = self
+            .prefixes
+            .iter()
+            .find_map(|p| current.strip_prefix(p.as_str()).map(|rest| (p, rest)))
+        else {
+            return Ok(());
+        };
+        let stripped = if rest.starts_with('/') {
+            rest.to_owned()
+        } else {
+            format!("/{rest}")
+        };
+        let prefix = prefix.trim_end_matches('/').to_owned();
+        path.set(stripped);
+        if let Ok(value) = HeaderValue::from_str(&prefix) {
+            request.insert_header("x-forwarded-prefix", value)?;
+        }
+        Ok(())
+    }
+}
+
+impl Step for AddPrefix {
+    fn upstream_request(&self, request: &mut RequestHeader, path: &mut PathRewrite) -> Result<()> {
+        let prefixed = format!("{}{}", self.prefix, path.current(request));
+        path.set(prefixed);
+        Ok(())
+    }
+}
+
+impl Step for Headers {
+    fn upstream_request(&self, request: &mut RequestHeader, _path: &mut PathRewrite) -> Result<()> {
+        for (name, value) in &self.request {
+            match value {
+                Some(value) => request.insert_header(name.clone(), value.clone())?,
+                None => {
+                    request.remove_header(name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn response(&self, response: &mut ResponseHeader) -> Result<()> {
+        for (name, value) in &self.response {
+            match value {
+                Some(value) => response.insert_header(name.clone(), value.clone())?,
+                None => {
+                    response.remove_header(name);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! Choosing the endpoint of each upstream attempt, one way for Services and uplinks.
+//!
+//! The balancer ([`Weighted::select`]) yields candidates in weighted round robin and
+//! skips those the request already tried (the [`Exchange`]'s tried set) and those out
+//! of rotation (passively ejected; for a child also unhealthy or draining). Failures and
+//! successes feed passive health, with the same settings shape for both.
+
+use std::net::SocketAddr;
+
+use traverse_model::{Backend, Candidate, EjectionPolicy, Endpoint, Weighted};
+
+use crate::clock::now_ms;
+use crate::exchange::{Destination, Exchange, Peer};
+use crate::multicluster::{Children, Member};
+
+/// The endpoint chosen for an attempt.
+pub(crate) struct Selected {
+    pub address: SocketAddr,
+    pub peer: Peer,
+}
+
+/// The next endpoint for `exchange`: never one it already tried. A Service whose every
+/// untried endpoint is ejected still gets its first attempt (trying beats refusing);
+/// children out of rotation are never chosen. `preferred` (a middleware's say, e.g. a
+/// sticky cookie) wins when it names a usable, untried endpoint.
+pub(crate) fn next(
+    exchange: &Exchange,
+    children: Option<&Children>,
+    preferred: Option<SocketAddr>,
+) -> Option<Selected> {
+    let tried = exchange.tried();
+    let now = now_ms();
+    match exchange.destination()? {
+        Destination::Service(backend) => {
+            let servers = &backend.servers;
+            let (index, chosen) = preferred
+                .and_then(|address| preferred_endpoint(backend, address, tried, now))
+                .or_else(|| servers.select(tried, now))
+                .or_else(|| {
+                    tried
+                        .is_empty()
+                        .then(|| servers.select_untried(tried))
+                        .flatten()
+                })?;
+            Some(Selected {
+                address: chosen.address,
+                peer: Peer::Endpoint(index),
+            })
+        }
+        Destination::Uplink { members, .. } => {
+            // A child with no resolved address is not usable, so `address` is set.
+            children?;
+            let (_, member) = members.select(tried, now)?;
+            Some(Selected {
+                address: member.child.socket_address()?,
+                peer: Peer::Child(member.clone()),
+            })
+        }
+    }
+}
+
+/// Whether a retry would find an endpoint this request has not tried and that is in
+/// rotation.
+pub(crate) fn another_available(exchange: &Exchange) -> bool {
+    let tried = exchange.tried();
+    match exchange.destination() {
+        Some(Destination::Service(backend)) => backend.servers.has_selectable(tried, now_ms()),
+        Some(Destination::Uplink { members, .. }) => members.has_selectable(tried, now_ms()),
+        None => false,
+    }
+}
+
+/// Counts a failed attempt (nothing came back) against its endpoint's passive health.
+pub(crate) fn failed(exchange: &Exchange, children: Option<&Children>, policy: EjectionPolicy) {
+    match (exchange.destination(), exchange.current_peer()) {
+        (Some(Destination::Service(backend)), Some(Peer::Endpoint(index))) => {
+            let Some((endpoint, _)) = backend.servers.items().get(*index) else {
+                return;
+            };
+            if let Some(health) = endpoint.health() {
+                if health.failed(now_ms(), policy) {
+                    tracing::warn!(service = %backend.name, endpoint = %endpoint.address, failures = policy.failures, ejection = ?policy.ejection_time, "endpoint ejected after failed requests");
+                }
+            }
+        }
+        (_, Some(Peer::Child(member))) => {
+            if let Some(children) = children {
+                children.attempt_failed(&member.child);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A response came back from the current attempt's endpoint.
+pub(crate) fn succeeded(exchange: &Exchange, children: Option<&Children>) {
+    match (exchange.destination(), exchange.current_peer()) {
+        (Some(Destination::Service(backend)), Some(Peer::Endpoint(index))) => {
+            if let Some(health) = backend
+                .servers
+                .items()
+                .get(*index)
+                .and_then(|(e, _)| e.health())
+            {
+                health.succeeded();
+            }
+        }
+        (_, Some(Peer::Child(member))) => {
+            if let Some(children) = children {
+                children.attempt_succeeded(&member.child);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `members` has any child that can take a request now (checked without
+/// picking: the pick happens per attempt).
+pub(crate) fn any_child_available(members: &Weighted<Member>) -> bool {
+    members.has_selectable(&[], now_ms())
+}
+
+fn preferred_endpoint<'a>(
+    backend: &'a Backend,
+    address: SocketAddr,
+    tried: &[SocketAddr],
+    now: u64,
+) -> Option<(usize, &'a Endpoint)> {
+    backend
+        .servers
+        .items()
+        .iter()
+        .enumerate()
+        .map(|(index, (endpoint, _))| (index, endpoint))
+        .find(|(_, e)| e.address == address && !tried.contains(&address) && e.usable(now))
+}

@@ -1,0 +1,169 @@
+//! What one request did, as every signal reads it.
+//!
+//! The data plane fills a [`RequestRecord`] once per request (and an [`AttemptRecord`]
+//! once per upstream attempt), and the span, the metrics and the access log are all
+//! derived from that one value, so the three signals cannot disagree about a scheme, a
+//! status or a service. The records borrow: building one copies nothing.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, Method, Uri, Version};
+use opentelemetry::trace::{SpanId, TraceId};
+
+/// One finished request.
+#[derive(Clone, Copy)]
+pub struct RequestRecord<'a> {
+    pub entry_point: &'a Arc<str>,
+    /// `url.scheme`: `https` on a TLS listener, else `http`.
+    pub scheme: &'static str,
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub version: Version,
+    /// The host the client asked for, without a port (`server.address`).
+    pub host: Option<&'a str>,
+    /// The port the client asked for, else the port it connected to (`server.port`).
+    pub port: Option<u16>,
+    pub request_headers: &'a HeaderMap,
+    /// `None` when no response header was sent.
+    pub response_headers: Option<&'a HeaderMap>,
+    pub client: Option<SocketAddr>,
+    /// The matched router; `None` when no route matched.
+    pub router: Option<&'a Arc<str>>,
+    /// The Service port, or on a parent the uplink.
+    pub service: Option<&'a Arc<str>>,
+    /// The status sent (or, for a client that went away, 499).
+    pub status: u16,
+    /// What ended the request, when something failed.
+    pub failure: Option<Failure<'a>>,
+    pub start: SystemTime,
+    pub duration: Duration,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    /// Upstream attempts made (0 when none was).
+    pub attempts: u32,
+    /// The last attempt's upstream, when there was one.
+    pub upstream: Option<Upstream>,
+    /// The request's SERVER span, when traced.
+    pub span: Option<SpanIds>,
+}
+
+/// The upstream of the last attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream {
+    pub address: SocketAddr,
+    /// `http`, `https` or `h2c`.
+    pub scheme: &'static str,
+    /// `None` when no response header arrived.
+    pub status: Option<u16>,
+    /// From the attempt's start to the end of the request; `None` when it failed to connect.
+    pub duration: Option<Duration>,
+}
+
+/// What failed, bounded for attributes (`kind`) and readable for people (`detail`).
+#[derive(Clone, Copy)]
+pub struct Failure<'a> {
+    /// `error.type`, e.g. `ConnectRefused`.
+    pub kind: &'static str,
+    pub detail: &'a (dyn fmt::Display + Sync),
+}
+
+/// A span's identity, for exemplars and access log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanIds {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub sampled: bool,
+}
+
+/// One ended upstream attempt.
+#[derive(Clone, Copy)]
+pub struct AttemptRecord<'a> {
+    pub service: Option<&'a Arc<str>>,
+    pub method: &'a Method,
+    /// From 1.
+    pub number: u32,
+    pub endpoint: SocketAddr,
+    /// `None` when no response header arrived.
+    pub status: Option<u16>,
+    /// What ended the attempt, when no response header arrived.
+    pub failure: Option<Failure<'a>>,
+    pub duration: Duration,
+}
+
+impl RequestRecord<'_> {
+    /// The method as semantic conventions bound it.
+    pub fn method_name(&self) -> &'static str {
+        method_name(self.method)
+    }
+
+    /// `network.protocol.version`.
+    pub fn protocol(&self) -> &'static str {
+        protocol_version(self.version)
+    }
+
+    /// Path and query as received.
+    pub fn path_and_query(&self) -> &str {
+        self.uri
+            .path_and_query()
+            .map_or_else(|| self.uri.path(), |p| p.as_str())
+    }
+}
+
+impl fmt::Debug for Failure<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
+
+/// `method` as the HTTP semantic conventions want it: the known methods, everything
+/// else `_OTHER`, so a client cannot make span names and labels unbounded.
+pub fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => OTHER_METHOD,
+    }
+}
+
+/// The `http.request.method` of a method outside the standard set.
+pub const OTHER_METHOD: &str = "_OTHER";
+
+/// `network.protocol.version` of an HTTP version.
+pub fn protocol_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_are_other() {
+        assert_eq!(method_name(&Method::GET), "GET");
+        let custom = Method::from_bytes(b"PURGE").expect("method");
+        assert_eq!(method_name(&custom), "_OTHER");
+    }
+
+    #[test]
+    fn protocol_versions() {
+        assert_eq!(protocol_version(Version::HTTP_10), "1.0");
+        assert_eq!(protocol_version(Version::HTTP_11), "1.1");
+        assert_eq!(protocol_version(Version::HTTP_2), "2");
+    }
+}
