@@ -133,3 +133,22 @@ impl HttpServerApp for EntryPointApp {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_listener_files_are_named_with_their_key() {
+        let tls = ListenerTls {
+            cert: "/nonexistent/listener.crt".into(),
+            key: "/nonexistent/listener.key".into(),
+            client_ca: None,
+        };
+        let Err(error) = tls_settings(&tls) else {
+            panic!("missing files were accepted");
+        };
+        assert!(error.contains("/nonexistent/listener.crt"), "{error}");
+        assert!(error.contains("(cert)"), "{error}");
+    }
+}

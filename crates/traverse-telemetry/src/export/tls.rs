@@ -350,7 +350,6 @@ mod tests {
                 ..CertificateFiles::default()
             },
             insecure_skip_verify: true,
-            ..TlsOptions::default()
         });
         assert!(message.contains("insecure_skip_verify"), "{message}");
     }
