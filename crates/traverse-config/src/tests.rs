@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, "test.yaml")

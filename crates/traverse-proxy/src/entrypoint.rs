@@ -13,8 +13,10 @@ use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::services::listening::Service;
-use rustls::pki_types::pem::PemObject;
+
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use traverse_config::{EntryPoint, ListenerTls, Upstream};
+use traverse_telemetry::export::tls::PemFiles;
 
 use crate::{Gateway, GatewayOptions, GatewayState};
 
@@ -60,44 +62,35 @@ pub fn entrypoint_service(
 }
 
 /// The listener's certificate, and with `clientCA` the requirement that clients
-/// present a certificate chaining to it.
+/// present a certificate chaining to it. The files are read here, so that a missing or
+/// unusable one is an error naming it rather than a panic when the listener starts.
 fn tls_settings(tls: &ListenerTls) -> Result<TlsSettings, String> {
-    let path = |p: &std::path::Path| {
-        p.to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("{} is not UTF-8", p.display()))
-    };
-    let mut settings =
-        TlsSettings::intermediate(&path(&tls.cert)?, &path(&tls.key)?).map_err(|e| {
-            format!(
-                "certificate {} / key {}: {e}",
-                tls.cert.display(),
-                tls.key.display()
-            )
-        })?;
+    let files = PemFiles::read(&tls.files(), ListenerTls::CA_KEY).map_err(|e| e.to_string())?;
+    let (chain, key) = files.identity.ok_or("cert and key are required")?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // What Pingora would build from the two paths, built from the files already read.
+    let certified = CertifiedKey::from_der(chain.parsed, key.parsed, &provider).map_err(|e| {
+        format!(
+            "certificate {} / key {}: {e}",
+            tls.cert.display(),
+            tls.key.display()
+        )
+    })?;
+    // The paths are unused: a resolver takes their place.
+    let mut settings = TlsSettings::intermediate("", "").map_err(|e| e.to_string())?;
+    settings.set_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     settings.enable_h2();
-    if let Some(client_ca) = &tls.client_ca {
-        let pem = std::fs::read(client_ca)
-            .map_err(|e| format!("cannot read clientCA {}: {e}", client_ca.display()))?;
+    if let (Some(client_ca), Some(ca)) = (&tls.client_ca, files.ca) {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| format!("clientCA {}: {e}", client_ca.display()))?;
+        for cert in ca.parsed {
             roots
                 .add(cert)
                 .map_err(|e| format!("clientCA {}: {e}", client_ca.display()))?;
         }
-        if roots.is_empty() {
-            return Err(format!(
-                "clientCA {} holds no certificate",
-                client_ca.display()
-            ));
-        }
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::new(rustls::crypto::ring::default_provider()),
-        )
-        .build()
-        .map_err(|e| format!("clientCA {}: {e}", client_ca.display()))?;
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("clientCA {}: {e}", client_ca.display()))?;
         settings.set_client_cert_verifier(verifier);
     }
     Ok(settings)
@@ -138,5 +131,24 @@ impl HttpServerApp for EntryPointApp {
         Arc::clone(&self.proxy)
             .process_custom_session(stream, shutdown)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_listener_files_are_named_with_their_key() {
+        let tls = ListenerTls {
+            cert: "/nonexistent/listener.crt".into(),
+            key: "/nonexistent/listener.key".into(),
+            client_ca: None,
+        };
+        let Err(error) = tls_settings(&tls) else {
+            panic!("missing files were accepted");
+        };
+        assert!(error.contains("/nonexistent/listener.crt"), "{error}");
+        assert!(error.contains("(cert)"), "{error}");
     }
 }

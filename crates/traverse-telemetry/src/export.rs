@@ -43,6 +43,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use traverse_config::CertificateFiles;
 
 pub use retry::{send_with_retry, RetryPolicy};
 
@@ -61,12 +62,9 @@ pub enum Protocol {
 /// TLS settings; only used with `https` endpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
-    /// PEM file with CA certificates trusted in addition to the bundled roots.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate chain for mutual TLS; requires `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `cert_file`.
-    pub key_file: Option<PathBuf>,
+    /// `ca`: CA certificates trusted in addition to the bundled roots; `cert` and `key`:
+    /// the client certificate chain and its key, for mutual TLS (both or neither).
+    pub files: CertificateFiles,
     /// Accept any server certificate. Only for testing against collectors
     /// with throwaway certificates: it removes all protection against
     /// interception.
@@ -223,15 +221,19 @@ pub enum ConfigError {
     ZeroTimeout,
     #[error("TLS options are set but endpoint `{endpoint}` is plaintext http; use an https URL")]
     TlsOnPlaintext { endpoint: String },
-    #[error("cannot read TLS {what} `{}`: {source}", path.display())]
+    #[error("cannot read TLS {what} `{}` ({key}): {source}", path.display())]
     ReadFile {
         what: &'static str,
+        /// The configuration key that names the file.
+        key: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid TLS {what} `{}`: {reason}", path.display())]
+    #[error("invalid TLS {what} `{}` ({key}): {reason}", path.display())]
     InvalidPem {
         what: &'static str,
+        /// The configuration key that names the file.
+        key: &'static str,
         path: PathBuf,
         reason: String,
     },

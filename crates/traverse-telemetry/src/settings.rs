@@ -397,9 +397,7 @@ fn grpc_url(endpoint: &str, insecure: bool) -> String {
 
 fn tls_options(tls: &Tls) -> TlsOptions {
     TlsOptions {
-        ca_file: tls.ca.clone(),
-        cert_file: tls.cert.clone(),
-        key_file: tls.key.clone(),
+        files: tls.files(),
         insecure_skip_verify: tls.insecure_skip_verify,
     }
 }

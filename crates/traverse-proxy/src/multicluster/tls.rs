@@ -36,9 +36,7 @@ impl ChildTls {
     /// Reads and checks the files of `config`; `address` gives the default server name.
     pub fn load(config: &traverse_config::ChildTls, address: &str) -> Result<Self, String> {
         let material = TlsMaterial::load(&TlsOptions {
-            ca_file: config.ca.clone(),
-            cert_file: config.cert.clone(),
-            key_file: config.key.clone(),
+            files: config.files(),
             insecure_skip_verify: config.insecure_skip_verify,
         })
         .map_err(|e| e.to_string())?;

@@ -1,5 +1,7 @@
-//! TLS material shared by both protocols: files are read and parsed once, at
-//! construction, so that mistakes surface as [`ConfigError`]s naming the file.
+//! Certificate files: read and parsed once, at construction, so that mistakes
+//! surface as [`ConfigError`]s naming the file and its configuration key.
+//! [`PemFiles`] is the one reader of certificate files (listeners, children and
+//! collectors); [`TlsMaterial`] is the client side built from them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,64 +11,75 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use traverse_config::CertificateFiles;
 
 use super::{ConfigError, TlsOptions};
 
-/// Parsed TLS options. The PEM text is kept as well because tonic takes its
-/// TLS material as PEM. Also used for the parent's connections to its children.
-pub struct TlsMaterial {
-    ca: Option<(Vec<u8>, Vec<CertificateDer<'static>>)>,
-    client: Option<ClientIdentity>,
-    insecure_skip_verify: bool,
+/// One PEM file: its text (tonic takes TLS material as PEM) and what it holds.
+pub struct Pem<T> {
+    pub text: Vec<u8>,
+    pub parsed: T,
 }
 
-struct ClientIdentity {
-    cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+/// The files of a [`CertificateFiles`], read and parsed.
+pub struct PemFiles {
+    /// The certificate chain and its key; both or neither.
+    pub identity: Option<(
+        Pem<Vec<CertificateDer<'static>>>,
+        Pem<PrivateKeyDer<'static>>,
+    )>,
+    /// The roots the other end's certificate must chain to.
+    pub ca: Option<Pem<Vec<CertificateDer<'static>>>>,
+}
+
+impl PemFiles {
+    /// Reads and parses every file `files` names. `ca_key` is the configuration key
+    /// of the CA file in the role's YAML (`ca`, or a listener's `clientCA`).
+    pub fn read(files: &CertificateFiles, ca_key: &'static str) -> Result<Self, ConfigError> {
+        // Checked before reading: a lone file is a configuration mistake, not an I/O one.
+        match (&files.cert, &files.key) {
+            (None, Some(key)) => return Err(ConfigError::KeyWithoutCert(key.clone())),
+            (Some(cert), None) => return Err(ConfigError::CertWithoutKey(cert.clone())),
+            _ => {}
+        }
+        let ca = match &files.ca {
+            Some(path) => Some(read_certs(path, "CA file", ca_key)?),
+            None => None,
+        };
+        let identity = match (&files.cert, &files.key) {
+            (Some(cert_path), Some(key_path)) => {
+                let chain = read_certs(cert_path, "certificate", "cert")?;
+                let text = read(key_path, "key", "key")?;
+                let key =
+                    PrivateKeyDer::from_pem_slice(&text).map_err(|e| ConfigError::InvalidPem {
+                        what: "key",
+                        key: "key",
+                        path: key_path.clone(),
+                        reason: pem_reason(e, "PRIVATE KEY"),
+                    })?;
+                Some((chain, Pem { text, parsed: key }))
+            }
+            _ => None,
+        };
+        Ok(PemFiles { identity, ca })
+    }
+}
+
+/// Parsed TLS options of a client. Also used for the parent's connections to its
+/// children.
+pub struct TlsMaterial {
+    files: PemFiles,
+    insecure_skip_verify: bool,
 }
 
 impl TlsMaterial {
     /// Reads and checks the files `options` name.
     pub fn load(options: &TlsOptions) -> Result<Self, ConfigError> {
-        if options.insecure_skip_verify && options.ca_file.is_some() {
+        if options.insecure_skip_verify && options.files.ca.is_some() {
             return Err(ConfigError::CaWithInsecure);
         }
-        let ca = match &options.ca_file {
-            Some(path) => {
-                let pem = read(path, "CA file")?;
-                let certs = parse_certs(&pem, path, "CA file")?;
-                Some((pem, certs))
-            }
-            None => None,
-        };
-        let client = match (&options.cert_file, &options.key_file) {
-            (Some(cert_path), Some(key_path)) => {
-                let cert_pem = read(cert_path, "client certificate")?;
-                let chain = parse_certs(&cert_pem, cert_path, "client certificate")?;
-                let key_pem = read(key_path, "client key")?;
-                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-                    ConfigError::InvalidPem {
-                        what: "client key",
-                        path: key_path.clone(),
-                        reason: pem_reason(e, "PRIVATE KEY"),
-                    }
-                })?;
-                Some(ClientIdentity {
-                    cert_pem,
-                    key_pem,
-                    chain,
-                    key,
-                })
-            }
-            (None, Some(key_path)) => return Err(ConfigError::KeyWithoutCert(key_path.clone())),
-            (Some(cert_path), None) => return Err(ConfigError::CertWithoutKey(cert_path.clone())),
-            (None, None) => None,
-        };
         let material = Self {
-            ca,
-            client,
+            files: PemFiles::read(&options.files, CertificateFiles::CA_KEY)?,
             insecure_skip_verify: options.insecure_skip_verify,
         };
         // Building the config checks what only rustls can: that the CA
@@ -89,8 +102,8 @@ impl TlsMaterial {
         } else {
             let mut roots =
                 RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            if let Some((_, certs)) = &self.ca {
-                for cert in certs {
+            if let Some(ca) = &self.files.ca {
+                for cert in &ca.parsed {
                     roots
                         .add(cert.clone())
                         .map_err(|e| ConfigError::Tls(format!("unusable CA certificate: {e}")))?;
@@ -98,9 +111,9 @@ impl TlsMaterial {
             }
             builder.with_root_certificates(roots)
         };
-        match &self.client {
-            Some(identity) => builder
-                .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+        match &self.files.identity {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain.parsed.clone(), key.parsed.clone_key())
                 .map_err(|e| ConfigError::Tls(format!("client certificate and key: {e}"))),
             None => Ok(builder.with_no_client_auth()),
         }
@@ -108,12 +121,15 @@ impl TlsMaterial {
 
     /// The extra trusted CA certificates (DER), if any.
     pub fn ca_certificates(&self) -> Option<&[CertificateDer<'static>]> {
-        self.ca.as_ref().map(|(_, certs)| certs.as_slice())
+        self.files.ca.as_ref().map(|ca| ca.parsed.as_slice())
     }
 
     /// The client certificate chain and key (DER), for mutual TLS.
     pub fn client_identity(&self) -> Option<(&[CertificateDer<'static>], &PrivateKeyDer<'static>)> {
-        self.client.as_ref().map(|c| (c.chain.as_slice(), &c.key))
+        self.files
+            .identity
+            .as_ref()
+            .map(|(chain, key)| (chain.parsed.as_slice(), &key.parsed))
     }
 
     /// Whether the server's certificate is accepted unverified.
@@ -132,46 +148,52 @@ impl TlsMaterial {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
         let mut config = ClientTlsConfig::new();
-        if let Some(identity) = &self.client {
-            config = config.identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+        if let Some((chain, key)) = &self.files.identity {
+            config = config.identity(Identity::from_pem(&chain.text, &key.text));
         }
         if self.insecure_skip_verify {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             return (config, Some(Arc::new(SkipServerVerification(provider))));
         }
         config = config.with_webpki_roots();
-        if let Some((pem, _)) = &self.ca {
-            config = config.ca_certificate(Certificate::from_pem(pem));
+        if let Some(ca) = &self.files.ca {
+            config = config.ca_certificate(Certificate::from_pem(&ca.text));
         }
         (config, None)
     }
 }
 
-fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, ConfigError> {
+fn read(path: &Path, what: &'static str, key: &'static str) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|source| ConfigError::ReadFile {
         what,
+        key,
         path: path.to_owned(),
         source,
     })
 }
 
-fn parse_certs(
-    pem: &[u8],
+fn read_certs(
     path: &Path,
     what: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    key: &'static str,
+) -> Result<Pem<Vec<CertificateDer<'static>>>, ConfigError> {
+    let text = read(path, what, key)?;
     let invalid = |reason: String| ConfigError::InvalidPem {
         what,
+        key,
         path: PathBuf::from(path),
         reason,
     };
-    let certs = CertificateDer::pem_slice_iter(pem)
+    let certs = CertificateDer::pem_slice_iter(&text)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| invalid(pem_reason(e, "CERTIFICATE")))?;
     if certs.is_empty() {
         return Err(invalid("no CERTIFICATE section found".to_owned()));
     }
-    Ok(certs)
+    Ok(Pem {
+        text,
+        parsed: certs,
+    })
 }
 
 fn pem_reason(error: rustls::pki_types::pem::Error, section: &str) -> String {
@@ -264,7 +286,10 @@ mod tests {
     fn missing_ca_file_names_the_path() {
         let path = std::env::temp_dir().join("traverse-otlp-no-such-ca.pem");
         let message = load_error(TlsOptions {
-            ca_file: Some(path.clone()),
+            files: CertificateFiles {
+                ca: Some(path.clone()),
+                ..CertificateFiles::default()
+            },
             ..TlsOptions::default()
         });
         assert!(message.contains("cannot read TLS CA file"), "{message}");
@@ -277,7 +302,10 @@ mod tests {
         let path = dir.path().join("empty-ca.pem");
         std::fs::write(&path, "just some text\n").expect("write");
         let message = load_error(TlsOptions {
-            ca_file: Some(path),
+            files: CertificateFiles {
+                ca: Some(path),
+                ..CertificateFiles::default()
+            },
             ..TlsOptions::default()
         });
         assert!(
@@ -290,7 +318,10 @@ mod tests {
     fn key_and_cert_come_in_pairs() {
         let key = PathBuf::from("client.key");
         let message = load_error(TlsOptions {
-            key_file: Some(key),
+            files: CertificateFiles {
+                key: Some(key),
+                ..CertificateFiles::default()
+            },
             ..TlsOptions::default()
         });
         assert!(
@@ -299,7 +330,10 @@ mod tests {
         );
 
         let message = load_error(TlsOptions {
-            cert_file: Some(PathBuf::from("client.crt")),
+            files: CertificateFiles {
+                cert: Some(PathBuf::from("client.crt")),
+                ..CertificateFiles::default()
+            },
             ..TlsOptions::default()
         });
         assert!(
@@ -311,10 +345,66 @@ mod tests {
     #[test]
     fn insecure_and_ca_conflict() {
         let message = load_error(TlsOptions {
-            ca_file: Some(PathBuf::from("ca.pem")),
+            files: CertificateFiles {
+                ca: Some(PathBuf::from("ca.pem")),
+                ..CertificateFiles::default()
+            },
             insecure_skip_verify: true,
-            ..TlsOptions::default()
         });
         assert!(message.contains("insecure_skip_verify"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named_with_its_config_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("missing.pem");
+        let cert = dir.path().join("cert.pem");
+        let params = rcgen::generate_simple_self_signed(vec!["a.test".to_owned()]).expect("cert");
+        std::fs::write(&cert, params.cert.pem()).expect("write");
+        let files = |cert: &Path, key: &Path, ca: Option<&Path>| CertificateFiles {
+            cert: Some(cert.to_owned()),
+            key: Some(key.to_owned()),
+            ca: ca.map(Path::to_owned),
+        };
+        let cases = [
+            (files(&missing, &missing, None), "ca", "(cert)"),
+            (files(&cert, &missing, None), "ca", "(key)"),
+            (files(&cert, &missing, Some(&missing)), "ca", "(ca)"),
+            (
+                files(&cert, &missing, Some(&missing)),
+                "clientCA",
+                "(clientCA)",
+            ),
+        ];
+        for (files, ca_key, named) in cases {
+            let message = match PemFiles::read(&files, ca_key) {
+                Ok(_) => panic!("{files:?} was read"),
+                Err(e) => e.to_string(),
+            };
+            assert!(message.starts_with("cannot read TLS"), "{message}");
+            assert!(message.contains(named), "{message}");
+            assert!(
+                message.contains(&missing.display().to_string()),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_pem_is_named_with_its_config_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "just some text\n").expect("write");
+        let files = CertificateFiles {
+            cert: Some(text.clone()),
+            key: Some(text.clone()),
+            ca: None,
+        };
+        let message = match PemFiles::read(&files, CertificateFiles::CA_KEY) {
+            Ok(_) => panic!("text was read as a certificate"),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains("invalid TLS certificate"), "{message}");
+        assert!(message.contains("(cert)"), "{message}");
     }
 }

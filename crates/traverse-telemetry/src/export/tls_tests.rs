@@ -27,6 +27,7 @@ use rustls::{RootCertStore, ServerConfig};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use traverse_config::CertificateFiles;
 
 use super::{
     Accepted, ConfigError, ExportError, ExporterOptions, OtlpExporter, Protocol, TlsOptions,
@@ -118,9 +119,11 @@ impl Pki {
             headers: Vec::new(),
             timeout: Duration::from_secs(2),
             tls: TlsOptions {
-                ca_file: Some(self.ca_file.clone()),
-                cert_file: Some(self.client_cert_file.clone()),
-                key_file: Some(self.client_key_file.clone()),
+                files: CertificateFiles {
+                    cert: Some(self.client_cert_file.clone()),
+                    key: Some(self.client_key_file.clone()),
+                    ca: Some(self.ca_file.clone()),
+                },
                 insecure_skip_verify: false,
             },
         }
@@ -207,8 +210,8 @@ async fn https_without_required_client_certificate_fails() {
     let pki = Pki::new();
     let addr = https_collector(pki.acceptor(b"http/1.1", true)).await;
     let mut options = pki.options(Protocol::HttpProtobuf, addr);
-    options.tls.cert_file = None;
-    options.tls.key_file = None;
+    options.tls.files.cert = None;
+    options.tls.files.key = None;
 
     let result = send(options).await;
 
@@ -265,7 +268,7 @@ fn mismatched_client_key_is_a_config_error() {
     let pki = Pki::new();
     for protocol in [Protocol::HttpProtobuf, Protocol::Grpc] {
         let mut options = pki.options(protocol, SocketAddr::from(([127, 0, 0, 1], 4318)));
-        options.tls.key_file = Some(pki.other_key_file.clone());
+        options.tls.files.key = Some(pki.other_key_file.clone());
         match OtlpExporter::new(options) {
             Err(ConfigError::Tls(reason)) => {
                 assert!(reason.contains("client certificate and key"), "{reason}")

@@ -1,0 +1,120 @@
+//! Listeners for client traffic and the admin listener.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tls::ListenerTls;
+
+/// A listener for client traffic.
+///
+/// `address` is required, so this struct cannot take its defaults from an `impl Default`
+/// (serde would fill a missing address with it); each optional field names its default
+/// below, and [`EntryPoint::new`] applies the same ones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EntryPoint {
+    /// `host:port` to listen on, e.g. `0.0.0.0:8080`.
+    pub address: String,
+    /// Accept cleartext HTTP/2 (prior knowledge) beside HTTP/1.1.
+    #[serde(default = "EntryPoint::default_h2c")]
+    pub h2c: bool,
+    #[serde(default)]
+    pub timeouts: EntryPointTimeouts,
+    #[serde(default)]
+    pub forwarded_headers: ForwardedHeaders,
+    /// What to do with the W3C trace context clients send.
+    #[serde(default)]
+    pub trace_context: TrustPolicy,
+    /// An uplink entrypoint (children only): parents forward here, and it serves the
+    /// advertisement of this child's Uplinks. Routes reach it only by naming it.
+    #[serde(default)]
+    pub uplink: bool,
+    /// Terminate TLS (and with `clientCA`, require client certificates).
+    pub tls: Option<ListenerTls>,
+}
+
+impl EntryPoint {
+    /// A listener on `address` with every other setting at its default.
+    pub fn new(address: impl Into<String>) -> EntryPoint {
+        EntryPoint {
+            address: address.into(),
+            h2c: EntryPoint::default_h2c(),
+            timeouts: EntryPointTimeouts::default(),
+            forwarded_headers: ForwardedHeaders::default(),
+            trace_context: TrustPolicy::default(),
+            uplink: false,
+            tls: None,
+        }
+    }
+
+    fn default_h2c() -> bool {
+        true
+    }
+}
+
+/// How an entrypoint treats the trace context its clients send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrustPolicy {
+    /// Join the caller's trace: the inbound context becomes the parent.
+    #[default]
+    Continue,
+    /// Start a new trace and link to the caller's, for untrusted edges that
+    /// should not control our trace ids or sampling but stay correlatable.
+    NewAndLink,
+    /// Start a new trace and drop the caller's context entirely.
+    Ignore,
+}
+
+/// Downstream (client-side) timeouts of an entrypoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct EntryPointTimeouts {
+    /// Longest wait for the next read from the client (headers or body).
+    #[serde(with = "humantime_serde")]
+    pub read: Duration,
+    /// Longest wait for the client to accept a write.
+    #[serde(with = "humantime_serde")]
+    pub write: Duration,
+    /// How long an idle keep-alive client connection is kept open (at most `read`: Pingora
+    /// times the wait for a request and the reading of its header with one timer).
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+}
+
+impl Default for EntryPointTimeouts {
+    fn default() -> Self {
+        EntryPointTimeouts {
+            read: Duration::from_secs(60),
+            write: Duration::from_secs(60),
+            idle: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Whether inbound `X-Forwarded-*` headers are trusted or replaced.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ForwardedHeaders {
+    /// Trust `X-Forwarded-*` from every client (only behind another proxy you control).
+    pub insecure: bool,
+    /// Clients (IPs or CIDRs) whose `X-Forwarded-*` headers are kept and extended.
+    #[serde(rename = "trustedIPs")]
+    pub trusted_ips: Vec<String>,
+}
+
+/// The admin listener: health probes and the read-only API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Admin {
+    pub address: String,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            address: "127.0.0.1:9000".to_owned(),
+        }
+    }
+}
