@@ -28,8 +28,10 @@
 //! assert_eq!(table.find("websecure", &req), Some(&"api"));
 //! ```
 
+mod request;
 pub mod rule;
 pub mod table;
 
+pub use request::Request;
 pub use rule::{ParseError, Rule};
-pub use table::{Request, Route, RouteTable};
+pub use table::{Route, RouteTable};

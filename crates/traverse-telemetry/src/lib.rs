@@ -26,9 +26,9 @@ pub mod settings;
 mod tracer;
 
 pub use logs::{LogPipeline, LogSettings, LogSink};
-pub use pipeline::{ExportStats, StartError, StatsSnapshot, TracePipeline};
+pub use pipeline::{ExportStats, StartError, StatsSnapshot};
 pub use settings::{TelemetrySettings, TraceSettings};
-pub use tracer::{Span, Tracer};
+pub use tracer::{Span, TracePipeline, Tracer};
 
 /// Re-exported so the data plane names span kinds, statuses and attributes
 /// from the same crate versions.

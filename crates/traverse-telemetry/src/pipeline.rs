@@ -8,7 +8,9 @@
 //! counted.
 //!
 //! The queue and the thread know nothing of the signal: an encoder turns each batch
-//! into the signal's [`OtlpRequest`].
+//! into the signal's [`OtlpRequest`]. Each signal starts its own ([`crate::TracePipeline`],
+//! [`crate::logs::LogPipeline`], [`crate::metrics::push::MetricsPush`]), so this module
+//! depends on none of them.
 //!
 //! An export thread is woken once per full batch (or by its timer), not per item:
 //! waking a parked thread is a syscall, and at tens of thousands of spans per second
@@ -19,19 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::export::{send_with_retry, ExporterOptions, OtlpExporter, OtlpRequest, RetryPolicy};
-use crate::settings::TraceSettings;
-use crate::tracer::Tracer;
 
 /// Nice value of the export thread: below the workers, above batch jobs.
 const EXPORT_THREAD_NICENESS: i32 = 10;
@@ -149,49 +146,6 @@ pub enum StartError {
     Exporter(#[from] crate::export::ConfigError),
     #[error("could not start the export thread: {0}")]
     Thread(#[from] std::io::Error),
-}
-
-/// Owns the export thread; [`TracePipeline::shutdown`] flushes what is queued.
-#[derive(Debug)]
-pub struct TracePipeline {
-    thread: ExportThread,
-}
-
-impl TracePipeline {
-    /// Starts the export thread and returns the tracer the data plane uses.
-    pub fn start(settings: TraceSettings) -> Result<(Arc<Tracer>, TracePipeline), StartError> {
-        let queue = Arc::new(BatchQueue::new(
-            settings.queue.max_size,
-            settings.queue.max_batch_size,
-        ));
-        // Converted once: every batch carries the same resource.
-        let resource = ResourceAttributesWithSchema::from(&settings.resource);
-        let encode = move |spans: Vec<SpanData>| ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(spans, &resource),
-        };
-        let thread = ExportThread::spawn(
-            "traverse-otlp",
-            Arc::clone(&queue),
-            settings.exporter.clone(),
-            settings.queue.schedule_delay,
-            encode,
-        )?;
-
-        let tracer = Tracer::new(
-            settings.sampler,
-            queue,
-            settings.role,
-            settings.add_internals,
-            settings.trace_id_response_header,
-        );
-        Ok((Arc::new(tracer), TracePipeline { thread }))
-    }
-
-    /// Exports what is queued and stops, within `bound` even when the collector is
-    /// unreachable. Returns false when spans had to be abandoned at the bound.
-    pub fn shutdown(self, bound: Duration) -> bool {
-        self.thread.shutdown(bound)
-    }
 }
 
 /// The OTLP form of an SDK resource (its attributes; the schema URL goes on the

@@ -5,17 +5,25 @@
 //! attributes as phases learn them, and one [`Tracer::end`] that turns it into
 //! `SpanData` and offers it to the export queue without waiting. There is no span
 //! stack, no lock and no context object to carry across phases.
+//!
+//! [`TracePipeline`] starts the export thread that drains the tracer's queue, as
+//! [`crate::logs::LogPipeline`] does for log records: the generic queue and thread are in
+//! [`crate::pipeline`], which knows nothing of any signal.
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use crate::pipeline::{BatchQueue, ExportStats};
+use crate::pipeline::{BatchQueue, ExportStats, ExportThread, StartError};
 use crate::propagation::Decision;
+use crate::settings::TraceSettings;
 use opentelemetry::trace::{
     Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample, SpanData, SpanEvents,
     SpanLinks,
@@ -207,6 +215,49 @@ impl Span {
         if self.is_recording() {
             self.attributes.push(attribute());
         }
+    }
+}
+
+/// Owns the export thread; [`TracePipeline::shutdown`] flushes what is queued.
+#[derive(Debug)]
+pub struct TracePipeline {
+    thread: ExportThread,
+}
+
+impl TracePipeline {
+    /// Starts the export thread and returns the tracer the data plane uses.
+    pub fn start(settings: TraceSettings) -> Result<(Arc<Tracer>, TracePipeline), StartError> {
+        let queue = Arc::new(BatchQueue::new(
+            settings.queue.max_size,
+            settings.queue.max_batch_size,
+        ));
+        // Converted once: every batch carries the same resource.
+        let resource = ResourceAttributesWithSchema::from(&settings.resource);
+        let encode = move |spans: Vec<SpanData>| ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(spans, &resource),
+        };
+        let thread = ExportThread::spawn(
+            "traverse-otlp",
+            Arc::clone(&queue),
+            settings.exporter.clone(),
+            settings.queue.schedule_delay,
+            encode,
+        )?;
+
+        let tracer = Tracer::new(
+            settings.sampler,
+            queue,
+            settings.role,
+            settings.add_internals,
+            settings.trace_id_response_header,
+        );
+        Ok((Arc::new(tracer), TracePipeline { thread }))
+    }
+
+    /// Exports what is queued and stops, within `bound` even when the collector is
+    /// unreachable. Returns false when spans had to be abandoned at the bound.
+    pub fn shutdown(self, bound: Duration) -> bool {
+        self.thread.shutdown(bound)
     }
 }
 

@@ -37,7 +37,7 @@ pub fn doctor(admin: SocketAddr) -> ExitCode {
     let fetched = runtime.block_on(async {
         let mut answers = Vec::new();
         for path in ["/api/routes", "/api/multicluster", "/api/telemetry"] {
-            let reply = crate::http::get(admin, path, TIMEOUT)
+            let reply = traverse_demo::http::get(admin, path, TIMEOUT)
                 .await
                 .map_err(|e| format!("{path}: {e:#}"))?;
             if !reply.status.is_success() {

@@ -1,9 +1,7 @@
 //! The `traverse` command: run the gateway, validate a configuration, run the multicluster
 //! demo, print the version.
 
-mod demo;
 mod doctor;
-mod http;
 mod run;
 mod validate;
 
@@ -78,7 +76,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Validate { config, strict } => validate::validate(&config, strict),
-        Command::Demo { once, examples } => demo::run(demo::Options { once, examples }),
+        Command::Demo { once, examples } => {
+            traverse_demo::run(traverse_demo::Options { once, examples })
+        }
         Command::Doctor { admin } => doctor::doctor(admin),
         Command::Version => {
             println!("traverse {}", env!("CARGO_PKG_VERSION"));

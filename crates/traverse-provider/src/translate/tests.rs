@@ -2,6 +2,7 @@ use http::HeaderMap;
 use traverse_router::Request;
 
 use super::*;
+use crate::model::{Headers, Router, StripPrefix, Target};
 
 /// Builds a snapshot from a multi-document manifest, as the file provider would.
 fn snapshot(yaml: &str) -> Snapshot {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use super::{Expr, HostPattern, Matcher};
-use crate::table::Request;
+use crate::request::Request;
 
 /// A request plus its host normalized once: port stripped, ASCII-lowercased,
 /// IPv6 brackets removed. A trailing dot is kept (`HostRegexp` sees it).

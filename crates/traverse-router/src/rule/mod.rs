@@ -21,7 +21,7 @@ use std::fmt;
 use ipnet::IpNet;
 use regex::Regex;
 
-use crate::table::Request;
+use crate::request::Request;
 
 pub(crate) use eval::{with_normalized_host, Ctx};
 

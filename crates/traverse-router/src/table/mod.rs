@@ -28,24 +28,9 @@ use std::collections::HashMap;
 use crate::rule::{with_normalized_host, Ctx, HostPattern};
 use crate::Rule;
 
-/// A request as the router sees it. Everything is borrowed; matching does not
-/// allocate on the common path.
-#[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
-    /// HTTP method, compared case-insensitively.
-    pub method: &'a str,
-    /// `Host` header or `:authority` as received: may carry `:port` and any
-    /// case. The router strips the port and compares case-insensitively.
-    pub host: &'a str,
-    /// Request path, compared as given.
-    pub path: &'a str,
-    /// Raw query string without the leading `?`.
-    pub query: Option<&'a str>,
-    /// Request headers.
-    pub headers: &'a http::HeaderMap,
-    /// Address of the client, if known; `ClientIP` never matches without it.
-    pub client_ip: Option<std::net::IpAddr>,
-}
+// Defined on its own so that rules and the table both use it without depending on each
+// other; still reachable as `table::Request`.
+pub use crate::request::Request;
 
 /// One routing entry: a rule, its priority, the entrypoints it listens on and
 /// the caller's payload.

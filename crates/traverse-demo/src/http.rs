@@ -1,6 +1,8 @@
 //! The little HTTP/1 the demo and `doctor` need: an accept loop for in-process servers and a
 //! one-request client. A fresh connection per request keeps every request independent
 //! (no pooled connection to a gateway that was just killed).
+//!
+//! Public because the binary's `doctor` asks the admin API with the same client.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -6,8 +6,12 @@
 //! The gateways are this executable (`traverse run`) in child processes, configured by
 //! `examples/multicluster` copied to a temporary directory; the apps and the receiver
 //! run in this process. Everything is stopped and the directory removed on exit.
+//!
+//! The `traverse` binary calls [`run`]; the gateways are started from
+//! `std::env::current_exe()`, so this runs only inside that executable.
 
 mod app;
+pub mod http;
 mod processes;
 mod receiver;
 mod topology;

@@ -14,39 +14,39 @@ use serde_yaml::Value;
 pub const EMBEDDED: &[(&str, &str)] = &[
     (
         "README.md",
-        include_str!("../../../../examples/multicluster/README.md"),
+        include_str!("../../../examples/multicluster/README.md"),
     ),
     (
         "parent.yaml",
-        include_str!("../../../../examples/multicluster/parent.yaml"),
+        include_str!("../../../examples/multicluster/parent.yaml"),
     ),
     (
         "child-a.yaml",
-        include_str!("../../../../examples/multicluster/child-a.yaml"),
+        include_str!("../../../examples/multicluster/child-a.yaml"),
     ),
     (
         "child-b.yaml",
-        include_str!("../../../../examples/multicluster/child-b.yaml"),
+        include_str!("../../../examples/multicluster/child-b.yaml"),
     ),
     (
         "parent/routes.yaml",
-        include_str!("../../../../examples/multicluster/parent/routes.yaml"),
+        include_str!("../../../examples/multicluster/parent/routes.yaml"),
     ),
     (
         "child-a/whoami.yaml",
-        include_str!("../../../../examples/multicluster/child-a/whoami.yaml"),
+        include_str!("../../../examples/multicluster/child-a/whoami.yaml"),
     ),
     (
         "child-a/uplink.yaml",
-        include_str!("../../../../examples/multicluster/child-a/uplink.yaml"),
+        include_str!("../../../examples/multicluster/child-a/uplink.yaml"),
     ),
     (
         "child-b/whoami.yaml",
-        include_str!("../../../../examples/multicluster/child-b/whoami.yaml"),
+        include_str!("../../../examples/multicluster/child-b/whoami.yaml"),
     ),
     (
         "child-b/uplink.yaml",
-        include_str!("../../../../examples/multicluster/child-b/uplink.yaml"),
+        include_str!("../../../examples/multicluster/child-b/uplink.yaml"),
     ),
 ];
 

@@ -1,0 +1,220 @@
+//! An IngressRoute's routes: rule, priority, middlewares and where each forwards.
+
+use std::sync::Arc;
+
+use traverse_api::support::unsupported_in_ingress_route;
+use traverse_api::IngressRoute;
+use traverse_router::{Route, Rule};
+
+use super::middlewares::parse_middleware_ref;
+use super::uplinks::uplink_ref;
+use super::{BoundRouter, EntryPoints, Translator};
+use crate::diagnostics::{Reason, Severity};
+use crate::model::{Router, Target, Weighted};
+use crate::snapshot::Object;
+
+impl<'a> Translator<'a> {
+    pub(super) fn ingress_route(
+        &mut self,
+        object: &'a IngressRoute,
+        entry_points: &EntryPoints,
+        routes: &mut Vec<Route<Arc<Router>>>,
+    ) {
+        let me = object.object_ref();
+        let (namespace, name) = object.key();
+        let spec = &object.spec;
+        for unsupported in unsupported_in_ingress_route(spec) {
+            self.report(
+                &me,
+                Severity::Warning,
+                Reason::Unsupported,
+                Some(unsupported.field),
+                unsupported.reason.into(),
+            );
+        }
+        if !entry_points.names.is_empty() {
+            for (i, entry_point) in spec.entry_points.iter().enumerate() {
+                if !entry_points.names.contains(entry_point) {
+                    self.report(
+                        &me,
+                        Severity::Warning,
+                        Reason::Unsupported,
+                        Some(format!("spec.entryPoints[{i}]")),
+                        format!("entrypoint {entry_point:?} is not configured on this gateway"),
+                    );
+                }
+            }
+        }
+
+        let bound_uplinks = self.bound_uplinks(object);
+        let route_entry_points = if spec.entry_points.is_empty() {
+            match entry_points.default_for_routes() {
+                Some(names) => names,
+                None => {
+                    self.report(
+                        &me,
+                        Severity::Warning,
+                        Reason::Unsupported,
+                        Some("spec.entryPoints".into()),
+                        "names no entrypoint, and this gateway has only uplink entrypoints, \
+                         which serve only the routes that name them; the routes serve nowhere"
+                            .into(),
+                    );
+                    return;
+                }
+            }
+        } else {
+            spec.entry_points.clone()
+        };
+
+        for (i, route) in spec.routes.iter().enumerate() {
+            let field = format!("spec.routes[{i}]");
+            let rule = match Rule::parse(&route.r#match) {
+                Ok(rule) => rule,
+                Err(error) => {
+                    self.report(
+                        &me,
+                        Severity::Error,
+                        Reason::InvalidRule,
+                        Some(format!("{field}.match")),
+                        error.to_string(),
+                    );
+                    continue;
+                }
+            };
+            let priority = route
+                .priority
+                .filter(|p| *p != 0)
+                .unwrap_or_else(|| rule.default_priority());
+
+            let mut middlewares = Vec::new();
+            let mut middleware_names = Vec::new();
+            let mut unusable = Vec::new();
+            for (j, reference) in route.middlewares.iter().enumerate() {
+                let (mw_namespace, mw_name) = parse_middleware_ref(
+                    &reference.name,
+                    reference.namespace.as_deref(),
+                    namespace,
+                );
+                match self.middlewares.get(&(mw_namespace, mw_name)) {
+                    Some(Ok(steps)) => {
+                        middlewares.extend(steps.iter().cloned());
+                        middleware_names.push(format!("{mw_namespace}/{mw_name}"));
+                    }
+                    Some(Err(why)) => {
+                        let message =
+                            format!("middleware {mw_namespace}/{mw_name} is unusable: {why}");
+                        self.report(
+                            &me,
+                            Severity::Warning,
+                            Reason::InvalidMiddleware,
+                            Some(format!("{field}.middlewares[{j}]")),
+                            message.clone(),
+                        );
+                        unusable.push(message);
+                    }
+                    None => {
+                        let message = format!("middleware {mw_namespace}/{mw_name} not found");
+                        self.report(
+                            &me,
+                            Severity::Warning,
+                            Reason::MiddlewareNotFound,
+                            Some(format!("{field}.middlewares[{j}]")),
+                            message.clone(),
+                        );
+                        unusable.push(message);
+                    }
+                }
+            }
+
+            let mut backends = Vec::new();
+            let mut unresolved = Vec::new();
+            let mut uplinks = Vec::new();
+            for (j, reference) in route.services.iter().enumerate() {
+                if reference.is_uplink() {
+                    let weight = reference.weight.unwrap_or(1).clamp(0, i64::from(u32::MAX)) as u32;
+                    uplinks.push((Arc::new(uplink_ref(reference, namespace)), weight));
+                    continue;
+                }
+                match self.backend(&me, namespace, reference, &format!("{field}.services[{j}]")) {
+                    Ok(backend) => {
+                        let weight =
+                            reference.weight.unwrap_or(1).clamp(0, i64::from(u32::MAX)) as u32;
+                        backends.push((Arc::new(backend), weight));
+                    }
+                    Err(message) => unresolved.push(message),
+                }
+            }
+            if route.services.is_empty() {
+                self.report(
+                    &me,
+                    Severity::Warning,
+                    Reason::ServiceNotFound,
+                    Some(format!("{field}.services")),
+                    "route has no services; it answers 503".into(),
+                );
+                unresolved.push("route has no services".into());
+            }
+
+            if !uplinks.is_empty() && uplinks.len() != route.services.len() {
+                let message =
+                    "a route forwards either to uplinks or to Services, not both".to_owned();
+                self.report(
+                    &me,
+                    Severity::Error,
+                    Reason::Unsupported,
+                    Some(format!("{field}.services")),
+                    format!("{message}; the route answers 503"),
+                );
+                unusable.push(message);
+            }
+            let target = if !unusable.is_empty() {
+                Target::Unavailable {
+                    status: 503,
+                    reason: unusable.join("; "),
+                }
+            } else if !uplinks.is_empty() {
+                Target::Uplinks(Weighted::new(uplinks))
+            } else if backends.is_empty() {
+                Target::Unavailable {
+                    status: 503,
+                    reason: unresolved.join("; "),
+                }
+            } else {
+                Target::Services(Weighted::new(backends))
+            };
+            let router_name: Arc<str> = format!("{namespace}/{name}#{i}").into();
+            let serviceable = match &target {
+                Target::Services(services) => services
+                    .items()
+                    .iter()
+                    .any(|(b, w)| *w > 0 && b.servers.has_available()),
+                _ => false,
+            };
+            for key in &bound_uplinks {
+                self.uplink_routers
+                    .entry(*key)
+                    .or_default()
+                    .push(BoundRouter {
+                        name: Arc::clone(&router_name),
+                        serviceable,
+                        entry_points: route_entry_points.clone(),
+                    });
+            }
+            routes.push(Route {
+                rule: rule.clone(),
+                priority,
+                entrypoints: route_entry_points.clone(),
+                value: Arc::new(Router {
+                    name: router_name,
+                    rule: rule.text().to_owned(),
+                    priority,
+                    entry_points: spec.entry_points.clone(),
+                    middlewares,
+                    middleware_names,
+                    target,
+                }),
+            });
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! A service reference resolved Service → port → EndpointSlices → ready endpoints.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+
+use traverse_api::{IntOrString, ServiceKind, ServiceRef};
+
+use super::Translator;
+use crate::diagnostics::{ObjectRef, Reason, Severity};
+use crate::model::{Backend, Endpoint, Scheme, Weighted};
+
+impl Translator<'_> {
+    /// Resolves one service reference to its ready endpoints, or says why it cannot.
+    pub(super) fn backend(
+        &mut self,
+        me: &ObjectRef,
+        namespace: &str,
+        reference: &ServiceRef,
+        field: &str,
+    ) -> Result<Backend, String> {
+        if reference.effective_kind() == ServiceKind::TraefikService {
+            // Already reported by the support check; here it only leaves the route.
+            return Err(format!(
+                "TraefikService {} is not supported yet",
+                reference.name
+            ));
+        }
+        let service_namespace = reference.namespace.as_deref().unwrap_or(namespace);
+        let Some(service) = self
+            .services
+            .get(&(service_namespace, reference.name.as_str()))
+            .copied()
+        else {
+            let message = format!("service {service_namespace}/{} not found", reference.name);
+            self.report(
+                me,
+                Severity::Warning,
+                Reason::ServiceNotFound,
+                Some(format!("{field}.name")),
+                format!("{message}; the route answers 503 until it exists"),
+            );
+            return Err(message);
+        };
+        let spec = service.spec.as_ref();
+        if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
+            let message = format!(
+                "service {service_namespace}/{} is of type ExternalName, not supported yet",
+                reference.name
+            );
+            self.report(
+                me,
+                Severity::Warning,
+                Reason::Unsupported,
+                Some(format!("{field}.name")),
+                message.clone(),
+            );
+            return Err(message);
+        }
+        let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
+        let port = match &reference.port {
+            Some(IntOrString::Int(number)) => ports.iter().find(|p| p.port == *number),
+            Some(IntOrString::String(port_name)) => ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(port_name.as_str())),
+            None if ports.len() == 1 => ports.first(),
+            None => None,
+        };
+        let Some(port) = port else {
+            let wanted = match &reference.port {
+                Some(IntOrString::Int(n)) => n.to_string(),
+                Some(IntOrString::String(s)) => format!("{s:?}"),
+                None => "(none given, and the service does not have exactly one port)".into(),
+            };
+            let message = format!(
+                "service {service_namespace}/{} has no port {wanted}",
+                reference.name
+            );
+            self.report(
+                me,
+                Severity::Warning,
+                Reason::PortNotFound,
+                Some(format!("{field}.port")),
+                format!("{message}; the route answers 503"),
+            );
+            return Err(message);
+        };
+
+        let port_name = port.name.as_deref().unwrap_or("");
+        let mut servers = BTreeSet::new();
+        for slice in self
+            .slices
+            .get(&(service_namespace, reference.name.as_str()))
+            .into_iter()
+            .flatten()
+        {
+            let Some(slice_port) = slice
+                .ports
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .find(|p| p.name.as_deref().unwrap_or("") == port_name)
+                .and_then(|p| p.port)
+                .and_then(|p| u16::try_from(p).ok())
+            else {
+                continue;
+            };
+            for endpoint in slice.endpoints.iter().flatten() {
+                // Kubernetes: an unset `ready` means ready.
+                let ready = endpoint
+                    .conditions
+                    .as_ref()
+                    .and_then(|c| c.ready)
+                    .unwrap_or(true);
+                if !ready {
+                    continue;
+                }
+                for address in &endpoint.addresses {
+                    if let Ok(ip) = address.parse::<IpAddr>() {
+                        servers.insert(SocketAddr::new(ip, slice_port));
+                    }
+                }
+            }
+        }
+        let backend_name = format!(
+            "{service_namespace}/{}:{}",
+            reference.name,
+            port.name.clone().unwrap_or_else(|| port.port.to_string())
+        );
+        if servers.is_empty() {
+            self.report(
+                me,
+                Severity::Warning,
+                Reason::NoReadyEndpoints,
+                Some(format!("{field}.name")),
+                format!("service {backend_name} has no ready endpoints; requests to it answer 503"),
+            );
+        }
+
+        let scheme = match reference.scheme.as_deref() {
+            Some("http") => Scheme::Http,
+            Some("https") => Scheme::Https,
+            Some("h2c") => Scheme::H2c,
+            Some(other) => {
+                self.report(
+                    me,
+                    Severity::Warning,
+                    Reason::Unsupported,
+                    Some(format!("{field}.scheme")),
+                    format!("scheme {other:?} is not one of http, https, h2c; using http"),
+                );
+                Scheme::Http
+            }
+            // Traefik's default: https for port 443 or a port named https.
+            None if port.port == 443 || port_name == "https" => Scheme::Https,
+            None => Scheme::Http,
+        };
+        Ok(Backend {
+            name: backend_name.into(),
+            scheme,
+            pass_host_header: reference.pass_host_header.unwrap_or(true),
+            servers: Weighted::new(servers.into_iter().map(|s| (Endpoint::new(s), 1)).collect()),
+        })
+    }
+}
