@@ -56,13 +56,23 @@ pub(crate) enum Peer {
 struct Attempt {
     address: SocketAddr,
     peer: Peer,
-    /// `None` once the attempt ended as a failure (its telemetry is out).
-    started: Option<Instant>,
+    started: Instant,
+    state: AttemptState,
+}
+
+/// Whether an attempt's telemetry is still to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AttemptState {
+    Open,
+    /// Ended without a response: no time is reported as spent with the upstream.
+    Failed,
+    /// Ended with the request.
+    Ended,
 }
 
 /// The per-entrypoint facts every exchange on it shares.
 #[derive(Debug, Clone)]
-pub(crate) struct Site {
+pub struct Site {
     pub entry_point: Arc<str>,
     /// `https` on a TLS listener, else `http`.
     pub scheme: &'static str,
@@ -70,7 +80,7 @@ pub(crate) struct Site {
 }
 
 /// How the request ended, as Pingora's `logging` phase knows it.
-pub(crate) struct Ending<'a> {
+pub struct Ending<'a> {
     pub request: &'a RequestHeader,
     pub response: Option<&'a ResponseHeader>,
     pub request_bytes: u64,
@@ -281,7 +291,8 @@ impl Exchange {
         self.current = Some(Attempt {
             address,
             peer,
-            started: Some(Instant::now()),
+            started: Instant::now(),
+            state: AttemptState::Open,
         });
         if let (Some(tracer), Some(trace)) = (&telemetry.tracer, &mut self.trace) {
             let names = route_names(
@@ -302,7 +313,7 @@ impl Exchange {
         method: &Method,
         kind: &'static str,
     ) {
-        let Some(started) = self.current.as_mut().and_then(|a| a.started.take()) else {
+        let Some(started) = self.close_attempt(AttemptState::Failed) else {
             return;
         };
         let failure = Failure {
@@ -312,7 +323,17 @@ impl Exchange {
         self.end_attempt(site, telemetry, method, started, None, Some(failure));
     }
 
-    /// Ends the current attempt if it is still open, with the upstream's status or `failure`.
+    /// Marks the open attempt `state`; its start, or `None` when none was open.
+    fn close_attempt(&mut self, state: AttemptState) -> Option<Instant> {
+        let attempt = self
+            .current
+            .as_mut()
+            .filter(|a| a.state == AttemptState::Open)?;
+        attempt.state = state;
+        Some(attempt.started)
+    }
+
+    /// Writes the telemetry of the current attempt, with the upstream's status or `failure`.
     fn end_attempt(
         &mut self,
         site: &Site,
@@ -366,7 +387,7 @@ impl Exchange {
 
     /// Opens a CLIENT span for a call a middleware makes on the request's behalf
     /// (forwardAuth), named `name`; its context is what the call must carry.
-    pub(crate) fn begin_call(&mut self, telemetry: &Telemetry, name: &'static str) -> Option<Call> {
+    pub fn begin_call(&mut self, telemetry: &Telemetry, name: &'static str) -> Option<Call> {
         let tracer = telemetry.tracer.as_ref()?;
         let trace = self.trace.as_ref()?;
         let mut span = tracer.start_child(&trace.server, SpanKind::Client);
@@ -375,12 +396,7 @@ impl Exchange {
     }
 
     /// Ends a middleware's call with the status it got, or as failed.
-    pub(crate) fn end_call(
-        &mut self,
-        telemetry: &Telemetry,
-        call: Call,
-        status: Result<u16, String>,
-    ) {
+    pub fn end_call(&mut self, telemetry: &Telemetry, call: Call, status: Result<u16, String>) {
         let Some(tracer) = &telemetry.tracer else {
             return;
         };
@@ -402,11 +418,7 @@ impl Exchange {
 
     /// The one record of this request: what the span, the metrics and the access log
     /// are all built from.
-    pub(crate) fn record<'a>(
-        &'a self,
-        site: &'a Site,
-        ending: &'a Ending<'a>,
-    ) -> RequestRecord<'a> {
+    pub fn record<'a>(&'a self, site: &'a Site, ending: &'a Ending<'a>) -> RequestRecord<'a> {
         self.build_record(site, ending, self.trace.as_ref().map(span_ids))
     }
 
@@ -455,7 +467,8 @@ impl Exchange {
                 address: attempt.address,
                 scheme: self.upstream_scheme(),
                 status: self.upstream_status,
-                duration: attempt.started.map(|t| t.elapsed()),
+                duration: (attempt.state != AttemptState::Failed)
+                    .then(|| attempt.started.elapsed()),
             }),
             span,
         }
@@ -467,7 +480,7 @@ impl Exchange {
         if self.internal {
             return;
         }
-        if let Some(started) = self.current.as_mut().and_then(|a| a.started.take()) {
+        if let Some(started) = self.close_attempt(AttemptState::Ended) {
             let failure = match (self.upstream_status, ending.error) {
                 (None, Some(error)) => Some(Failure {
                     kind: error.etype().as_str(),
@@ -484,10 +497,6 @@ impl Exchange {
                 status,
                 failure,
             );
-            // The attempt's duration stays on the record: it ran until now.
-            if let Some(attempt) = &mut self.current {
-                attempt.started = Some(started);
-            }
         }
         let active = std::mem::take(&mut self.active);
         let trace = self.trace.take();
@@ -535,14 +544,14 @@ impl Exchange {
 }
 
 /// A middleware's call in progress (see [`Exchange::begin_call`]).
-pub(crate) struct Call {
+pub struct Call {
     span: Span,
     name: &'static str,
 }
 
 impl Call {
     /// The `traceparent` (and `tracestate`) the call must send.
-    pub(crate) fn context_headers(&self) -> propagation::Outbound {
+    pub fn context_headers(&self) -> propagation::Outbound {
         propagation::outbound(self.span.context())
     }
 }
