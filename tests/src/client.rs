@@ -1,10 +1,12 @@
-//! A small HTTP/1.1 client: one fresh connection per request, `Connection: close`,
-//! and a deadline on everything.
+//! A small HTTP/1.1 client (cleartext or TLS): one fresh connection per request,
+//! `Connection: close`, and a deadline on everything.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use rustls::pki_types::pem::PemObject;
+use tokio::io::{AsyncBufRead, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::http1;
@@ -144,8 +146,55 @@ async fn exchange(
     read_response(&mut reader, method).await
 }
 
-async fn read_response(
-    reader: &mut BufReader<TcpStream>,
+/// Like [`send`], over TLS: the server's certificate must chain to `ca_pem` and name
+/// `server_name`.
+pub async fn send_tls(
+    addr: SocketAddr,
+    server_name: &str,
+    ca_pem: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, ClientError> {
+    let exchange = async {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            let cert = cert.map_err(|e| ClientError::Connect(format!("CA: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| ClientError::Connect(format!("CA: {e}")))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Connect(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let mut stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ClientError::Connect(format!("TLS handshake: {e}")))?;
+        let request = encode_request(addr, method, path, headers, &[], true);
+        let io = |e: std::io::Error| ClientError::Io(e.to_string());
+        stream.write_all(&request).await.map_err(io)?;
+        stream.flush().await.map_err(io)?;
+        let mut reader = BufReader::new(stream);
+        read_response(&mut reader, method).await
+    };
+    match tokio::time::timeout(DEFAULT_TIMEOUT, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(ClientError::Timeout),
+    }
+}
+
+async fn read_response<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
     method: &str,
 ) -> Result<Response, ClientError> {
     let io = |e: std::io::Error| ClientError::Io(e.to_string());
