@@ -1,10 +1,9 @@
 //! One entrypoint's request path, as Pingora phases. Each phase only drives the
-//! request's [`Exchange`]: routing decides in `request_filter`, [`select`] chooses each
+//! request's [`Exchange`]: [`routing`] decides in `request_filter`, [`select`] chooses each
 //! attempt's endpoint in `upstream_peer`, the [`middleware`] chain rewrites and filters,
 //! [`uplink`] handles the hop across clusters, errors map to a status in one place
 //! ([`status_for_error`]), and `logging` ends the exchange, which records it once.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use pingora::protocols::http::error_resp::gen_error_response;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, Upstream};
-use traverse_model::{EjectionPolicy, Router, Scheme, Target};
+use traverse_model::{EjectionPolicy, Scheme};
 
 use crate::errors::{status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::exchange::{Destination, Ending, Exchange, Peer, Site};
@@ -24,7 +23,8 @@ use crate::forwarded::{Downstream, ForwardedPolicy};
 use crate::host::{request_host, strip_port};
 use crate::middleware::{self, Verdict};
 use crate::multicluster::WELL_KNOWN_PREFIX;
-use crate::respond::{respond, NOT_FOUND, NO_SERVER};
+use crate::respond::respond;
+use crate::routing::{self, Decision};
 use crate::{select, uplink, GatewayState};
 
 /// Everything an entrypoint needs from the static configuration, resolved once.
@@ -90,12 +90,6 @@ impl Gateway {
     }
 }
 
-/// What routing decided, computed while the request header is borrowed.
-pub(crate) enum Decision {
-    Proxy(Arc<Router>, Destination),
-    Respond(Option<Arc<Router>>, u16, Bytes),
-}
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = Exchange;
@@ -135,7 +129,13 @@ impl ProxyHttp for Gateway {
             uplink::annotate_arrival(ctx, self.state.topology(), session.req_header());
         }
 
-        let (router, answer) = match self.decide(session.req_header(), ctx.client_ip()) {
+        let decision = routing::decide(
+            &self.state,
+            &self.options.site.entry_point,
+            session.req_header(),
+            ctx.client_ip(),
+        );
+        let (router, answer) = match decision {
             Decision::Proxy(router, destination) => {
                 ctx.route(Some(router), Some(destination));
                 (ctx.router().cloned(), None)
@@ -434,45 +434,6 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    fn decide(&self, header: &RequestHeader, client_ip: Option<IpAddr>) -> Decision {
-        let request = traverse_router::Request {
-            method: header.method.as_str(),
-            host: request_host(header).unwrap_or(""),
-            path: header.uri.path(),
-            query: header.uri.query(),
-            headers: &header.headers,
-            client_ip,
-        };
-        let routing = self.state.routing.load();
-        let Some(router) = routing
-            .routes
-            .find(&self.options.site.entry_point, &request)
-        else {
-            return Decision::Respond(None, 404, Bytes::from_static(NOT_FOUND.as_bytes()));
-        };
-        match &router.target {
-            Target::Unavailable { status, reason } => Decision::Respond(
-                Some(Arc::clone(router)),
-                *status,
-                Bytes::from(format!("{reason}\n")),
-            ),
-            Target::Services(services) => match services.pick() {
-                Some(backend) if backend.servers.has_available() => Decision::Proxy(
-                    Arc::clone(router),
-                    Destination::Service(Arc::clone(backend)),
-                ),
-                _ => Decision::Respond(
-                    Some(Arc::clone(router)),
-                    503,
-                    Bytes::from_static(NO_SERVER.as_bytes()),
-                ),
-            },
-            Target::Uplinks(uplinks) => {
-                uplink::decide(self.state.topology(), header, router, uplinks)
-            }
-        }
-    }
-
     /// Whether a failed attempt gets another, elsewhere: the retry budget allows it, an
     /// untried endpoint is in rotation, and the route's middlewares do not object.
     fn may_retry_elsewhere(&self, ctx: &Exchange) -> bool {

@@ -5,6 +5,7 @@
 //! per request, no lock. Providers publish a new table with [`GatewayState::publish`].
 //!
 //! The request path, in the order a request meets it: [`gateway`] (the Pingora phases),
+//! `routing` (what the matched route decides),
 //! [`exchange`] (what happened to the request, and the one place that records it),
 //! `select` (each attempt's endpoint), `middleware` (the router's chain), `uplink`
 //! (the hop across clusters), `host`, `forwarded` and `respond` (helpers).
@@ -20,6 +21,7 @@ mod host;
 mod middleware;
 pub mod multicluster;
 mod respond;
+mod routing;
 mod select;
 mod trace;
 mod uplink;

@@ -12,7 +12,6 @@ use traverse_model::{Router, UplinkRef, Weighted};
 use traverse_telemetry::KeyValue;
 
 use crate::exchange::{Destination, Exchange};
-use crate::gateway::Decision;
 use crate::multicluster::{
     advertisement, Member, ADVERTISEMENT_PATH, HEALTH_PATH, HOPS_HEADER, UPLINK_HEADER,
 };
@@ -21,13 +20,14 @@ use crate::{select, GatewayState, Topology};
 
 const NO_CHILD: &str = "no available child cluster for this uplink\n";
 
-/// A parent's route to an uplink: refuse loops, then find the children serving it.
+/// A parent's route to an uplink: refuse loops (508), then find the children serving
+/// it (503 when none can take the request).
 pub(crate) fn decide(
     topology: &Topology,
     header: &RequestHeader,
-    router: &Arc<Router>,
+    router: &Router,
     uplinks: &Weighted<Arc<UplinkRef>>,
-) -> Decision {
+) -> Result<Destination, (u16, Bytes)> {
     // A hop counter that does not parse is not ours: count the request as fresh.
     let hops: u32 = header
         .headers
@@ -53,11 +53,7 @@ pub(crate) fn decide(
         };
         // Debug, not warn: a client can send any hop count, and must not flood the log.
         tracing::debug!(router = %router.name, hops, "{reason}");
-        return Decision::Respond(
-            Some(Arc::clone(router)),
-            508,
-            Bytes::from(format!("{reason}\n")),
-        );
+        return Err((508, Bytes::from(format!("{reason}\n"))));
     }
     let members = topology
         .children
@@ -66,13 +62,9 @@ pub(crate) fn decide(
         .and_then(|(children, uplink)| children.members(uplink));
     match members {
         Some(members) if select::any_child_available(&members) => {
-            Decision::Proxy(Arc::clone(router), Destination::Uplink { members, hops })
+            Ok(Destination::Uplink { members, hops })
         }
-        _ => Decision::Respond(
-            Some(Arc::clone(router)),
-            503,
-            Bytes::from_static(NO_CHILD.as_bytes()),
-        ),
+        _ => Err((503, Bytes::from_static(NO_CHILD.as_bytes()))),
     }
 }
 
