@@ -6,13 +6,14 @@
 
 pub mod diagnostics;
 pub mod health;
+mod middleware;
 mod model;
 mod weighted;
 
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 pub use health::{EjectionPolicy, PassiveHealth};
+pub use middleware::{AddPrefix, Headers, Middleware, StripPrefix};
 pub use model::{
-    AddPrefix, AdvertisedUplink, Backend, Endpoint, Headers, Middleware, Router, RoutingTable,
-    Scheme, StripPrefix, Target, UplinkRef,
+    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, Target, UplinkRef,
 };
 pub use weighted::{Candidate, Weighted};

@@ -10,6 +10,7 @@ use traverse_router::RouteTable;
 
 use crate::diagnostics::Diagnostics;
 use crate::health::PassiveHealth;
+use crate::middleware::Middleware;
 use crate::weighted::{Candidate, Weighted};
 
 /// One published configuration: the route table and what was wrong with its inputs.
@@ -184,32 +185,4 @@ impl Scheme {
             Scheme::H2c => "h2c",
         }
     }
-}
-
-/// A request/response transformation, already validated. Each kind is its own type, so
-/// the data plane gives each its behaviour in one place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Middleware {
-    StripPrefix(StripPrefix),
-    AddPrefix(AddPrefix),
-    Headers(Headers),
-}
-
-/// Remove the first matching prefix from the path (Traefik `stripPrefix`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StripPrefix {
-    pub prefixes: Vec<String>,
-}
-
-/// Prepend a prefix to the path (Traefik `addPrefix`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddPrefix {
-    pub prefix: String,
-}
-
-/// Set or remove headers; a `None` value removes the header (Traefik's empty string).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Headers {
-    pub request: Vec<(http::HeaderName, Option<http::HeaderValue>)>,
-    pub response: Vec<(http::HeaderName, Option<http::HeaderValue>)>,
 }

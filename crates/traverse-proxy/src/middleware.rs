@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Uri};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
-use traverse_model::{AddPrefix, Backend, Headers, Middleware, StripPrefix};
+use traverse_model::{Backend, Middleware};
 
 use crate::exchange::Exchange;
 use crate::Telemetry;
@@ -213,63 +213,8 @@ pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> b
         .unwrap_or(default)
 }
 
-impl Step for StripPrefix {
-    fn upstream_request(&self, request: &mut RequestHeader, path: &mut PathRewrite) -> Result<()> {
-        let current = path.current(request);
-        let Some((prefix, rest)) = self
-            .prefixes
-            .iter()
-            .find_map(|p| current.strip_prefix(p.as_str()).map(|rest| (p, rest)))
-        else {
-            return Ok(());
-        };
-        let stripped = if rest.starts_with('/') {
-            rest.to_owned()
-        } else {
-            format!("/{rest}")
-        };
-        let prefix = prefix.trim_end_matches('/').to_owned();
-        path.set(stripped);
-        if let Ok(value) = HeaderValue::from_str(&prefix) {
-            request.insert_header("x-forwarded-prefix", value)?;
-        }
-        Ok(())
-    }
-}
-
-impl Step for AddPrefix {
-    fn upstream_request(&self, request: &mut RequestHeader, path: &mut PathRewrite) -> Result<()> {
-        let prefixed = format!("{}{}", self.prefix, path.current(request));
-        path.set(prefixed);
-        Ok(())
-    }
-}
-
-impl Step for Headers {
-    fn upstream_request(&self, request: &mut RequestHeader, _path: &mut PathRewrite) -> Result<()> {
-        for (name, value) in &self.request {
-            match value {
-                Some(value) => request.insert_header(name.clone(), value.clone())?,
-                None => {
-                    request.remove_header(name);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn response(&self, response: &mut ResponseHeader) -> Result<()> {
-        for (name, value) in &self.response {
-            match value {
-                Some(value) => response.insert_header(name.clone(), value.clone())?,
-                None => {
-                    response.remove_header(name);
-                }
-            }
-        }
-        Ok(())
-    }
-}
+mod headers;
+mod paths;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@ use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::*;
+use traverse_model::{AddPrefix, Headers, StripPrefix};
 
 fn request(uri: &str) -> RequestHeader {
     RequestHeader::build("GET", uri.as_bytes(), None).expect("request")
