@@ -29,6 +29,16 @@ pub fn status_for_error(error: &Error) -> u16 {
     }
 }
 
+/// The status the request ended with: what was sent, or what the error maps to.
+/// A client that disconnected before any response is 499.
+pub(crate) fn final_status(written: Option<u16>, error: Option<&Error>) -> u16 {
+    match (written, error) {
+        (Some(status), _) => status,
+        (None, Some(error)) => status_for_error(error),
+        (None, None) => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +65,20 @@ mod tests {
             let error = Error::create(etype.clone(), source.clone(), None, None);
             assert_eq!(status_for_error(&error), expected, "{source:?} {etype:?}");
         }
+    }
+
+    #[test]
+    fn final_status_prefers_what_was_sent() {
+        let gone = Error::create(
+            ErrorType::ConnectionClosed,
+            ErrorSource::Downstream,
+            None,
+            None,
+        );
+        assert_eq!(final_status(None, Some(&gone)), 499);
+        assert_eq!(final_status(Some(200), Some(&gone)), 200);
+        let timeout = Error::create(ErrorType::ReadTimedout, ErrorSource::Upstream, None, None);
+        assert_eq!(final_status(None, Some(&timeout)), 504);
+        assert_eq!(final_status(Some(404), None), 404);
     }
 }

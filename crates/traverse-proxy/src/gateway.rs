@@ -17,7 +17,7 @@ use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, Upstream};
 use traverse_model::{EjectionPolicy, Scheme};
 
-use crate::errors::{status_for_error, CLIENT_CLOSED_REQUEST};
+use crate::errors::{final_status, status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::exchange::{Destination, Ending, Exchange, Peer, Site};
 use crate::forwarded::{Downstream, ForwardedPolicy};
 use crate::host::{request_host, strip_port};
@@ -293,6 +293,9 @@ impl ProxyHttp for Gateway {
             // A pooled connection the endpoint had closed: replayed, on the same endpoint
             // if need be, and not held against it.
             ctx.forgive_current();
+        } else {
+            // Failed before answering on a fresh connection: held against the endpoint.
+            select::failed(ctx, children, self.options.ejection);
         }
         if error.retry() {
             let method = &session.req_header().method;
@@ -453,16 +456,6 @@ impl Gateway {
     }
 }
 
-/// The status the request ended with: what was sent, or what the error maps to.
-/// A client that disconnected before any response is 499.
-fn final_status(written: Option<u16>, error: Option<&Error>) -> u16 {
-    match (written, error) {
-        (Some(status), _) => status,
-        (None, Some(error)) => status_for_error(error),
-        (None, None) => 0,
-    }
-}
-
 /// `d` rounded up to whole seconds, at least 1: Pingora counts keep-alive in seconds and
 /// reads 0 as "forever".
 pub(crate) fn whole_seconds(d: Duration) -> u64 {
@@ -472,7 +465,6 @@ pub(crate) fn whole_seconds(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pingora::ErrorSource;
 
     #[test]
     fn keepalive_rounds_up_to_whole_seconds() {
@@ -480,20 +472,5 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
         assert_eq!(whole_seconds(Duration::from_secs(90)), 90);
         assert_eq!(whole_seconds(Duration::ZERO), 1);
-    }
-
-    #[test]
-    fn final_status_prefers_what_was_sent() {
-        let gone = Error::create(
-            ErrorType::ConnectionClosed,
-            ErrorSource::Downstream,
-            None,
-            None,
-        );
-        assert_eq!(final_status(None, Some(&gone)), 499);
-        assert_eq!(final_status(Some(200), Some(&gone)), 200);
-        let timeout = Error::create(ErrorType::ReadTimedout, ErrorSource::Upstream, None, None);
-        assert_eq!(final_status(None, Some(&timeout)), 504);
-        assert_eq!(final_status(Some(404), None), 404);
     }
 }
