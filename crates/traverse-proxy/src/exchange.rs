@@ -543,7 +543,7 @@ pub(crate) struct Call {
 impl Call {
     /// The `traceparent` (and `tracestate`) the call must send.
     pub(crate) fn context_headers(&self) -> propagation::Outbound {
-        propagation::outbound(self.span.context())
+        propagation::outbound(self.span.context(), self.span.tracestate())
     }
 }
 

@@ -49,6 +49,9 @@ impl RequestTrace {
         if let Some(reason) = &extracted.invalid {
             tracing::debug!(%reason, "inbound trace context ignored; starting a new trace");
         }
+        if let Some(reason) = &extracted.tracestate_invalid {
+            tracing::debug!(%reason, "inbound tracestate discarded");
+        }
         let decision = propagation::decide(policy, &extracted);
         let mut server = tracer.start_server(&decision);
         server.set(|| KeyValue::new(semconv::HTTP_REQUEST_METHOD, method_name(&request.method)));
@@ -162,7 +165,7 @@ impl RequestTrace {
             upstream_request.remove_header(&propagation::BAGGAGE);
         }
         let span = self.client.as_ref().unwrap_or(&self.server);
-        let outbound = propagation::outbound(span.context());
+        let outbound = propagation::outbound(span.context(), span.tracestate());
         if let Some(value) = outbound.traceparent {
             upstream_request.insert_header(TRACEPARENT, value)?;
         }
