@@ -333,6 +333,7 @@ impl Exchange {
         );
         let record = AttemptRecord {
             service: names.service,
+            route: names.route,
             method,
             number: self.attempts,
             endpoint: attempt.address,
@@ -341,7 +342,7 @@ impl Exchange {
             duration: started.elapsed(),
         };
         if let (Some(tracer), Some(trace)) = (&telemetry.tracer, &mut self.trace) {
-            trace.end_attempt(tracer, &record, &names);
+            trace.end_attempt(tracer, &record);
         }
         if let Some(metrics) = &telemetry.metrics {
             metrics.attempt_finished(&record);
@@ -440,6 +441,7 @@ impl Exchange {
             response_headers: ending.response.map(|r| &r.headers),
             client: self.client,
             router: names.router,
+            route: names.route,
             service: names.service,
             status: ending.status,
             failure: ending.error.map(|e| Failure {
@@ -572,6 +574,7 @@ fn route_names<'a>(
     RouteNames {
         entry_point,
         router: router.map(|r| &r.name),
+        route: router.map(|r| &r.route),
         service,
     }
 }

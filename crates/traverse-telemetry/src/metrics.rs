@@ -8,9 +8,9 @@
 //! and per-service families its configuration asks for; a family no output wants is
 //! not recorded at all.
 //!
-//! Labels are bounded: entrypoint, router and service names come from configuration,
-//! methods outside the standard set become `_OTHER`, and codes are HTTP statuses.
-//! Paths and other request values never become labels.
+//! Labels are bounded: entrypoint, router and service names and `http.route` templates
+//! come from configuration, methods outside the standard set become `_OTHER`, and
+//! codes are HTTP statuses. Paths and other request values never become labels.
 
 mod exemplars;
 pub mod prometheus;
@@ -79,6 +79,8 @@ pub struct MetricsOptions {
 pub struct RequestLabels<'a> {
     pub entry_point: &'a Arc<str>,
     pub router: Option<&'a Arc<str>>,
+    /// `http.route`: the matched rule's path template.
+    pub route: Option<&'a Arc<str>>,
     pub service: Option<&'a Arc<str>>,
     /// A standard method name or `_OTHER`.
     pub method: &'static str,
@@ -95,6 +97,7 @@ impl<'a> RequestLabels<'a> {
         RequestLabels {
             entry_point: record.entry_point,
             router: record.router,
+            route: record.route,
             service: record.service,
             method: record.method_name(),
             status: record.status,
@@ -354,14 +357,17 @@ impl Metrics {
     }
 }
 
-/// Attributes of `http.server.request.duration`.
-fn server_attributes(labels: &RequestLabels) -> [KeyValue; 4] {
-    [
+/// Attributes of `http.server.request.duration`; `http.route` only when a route matched.
+fn server_attributes(labels: &RequestLabels) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(5);
+    attributes.extend([
         KeyValue::new(semconv::HTTP_REQUEST_METHOD, labels.method),
         KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(labels.status)),
         KeyValue::new(semconv::URL_SCHEME, labels.scheme),
         KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, labels.protocol),
-    ]
+    ]);
+    attributes.extend(labels.route.map(|r| name_attribute(semconv::HTTP_ROUTE, r)));
+    attributes
 }
 
 fn entry_point_attributes(labels: &RequestLabels) -> [KeyValue; 4] {
