@@ -56,8 +56,10 @@ pub(crate) enum Peer {
 struct Attempt {
     address: SocketAddr,
     peer: Peer,
-    /// `None` once the attempt ended as a failure (its telemetry is out).
+    /// `None` once the attempt ended as a failure.
     started: Option<Instant>,
+    /// Its CLIENT span and metric are still to be recorded.
+    open: bool,
 }
 
 /// The per-entrypoint facts every exchange on it shares.
@@ -88,6 +90,9 @@ pub struct Exchange {
     /// Answered by the gateway itself for its parents: no telemetry.
     internal: bool,
     started: Instant,
+    /// When the response's last byte went to the client (the request's end, for its
+    /// SERVER span and duration); `None` until then, or when no body was sent.
+    responded: Option<(Instant, SystemTime)>,
     client: Option<SocketAddr>,
     local_port: Option<u16>,
     router: Option<Arc<Router>>,
@@ -112,6 +117,7 @@ impl Exchange {
             in_flight,
             internal: false,
             started: Instant::now(),
+            responded: None,
             client: None,
             local_port: None,
             router: None,
@@ -282,6 +288,7 @@ impl Exchange {
             address,
             peer,
             started: Some(Instant::now()),
+            open: true,
         });
         if let (Some(tracer), Some(trace)) = (&telemetry.tracer, &mut self.trace) {
             let names = route_names(
@@ -302,7 +309,11 @@ impl Exchange {
         method: &Method,
         kind: &'static str,
     ) {
-        let Some(started) = self.current.as_mut().and_then(|a| a.started.take()) else {
+        let Some(attempt) = self.current.as_mut().filter(|a| a.open) else {
+            return;
+        };
+        attempt.open = false;
+        let Some(started) = attempt.started.take() else {
             return;
         };
         let failure = Failure {
@@ -312,7 +323,33 @@ impl Exchange {
         self.end_attempt(site, telemetry, method, started, None, Some(failure));
     }
 
-    /// Ends the current attempt if it is still open, with the upstream's status or `failure`.
+    /// The upstream's response has been received whole: the attempt's CLIENT span and
+    /// client duration end now, not when the request is logged, so a span the upstream
+    /// opened for it ends inside this one.
+    pub(crate) fn upstream_complete(
+        &mut self,
+        site: &Site,
+        telemetry: &Telemetry,
+        method: &Method,
+    ) {
+        let Some(attempt) = self.current.as_mut().filter(|a| a.open) else {
+            return;
+        };
+        attempt.open = false;
+        if let Some(started) = attempt.started {
+            let status = self.upstream_status;
+            self.end_attempt(site, telemetry, method, started, status, None);
+        }
+    }
+
+    /// The response's last byte is on its way to the client connection: the request
+    /// ends now (its SERVER span and duration), not after the logging that follows.
+    pub(crate) fn response_complete(&mut self) {
+        self.responded
+            .get_or_insert_with(|| (Instant::now(), SystemTime::now()));
+    }
+
+    /// Ends the current attempt, with the upstream's status or `failure`.
     fn end_attempt(
         &mut self,
         site: &Site,
@@ -428,7 +465,11 @@ impl Exchange {
             self.destination.as_ref(),
             self.current.as_ref(),
         );
-        let duration = self.started.elapsed();
+        // The request ends when its last byte went out, or (no body, an error) now.
+        let (ended, end) = self
+            .responded
+            .unwrap_or_else(|| (Instant::now(), SystemTime::now()));
+        let duration = ended.saturating_duration_since(self.started);
         RequestRecord {
             entry_point: &site.entry_point,
             scheme: site.scheme,
@@ -448,7 +489,7 @@ impl Exchange {
                 kind: e.etype().as_str(),
                 detail: e,
             }),
-            start: SystemTime::now() - duration,
+            start: end - duration,
             duration,
             request_bytes: ending.request_bytes,
             response_bytes: ending.response_bytes,
@@ -469,7 +510,11 @@ impl Exchange {
         if self.internal {
             return;
         }
-        if let Some(started) = self.current.as_mut().and_then(|a| a.started.take()) {
+        let open = self.current.as_mut().filter(|a| a.open).map(|attempt| {
+            attempt.open = false;
+            attempt.started
+        });
+        if let Some(Some(started)) = open {
             let failure = match (self.upstream_status, ending.error) {
                 (None, Some(error)) => Some(Failure {
                     kind: error.etype().as_str(),
@@ -486,10 +531,6 @@ impl Exchange {
                 status,
                 failure,
             );
-            // The attempt's duration stays on the record: it ran until now.
-            if let Some(attempt) = &mut self.current {
-                attempt.started = Some(started);
-            }
         }
         let active = std::mem::take(&mut self.active);
         let trace = self.trace.take();
@@ -533,6 +574,16 @@ impl Exchange {
             (_, Some(Peer::Child(member))) if member.child.tls.is_some() => "https",
             _ => "http",
         }
+    }
+}
+
+/// The status the request ended with: what was sent, or what the error maps to.
+/// A client that disconnected before any response is 499.
+pub(crate) fn final_status(written: Option<u16>, error: Option<&pingora::Error>) -> u16 {
+    match (written, error) {
+        (Some(status), _) => status,
+        (None, Some(error)) => crate::errors::status_for_error(error),
+        (None, None) => 0,
     }
 }
 

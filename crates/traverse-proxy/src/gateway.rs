@@ -19,7 +19,7 @@ use traverse_config::{EntryPoint, Upstream};
 use traverse_model::{EjectionPolicy, Router, Scheme, Target};
 
 use crate::errors::{status_for_error, CLIENT_CLOSED_REQUEST};
-use crate::exchange::{Destination, Ending, Exchange, Peer, Site};
+use crate::exchange::{final_status, Destination, Ending, Exchange, Peer, Site};
 use crate::forwarded::{Downstream, ForwardedPolicy};
 use crate::host::{request_host, strip_port};
 use crate::middleware::{self, Verdict};
@@ -363,6 +363,20 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    fn upstream_response_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Exchange,
+    ) -> Result<Option<Duration>> {
+        if end_of_stream {
+            let (site, telemetry) = (&self.options.site, self.state.telemetry());
+            ctx.upstream_complete(site, telemetry, &session.req_header().method);
+        }
+        Ok(None)
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -387,6 +401,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<Duration>> {
         if let Some(router) = ctx.router() {
             middleware::response_body(&router.middlewares, body, end_of_stream)?;
+        }
+        if end_of_stream {
+            ctx.response_complete();
         }
         Ok(None)
     }
@@ -492,16 +509,6 @@ impl Gateway {
     }
 }
 
-/// The status the request ended with: what was sent, or what the error maps to.
-/// A client that disconnected before any response is 499.
-fn final_status(written: Option<u16>, error: Option<&Error>) -> u16 {
-    match (written, error) {
-        (Some(status), _) => status,
-        (None, Some(error)) => status_for_error(error),
-        (None, None) => 0,
-    }
-}
-
 /// `d` rounded up to whole seconds, at least 1: Pingora counts keep-alive in seconds and
 /// reads 0 as "forever".
 pub(crate) fn whole_seconds(d: Duration) -> u64 {
@@ -511,7 +518,6 @@ pub(crate) fn whole_seconds(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pingora::ErrorSource;
 
     #[test]
     fn keepalive_rounds_up_to_whole_seconds() {
@@ -519,20 +525,5 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
         assert_eq!(whole_seconds(Duration::from_secs(90)), 90);
         assert_eq!(whole_seconds(Duration::ZERO), 1);
-    }
-
-    #[test]
-    fn final_status_prefers_what_was_sent() {
-        let gone = Error::create(
-            ErrorType::ConnectionClosed,
-            ErrorSource::Downstream,
-            None,
-            None,
-        );
-        assert_eq!(final_status(None, Some(&gone)), 499);
-        assert_eq!(final_status(Some(200), Some(&gone)), 200);
-        let timeout = Error::create(ErrorType::ReadTimedout, ErrorSource::Upstream, None, None);
-        assert_eq!(final_status(None, Some(&timeout)), 504);
-        assert_eq!(final_status(Some(404), None), 404);
     }
 }

@@ -181,8 +181,8 @@ impl RequestTrace {
         Ok(())
     }
 
-    /// Ends the SERVER span with what `request` records (the attempt's CLIENT span has
-    /// ended already).
+    /// Ends the SERVER span with what `request` records, at the request's end (when its
+    /// last byte went to the client); the attempt's CLIENT span has ended already.
     pub fn finish(self, tracer: &Tracer, request: &RequestRecord) {
         let names = RouteNames {
             entry_point: request.entry_point,
@@ -215,7 +215,10 @@ impl RequestTrace {
         } else {
             Status::Unset
         };
-        end(tracer, server, || request.span_name(), server_status);
+        if server.is_recording() {
+            let end = request.start + request.duration;
+            tracer.end_at(server, request.span_name(), server_status, end);
+        }
     }
 
     /// The trace id header for the client's response, when configured.
