@@ -546,8 +546,14 @@ fn extract_valid_with_tracestate() {
 
 #[test]
 fn extract_tracestate_table() {
-    // (case, tracestate lines, forwarded, why discarded)
-    let cases: Vec<(&str, Vec<&[u8]>, Option<&str>, Option<InvalidTraceState>)> = vec![
+    /// (case, tracestate lines, forwarded, why discarded)
+    type Case<'a> = (
+        &'a str,
+        Vec<&'a [u8]>,
+        Option<&'a str>,
+        Option<InvalidTraceState>,
+    );
+    let cases: Vec<Case> = vec![
         ("absent", vec![], None, None),
         (
             "one line, as received",
