@@ -357,17 +357,34 @@ impl Metrics {
     }
 }
 
-/// Attributes of `http.server.request.duration`; `http.route` only when a route matched.
-fn server_attributes(labels: &RequestLabels) -> Vec<KeyValue> {
-    let mut attributes = Vec::with_capacity(5);
-    attributes.extend([
-        KeyValue::new(semconv::HTTP_REQUEST_METHOD, labels.method),
-        KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(labels.status)),
-        KeyValue::new(semconv::URL_SCHEME, labels.scheme),
-        KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, labels.protocol),
-    ]);
-    attributes.extend(labels.route.map(|r| name_attribute(semconv::HTTP_ROUTE, r)));
-    attributes
+/// Attributes of `http.server.request.duration`: four, then `http.route` when a route
+/// matched. Kept on the stack, as every request records them.
+pub(crate) struct ServerAttributes([KeyValue; 5], usize);
+
+impl std::ops::Deref for ServerAttributes {
+    type Target = [KeyValue];
+
+    fn deref(&self) -> &[KeyValue] {
+        &self.0[..self.1]
+    }
+}
+
+fn server_attributes(labels: &RequestLabels) -> ServerAttributes {
+    let (route, len) = match labels.route {
+        Some(route) => (name_attribute(semconv::HTTP_ROUTE, route), 5),
+        // An unused slot: the slice ends before it.
+        None => (KeyValue::new(semconv::HTTP_ROUTE, ""), 4),
+    };
+    ServerAttributes(
+        [
+            KeyValue::new(semconv::HTTP_REQUEST_METHOD, labels.method),
+            KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(labels.status)),
+            KeyValue::new(semconv::URL_SCHEME, labels.scheme),
+            KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, labels.protocol),
+            route,
+        ],
+        len,
+    )
 }
 
 fn entry_point_attributes(labels: &RequestLabels) -> [KeyValue; 4] {
