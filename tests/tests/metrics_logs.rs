@@ -144,6 +144,12 @@ logs:
         })
         .await;
     assert_eq!(spans.len(), REQUESTS);
+    // `PathPrefix(`/app`) || PathPrefix(`/delay`)`: the alternatives share only `/`.
+    let route = "/*";
+    for span in &spans {
+        assert_eq!(span.name, format!("GET {route}"), "{span:#?}");
+        assert_eq!(span.attr("http.route"), Some(route), "{span:#?}");
+    }
     let server_span: BTreeMap<String, String> = spans
         .iter()
         .map(|s| (s.trace_id.clone(), s.span_id.clone()))
@@ -173,6 +179,15 @@ logs:
     assert_eq!(
         prometheus::sum(&families, "http_server_request_duration_seconds_count", &[]),
         REQUESTS as f64
+    );
+    assert_eq!(
+        prometheus::sum(
+            &families,
+            "http_server_request_duration_seconds_count",
+            &[("http_route", route), ("url_scheme", "http")]
+        ),
+        REQUESTS as f64,
+        "http.route labels the server duration"
     );
     assert_eq!(
         prometheus::sum(
@@ -269,6 +284,7 @@ logs:
         );
         assert_eq!(str_field(record, "RequestPath"), "/app/item?id=1");
         assert_eq!(str_field(record, "RouterName"), "default/app#0");
+        assert_eq!(str_field(record, "http.route"), route);
         assert_eq!(record["DownstreamStatus"], 200);
         assert_eq!(record["OriginStatus"], 200);
         assert!(
@@ -301,6 +317,7 @@ logs:
             Some("gw-e2e")
         );
         assert_eq!(log.attr("RouterName"), Some("default/app#0"));
+        assert_eq!(log.attr("http.route"), Some(route));
     }
 }
 

@@ -278,6 +278,88 @@ async fn a_request_across_clusters_is_one_trace() {
     }
 }
 
+/// A child's SERVER span lies inside the parent's CLIENT span that carried it: it starts
+/// after and ends before, allowing for reading the clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_server_spans_nest_inside_parent_client_spans() {
+    const REQUESTS: usize = 200;
+    // Clock readings on one machine: a few microseconds.
+    const SLACK_NS: u64 = 5_000;
+    let collector = Collector::start().await;
+    let app = Upstream::start("app-a");
+    let child = start_child("eu-west", &app, 1, Some(&collector), "").await;
+    let parent = start_parent(&[("child-a", child.addr("uplink"))], Some(&collector)).await;
+    wait_available(&parent, 1).await;
+
+    let mut traces = Vec::with_capacity(REQUESTS);
+    for _ in 0..REQUESTS {
+        let response = parent.get("web", "/hello", &[]).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        let traceparent = response.upstream_headers("traceparent");
+        let trace_id = traceparent[0].split('-').nth(1).expect("trace id");
+        traces.push(trace_id.to_owned());
+    }
+    let spans = collector
+        .wait_until(
+            &format!("4 spans for each of {REQUESTS} traces"),
+            WAIT,
+            |t| {
+                let spans: Vec<Span> = t
+                    .spans
+                    .iter()
+                    .filter(|s| traces.contains(&s.trace_id))
+                    .cloned()
+                    .collect();
+                (spans.len() >= 4 * REQUESTS).then_some(spans)
+            },
+        )
+        .await;
+
+    let (mut outside, mut worst_start, mut worst_end) = (Vec::new(), i128::MIN, i128::MIN);
+    for trace_id in &traces {
+        let of_trace: Vec<Span> = spans
+            .iter()
+            .filter(|s| &s.trace_id == trace_id)
+            .cloned()
+            .collect();
+        let parent_client = one(&of_trace, "parent CLIENT", |s| {
+            s.kind == SpanKind::Client && cluster(s) == PARENT_CLUSTER
+        });
+        let child_server = one(&of_trace, "child SERVER", |s| {
+            s.kind == SpanKind::Server && cluster(s) == "eu-west"
+        });
+        assert_eq!(
+            child_server.parent_id.as_ref(),
+            Some(&parent_client.span_id)
+        );
+        for span in [parent_client, child_server] {
+            assert_eq!(span.name, "GET /*", "{span:#?}");
+        }
+        assert_eq!(child_server.attr("http.route"), Some("/*"));
+        assert_eq!(child_server.attr("url.scheme"), Some("http"));
+        // How far the child's span sticks out of the parent's, at each end (negative: inside).
+        let early = i128::from(parent_client.start_time_unix_nano)
+            - i128::from(child_server.start_time_unix_nano);
+        let late = i128::from(child_server.end_time_unix_nano)
+            - i128::from(parent_client.end_time_unix_nano);
+        worst_start = worst_start.max(early);
+        worst_end = worst_end.max(late);
+        if early > i128::from(SLACK_NS) || late > i128::from(SLACK_NS) {
+            outside.push((trace_id.clone(), early, late));
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "{} of {REQUESTS} child SERVER spans stick out of their parent CLIENT span \
+         (trace, ns early, ns late): {outside:?}",
+        outside.len()
+    );
+    eprintln!(
+        "nesting over {REQUESTS} requests: at worst {worst_start} ns at the start, \
+         {worst_end} ns at the end (negative: inside)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weights_are_honoured_across_children() {
     let (app_a, app_b) = (Upstream::start("app-a"), Upstream::start("app-b"));
@@ -627,6 +709,7 @@ impl Pki {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parents_reach_children_over_mutual_tls() {
     let pki = Pki::new();
+    let collector = Collector::start().await;
     let app = Upstream::start("app-a");
     let manifests = child_manifests(&app, 1);
     let manifests: Vec<(&str, &str)> = manifests.iter().map(|(n, t)| (*n, t.as_str())).collect();
@@ -640,10 +723,11 @@ entryPoints:
     tls: {{cert: \"{}\", key: \"{}\", clientCA: \"{}\"}}
 admin: {{address: \"{{admin}}\"}}
 providers: {{file: {{directory: manifests}}}}
-",
+{}",
         pki.path("child.pem"),
         pki.path("child.key"),
-        pki.path("ca.pem")
+        pki.path("ca.pem"),
+        tracing(Some(&collector), "traverse-child")
     );
     let child = Gateway::start(&config, &manifests).await;
     let tls = |client_cert: bool| {
@@ -673,6 +757,16 @@ providers: {{file: {{directory: manifests}}}}
         Some("https"),
         "the child terminated TLS"
     );
+    // The child's SERVER span says so too.
+    let traceparent = response.upstream_headers("traceparent");
+    let trace_id = traceparent[0].split('-').nth(1).expect("trace id");
+    let child_server = collector
+        .wait_for_span("the child's SERVER span", WAIT, |s| {
+            s.trace_id == trace_id && s.kind == SpanKind::Server
+        })
+        .await;
+    assert_eq!(child_server.attr("url.scheme"), Some("https"));
+    assert_eq!(child_server.name, "GET /*");
     assert_eq!(child_view(&parent, "child-a").await["connected"], true);
 
     // Without a client certificate the child refuses the handshake: never followed, never used.

@@ -103,7 +103,7 @@ async fn a_request_is_one_trace_of_server_and_client_spans() {
 
     let response = get(&gateway, "web", &[("user-agent", "e2e/1")]).await;
     let (trace_id, parent_id, flags) = upstream_context(&response);
-    assert_eq!(flags, "01");
+    assert_eq!(flags, "03", "a trace started here is sampled and random");
     let (server, client) = request_spans(&collector, &trace_id).await;
 
     assert_eq!(server.parent_id, None, "no inbound context: a root span");
@@ -112,8 +112,8 @@ async fn a_request_is_one_trace_of_server_and_client_spans() {
         parent_id, client.span_id,
         "upstream's parent is the CLIENT span"
     );
-    assert_eq!(server.name, "GET default/app#0");
-    assert_eq!(client.name, "GET default/app#0");
+    assert_eq!(server.name, "GET /*", "{{method}} {{http.route}}");
+    assert_eq!(client.name, "GET /*");
     assert_eq!(server.status_code, StatusCode::Unset);
 
     for (key, value) in [
@@ -125,7 +125,7 @@ async fn a_request_is_one_trace_of_server_and_client_spans() {
         ("network.protocol.version", "1.1"),
         ("user_agent.original", "e2e/1"),
         ("http.response.status_code", "200"),
-        ("http.route", "default/app#0"),
+        ("http.route", "/*"),
         ("traverse.role", "standalone"),
         ("traverse.entrypoint", "web"),
         ("traverse.router", "default/app#0"),
@@ -179,6 +179,47 @@ async fn a_request_is_one_trace_of_server_and_client_spans() {
 }
 
 #[tokio::test]
+async fn spans_are_named_by_the_route_template_of_every_rule_kind() {
+    let collector = Collector::start().await;
+    let upstream = Upstream::start("app");
+    let gateway = Gateway::start(
+        &config(&http_export(&collector)),
+        &[
+            ("app", &service("app", &[upstream.addr()])),
+            ("exact", &route("exact", "Path(`/exact`)", "app")),
+            ("prefix", &route("prefix", "PathPrefix(`/api`)", "app")),
+            (
+                "regexp",
+                &route("regexp", "PathRegexp(`^/users/[0-9]+$`)", "app"),
+            ),
+            ("host", &route("host", "Host(`host.example`)", "app")),
+        ],
+    )
+    .await;
+    // (path, Host header, http.route, router): the name never carries the raw path.
+    let cases = [
+        ("/exact", None, "/exact", "default/exact#0"),
+        ("/api/items/42", None, "/api/*", "default/prefix#0"),
+        ("/users/17", None, "/users/*", "default/regexp#0"),
+        ("/any/where", Some("host.example"), "/*", "default/host#0"),
+    ];
+    for (path, host, template, router) in cases {
+        let headers: Vec<(&str, &str)> = host.map(|h| ("host", h)).into_iter().collect();
+        let response = gateway.get("web", path, &headers).await;
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        let (trace_id, _, _) = upstream_context(&response);
+        let (server, client) = request_spans(&collector, &trace_id).await;
+        assert_eq!(server.name, format!("GET {template}"), "{path}");
+        assert_eq!(client.name, format!("GET {template}"), "{path}");
+        assert_eq!(server.attr("http.route"), Some(template), "{path}");
+        assert_eq!(server.attr("traverse.router"), Some(router), "{path}");
+        assert_eq!(client.attr("traverse.router"), Some(router), "{path}");
+        assert_eq!(server.attr("url.path"), Some(path), "{path}");
+        assert_eq!(server.attr("url.scheme"), Some("http"), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn grpc_export_delivers_the_same_spans() {
     let collector = Collector::start().await;
     let upstream = Upstream::start("app");
@@ -213,7 +254,7 @@ async fn inbound_context_is_continued_on_a_continue_entrypoint() {
     .await;
     let (trace_id, parent_id, flags) = upstream_context(&response);
     assert_eq!(trace_id, INBOUND_TRACE);
-    assert_eq!(flags, "01");
+    assert_eq!(flags, "01", "the caller's flags as received: not random");
     assert_eq!(
         response.upstream_headers("tracestate"),
         ["congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"],
@@ -223,6 +264,13 @@ async fn inbound_context_is_continued_on_a_continue_entrypoint() {
     assert_eq!(server.parent_id.as_deref(), Some(INBOUND_SPAN));
     assert_eq!(client.span_id, parent_id);
     assert!(server.links.is_empty());
+
+    // The caller's random flag is kept as received, sampled or not.
+    for flags in ["03", "02"] {
+        let inbound = format!("00-{INBOUND_TRACE}-{INBOUND_SPAN}-{flags}");
+        let response = get(&gateway, "web", &[("traceparent", &inbound)]).await;
+        assert_eq!(upstream_context(&response).2, flags);
+    }
 }
 
 #[tokio::test]
@@ -284,26 +332,38 @@ async fn malformed_trace_context_starts_a_new_trace_and_the_request_succeeds() {
         let response = get(&gateway, "web", headers).await;
         let (trace_id, _, flags) = upstream_context(&response);
         assert_ne!(trace_id, INBOUND_TRACE, "{headers:?} must not be continued");
-        assert_eq!(flags, "01", "a new trace follows our sampler (100 %)");
+        assert_eq!(
+            flags, "03",
+            "a new trace follows our sampler (100 %), random"
+        );
         let (server, _) = request_spans(&collector, &trace_id).await;
         assert_eq!(server.parent_id, None, "{headers:?}");
     }
 
-    // A valid traceparent with a broken tracestate: the trace continues, the state is
-    // cleaned to what W3C allows.
-    let states: &[(&str, &[&str])] = &[
-        ("not a list member", &[]),
-        (&long_state, &[]),
-        ("ok=1,BAD KEY=2", &["ok=1"]),
-        ("ok=1,,other=2", &["ok=1,other=2"]),
+    // A valid traceparent with a broken tracestate: the trace continues, and the
+    // tracestate is discarded as a whole; a valid one is forwarded unchanged.
+    let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+    let (first_32, the_33rd) = (many[..32].join(","), many[32].clone());
+    let states: &[(&[&str], &[&str])] = &[
+        (&["not a list member"], &[]),
+        (&[&long_state], &[]),
+        (&["ok=1,BAD KEY=2"], &[]),
+        (&["ok=1", "@foo=1"], &[]),
+        (&["foo="], &[]),
+        (&["foo=bar=baz"], &[]),
+        (&[&first_32, &the_33rd], &[]),
+        (&[&first_32], &[&first_32]),
+        (&["ok=1,,other=2"], &["ok=1,,other=2"]),
+        (
+            &["foo@@bar=1, t@abcdefghijklmnop=2", "z=3"],
+            &["foo@@bar=1, t@abcdefghijklmnop=2,z=3"],
+        ),
     ];
-    for (state, expected) in states {
-        let response = get(
-            &gateway,
-            "web",
-            &[("traceparent", &valid), ("tracestate", state)],
-        )
-        .await;
+    for (lines, expected) in states {
+        let mut headers = vec![("traceparent", valid.as_str())];
+        headers.extend(lines.iter().map(|line| ("tracestate", *line)));
+        let state = lines;
+        let response = get(&gateway, "web", &headers).await;
         let (trace_id, _, _) = upstream_context(&response);
         assert_eq!(
             trace_id, INBOUND_TRACE,
@@ -327,7 +387,7 @@ async fn sample_rate_zero_exports_nothing_but_still_propagates() {
     for _ in 0..5 {
         let response = get(&gateway, "web", &[]).await;
         let (trace_id, parent_id, flags) = upstream_context(&response);
-        assert_eq!(flags, "00", "unsampled flag propagated");
+        assert_eq!(flags, "02", "unsampled (and random) flags propagated");
         assert_ne!(trace_id, "0".repeat(32));
         assert_ne!(parent_id, "0".repeat(16));
     }

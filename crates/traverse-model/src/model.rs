@@ -42,6 +42,9 @@ pub struct Router {
     /// Stable name, `namespace/ingressroute#index`: used in logs, spans and metrics
     /// instead of the rule text. Shared, so telemetry attributes reuse it without copying.
     pub name: Arc<str>,
+    /// The rule's path template (`/api/*`), the `http.route` of spans, metrics and
+    /// access logs; derived from the rule once, when the table is built.
+    pub route: Arc<str>,
     /// The rule as written, for the admin API.
     pub rule: String,
     pub priority: i64,

@@ -200,6 +200,7 @@ fn internal_record(
         response_headers: Some(response.headers()),
         client: session.client_addr().and_then(|a| a.as_inet()).copied(),
         router: None,
+        route: None,
         service: None,
         status: response.status().as_u16(),
         failure: None,

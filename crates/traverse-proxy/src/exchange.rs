@@ -66,7 +66,7 @@ enum AttemptState {
     Open,
     /// Ended without a response: no time is reported as spent with the upstream.
     Failed,
-    /// Ended with the request.
+    /// Ended with the upstream's whole response, or with the request.
     Ended,
 }
 
@@ -98,6 +98,9 @@ pub struct Exchange {
     /// Answered by the gateway itself for its parents: no telemetry.
     internal: bool,
     started: Instant,
+    /// When the response's last byte went to the client (the request's end, for its
+    /// SERVER span and duration); `None` until then, or when no body was sent.
+    responded: Option<(Instant, SystemTime)>,
     client: Option<SocketAddr>,
     local_port: Option<u16>,
     router: Option<Arc<Router>>,
@@ -122,6 +125,7 @@ impl Exchange {
             in_flight,
             internal: false,
             started: Instant::now(),
+            responded: None,
             client: None,
             local_port: None,
             router: None,
@@ -333,6 +337,28 @@ impl Exchange {
         Some(attempt.started)
     }
 
+    /// The upstream's response has been received whole: the attempt's CLIENT span and
+    /// client duration end now, not when the request is logged, so a span the upstream
+    /// opened for it ends inside this one.
+    pub(crate) fn upstream_complete(
+        &mut self,
+        site: &Site,
+        telemetry: &Telemetry,
+        method: &Method,
+    ) {
+        if let Some(started) = self.close_attempt(AttemptState::Ended) {
+            let status = self.upstream_status;
+            self.end_attempt(site, telemetry, method, started, status, None);
+        }
+    }
+
+    /// The response's last byte is on its way to the client connection: the request
+    /// ends now (its SERVER span and duration), not after the logging that follows.
+    pub(crate) fn response_complete(&mut self) {
+        self.responded
+            .get_or_insert_with(|| (Instant::now(), SystemTime::now()));
+    }
+
     /// Writes the telemetry of the current attempt, with the upstream's status or `failure`.
     fn end_attempt(
         &mut self,
@@ -354,6 +380,7 @@ impl Exchange {
         );
         let record = AttemptRecord {
             service: names.service,
+            route: names.route,
             method,
             number: self.attempts,
             endpoint: attempt.address,
@@ -362,7 +389,7 @@ impl Exchange {
             duration: started.elapsed(),
         };
         if let (Some(tracer), Some(trace)) = (&telemetry.tracer, &mut self.trace) {
-            trace.end_attempt(tracer, &record, &names);
+            trace.end_attempt(tracer, &record);
         }
         if let Some(metrics) = &telemetry.metrics {
             metrics.attempt_finished(&record);
@@ -439,7 +466,11 @@ impl Exchange {
             self.destination.as_ref(),
             self.current.as_ref(),
         );
-        let duration = self.started.elapsed();
+        // The request ends when its last byte went out, or (no body, an error) now.
+        let (ended, end) = self
+            .responded
+            .unwrap_or_else(|| (Instant::now(), SystemTime::now()));
+        let duration = ended.saturating_duration_since(self.started);
         RequestRecord {
             entry_point: &site.entry_point,
             scheme: site.scheme,
@@ -452,13 +483,14 @@ impl Exchange {
             response_headers: ending.response.map(|r| &r.headers),
             client: self.client,
             router: names.router,
+            route: names.route,
             service: names.service,
             status: ending.status,
             failure: ending.error.map(|e| Failure {
                 kind: e.etype().as_str(),
                 detail: e,
             }),
-            start: SystemTime::now() - duration,
+            start: end - duration,
             duration,
             request_bytes: ending.request_bytes,
             response_bytes: ending.response_bytes,
@@ -468,7 +500,7 @@ impl Exchange {
                 scheme: self.upstream_scheme(),
                 status: self.upstream_status,
                 duration: (attempt.state != AttemptState::Failed)
-                    .then(|| attempt.started.elapsed()),
+                    .then(|| ended.saturating_duration_since(attempt.started)),
             }),
             span,
         }
@@ -552,7 +584,7 @@ pub struct Call {
 impl Call {
     /// The `traceparent` (and `tracestate`) the call must send.
     pub fn context_headers(&self) -> propagation::Outbound {
-        propagation::outbound(self.span.context())
+        propagation::outbound(self.span.context(), self.span.tracestate())
     }
 }
 
@@ -581,6 +613,7 @@ fn route_names<'a>(
     RouteNames {
         entry_point,
         router: router.map(|r| &r.name),
+        route: router.map(|r| &r.route),
         service,
     }
 }

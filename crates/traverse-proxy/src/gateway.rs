@@ -366,6 +366,20 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    fn upstream_response_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Exchange,
+    ) -> Result<Option<Duration>> {
+        if end_of_stream {
+            let (site, telemetry) = (&self.options.site, self.state.telemetry());
+            ctx.upstream_complete(site, telemetry, &session.req_header().method);
+        }
+        Ok(None)
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -390,6 +404,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<Duration>> {
         if let Some(router) = ctx.router() {
             middleware::response_body(&router.middlewares, body, end_of_stream)?;
+        }
+        if end_of_stream {
+            ctx.response_complete();
         }
         Ok(None)
     }

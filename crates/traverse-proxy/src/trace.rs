@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Method};
 use pingora::http::RequestHeader;
 use traverse_telemetry::propagation::{self, TRACEPARENT, TRACESTATE};
 use traverse_telemetry::record::{
-    method_name, protocol_version, AttemptRecord, RequestRecord, OTHER_METHOD,
+    method_name, protocol_version, span_name, AttemptRecord, RequestRecord, OTHER_METHOD,
 };
 use traverse_telemetry::semconv;
 use traverse_telemetry::{KeyValue, Span, SpanKind, Status, Tracer};
@@ -26,11 +26,12 @@ pub(crate) struct RequestTrace {
     drop_baggage: bool,
 }
 
-/// The names a span carries: where the request came in, which router matched and
-/// which service it went to.
+/// The names a span carries: where the request came in, which router matched (and
+/// its `http.route` template) and which service it went to.
 pub(crate) struct RouteNames<'a> {
     pub entry_point: &'a Arc<str>,
     pub router: Option<&'a Arc<str>>,
+    pub route: Option<&'a Arc<str>>,
     pub service: Option<&'a Arc<str>>,
 }
 
@@ -48,6 +49,9 @@ impl RequestTrace {
         let extracted = propagation::extract(&request.headers);
         if let Some(reason) = &extracted.invalid {
             tracing::debug!(%reason, "inbound trace context ignored; starting a new trace");
+        }
+        if let Some(reason) = &extracted.tracestate_invalid {
+            tracing::debug!(%reason, "inbound tracestate discarded");
         }
         let decision = propagation::decide(policy, &extracted);
         let mut server = tracer.start_server(&decision);
@@ -109,7 +113,12 @@ impl RequestTrace {
         names: &RouteNames,
     ) {
         if let Some(previous) = self.client.take() {
-            tracer.end(previous, span_name(method, names.router), Status::Unset);
+            end(
+                tracer,
+                previous,
+                || span_name(method, names.route),
+                Status::Unset,
+            );
         }
         let mut client = tracer.start_child(&self.server, SpanKind::Client);
         client.set(|| KeyValue::new(semconv::HTTP_REQUEST_METHOD, method_name(method)));
@@ -131,7 +140,7 @@ impl RequestTrace {
 
     /// Ends the current CLIENT span as `attempt` says: the upstream's status, or the
     /// failure that ended it.
-    pub fn end_attempt(&mut self, tracer: &Tracer, attempt: &AttemptRecord, names: &RouteNames) {
+    pub fn end_attempt(&mut self, tracer: &Tracer, attempt: &AttemptRecord) {
         let Some(mut client) = self.client.take() else {
             return;
         };
@@ -151,7 +160,7 @@ impl RequestTrace {
             }
             (None, None) => Status::Unset,
         };
-        tracer.end(client, span_name(attempt.method, names.router), status);
+        end(tracer, client, || attempt.span_name(), status);
     }
 
     /// Replaces the inbound trace headers with the current attempt's context.
@@ -162,7 +171,7 @@ impl RequestTrace {
             upstream_request.remove_header(&propagation::BAGGAGE);
         }
         let span = self.client.as_ref().unwrap_or(&self.server);
-        let outbound = propagation::outbound(span.context());
+        let outbound = propagation::outbound(span.context(), span.tracestate());
         if let Some(value) = outbound.traceparent {
             upstream_request.insert_header(TRACEPARENT, value)?;
         }
@@ -172,22 +181,22 @@ impl RequestTrace {
         Ok(())
     }
 
-    /// Ends the SERVER span with what `request` records (the attempt's CLIENT span has
-    /// ended already).
+    /// Ends the SERVER span with what `request` records, at the request's end (when its
+    /// last byte went to the client); the attempt's CLIENT span has ended already.
     pub fn finish(self, tracer: &Tracer, request: &RequestRecord) {
         let names = RouteNames {
             entry_point: request.entry_point,
             router: request.router,
+            route: request.route,
             service: request.service,
         };
-        let name = span_name(request.method, request.router);
         if let Some(client) = self.client {
-            tracer.end(client, name.clone(), Status::Unset);
+            end(tracer, client, || request.span_name(), Status::Unset);
         }
         let mut server = self.server;
         set_route_attributes(&mut server, &names);
-        if let Some(router) = request.router {
-            server.set(|| KeyValue::new(semconv::HTTP_ROUTE, Arc::clone(router)));
+        if let Some(route) = request.route {
+            server.set(|| KeyValue::new(semconv::HTTP_ROUTE, Arc::clone(route)));
         }
         let status = request.status;
         if status > 0 {
@@ -206,7 +215,10 @@ impl RequestTrace {
         } else {
             Status::Unset
         };
-        tracer.end(server, name, server_status);
+        if server.is_recording() {
+            let end = request.start + request.duration;
+            tracer.end_at(server, request.span_name(), server_status, end);
+        }
     }
 
     /// The trace id header for the client's response, when configured.
@@ -227,25 +239,9 @@ fn set_route_attributes(span: &mut Span, names: &RouteNames) {
     }
 }
 
-/// `{METHOD} {route}`; just the method when no route matched.
-pub(crate) fn span_name(method: &Method, router: Option<&Arc<str>>) -> String {
-    match router {
-        Some(router) => format!("{} {router}", method_name(method)),
-        None => method_name(method).to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn span_names_bound_the_method() {
-        let custom = Method::from_bytes(b"PURGE").expect("method");
-        assert_eq!(
-            span_name(&custom, Some(&Arc::from("ns/r#0"))),
-            "_OTHER ns/r#0"
-        );
-        assert_eq!(span_name(&Method::POST, None), "POST");
+/// Ends `span`, naming it only when it is recorded: an unsampled request formats no name.
+fn end(tracer: &Tracer, span: Span, name: impl FnOnce() -> String, status: Status) {
+    if span.is_recording() {
+        tracer.end(span, name(), status);
     }
 }

@@ -69,6 +69,8 @@ pub struct AccessRecord {
     pub entry_point: Option<Arc<str>>,
     /// `RouterName`; `None` when no route matched.
     pub router: Option<Arc<str>>,
+    /// `http.route`: the matched rule's path template, as spans and metrics report it.
+    pub route: Option<Arc<str>>,
     /// `ServiceName`.
     pub service: Option<Arc<str>>,
     /// `ServiceAddr`: `host:port` of the upstream that served the request.
@@ -118,6 +120,7 @@ impl Default for AccessRecord {
             request_content_size: 0,
             entry_point: None,
             router: None,
+            route: None,
             service: None,
             service_addr: None,
             service_url: None,
@@ -155,6 +158,7 @@ impl AccessRecord {
             request_content_size: request.request_bytes,
             entry_point: Some(Arc::clone(request.entry_point)),
             router: request.router.cloned(),
+            route: request.route.cloned(),
             service: request.service.cloned(),
             service_url: upstream.map(|u| format!("{}://{}", u.scheme, u.address).into()),
             service_addr,

@@ -8,9 +8,9 @@
 //! and per-service families its configuration asks for; a family no output wants is
 //! not recorded at all.
 //!
-//! Labels are bounded: entrypoint, router and service names come from configuration,
-//! methods outside the standard set become `_OTHER`, and codes are HTTP statuses.
-//! Paths and other request values never become labels.
+//! Labels are bounded: entrypoint, router and service names and `http.route` templates
+//! come from configuration, methods outside the standard set become `_OTHER`, and
+//! codes are HTTP statuses. Paths and other request values never become labels.
 
 mod exemplars;
 pub mod prometheus;
@@ -79,6 +79,8 @@ pub struct MetricsOptions {
 pub struct RequestLabels<'a> {
     pub entry_point: &'a Arc<str>,
     pub router: Option<&'a Arc<str>>,
+    /// `http.route`: the matched rule's path template.
+    pub route: Option<&'a Arc<str>>,
     pub service: Option<&'a Arc<str>>,
     /// A standard method name or `_OTHER`.
     pub method: &'static str,
@@ -95,6 +97,7 @@ impl<'a> RequestLabels<'a> {
         RequestLabels {
             entry_point: record.entry_point,
             router: record.router,
+            route: record.route,
             service: record.service,
             method: record.method_name(),
             status: record.status,
@@ -354,14 +357,34 @@ impl Metrics {
     }
 }
 
-/// Attributes of `http.server.request.duration`.
-fn server_attributes(labels: &RequestLabels) -> [KeyValue; 4] {
-    [
-        KeyValue::new(semconv::HTTP_REQUEST_METHOD, labels.method),
-        KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(labels.status)),
-        KeyValue::new(semconv::URL_SCHEME, labels.scheme),
-        KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, labels.protocol),
-    ]
+/// Attributes of `http.server.request.duration`: four, then `http.route` when a route
+/// matched. Kept on the stack, as every request records them.
+pub(crate) struct ServerAttributes([KeyValue; 5], usize);
+
+impl std::ops::Deref for ServerAttributes {
+    type Target = [KeyValue];
+
+    fn deref(&self) -> &[KeyValue] {
+        &self.0[..self.1]
+    }
+}
+
+fn server_attributes(labels: &RequestLabels) -> ServerAttributes {
+    let (route, len) = match labels.route {
+        Some(route) => (name_attribute(semconv::HTTP_ROUTE, route), 5),
+        // An unused slot: the slice ends before it.
+        None => (KeyValue::new(semconv::HTTP_ROUTE, ""), 4),
+    };
+    ServerAttributes(
+        [
+            KeyValue::new(semconv::HTTP_REQUEST_METHOD, labels.method),
+            KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(labels.status)),
+            KeyValue::new(semconv::URL_SCHEME, labels.scheme),
+            KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, labels.protocol),
+            route,
+        ],
+        len,
+    )
 }
 
 fn entry_point_attributes(labels: &RequestLabels) -> [KeyValue; 4] {

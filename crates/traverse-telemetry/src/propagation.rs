@@ -6,6 +6,8 @@
 //! what is invalid is dropped (with the reason kept for debug logs), never
 //! echoed back to the client.
 
+use std::borrow::Cow;
+
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
@@ -18,6 +20,12 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// The `baggage` header name.
 pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+
+/// The `random` trace-flag of Trace Context Level 2: the trace id's rightmost 7 bytes
+/// are random.
+pub const RANDOM: TraceFlags = TraceFlags::new(0x02);
+/// The trace-flags this gateway understands, keeps and forwards.
+const KNOWN_FLAGS: TraceFlags = TraceFlags::new(0x03);
 
 /// A version `00` traceparent is exactly this long; every version is at least this long.
 const TRACEPARENT_LEN: usize = 55;
@@ -79,8 +87,9 @@ pub enum InvalidContext {
 /// The value must be exact: surrounding whitespace is not part of the grammar,
 /// so it is rejected here ([`extract`] trims HTTP's optional whitespace first).
 /// Versions above `00` are parsed forward-compatibly: their first four fields
-/// are read and anything after a `-` that follows the flags is ignored. Only the
-/// sampled flag is kept. The returned context is marked remote.
+/// are read and anything after a `-` that follows the flags is ignored. Any flags
+/// byte is accepted (Level 2); the `sampled` and `random` flags are kept, the other
+/// bits dropped. The returned context is marked remote.
 pub fn parse_traceparent(value: &str) -> Result<SpanContext, InvalidContext> {
     let bytes = value.as_bytes();
     if bytes.is_empty() {
@@ -115,7 +124,7 @@ pub fn parse_traceparent(value: &str) -> Result<SpanContext, InvalidContext> {
     }
 
     // The casts cannot truncate: hex_field read exactly 16 and 2 hex digits.
-    let flags = TraceFlags::new(flags as u8) & TraceFlags::SAMPLED;
+    let flags = TraceFlags::new(flags as u8) & KNOWN_FLAGS;
     Ok(SpanContext::new(
         TraceId::from(trace_id),
         SpanId::from(parent_id as u64),
@@ -155,11 +164,11 @@ fn delimiter(bytes: &[u8], at: usize, after: &'static str) -> Result<(), Invalid
 
 /// Formats `ctx` as a version `00` traceparent.
 ///
-/// Only the sampled flag is written: the other bits are undefined in version
-/// `00` and the spec says to send them as zero. The context is not validated;
+/// Only the `sampled` and `random` flags are written: the other bits are undefined
+/// and the spec says to send them as zero. The context is not validated;
 /// [`outbound`] is the caller that refuses invalid ones.
 pub fn format_traceparent(ctx: &SpanContext) -> String {
-    let flags = ctx.trace_flags() & TraceFlags::SAMPLED;
+    let flags = ctx.trace_flags() & KNOWN_FLAGS;
     format!(
         "00-{}-{}-{:02x}",
         ctx.trace_id(),
@@ -168,88 +177,144 @@ pub fn format_traceparent(ctx: &SpanContext) -> String {
     )
 }
 
-/// Combines `tracestate` header values (comma-joined, in order) into a [`TraceState`].
+/// Why an inbound `tracestate` was discarded as a whole.
 ///
-/// Lenient per member, strict per grammar: empty and malformed list-members are
-/// dropped one by one, a repeated key keeps its first occurrence, at most 32
-/// members are kept, and if the result is over 512 characters the entries
-/// longer than 128 characters go first (from the end), then entries from the end.
-pub fn parse_tracestate(values: &[&str]) -> TraceState {
-    let mut members: Vec<(&str, &str)> = Vec::new();
-    'values: for value in values {
-        for raw in value.split(',') {
-            let Some((key, val)) = trim_ows(raw).split_once('=') else {
-                continue; // empty (allowed by the spec) or malformed
-            };
-            if !tracestate_key_ok(key) || !tracestate_value_ok(val) {
-                continue;
-            }
-            if members.iter().any(|(k, _)| *k == key) {
-                continue;
-            }
-            members.push((key, val));
-            // Later members would be dropped anyway: stop scanning hostile input early.
-            if members.len() == TRACESTATE_MAX_MEMBERS {
-                break 'values;
-            }
+/// Meant for debug logs; never put it in a response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidTraceState {
+    /// A header line is not UTF-8 (and so not the printable ASCII the grammar allows).
+    #[error("tracestate is not valid UTF-8")]
+    NotUtf8,
+    /// The list-member at this 1-based position breaks the key or value grammar.
+    #[error("tracestate list-member {0} is malformed")]
+    Member(usize),
+    /// More than the 32 list-members the specification allows.
+    #[error("tracestate has more than 32 list-members")]
+    TooManyMembers,
+}
+
+/// Validates `tracestate` header lines, combined in order as one list, and returns
+/// the value to forward (`None` when the list holds no member).
+///
+/// The specification's rule is about the list as a whole: one malformed list-member
+/// (key or value grammar), or more than 32 of them, and the whole tracestate is
+/// discarded. Empty list-members and optional whitespace around commas are allowed.
+/// A valid list is forwarded as received (header lines joined with commas); it is
+/// only rewritten when it has to be: a repeated key keeps its first occurrence, and a
+/// list over 512 characters loses the members longer than 128 characters first (from
+/// the end), then members from the end, until it fits.
+pub fn parse_tracestate<'a>(values: &[&'a str]) -> Result<Option<Cow<'a, str>>, InvalidTraceState> {
+    let mut count = 0;
+    let mut duplicates = false;
+    for (i, member) in tracestate_members(values).enumerate() {
+        count += 1;
+        if count > TRACESTATE_MAX_MEMBERS {
+            return Err(InvalidTraceState::TooManyMembers);
+        }
+        let key = match member.split_once('=') {
+            Some((key, value)) if tracestate_key_ok(key) && tracestate_value_ok(value) => key,
+            _ => return Err(InvalidTraceState::Member(count)),
+        };
+        // At most 32 members: comparing with the earlier ones beats allocating a set.
+        duplicates = duplicates
+            || tracestate_members(values)
+                .take(i)
+                .any(|earlier| earlier.split_once('=').map(|(k, _)| k) == Some(key));
+    }
+    if count == 0 {
+        return Ok(None);
+    }
+    let mut lines = values.iter().filter(|v| !trim_ows(v).is_empty());
+    let raw_len = lines.clone().map(|v| v.len() + 1).sum::<usize>() - 1;
+    if !duplicates && raw_len <= TRACESTATE_MAX_LEN {
+        return Ok(match (lines.next(), lines.next()) {
+            (Some(only), None) => Some(Cow::Borrowed(*only)),
+            _ => Some(Cow::Owned(
+                values
+                    .iter()
+                    .filter(|v| !trim_ows(v).is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
+        });
+    }
+    let mut members: Vec<&str> = Vec::with_capacity(count);
+    for member in tracestate_members(values) {
+        let key = member.split_once('=').map(|(k, _)| k);
+        if !members
+            .iter()
+            .any(|m| m.split_once('=').map(|(k, _)| k) == key)
+        {
+            members.push(member);
         }
     }
     truncate_tracestate(&mut members);
-    build_trace_state(&members)
+    Ok(Some(Cow::Owned(members.join(","))))
 }
 
-/// Applies the spec's truncation advice until the serialized list fits.
-fn truncate_tracestate(members: &mut Vec<(&str, &str)>) {
-    let entry_len = |(k, v): &(&str, &str)| k.len() + 1 + v.len();
-    let mut len = members.iter().map(entry_len).sum::<usize>() + members.len().saturating_sub(1);
+/// The non-empty list-members of the combined lines, without their optional whitespace.
+fn tracestate_members<'a, 'b>(values: &'b [&'a str]) -> impl Iterator<Item = &'a str> + 'b
+where
+    'a: 'b,
+{
+    values
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(trim_ows)
+        .filter(|member| !member.is_empty())
+}
+
+/// Applies the spec's truncation rule until the serialized list fits.
+fn truncate_tracestate(members: &mut Vec<&str>) {
+    let mut len = members.iter().map(|m| m.len()).sum::<usize>() + members.len().saturating_sub(1);
     while len > TRACESTATE_MAX_LEN {
         let large = members
             .iter()
-            .rposition(|m| entry_len(m) > TRACESTATE_LARGE_ENTRY);
+            .rposition(|m| m.len() > TRACESTATE_LARGE_ENTRY);
         let Some(at) = large.or(members.len().checked_sub(1)) else {
             break;
         };
         let removed = members.remove(at);
-        len -= entry_len(&removed) + usize::from(!members.is_empty());
+        len -= removed.len() + usize::from(!members.is_empty());
     }
 }
 
-/// Builds the OpenTelemetry value. Its own key check differs slightly from the
-/// W3C grammar (it refuses a 14-character system-id), so a member it refuses is
-/// dropped rather than losing the whole list.
-fn build_trace_state(members: &[(&str, &str)]) -> TraceState {
-    TraceState::from_key_value(members.iter().copied()).unwrap_or_else(|_| {
-        let accepted = members
-            .iter()
-            .copied()
-            .filter(|member| TraceState::from_key_value([*member]).is_ok());
-        TraceState::from_key_value(accepted).unwrap_or_default()
-    })
-}
-
-/// `key = simple-key / multi-tenant-key` (Trace Context level 1/2).
-fn tracestate_key_ok(key: &str) -> bool {
-    // Chars allowed after the first one of every key part.
-    fn tail_ok(rest: &[u8]) -> bool {
-        rest.iter().all(|&b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
-        })
-    }
-    fn part_ok(part: &str, max_len: usize, digit_first: bool) -> bool {
-        match part.as_bytes().split_first() {
-            Some((&first, rest)) => {
-                part.len() <= max_len
-                    && (first.is_ascii_lowercase() || (digit_first && first.is_ascii_digit()))
-                    && tail_ok(rest)
-            }
-            None => false,
+/// The OpenTelemetry form of a validated tracestate, for exported spans only.
+///
+/// `TraceState` refuses some keys Level 2 allows (a second `@`, more than 14
+/// characters after `@`), so what it refuses is left out of the exported span; the
+/// header sent upstream is the validated list itself, never this.
+pub fn export_trace_state(tracestate: &HeaderValue) -> TraceState {
+    let Ok(text) = tracestate.to_str() else {
+        return TraceState::NONE;
+    };
+    let mut members: Vec<(&str, &str)> = Vec::new();
+    for (key, value) in tracestate_members(&[text]).filter_map(|m| m.split_once('=')) {
+        if !members.iter().any(|(k, _)| *k == key)
+            && TraceState::from_key_value([(key, value)]).is_ok()
+        {
+            members.push((key, value));
         }
     }
-    match key.split_once('@') {
-        // simple-key = lcalpha 0*255(...)
-        None => part_ok(key, 256, false),
-        // tenant-id = (lcalpha / DIGIT) 0*240(...); system-id = lcalpha 0*13(...)
-        Some((tenant, system)) => part_ok(tenant, 241, true) && part_ok(system, 14, false),
+    TraceState::from_key_value(members).unwrap_or_default()
+}
+
+/// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )` with `keychar = lcalpha / DIGIT / "_" /
+/// "-" / "*" / "/" / "@"` (Trace Context Level 2, which folds Level 1's
+/// `tenant@system` form into one grammar).
+fn tracestate_key_ok(key: &str) -> bool {
+    match key.as_bytes().split_first() {
+        Some((&first, rest)) => {
+            key.len() <= 256
+                && (first.is_ascii_lowercase() || first.is_ascii_digit())
+                && rest.iter().all(|&b| {
+                    b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
+                })
+        }
+        None => false,
     }
 }
 
@@ -272,8 +337,13 @@ fn trim_ows(s: &str) -> &str {
 /// What [`extract`] found in a request's headers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extracted {
-    /// The inbound context, only when it is valid; marked remote, with its tracestate.
+    /// The inbound context, only when it is valid; marked remote.
     pub context: Option<SpanContext>,
+    /// The inbound `tracestate`, validated and ready to forward; only with a valid
+    /// `context`.
+    pub tracestate: Option<HeaderValue>,
+    /// Why a present `tracestate` was discarded.
+    pub tracestate_invalid: Option<InvalidTraceState>,
     /// Why a present `traceparent` was rejected; `None` when valid or absent.
     pub invalid: Option<InvalidContext>,
     /// Several `traceparent` values were sent (a client or proxy bug worth counting).
@@ -285,17 +355,17 @@ pub struct Extracted {
 /// Several `traceparent` headers, or one containing a comma, are ambiguous and
 /// rejected. Leading and trailing spaces/tabs around the header value are HTTP
 /// framing, not part of the value, and are trimmed. `tracestate` is only read
-/// when `traceparent` is valid, as the spec requires; values that are not
-/// UTF-8 are skipped.
+/// when `traceparent` is valid, as the spec requires, and kept or discarded as a
+/// whole ([`parse_tracestate`]).
 pub fn extract(headers: &HeaderMap) -> Extracted {
     let mut values = headers.get_all(TRACEPARENT).iter();
     let Some(first) = values.next() else {
         return Extracted::default();
     };
     let rejected = |reason, duplicates| Extracted {
-        context: None,
         invalid: Some(reason),
         duplicates,
+        ..Extracted::default()
     };
     if values.next().is_some() {
         return rejected(InvalidContext::Multiple, true);
@@ -308,27 +378,40 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
         return rejected(InvalidContext::Multiple, true);
     }
     match parse_traceparent(text) {
-        Ok(parent) => {
-            let states: Vec<&str> = headers
-                .get_all(TRACESTATE)
-                .iter()
-                .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
-                .collect();
-            let context = SpanContext::new(
-                parent.trace_id(),
-                parent.span_id(),
-                parent.trace_flags(),
-                true,
-                parse_tracestate(&states),
-            );
+        Ok(context) => {
+            let (tracestate, tracestate_invalid) = match extract_tracestate(headers) {
+                Ok(tracestate) => (tracestate, None),
+                Err(reason) => (None, Some(reason)),
+            };
             Extracted {
                 context: Some(context),
-                invalid: None,
-                duplicates: false,
+                tracestate,
+                tracestate_invalid,
+                ..Extracted::default()
             }
         }
         Err(reason) => rejected(reason, false),
     }
+}
+
+/// The `tracestate` to forward: the very header value when one valid line came (the
+/// common case, which copies nothing), else the combined list.
+fn extract_tracestate(headers: &HeaderMap) -> Result<Option<HeaderValue>, InvalidTraceState> {
+    let lines = headers.get_all(TRACESTATE);
+    fn text(v: &HeaderValue) -> Result<&str, InvalidTraceState> {
+        v.to_str().map_err(|_| InvalidTraceState::NotUtf8)
+    }
+    let mut iter = lines.iter();
+    let (Some(first), None) = (iter.next(), iter.next()) else {
+        let values = lines.iter().map(text).collect::<Result<Vec<_>, _>>()?;
+        return Ok(parse_tracestate(&values)?
+            .and_then(|list| HeaderValue::try_from(list.into_owned()).ok()));
+    };
+    Ok(match parse_tracestate(&[text(first)?])? {
+        Some(Cow::Borrowed(_)) => Some(first.clone()),
+        Some(Cow::Owned(list)) => HeaderValue::try_from(list).ok(),
+        None => None,
+    })
 }
 
 pub use traverse_config::TrustPolicy;
@@ -338,6 +421,8 @@ pub use traverse_config::TrustPolicy;
 pub struct Decision {
     /// The remote parent; `None` starts a new root trace.
     pub parent: Option<SpanContext>,
+    /// The parent's validated `tracestate`, forwarded unchanged; only with `parent`.
+    pub tracestate: Option<HeaderValue>,
     /// A context to attach as a span link (only for [`TrustPolicy::NewAndLink`]).
     pub link: Option<SpanContext>,
     /// No valid inbound context was received, whatever the policy (feeds the
@@ -354,8 +439,10 @@ pub fn decide(policy: TrustPolicy, extracted: &Extracted) -> Decision {
         TrustPolicy::NewAndLink => (None, inbound),
         TrustPolicy::Ignore => (None, None),
     };
+    let tracestate = parent.as_ref().and_then(|_| extracted.tracestate.clone());
     Decision {
         parent,
+        tracestate,
         link,
         inbound_missing_or_invalid,
     }
@@ -365,33 +452,22 @@ pub fn decide(policy: TrustPolicy, extracted: &Extracted) -> Decision {
 ///
 /// Callers remove every inbound `traceparent` and `tracestate` first and then
 /// write these, so exactly one `traceparent` goes upstream whatever the client
-/// sent. The tracestate is re-checked with [`parse_tracestate`]'s rules (an SDK
-/// may have added entries) and only sent when non-empty. An invalid `ctx`
-/// (all-zero ids) yields nothing: upstream would reject it anyway.
+/// sent. The tracestate is the one [`extract`] validated, sent unchanged. An
+/// invalid `ctx` (all-zero ids) yields nothing: upstream would reject it anyway.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outbound {
     pub traceparent: Option<HeaderValue>,
     pub tracestate: Option<HeaderValue>,
 }
 
-/// Computes the [`Outbound`] headers for `ctx`.
-pub fn outbound(ctx: &SpanContext) -> Outbound {
+/// Computes the [`Outbound`] headers for `ctx` and the trace's validated `tracestate`.
+pub fn outbound(ctx: &SpanContext, tracestate: Option<&HeaderValue>) -> Outbound {
     if !ctx.is_valid() {
         return Outbound::default();
     }
-    let traceparent = HeaderValue::try_from(format_traceparent(ctx)).ok();
-    let raw = ctx.trace_state().header();
-    let tracestate = if raw.is_empty() {
-        None
-    } else {
-        let state = parse_tracestate(&[&raw]).header();
-        (!state.is_empty())
-            .then(|| HeaderValue::try_from(state).ok())
-            .flatten()
-    };
     Outbound {
-        traceparent,
-        tracestate,
+        traceparent: HeaderValue::try_from(format_traceparent(ctx)).ok(),
+        tracestate: tracestate.cloned(),
     }
 }
 

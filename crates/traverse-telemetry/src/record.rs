@@ -32,6 +32,9 @@ pub struct RequestRecord<'a> {
     pub client: Option<SocketAddr>,
     /// The matched router; `None` when no route matched.
     pub router: Option<&'a Arc<str>>,
+    /// `http.route`: the matched rule's path template (`/api/*`); `None` when no route
+    /// matched. Span names, the metric label and the access log all read it here.
+    pub route: Option<&'a Arc<str>>,
     /// The Service port, or on a parent the uplink.
     pub service: Option<&'a Arc<str>>,
     /// The status sent (or, for a client that went away, 499).
@@ -82,6 +85,8 @@ pub struct SpanIds {
 #[derive(Clone, Copy)]
 pub struct AttemptRecord<'a> {
     pub service: Option<&'a Arc<str>>,
+    /// `http.route` of the request the attempt serves.
+    pub route: Option<&'a Arc<str>>,
     pub method: &'a Method,
     /// From 1.
     pub number: u32,
@@ -93,6 +98,13 @@ pub struct AttemptRecord<'a> {
     pub duration: Duration,
 }
 
+impl AttemptRecord<'_> {
+    /// The CLIENT span's name: as the request's, `{method} {http.route}`.
+    pub fn span_name(&self) -> String {
+        span_name(self.method, self.route)
+    }
+}
+
 impl RequestRecord<'_> {
     /// The method as semantic conventions bound it.
     pub fn method_name(&self) -> &'static str {
@@ -102,6 +114,12 @@ impl RequestRecord<'_> {
     /// `network.protocol.version`.
     pub fn protocol(&self) -> &'static str {
         protocol_version(self.version)
+    }
+
+    /// `{method} {http.route}`, the name of the request's spans; the method alone
+    /// when no route matched.
+    pub fn span_name(&self) -> String {
+        span_name(self.method, self.route)
     }
 
     /// Path and query as received.
@@ -135,6 +153,15 @@ pub fn method_name(method: &Method) -> &'static str {
     }
 }
 
+/// `{method} {route}` as the HTTP semantic conventions name server and client spans
+/// (the method bounded by [`method_name`]); the method alone without a route.
+pub fn span_name(method: &Method, route: Option<&Arc<str>>) -> String {
+    match route {
+        Some(route) => format!("{} {route}", method_name(method)),
+        None => method_name(method).to_owned(),
+    }
+}
+
 /// The `http.request.method` of a method outside the standard set.
 pub const OTHER_METHOD: &str = "_OTHER";
 
@@ -158,6 +185,17 @@ mod tests {
         assert_eq!(method_name(&Method::GET), "GET");
         let custom = Method::from_bytes(b"PURGE").expect("method");
         assert_eq!(method_name(&custom), "_OTHER");
+    }
+
+    #[test]
+    fn span_names_bound_the_method() {
+        let custom = Method::from_bytes(b"PURGE").expect("method");
+        assert_eq!(
+            span_name(&custom, Some(&Arc::from("/api/*"))),
+            "_OTHER /api/*"
+        );
+        assert_eq!(span_name(&Method::GET, Some(&Arc::from("/x"))), "GET /x");
+        assert_eq!(span_name(&Method::POST, None), "POST");
     }
 
     #[test]

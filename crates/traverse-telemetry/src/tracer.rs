@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::pipeline::{BatchQueue, ExportStats, ExportThread, StartError};
-use crate::propagation::Decision;
+use crate::propagation::{export_trace_state, Decision, RANDOM};
 use crate::settings::TraceSettings;
 use opentelemetry::trace::{
     Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
@@ -48,6 +48,8 @@ pub struct Tracer {
 #[derive(Debug)]
 pub struct Span {
     context: SpanContext,
+    /// The trace's validated `tracestate`, forwarded as received.
+    tracestate: Option<http::HeaderValue>,
     parent_span_id: SpanId,
     parent_is_remote: bool,
     kind: SpanKind,
@@ -97,20 +99,26 @@ impl Tracer {
             &links,
         );
         let sampled = result.decision == SamplingDecision::RecordAndSample;
-        let flags = if sampled {
+        let sampled_flag = if sampled {
             TraceFlags::SAMPLED
         } else {
             TraceFlags::NOT_SAMPLED
         };
-        // The parent's tracestate travels on (the sampler hands it back); a new trace
-        // starts with none.
-        let trace_state = if parent.is_some() {
-            result.trace_state
-        } else {
-            TraceState::NONE
-        };
+        // Our trace ids are random, so a trace started here says so (Level 2); a
+        // continued trace keeps the caller's `random` flag as received. Sampling never
+        // looks at it.
+        let random = parent.map_or(RANDOM, |p| p.trace_flags() & RANDOM);
         Span {
-            context: SpanContext::new(trace_id, self.ids.new_span_id(), flags, false, trace_state),
+            // The tracestate is kept as the validated header and only turned into
+            // OpenTelemetry's form when a recorded span is exported.
+            context: SpanContext::new(
+                trace_id,
+                self.ids.new_span_id(),
+                sampled_flag | random,
+                false,
+                TraceState::NONE,
+            ),
+            tracestate: parent.and(decision.tracestate.clone()),
             parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
             parent_is_remote: parent.is_some(),
             kind: SpanKind::Server,
@@ -133,8 +141,9 @@ impl Tracer {
                 self.ids.new_span_id(),
                 p.trace_flags(),
                 false,
-                p.trace_state().clone(),
+                TraceState::NONE,
             ),
+            tracestate: parent.tracestate.clone(),
             parent_span_id: p.span_id(),
             parent_is_remote: false,
             kind,
@@ -151,19 +160,45 @@ impl Tracer {
     /// Ends `span` now and queues it for export if sampled. Never waits: a full queue
     /// drops the span and counts it.
     pub fn end(&self, span: Span, name: impl Into<Cow<'static, str>>, status: Status) {
+        self.end_at(span, name, status, SystemTime::now());
+    }
+
+    /// Ends `span` at `end`, a moment already past (e.g. when its last byte went by).
+    pub fn end_at(
+        &self,
+        span: Span,
+        name: impl Into<Cow<'static, str>>,
+        status: Status,
+        end: SystemTime,
+    ) {
         if !span.is_recording() {
             return;
         }
         let mut links = SpanLinks::default();
         links.links = span.links;
+        let span_context = match &span.tracestate {
+            Some(tracestate) => {
+                let c = span.context;
+                SpanContext::new(
+                    c.trace_id(),
+                    c.span_id(),
+                    c.trace_flags(),
+                    false,
+                    export_trace_state(tracestate),
+                )
+            }
+            None => span.context,
+        };
         let data = SpanData {
-            span_context: span.context,
+            span_context,
             parent_span_id: span.parent_span_id,
             parent_span_is_remote: span.parent_is_remote,
             span_kind: span.kind,
             name: name.into(),
             start_time: span.start,
-            end_time: SystemTime::now(),
+            // A clock read before the start (a step of the wall clock) never makes a
+            // negative span.
+            end_time: end.max(span.start),
             attributes: span.attributes,
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
@@ -199,6 +234,11 @@ impl Span {
     /// The context propagated downstream of this span.
     pub fn context(&self) -> &SpanContext {
         &self.context
+    }
+
+    /// The trace's validated `tracestate`, to forward unchanged.
+    pub fn tracestate(&self) -> Option<&http::HeaderValue> {
+        self.tracestate.as_ref()
     }
 
     pub fn trace_id(&self) -> TraceId {
@@ -279,12 +319,15 @@ mod tests {
             SpanId::from(0xdef),
             flags,
             true,
-            "vendor=1".parse().expect("tracestate"),
+            TraceState::NONE,
         )
     }
 
     fn decision(policy: TrustPolicy, inbound: Option<SpanContext>) -> Decision {
         let extracted = crate::propagation::Extracted {
+            tracestate: inbound
+                .as_ref()
+                .map(|_| http::HeaderValue::from_static("vendor=1,t@long-system-id=2")),
             context: inbound,
             ..Default::default()
         };
@@ -300,8 +343,12 @@ mod tests {
         ));
         assert_eq!(server.trace_id(), TraceId::from(0xabc));
         assert!(server.is_recording(), "the caller's sampled flag wins");
-        assert_eq!(server.context().trace_state().header(), "vendor=1");
+        let forwarded = Some(&http::HeaderValue::from_static(
+            "vendor=1,t@long-system-id=2",
+        ));
+        assert_eq!(server.tracestate(), forwarded);
         let client = tracer.start_child(&server, SpanKind::Client);
+        assert_eq!(client.tracestate(), forwarded, "forwarded unchanged");
         assert_eq!(client.trace_id(), server.trace_id());
         assert_ne!(client.context().span_id(), server.context().span_id());
         let server_id = server.context().span_id();
@@ -313,6 +360,44 @@ mod tests {
         assert!(!client.parent_span_is_remote);
         assert_eq!(server.parent_span_id, SpanId::from(0xdef));
         assert!(server.parent_span_is_remote);
+        // The exported form keeps what OpenTelemetry can represent.
+        assert_eq!(server.span_context.trace_state().header(), "vendor=1");
+    }
+
+    #[test]
+    fn random_flag_set_on_new_traces_and_kept_as_received() {
+        let (tracer, _rx) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let flags = |span: &Span| span.context().trace_flags().to_u8();
+        // (inbound flags, policy, flags of the SERVER span)
+        let cases = [
+            (None, TrustPolicy::Continue, 0x03),
+            (Some(0x01), TrustPolicy::Continue, 0x01),
+            (Some(0x03), TrustPolicy::Continue, 0x03),
+            (Some(0x02), TrustPolicy::Continue, 0x02),
+            (Some(0x00), TrustPolicy::Continue, 0x00),
+            (Some(0x00), TrustPolicy::NewAndLink, 0x03),
+            (Some(0x01), TrustPolicy::Ignore, 0x03),
+        ];
+        for (inbound, policy, expected) in cases {
+            let context = inbound.map(|f| remote(TraceFlags::new(f)));
+            let server = tracer.start_server(&decision(policy, context));
+            assert_eq!(flags(&server), expected, "{inbound:?} {policy:?}");
+            let client = tracer.start_child(&server, SpanKind::Client);
+            assert_eq!(flags(&client), expected, "children inherit the flags");
+        }
+        // Unsampled by our sampler: random without sampled.
+        let (never, _rx) = self::tracer(Sampler::AlwaysOff);
+        assert_eq!(flags(&never.start_server(&Decision::default())), 0x02);
+    }
+
+    #[test]
+    fn end_at_uses_the_moment_given() {
+        let (tracer, rx) = tracer(Sampler::AlwaysOn);
+        let span = tracer.start_server(&Decision::default());
+        let end = SystemTime::now();
+        std::thread::sleep(Duration::from_millis(5));
+        tracer.end_at(span, "GET", Status::Unset, end);
+        assert_eq!(rx.pop().expect("span").end_time, end);
     }
 
     #[test]
@@ -340,7 +425,7 @@ mod tests {
         ));
         assert_ne!(server.trace_id(), TraceId::from(0xabc));
         assert!(server.is_recording(), "a new root follows our own sampler");
-        assert_eq!(server.context().trace_state().header(), "");
+        assert_eq!(server.tracestate(), None, "a new trace has no tracestate");
         tracer.end(server, "GET", Status::Unset);
         let span = rx.pop().expect("span");
         assert_eq!(span.parent_span_id, SpanId::INVALID);

@@ -207,6 +207,7 @@ impl<'a> Translator<'a> {
                 entrypoints: route_entry_points.clone(),
                 value: Arc::new(Router {
                     name: router_name,
+                    route: rule.route_template().into(),
                     rule: rule.text().to_owned(),
                     priority,
                     entry_points: spec.entry_points.clone(),

@@ -667,3 +667,20 @@ fn parent_routes_reference_uplinks_in_both_forms() {
         [(Reason::Unsupported, Some("spec.routes[0].services".into()))]
     );
 }
+
+#[test]
+fn router_carries_the_route_template_of_its_rule() {
+    for (rule, template) in [
+        ("Host(`a.example`)", "/*"),
+        ("Host(`a.example`) && PathPrefix(`/api`)", "/api/*"),
+        ("Path(`/health`)", "/health"),
+    ] {
+        let table = translate_all(&format!(
+            "{APP}{}",
+            route(rule, "[{name: app, port: http}]")
+        ));
+        let router = only_router(&table);
+        assert_eq!(&*router.route, template, "{rule}");
+        assert_eq!(&*router.name, "apps/web#0", "the router keeps its own name");
+    }
+}

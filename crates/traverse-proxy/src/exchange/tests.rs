@@ -53,6 +53,7 @@ fn router(backend: &Arc<Backend>) -> Arc<Router> {
     Arc::new(Router {
         name: "apps/web#0".into(),
         rule: "PathPrefix(`/`)".into(),
+        route: "/*".into(),
         priority: 1,
         entry_points: vec![],
         middlewares: vec![],

@@ -15,6 +15,7 @@
 
 mod eval;
 mod parse;
+mod route;
 
 use std::fmt;
 
@@ -70,6 +71,14 @@ impl Rule {
     /// The rule text exactly as given to [`Rule::parse`].
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// The rule's path template, for `http.route` and span names: low-cardinality
+    /// by construction, never a request's path. See [`route`] for the forms.
+    ///
+    /// Computed on each call; callers keep it with the route, once per table build.
+    pub fn route_template(&self) -> String {
+        route::template(&self.expr)
     }
 
     /// Traefik's default priority: the length of the rule text (here in

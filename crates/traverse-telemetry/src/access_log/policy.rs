@@ -29,6 +29,7 @@ pub(crate) enum Field {
     RequestContentSize,
     EntryPointName,
     RouterName,
+    HttpRoute,
     ServiceName,
     ServiceAddr,
     ServiceUrl,
@@ -43,7 +44,7 @@ pub(crate) enum Field {
 }
 
 impl Field {
-    pub(crate) const ALL: [Field; 26] = [
+    pub(crate) const ALL: [Field; 27] = [
         Field::StartUtc,
         Field::Duration,
         Field::OriginDuration,
@@ -59,6 +60,7 @@ impl Field {
         Field::RequestContentSize,
         Field::EntryPointName,
         Field::RouterName,
+        Field::HttpRoute,
         Field::ServiceName,
         Field::ServiceAddr,
         Field::ServiceUrl,
@@ -90,6 +92,7 @@ impl Field {
             Field::RequestContentSize => "RequestContentSize",
             Field::EntryPointName => "entryPointName",
             Field::RouterName => "RouterName",
+            Field::HttpRoute => "http.route",
             Field::ServiceName => "ServiceName",
             Field::ServiceAddr => "ServiceAddr",
             Field::ServiceUrl => "ServiceURL",

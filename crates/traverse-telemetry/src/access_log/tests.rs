@@ -82,6 +82,7 @@ fn record() -> AccessRecord {
         request_content_size: 0,
         entry_point: Some(Arc::from("websecure")),
         router: Some(Arc::from("web-api@file")),
+        route: Some(Arc::from("/api/*")),
         service: Some(Arc::from("api@file")),
         service_addr: Some(Arc::from("10.0.0.5:8080")),
         service_url: Some(Arc::from("http://10.0.0.5:8080")),
@@ -287,6 +288,7 @@ fn json_has_traefik_names_and_typed_values() {
     assert_eq!(object["RequestContentSize"], 0);
     assert_eq!(object["entryPointName"], "websecure");
     assert_eq!(object["RouterName"], "web-api@file");
+    assert_eq!(object["http.route"], "/api/*");
     assert_eq!(object["ServiceName"], "api@file");
     assert_eq!(object["ServiceAddr"], "10.0.0.5:8080");
     assert_eq!(object["ServiceURL"], "http://10.0.0.5:8080");
@@ -314,6 +316,7 @@ fn json_leaves_out_what_is_unknown() {
         "ClientPort",
         "entryPointName",
         "RouterName",
+        "http.route",
         "ServiceName",
         "ServiceAddr",
         "ServiceURL",

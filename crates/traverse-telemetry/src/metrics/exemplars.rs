@@ -55,6 +55,7 @@ impl Default for Exemplars {
 struct Sample {
     entry_point: Arc<str>,
     router: Option<Arc<str>>,
+    route: Option<Arc<str>>,
     service: Option<Arc<str>>,
     method: &'static str,
     status: u16,
@@ -75,6 +76,7 @@ impl Exemplars {
         let _overwritten = self.recent.force_push(Sample {
             entry_point: Arc::clone(labels.entry_point),
             router: labels.router.cloned(),
+            route: labels.route.cloned(),
             service: labels.service.cloned(),
             method: labels.method,
             status: labels.status,
@@ -99,6 +101,7 @@ impl Exemplars {
             let labels = RequestLabels {
                 entry_point: &sample.entry_point,
                 router: sample.router.as_ref(),
+                route: sample.route.as_ref(),
                 service: sample.service.as_ref(),
                 method: sample.method,
                 status: sample.status,

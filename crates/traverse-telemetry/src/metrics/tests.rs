@@ -33,6 +33,7 @@ fn metrics(families: MetricFamilies) -> Arc<Metrics> {
 
 fn finish(metrics: &Metrics, entry_point: &Arc<str>, status: u16, millis: u64, sampled: bool) {
     let router: Arc<str> = "default/app#0".into();
+    let route: Arc<str> = "/api/*".into();
     let service: Arc<str> = "default/app:80".into();
     metrics.request_started(entry_point);
     let (method, uri, headers) = (
@@ -52,6 +53,7 @@ fn finish(metrics: &Metrics, entry_point: &Arc<str>, status: u16, millis: u64, s
         response_headers: None,
         client: None,
         router: Some(&router),
+        route: Some(&route),
         service: Some(&service),
         status,
         failure: None,
@@ -142,7 +144,8 @@ fn requests_are_counted_per_family_with_bounded_labels() {
             "http_server_request_duration_seconds_count",
             &[
                 ("http_request_method", "GET"),
-                ("http_response_status_code", "200")
+                ("http_response_status_code", "200"),
+                ("http_route", "/api/*")
             ]
         ),
         Some(3.0),
