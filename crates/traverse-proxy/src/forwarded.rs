@@ -63,27 +63,33 @@ impl ForwardedPolicy {
     /// Rewrites the upstream request's forwarding headers.
     pub fn apply(&self, request: &mut RequestHeader, downstream: &Downstream<'_>) {
         let trusted = self.trusts(downstream.client_ip);
-        if !trusted {
+        // One pass over the (few) headers the client sent finds out whether there is
+        // anything to remove; most requests carry none of these.
+        if !trusted && request.headers.keys().any(|n| is_forwarding(n.as_str())) {
             for name in FORWARDING_HEADERS {
                 request.remove_header(name);
             }
         }
         if let Some(ip) = downstream.client_ip {
-            let ip = ip.to_string();
+            let mut text = [0u8; 48];
+            let ip = format_into(&mut text, format_args!("{ip}"));
             // A trusted chain may arrive as several header lines: keep every hop, in order.
-            let mut chain: Vec<&str> = request
-                .headers
-                .get_all(X_FORWARDED_FOR)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .collect();
-            chain.push(&ip);
-            let chain = chain.join(", ");
-            insert(request, X_FORWARDED_FOR, &chain);
+            let inbound = request.headers.get_all(X_FORWARDED_FOR);
+            if inbound.iter().next().is_none() {
+                insert(request, X_FORWARDED_FOR, ip);
+            } else {
+                let mut chain: Vec<&str> = inbound
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .collect();
+                chain.push(ip);
+                let chain = chain.join(", ");
+                insert(request, X_FORWARDED_FOR, &chain);
+            }
             if !request.headers.contains_key(X_REAL_IP) {
-                insert(request, X_REAL_IP, &ip);
+                insert(request, X_REAL_IP, ip);
             }
         }
         if !request.headers.contains_key(X_FORWARDED_PROTO) {
@@ -96,10 +102,28 @@ impl ForwardedPolicy {
         }
         if let Some(port) = downstream.port {
             if !request.headers.contains_key(X_FORWARDED_PORT) {
-                insert(request, X_FORWARDED_PORT, &port.to_string());
+                let mut text = [0u8; 8];
+                let port = format_into(&mut text, format_args!("{port}"));
+                insert(request, X_FORWARDED_PORT, port);
             }
         }
     }
+}
+
+/// Whether a header name (lowercase, as the map keeps it) is one a client must not set.
+fn is_forwarding(name: &str) -> bool {
+    name.starts_with("x-forwarded-") || name == X_REAL_IP
+}
+
+/// Formats into `buffer` without allocating; what does not fit (impossible for an IP
+/// address or a port in these buffers) is cut off.
+fn format_into<'a>(buffer: &'a mut [u8], args: std::fmt::Arguments) -> &'a str {
+    use std::io::Write;
+    let capacity = buffer.len();
+    let mut rest = &mut buffer[..];
+    let _ = rest.write_fmt(args);
+    let written = capacity - rest.len();
+    std::str::from_utf8(&buffer[..written]).unwrap_or("")
 }
 
 /// Values that are not valid header text (impossible for IPs and ports; possible for a

@@ -12,6 +12,7 @@
 //! come from configuration, methods outside the standard set become `_OTHER`, and
 //! codes are HTTP statuses. Paths and other request values never become labels.
 
+mod bound;
 mod exemplars;
 pub mod prometheus;
 pub mod push;
@@ -110,6 +111,8 @@ impl<'a> RequestLabels<'a> {
 /// Every instrument, created once.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Tells this instance's bound series apart from another's in a thread's cache.
+    id: u64,
     /// Kept so instruments stay registered; [`Metrics::observe_gauge`] adds to it.
     meter: Meter,
     /// Held, not read: dropping the provider shuts its pipeline down.
@@ -163,14 +166,6 @@ impl Family {
                 .build(),
         }
     }
-
-    fn record(&self, request: &RequestRecord, attributes: &[KeyValue]) {
-        self.requests.add(1, attributes);
-        self.duration
-            .record(request.duration.as_secs_f64(), attributes);
-        self.request_size.add(request.request_bytes, attributes);
-        self.response_size.add(request.response_bytes, attributes);
-    }
 }
 
 impl Metrics {
@@ -190,7 +185,9 @@ impl Metrics {
                 .build(),
         );
         register_telemetry_health(&meter, options.telemetry);
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Arc::new(Metrics {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             reader,
             families: options.families,
             exemplars: Exemplars::default(),
@@ -239,32 +236,24 @@ impl Metrics {
 
     /// A request started on an entrypoint.
     pub fn request_started(&self, entry_point: &Arc<str>) {
-        self.active_requests
-            .add(1, &[entry_point_attribute(entry_point)]);
+        bound::add_active(self, entry_point, 1);
     }
 
     /// Records one finished request; call exactly once per [`Metrics::request_started`].
     pub fn request_finished(&self, request: &RequestRecord) {
         let labels = &RequestLabels::of(request);
-        self.active_requests
-            .add(-1, &[entry_point_attribute(labels.entry_point)]);
+        bound::add_active(self, labels.entry_point, -1);
         let duration = request.duration.as_secs_f64();
-        self.server_duration
-            .record(duration, &server_attributes(labels));
-        if self.families.add_entry_points_labels {
-            self.entry_point
-                .record(request, &entry_point_attributes(labels));
-        }
-        if self.families.add_routers_labels {
-            if let Some(attributes) = router_attributes(labels) {
-                self.router.record(request, &attributes);
+        let (sent, received) = (request.response_bytes, request.request_bytes);
+        bound::with_series(self, labels, |series| {
+            series.server_duration.record(duration);
+            for family in [&series.entry_point, &series.router, &series.service]
+                .into_iter()
+                .flatten()
+            {
+                family.record(duration, received, sent);
             }
-        }
-        if self.families.add_services_labels {
-            if let Some(attributes) = service_attributes(labels) {
-                self.service.record(request, &attributes);
-            }
-        }
+        });
         if let Some(span) = request.span.filter(|s| s.sampled) {
             self.exemplars
                 .offer(labels, duration, span.trace_id, span.span_id);
@@ -273,25 +262,7 @@ impl Metrics {
 
     /// Records one ended upstream attempt.
     pub fn attempt_finished(&self, attempt: &AttemptRecord) {
-        let mut attributes = Vec::with_capacity(4);
-        attributes.push(KeyValue::new(
-            semconv::HTTP_REQUEST_METHOD,
-            method_name(attempt.method),
-        ));
-        if let Some(status) = attempt.status {
-            attributes.push(KeyValue::new(
-                semconv::HTTP_RESPONSE_STATUS_CODE,
-                i64::from(status),
-            ));
-        }
-        if let Some(failure) = attempt.failure {
-            attributes.push(KeyValue::new(semconv::ERROR_TYPE, failure.kind));
-        }
-        if let Some(service) = attempt.service {
-            attributes.push(name_attribute("traverse.service", service));
-        }
-        self.client_duration
-            .record(attempt.duration.as_secs_f64(), &attributes);
+        bound::record_attempt(self, attempt, attempt.duration.as_secs_f64());
     }
 
     /// A request arrived on an entrypoint whose trust policy is `continue`.
@@ -385,6 +356,28 @@ fn server_attributes(labels: &RequestLabels) -> ServerAttributes {
         ],
         len,
     )
+}
+
+/// Attributes of `http.client.request.duration`.
+fn client_attributes(attempt: &AttemptRecord) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(4);
+    attributes.push(KeyValue::new(
+        semconv::HTTP_REQUEST_METHOD,
+        method_name(attempt.method),
+    ));
+    if let Some(status) = attempt.status {
+        attributes.push(KeyValue::new(
+            semconv::HTTP_RESPONSE_STATUS_CODE,
+            i64::from(status),
+        ));
+    }
+    if let Some(failure) = attempt.failure {
+        attributes.push(KeyValue::new(semconv::ERROR_TYPE, failure.kind));
+    }
+    if let Some(service) = attempt.service {
+        attributes.push(name_attribute("traverse.service", service));
+    }
+    attributes
 }
 
 fn entry_point_attributes(labels: &RequestLabels) -> [KeyValue; 4] {

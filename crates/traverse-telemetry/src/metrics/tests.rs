@@ -318,3 +318,36 @@ fn names_follow_the_otel_to_prometheus_rules() {
     assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
     assert_eq!(Format::negotiate(None), Format::Text);
 }
+
+#[test]
+fn bound_series_belong_to_their_instance_and_survive_new_names() {
+    // Two instances on one thread: each thread's cache of bound series must not mix them.
+    let (a, b) = (metrics(ALL), metrics(ALL));
+    for _ in 0..2 {
+        // A fresh `Arc` each time, as after a reload: the same text is the same series.
+        let web: Arc<str> = "web".into();
+        finish(&a, &web, 200, 5, false);
+    }
+    let web: Arc<str> = "web".into();
+    b.request_started(&web);
+    finish(&b, &web, 200, 5, false);
+    let count = |m: &Metrics| {
+        let text = render(m, &ALL, Format::Text);
+        value(
+            &text,
+            "traverse_entrypoint_requests_total",
+            &[("code", "200"), ("entrypoint", "web")],
+        )
+    };
+    assert_eq!((count(&a), count(&b)), (Some(2.0), Some(1.0)));
+    let active = |m: &Metrics| {
+        let text = render(m, &ALL, Format::Text);
+        value(
+            &text,
+            "http_server_active_requests",
+            &[("entrypoint", "web")],
+        )
+    };
+    // `finish` starts and ends one request each time; `b` has one more still active.
+    assert_eq!((active(&a), active(&b)), (Some(0.0), Some(1.0)));
+}
