@@ -487,10 +487,11 @@ mod tests {
             }
             other => panic!("expected a retryable error, got {other:?}"),
         }
+        // The deadline, not the attempt budget, ended the retries: all 1,000 attempts at
+        // up to 20 ms of backoff would take about 20 s. (A tight bound on the elapsed time
+        // failed on a loaded machine; what is tested is that the deadline stops it.)
+        assert!(attempts < policy.max_attempts, "{attempts}");
         let elapsed = started.elapsed();
-        assert!(
-            elapsed <= Duration::from_millis(300) + Duration::from_millis(100),
-            "{elapsed:?}"
-        );
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     }
 }
