@@ -12,6 +12,15 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
+# On 16 or more cores each role runs on its own cores, as measured on a lent many-core
+# machine; on fewer, everything shares them (a smoke pass: compare ratios only).
+declare -A cores=([upstream]=0-3 [proxy]=4-7 [collector]=10 [load]=11-15)
+if (( $(nproc) >= 16 )); then WRK_THREADS=${WRK_THREADS:-5}; else WRK_THREADS=${WRK_THREADS:-2}; fi
+pinned() { # $1 = role, then the command
+    local role=$1; shift
+    if (( $(nproc) >= 16 )); then taskset -c "${cores[$role]}" "$@"; else "$@"; fi
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
@@ -27,14 +36,16 @@ http {
     $3
 }
 CONF
-    nginx -p "$work/$1" -c "$work/$1/nginx.conf" -g 'daemon off;' &
+    local role=proxy
+    if [[ $1 == upstream ]]; then role=upstream; fi
+    pinned "$role" nginx -p "$work/$1" -c "$work/$1/nginx.conf" -g 'daemon off;' &
     pids+=($!)
 }
 
 # A real collector that discards what it receives; sets otlp_http_port.
 start_blackhole_collector() {
     otlp_http_port=$(free_port); local grpc_port; grpc_port=$(free_port)
-    "${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}/bin/rotel-agent" start \
+    pinned collector "${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}/bin/rotel-agent" start \
         --otlp-grpc-endpoint "127.0.0.1:$grpc_port" --otlp-http-endpoint "127.0.0.1:$otlp_http_port" \
         --exporter blackhole >"$work/rotel.log" 2>&1 &
     pids+=($!)
@@ -47,7 +58,7 @@ admin_get() { python3 -c "import urllib.request; print(urllib.request.urlopen('h
 # Prints "requests_per_second p99_ms non_2xx requests socket_errors".
 load() {
     local out
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/")
+    out=$(pinned load wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/")
     local rps p99 errors requests socket
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" { v=$2; if (v ~ /us$/) { sub(/us$/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v*=1000 } print v }' <<<"$out")

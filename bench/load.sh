@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side load test on loopback: the same nginx upstream reached directly, through
-# nginx as a reverse proxy, and through Traverse in several configurations — one after the
-# other, in one run:
+# nginx as a reverse proxy, through a bare Pingora proxy (crates/traverse-proxy/examples/
+# bare_pingora.rs: one upstream, nothing else, the same Pingora settings and allocator as
+# Traverse) and through Traverse in several configurations — one after the other, in one run:
 #   metrics off     `metrics: {prometheus: {enabled: false}}`: nothing recorded (the baseline)
 #   default         metrics on, Prometheus at /metrics (the out-of-the-box configuration)
 #   access log      default + a JSON access log written to a file
@@ -11,6 +12,9 @@
 #   bench/load.sh                      defaults: 5 s per run, 64 connections, 1 proxy thread
 #   DURATION=10 CONNECTIONS=128 THREADS=2 bench/load.sh
 #   ROUNDS=5 bench/load.sh             medians of 5 rounds: steadier ratios on a noisy machine
+#   THREADS=4 bench/load.sh            on a machine with 16 or more cores every process is pinned
+#                                      (taskset): upstream 0-3, proxies 4-7, wrk 11-15; on fewer
+#                                      cores everything shares them (a smoke pass, not a figure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5}
@@ -21,7 +25,8 @@ ROUNDS=${ROUNDS:-1}         # load the Traverse variants this many times, in rot
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
-upstream_port=$(free_port); nginx_port=$(free_port)
+upstream_port=$(free_port); nginx_port=$(free_port); bare_port=$(free_port)
+cargo build --release --locked -p traverse-proxy --example bare_pingora >&2
 
 nginx_conf upstream 1 "server { listen 127.0.0.1:$upstream_port; location / { return 200 'ok'; } }"
 nginx_conf proxy "$THREADS" "upstream app { server 127.0.0.1:$upstream_port; keepalive 128; }
@@ -34,7 +39,7 @@ start_blackhole_collector
 # baseline the others are compared with.
 variants=(off default access traced)
 declare -A label extra port admin
-label[direct]="upstream direct";     label[nginx]="nginx proxy"
+label[direct]="upstream direct";     label[nginx]="nginx proxy";  label[bare]="bare Pingora"
 label[off]="traverse metrics off";   extra[off]="metrics: {prometheus: {enabled: false}}"
 label[default]="traverse default";   extra[default]=""
 label[access]="traverse + access log"
@@ -75,15 +80,21 @@ spec:
     - match: PathPrefix(\`/\`)
       services: [{name: app, port: http}]
 CONF
-    RUST_LOG=warn "$traverse" run --config "$dir/traverse.yaml" 2>"$dir/stderr" &
+    RUST_LOG=warn pinned proxy "$traverse" run --config "$dir/traverse.yaml" 2>"$dir/stderr" &
     pids+=($!)
 }
 for v in "${variants[@]}"; do start_traverse "$v"; done
+# The bare Pingora proxy, with Traverse's Pingora settings (threads, work stealing, h2c, pool).
+pinned proxy "$target_dir/release/examples/bare_pingora" "127.0.0.1:$bare_port" "127.0.0.1:$upstream_port" \
+    --threads "$THREADS" --pool 256 2>"$work/bare.stderr" &
+pids+=($!)
 
-wait_port "$upstream_port"; wait_port "$nginx_port"; curl_ok "$nginx_port"
+wait_port "$upstream_port"; wait_port "$nginx_port"; curl_ok "$nginx_port"; wait_port "$bare_port"; curl_ok "$bare_port"
 for v in "${variants[@]}"; do wait_port "${port[$v]}"; curl_ok "${port[$v]}"; done
 
-echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, proxies with $THREADS worker thread(s), $(nproc) cores shared by everything"
+if (( $(nproc) >= 16 )); then placement="pinned: upstream ${cores[upstream]}, proxy ${cores[proxy]}, wrk ${cores[load]}"
+else placement="$(nproc) cores shared by everything"; fi
+echo "wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, proxies with $THREADS worker thread(s), $placement"
 declare -A rps p99 err reqs # per target: space-separated values, one per round
 add() { # $1 = target, $2 = port: one load, appended to the target's values
     local r p e n
@@ -93,9 +104,11 @@ add() { # $1 = target, $2 = port: one load, appended to the target's values
 
 add direct "$upstream_port"
 add nginx "$nginx_port"
-for ((round = 0; round < ROUNDS; round++)); do # each round starts one variant later
-    for ((i = 0; i < ${#variants[@]}; i++)); do
-        v=${variants[(i + round) % ${#variants[@]}]}
+port[bare]=$bare_port
+rotation=(bare "${variants[@]}")
+for ((round = 0; round < ROUNDS; round++)); do # each round starts one row later
+    for ((i = 0; i < ${#rotation[@]}; i++)); do
+        v=${rotation[(i + round) % ${#rotation[@]}]}
         add "$v" "${port[$v]}"
         sleep 2 # let queued access log records and span batches leave before the next load
     done
@@ -117,15 +130,17 @@ for v in "${variants[@]}"; do
     fi
 done
 
-if (( ROUNDS > 1 )); then echo "Traverse rows: median of $ROUNDS rounds"; fi
-printf '%-24s %12s %10s %8s %14s\n' target "req/s" "p99 ms" "non-2xx" "vs metrics off"
-base=$(median "${rps[off]}")
-for t in direct nginx "${variants[@]}"; do
-    r=$(median "${rps[$t]}") ratio=""
-    if [[ $t != direct && $t != nginx ]]; then ratio=$(python3 -c "print(f'{$r / $base:.2f}')"); fi
-    printf '%-24s %12.0f %10.2f %8s %14s\n' "${label[$t]}" "$r" "$(median "${p99[$t]}")" "${err[$t]}" "$ratio"
+if (( ROUNDS > 1 )); then echo "bare Pingora and Traverse rows: median of $ROUNDS rounds"; fi
+printf '%-24s %12s %10s %8s %14s %10s\n' target "req/s" "p99 ms" "non-2xx" "vs metrics off" "vs bare"
+base=$(median "${rps[off]}") bare=$(median "${rps[bare]}")
+for t in direct nginx bare "${variants[@]}"; do
+    r=$(median "${rps[$t]}") ratio="" vs_bare=""
+    if [[ $t != direct && $t != nginx && $t != bare ]]; then
+        ratio=$(python3 -c "print(f'{$r / $base:.2f}')"); vs_bare=$(python3 -c "print(f'{$r / $bare:.2f}')")
+    fi
+    printf '%-24s %12.0f %10.2f %8s %14s %10s\n' "${label[$t]}" "$r" "$(median "${p99[$t]}")" "${err[$t]}" "$ratio" "$vs_bare"
 done
-python3 -c "print(f'traverse default / nginx throughput ratio: {$(median "${rps[default]}") / $(median "${rps[nginx]}"):.2f}')"
+python3 -c "print(f'traverse default / bare Pingora: {$(median "${rps[default]}") / $bare:.2f}; bare Pingora / nginx: {$bare / $(median "${rps[nginx]}"):.2f}; traverse default / nginx: {$(median "${rps[default]}") / $(median "${rps[nginx]}"):.2f}')"
 echo "all variants but 'metrics off' record metrics (Prometheus on); 'traced' also traces 100 %"
 printf '%s\n' "${checks[@]}"
 echo "('more' is expected up to $ROUNDS x $CONNECTIONS + 1: responses wrk stopped waiting for, and the warm-up request)"
