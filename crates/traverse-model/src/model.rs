@@ -42,8 +42,8 @@ pub struct Router {
     /// Stable name, `namespace/ingressroute#index`: used in logs, spans and metrics
     /// instead of the rule text. Shared, so telemetry attributes reuse it without copying.
     pub name: Arc<str>,
-    /// The rule as written, for the admin API.
-    pub rule: String,
+    /// The rule as written, for the admin API (the same text the route's rule holds).
+    pub rule: Arc<str>,
     pub priority: i64,
     pub entry_points: Vec<String>,
     /// Applied in order to the request, and in reverse order to the response.

@@ -477,7 +477,7 @@ fn duplicates_keep_the_first_and_report() {
         route("Host(`first.example`)", "[{name: app, port: 80}]"),
         route("Host(`second.example`)", "[{name: app, port: 80}]")
     ));
-    assert_eq!(only_router(&table).rule, "Host(`first.example`)");
+    assert_eq!(&*only_router(&table).rule, "Host(`first.example`)");
     assert_eq!(reasons(&table), vec![(Reason::Duplicate, None)]);
 }
 
