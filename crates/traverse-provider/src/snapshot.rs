@@ -8,14 +8,16 @@ use traverse_router::Interner;
 
 use crate::diagnostics::ObjectRef;
 
-/// Every object a provider knows of, plus where each came from.
+/// Every object a provider knows of, plus where each came from. Objects are shared: a
+/// provider keeps them and hands the same ones on in every snapshot, so a snapshot of
+/// 10,000 objects is a copy of 10,000 pointers, not of the objects.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    pub ingress_routes: Vec<IngressRoute>,
-    pub middlewares: Vec<Middleware>,
-    pub services: Vec<Service>,
-    pub endpoint_slices: Vec<EndpointSlice>,
-    pub uplinks: Vec<Uplink>,
+    pub ingress_routes: Vec<Arc<IngressRoute>>,
+    pub middlewares: Vec<Arc<Middleware>>,
+    pub services: Vec<Arc<Service>>,
+    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
+    pub uplinks: Vec<Arc<Uplink>>,
     /// Origin of each definition of an object (`file.yaml:12` for files), in snapshot
     /// order: more than one means duplicates, and each is reported where it stands.
     pub sources: BTreeMap<ObjectRef, Vec<String>>,
@@ -92,6 +94,13 @@ macro_rules! object {
             }
         }
     };
+}
+
+impl<T: Object> Object for Arc<T> {
+    const KIND: &'static str = T::KIND;
+    fn key(&self) -> (&str, &str) {
+        self.as_ref().key()
+    }
 }
 
 object!(IngressRoute, "IngressRoute");

@@ -105,7 +105,7 @@ fn translate_with(
                 .slices
                 .entry((namespace, service.as_str()))
                 .or_default()
-                .push(slice);
+                .push(slice.as_ref());
         }
     }
     translator.report_duplicates(&snapshot.services);
@@ -126,7 +126,7 @@ fn translate_with(
     let mut seen = BTreeSet::new();
     for ingress_route in &snapshot.ingress_routes {
         if seen.insert(ingress_route.key()) {
-            ingress_routes.push(ingress_route);
+            ingress_routes.push(ingress_route.as_ref());
         }
     }
     // Sorted so that equal-priority ties resolve the same way whatever the input order.
@@ -146,10 +146,10 @@ fn translate_with(
     }
 }
 
-fn index<T: Object>(objects: &[T]) -> HashMap<(&str, &str), &T> {
+fn index<T: Object>(objects: &[Arc<T>]) -> HashMap<(&str, &str), &T> {
     let mut map = HashMap::new();
     for object in objects {
-        map.entry(object.key()).or_insert(object);
+        map.entry(object.key()).or_insert(object.as_ref());
     }
     map
 }
