@@ -235,7 +235,7 @@ spec:
                 },
             )
             .await;
-        // The rejected file keeps its last good contents: the old route, nothing new.
+        // The rejected document keeps its last good contents: the old route, nothing new.
         let rules: Vec<String> = traverse_e2e::routes(&json)
             .iter()
             .map(|r| field(r, "rule").to_owned())
@@ -276,6 +276,44 @@ spec:
         .await;
     assert_eq!(gateway.get("web", "/v2", &[]).await.status, 200);
     assert_eq!(gateway.get("web", "/v1", &[]).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_document_is_rejected_alone_and_the_rest_of_its_file_applies() {
+    let app = Upstream::start("app");
+    let file = |a: &str, b: &str| format!("{}---\n{}", route("a", a, "app"), route("b", b, "app"));
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            ("backends", &service("app", &[app.addr()])),
+            ("routes", &file("PathPrefix(`/a1`)", "PathPrefix(`/b1`)")),
+        ],
+    )
+    .await;
+    assert_eq!(gateway.get("web", "/a1", &[]).await.status, 200);
+
+    // `b` breaks in the same write that changes `a`: `a`'s change applies, `b` keeps
+    // its last good route.
+    gateway.write_manifest("routes", &file("PathPrefix(`/a2`)", "PathPrefix(`/b2`) &&"));
+    let json = gateway
+        .wait_for("a applied, b rejected", Duration::from_secs(10), |json| {
+            errors(json).iter().any(|d| {
+                field(d, "reason") == "InvalidRule" && field(d, "source").contains("routes.yaml:")
+            }) && traverse_e2e::routes(json)
+                .iter()
+                .any(|r| field(r, "rule") == "PathPrefix(`/a2`)")
+        })
+        .await;
+    let mut rules: Vec<String> = traverse_e2e::routes(&json)
+        .iter()
+        .map(|r| field(r, "rule").to_owned())
+        .collect();
+    rules.sort();
+    assert_eq!(rules, ["PathPrefix(`/a2`)", "PathPrefix(`/b1`)"]);
+    assert_eq!(gateway.get("web", "/a2", &[]).await.status, 200);
+    assert_eq!(gateway.get("web", "/b1", &[]).await.status, 200);
+    assert_eq!(gateway.get("web", "/a1", &[]).await.status, 404);
+    assert_eq!(gateway.get("web", "/b2", &[]).await.status, 404);
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use traverse_config::KubernetesProvider as Settings;
 use traverse_provider::parse::typed;
-use traverse_provider::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity, Snapshot};
+use traverse_provider::{Diagnostic, Diagnostics, ObjectRef, Reason, Rules, Severity, Snapshot};
 
 /// Source named in diagnostics of objects read from the cluster.
 const SOURCE: &str = "kubernetes";
@@ -81,6 +81,8 @@ pub use status::{changes, StatusChange, StatusWriter};
 pub struct KubernetesProvider {
     client: Client,
     settings: Settings,
+    /// Compiled rules handed on with every snapshot, so a rebuild parses only new rules.
+    rules: Rules,
 }
 
 impl KubernetesProvider {
@@ -103,6 +105,7 @@ impl KubernetesProvider {
         Ok(KubernetesProvider {
             client,
             settings: settings.clone(),
+            rules: Rules::default(),
         })
     }
 
@@ -235,7 +238,10 @@ impl KubernetesProvider {
                 objects.insert(key, object);
             }
         }
-        let mut snapshot = Snapshot::default();
+        let mut snapshot = Snapshot {
+            rules: self.rules.clone(),
+            ..Snapshot::default()
+        };
         let mut diagnostics = Diagnostics::default();
         for ((kind, namespace, name), object) in objects {
             let object_ref = ObjectRef {
@@ -251,24 +257,23 @@ impl KubernetesProvider {
                 }
             };
             let warnings = &mut diagnostics;
-            let added =
-                match kind {
-                    Kind::IngressRoute => typed(value, &object_ref, SOURCE, warnings).map(
-                        |route: traverse_api::IngressRoute| {
-                            if self.class_matches(&route) {
-                                snapshot.ingress_routes.push(route);
-                            }
-                        },
-                    ),
-                    Kind::Middleware => typed(value, &object_ref, SOURCE, warnings)
-                        .map(|o| snapshot.middlewares.push(o)),
-                    Kind::Uplink => typed(value, &object_ref, SOURCE, warnings)
-                        .map(|o| snapshot.uplinks.push(o)),
-                    Kind::Service => typed(value, &object_ref, SOURCE, warnings)
-                        .map(|o| snapshot.services.push(o)),
-                    Kind::EndpointSlice => typed(value, &object_ref, SOURCE, warnings)
-                        .map(|o| snapshot.endpoint_slices.push(o)),
-                };
+            let added = match kind {
+                Kind::IngressRoute => typed(value, &object_ref, SOURCE, warnings).map(
+                    |route: traverse_api::IngressRoute| {
+                        if self.class_matches(&route) {
+                            snapshot.ingress_routes.push(Arc::new(route));
+                        }
+                    },
+                ),
+                Kind::Middleware => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.middlewares.push(Arc::new(o))),
+                Kind::Uplink => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.uplinks.push(Arc::new(o))),
+                Kind::Service => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.services.push(Arc::new(o))),
+                Kind::EndpointSlice => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.endpoint_slices.push(Arc::new(o))),
+            };
             match added {
                 Ok(()) => {
                     snapshot

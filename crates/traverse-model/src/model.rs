@@ -45,8 +45,8 @@ pub struct Router {
     /// The rule's path template (`/api/*`), the `http.route` of spans, metrics and
     /// access logs; derived from the rule once, when the table is built.
     pub route: Arc<str>,
-    /// The rule as written, for the admin API.
-    pub rule: String,
+    /// The rule as written, for the admin API (the same text the route's rule holds).
+    pub rule: Arc<str>,
     pub priority: i64,
     pub entry_points: Vec<String>,
     /// Applied in order to the request, and in reverse order to the response.

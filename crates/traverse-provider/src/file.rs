@@ -1,51 +1,115 @@
 //! The file provider: Kubernetes-style YAML manifests from a directory.
 //!
 //! Every `*.yaml`/`*.yml` file (hidden entries skipped, symlinks followed, so a mounted
-//! ConfigMap works) may hold several documents. A file that fails to load keeps its last
-//! good documents: a broken edit is reported and the configuration that was serving
-//! keeps serving.
+//! ConfigMap works) may hold several documents. Each document is accepted or rejected on
+//! its own: a file's good documents apply even when another document of it is broken. A
+//! rejected document keeps its object's last good version serving, so a broken edit is
+//! reported and the configuration that was serving keeps serving; a document too broken
+//! to say which object it is (invalid YAML) keeps every object the file held before and
+//! no longer defines.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, Uplink};
-use traverse_router::Rule;
+use traverse_router::Interner;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 use crate::parse::typed;
-use crate::snapshot::{Object, Snapshot};
+use crate::snapshot::{Object, Rules, Snapshot};
 
 #[cfg(test)]
 mod tests;
 
-/// One parsed document (boxed: the kinds differ a lot in size).
+/// One parsed document, shared with the snapshots that carry it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
-    IngressRoute(Box<IngressRoute>),
-    Middleware(Box<Middleware>),
-    Service(Box<Service>),
-    EndpointSlice(Box<EndpointSlice>),
-    Uplink(Box<Uplink>),
+    IngressRoute(Arc<IngressRoute>),
+    Middleware(Arc<Middleware>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Uplink(Arc<Uplink>),
 }
 
-/// A file's documents and where each starts.
+impl Document {
+    /// The object this document defines.
+    pub fn object_ref(&self) -> ObjectRef {
+        match self {
+            Document::IngressRoute(o) => o.object_ref(),
+            Document::Middleware(o) => o.object_ref(),
+            Document::Service(o) => o.object_ref(),
+            Document::EndpointSlice(o) => o.object_ref(),
+            Document::Uplink(o) => o.object_ref(),
+        }
+    }
+}
+
+/// What a file contributes: its documents in force (each good one, or for a rejected
+/// one its last good version) and where each stands, plus what its last read reported.
 #[derive(Debug, Clone, Default)]
 struct FileContents {
     documents: Vec<(Document, String)>,
+    /// Hash of the text these came from: an unchanged file is not parsed again.
+    text_hash: u64,
+    /// Everything reading that text reported, repeated on each load while it is unchanged.
+    diagnostics: Diagnostics,
 }
 
-/// Reads a directory of manifests and remembers each file's last good contents.
+/// Reads a directory of manifests and remembers each file's documents in force.
 #[derive(Debug)]
 pub struct FileProvider {
     directory: PathBuf,
     files: BTreeMap<PathBuf, FileContents>,
+    /// Rules checked while parsing, handed on with every snapshot so that translating
+    /// it reuses them (and the rules of earlier loads).
+    rules: Rules,
 }
 
-/// A file's parse result: the documents and non-fatal warnings, or the errors that rejected it.
-pub type ParseResult = Result<(Vec<(Document, String)>, Diagnostics), Diagnostics>;
+/// One document of a file, as parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// A document that can be used, with where it starts (`file.yaml:12`).
+    Document(Document, String),
+    /// A document that was rejected (its errors are in [`ParsedFile::diagnostics`]), with
+    /// the object it names when that much could be read.
+    Rejected {
+        object: Option<ObjectRef>,
+        source: String,
+    },
+}
+
+/// A file parsed document by document.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedFile {
+    /// Every non-empty document of a known kind, in file order.
+    pub documents: Vec<Parsed>,
+    /// Errors of the rejected documents, and what the others reported (unknown kinds,
+    /// unknown fields).
+    pub diagnostics: Diagnostics,
+}
+
+impl ParsedFile {
+    /// The documents that parsed, with their sources.
+    pub fn good(&self) -> impl Iterator<Item = (&Document, &str)> {
+        self.documents.iter().filter_map(|d| match d {
+            Parsed::Document(document, source) => Some((document, source.as_str())),
+            Parsed::Rejected { .. } => None,
+        })
+    }
+
+    /// Whether any document was rejected.
+    pub fn has_rejected(&self) -> bool {
+        self.documents
+            .iter()
+            .any(|d| matches!(d, Parsed::Rejected { .. }))
+    }
+}
 
 impl FileProvider {
     /// A provider for `directory`; nothing is read until [`FileProvider::load`].
@@ -53,11 +117,13 @@ impl FileProvider {
         FileProvider {
             directory: directory.into(),
             files: BTreeMap::new(),
+            rules: Rules::default(),
         }
     }
 
-    /// Re-reads the directory. Files that fail keep their last good documents; the
-    /// diagnostics say what failed and what was kept.
+    /// Re-reads the directory. A file whose text did not change since the last load is not
+    /// parsed again. Rejected documents keep their last good version; the diagnostics say
+    /// what failed and what was kept.
     pub fn load(&mut self) -> (Snapshot, Diagnostics) {
         let mut diagnostics = Diagnostics::default();
         let paths = match manifest_paths(&self.directory) {
@@ -74,64 +140,63 @@ impl FileProvider {
         };
         self.files.retain(|path, _| paths.contains(path));
         for path in paths {
-            let result = std::fs::read_to_string(&path)
-                .map_err(|error| {
-                    let mut errors = Diagnostics::default();
-                    errors.push(file_error(
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(error) => {
+                    diagnostics.push(file_error(
                         &path,
                         None,
                         format!("cannot read file: {error}"),
                     ));
-                    errors
-                })
-                .and_then(|text| parse_file(&path, &text));
-            match result {
-                Ok((documents, warnings)) => {
-                    diagnostics.extend(warnings);
-                    self.files.insert(path, FileContents { documents });
-                }
-                Err(errors) => {
-                    diagnostics.extend(errors);
                     if self.files.contains_key(&path) {
-                        diagnostics.push(Diagnostic {
-                            severity: Severity::Warning,
-                            reason: Reason::InvalidDocument,
-                            object: None,
-                            source: Some(path.display().to_string()),
-                            field: None,
-                            message: "file rejected; its last good contents keep serving".into(),
-                        });
+                        diagnostics.push(kept_file(&path));
                     }
+                    continue;
+                }
+            };
+            let text_hash = hash(&text);
+            if let Some(contents) = self.files.get(&path) {
+                if contents.text_hash == text_hash {
+                    diagnostics.extend(contents.diagnostics.clone());
+                    continue;
                 }
             }
+            let parsed = parse_file_with(&path, &text, &mut self.rules.lock());
+            let previous = self.files.remove(&path).unwrap_or_default();
+            let contents = apply(&path, parsed, previous.documents, text_hash);
+            diagnostics.extend(contents.diagnostics.clone());
+            self.files.insert(path, contents);
         }
         diagnostics.normalize();
         (self.snapshot(), diagnostics)
     }
 
     fn snapshot(&self) -> Snapshot {
-        let mut snapshot = Snapshot::default();
+        let mut snapshot = Snapshot {
+            rules: self.rules.clone(),
+            ..Snapshot::default()
+        };
         for contents in self.files.values() {
             for (document, source) in &contents.documents {
                 let object = match document {
                     Document::IngressRoute(o) => {
-                        snapshot.ingress_routes.push(o.as_ref().clone());
+                        snapshot.ingress_routes.push(Arc::clone(o));
                         o.object_ref()
                     }
                     Document::Middleware(o) => {
-                        snapshot.middlewares.push(o.as_ref().clone());
+                        snapshot.middlewares.push(Arc::clone(o));
                         o.object_ref()
                     }
                     Document::Service(o) => {
-                        snapshot.services.push(o.as_ref().clone());
+                        snapshot.services.push(Arc::clone(o));
                         o.object_ref()
                     }
                     Document::EndpointSlice(o) => {
-                        snapshot.endpoint_slices.push(o.as_ref().clone());
+                        snapshot.endpoint_slices.push(Arc::clone(o));
                         o.object_ref()
                     }
                     Document::Uplink(o) => {
-                        snapshot.uplinks.push(o.as_ref().clone());
+                        snapshot.uplinks.push(Arc::clone(o));
                         o.object_ref()
                     }
                 };
@@ -227,6 +292,102 @@ fn manifest_paths(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// A file's parsed documents put in force: good documents as they are; a rejected
+/// document that names an object keeps that object's version from `previous` (the file's
+/// documents in force until now), in its place; when a document could not be read far
+/// enough to name its object, every object of `previous` that the file no longer defines
+/// is kept, since that document may be the one that defined it.
+fn apply(
+    path: &Path,
+    parsed: ParsedFile,
+    mut previous: Vec<(Document, String)>,
+    text_hash: u64,
+) -> FileContents {
+    let mut diagnostics = parsed.diagnostics;
+    let mut documents = Vec::with_capacity(parsed.documents.len());
+    let mut unreadable = Vec::new();
+    let take_previous = |previous: &mut Vec<(Document, String)>, object: &ObjectRef| {
+        let index = previous
+            .iter()
+            .position(|(d, _)| d.object_ref() == *object)?;
+        Some(previous.swap_remove(index))
+    };
+    for document in parsed.documents {
+        match document {
+            Parsed::Document(document, source) => {
+                // Its new version replaces the old one, whatever became of the old one's place.
+                let _ = take_previous(&mut previous, &document.object_ref());
+                documents.push((document, source));
+            }
+            Parsed::Rejected {
+                object: Some(object),
+                source,
+            } => {
+                if let Some((document, _)) = take_previous(&mut previous, &object) {
+                    diagnostics.push(Diagnostic {
+                        severity: Severity::Warning,
+                        reason: Reason::InvalidDocument,
+                        object: Some(object),
+                        source: Some(source.clone()),
+                        field: None,
+                        message: "document rejected; its last good contents keep serving".into(),
+                    });
+                    documents.push((document, source));
+                }
+            }
+            Parsed::Rejected {
+                object: None,
+                source,
+            } => unreadable.push(source),
+        }
+    }
+    if let Some(source) = unreadable.first() {
+        let defined: HashSet<ObjectRef> = documents.iter().map(|(d, _)| d.object_ref()).collect();
+        for (document, old_source) in previous {
+            let object = document.object_ref();
+            if defined.contains(&object) {
+                continue;
+            }
+            diagnostics.push(Diagnostic {
+                severity: Severity::Warning,
+                reason: Reason::InvalidDocument,
+                object: Some(object),
+                source: Some(source.clone()),
+                field: None,
+                message: format!(
+                    "a document of {} cannot be read; this object, which it may define, \
+                     keeps its last good contents serving",
+                    path.display()
+                ),
+            });
+            documents.push((document, old_source));
+        }
+    }
+    FileContents {
+        documents,
+        text_hash,
+        diagnostics,
+    }
+}
+
+fn hash(text: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A file that could not be read keeps all its documents in force.
+fn kept_file(path: &Path) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Warning,
+        reason: Reason::InvalidDocument,
+        object: None,
+        source: Some(path.display().to_string()),
+        field: None,
+        message: "file rejected; its last good contents keep serving".into(),
+    }
+}
+
 fn file_error(path: &Path, line: Option<usize>, message: String) -> Diagnostic {
     Diagnostic {
         severity: Severity::Error,
@@ -273,54 +434,62 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// Parses every document of one file. Any invalid document rejects the whole file, so a
-/// half-applied edit never serves; unknown kinds and unknown fields are reported but do not.
-pub fn parse_file(path: &Path, text: &str) -> ParseResult {
-    let mut documents = Vec::new();
-    let mut errors = Diagnostics::default();
-    let mut reported = Diagnostics::default();
+/// Parses every document of one file, each on its own: an invalid document is rejected
+/// with its errors and the others are kept; unknown kinds are reported and skipped.
+pub fn parse_file(path: &Path, text: &str) -> ParsedFile {
+    parse_file_with(path, text, &mut Interner::default())
+}
+
+/// [`parse_file`], checking rules through `rules` (shared with the translation).
+fn parse_file_with(path: &Path, text: &str, rules: &mut Interner) -> ParsedFile {
+    let mut parsed = ParsedFile::default();
     for (line, text) in split_documents(text) {
         let source = format!("{}:{line}", path.display());
         let value: serde_yaml::Value = match serde_yaml::from_str(&text) {
             Ok(value) => value,
             Err(error) => {
                 let at = error.location().map(|l| line + l.line() - 1);
-                errors.push(file_error(
+                parsed.diagnostics.push(file_error(
                     path,
                     at.or(Some(line)),
                     format!("invalid YAML: {error}"),
                 ));
+                parsed.documents.push(Parsed::Rejected {
+                    object: None,
+                    source,
+                });
                 continue;
             }
         };
-        match parse_document(value, &source) {
+        match parse_document(value, &source, rules) {
             Ok(Some((document, warnings))) => {
-                reported.extend(warnings);
-                documents.push((document, source));
+                parsed.diagnostics.extend(warnings);
+                parsed.documents.push(Parsed::Document(document, source));
             }
             Ok(None) => {}
+            // Unknown kinds are skipped: not an object Traverse reads.
+            Err(diagnostic) if diagnostic.reason == Reason::UnknownKind => {
+                parsed.diagnostics.push(*diagnostic);
+            }
             Err(diagnostic) => {
-                // Unknown kinds are skipped without rejecting the file's other documents.
-                if diagnostic.reason == Reason::UnknownKind {
-                    reported.push(*diagnostic);
-                } else {
-                    errors.push(*diagnostic);
-                }
+                // Only an object named by kind and name can keep a last good version.
+                let object = diagnostic
+                    .object
+                    .clone()
+                    .filter(|o| !o.kind.is_empty() && !o.name.is_empty());
+                parsed.diagnostics.push(*diagnostic);
+                parsed.documents.push(Parsed::Rejected { object, source });
             }
         }
     }
-    if errors.is_empty() {
-        Ok((documents, reported))
-    } else {
-        errors.extend(reported);
-        Err(errors)
-    }
+    parsed
 }
 
 /// Parses one document by its apiVersion/kind. `Ok(None)` for an empty document.
 fn parse_document(
     value: serde_yaml::Value,
     source: &str,
+    rules: &mut Interner,
 ) -> Result<Option<(Document, Diagnostics)>, Box<Diagnostic>> {
     if value.is_null() {
         return Ok(None);
@@ -382,7 +551,7 @@ fn parse_document(
             let route: IngressRoute = typed(value, &object, source, &mut warnings)
                 .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?;
             for (i, r) in route.spec.routes.iter().enumerate() {
-                if let Err(e) = Rule::parse(&r.r#match) {
+                if let Err(e) = rules.rule(&r.r#match) {
                     return Err(error(
                         Reason::InvalidRule,
                         Some(format!("spec.routes[{i}].match")),
@@ -401,10 +570,10 @@ fn parse_document(
                     }
                 }
             }
-            Document::IngressRoute(Box::new(route))
+            Document::IngressRoute(Arc::new(route))
         }
         ("traefik.io/v1alpha1" | "traefik.containo.us/v1alpha1", "Middleware") => {
-            Document::Middleware(Box::new(
+            Document::Middleware(Arc::new(
                 typed(value, &object, source, &mut warnings)
                     .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
             ))
@@ -426,7 +595,7 @@ fn parse_document(
                     ));
                 }
             }
-            Document::Service(Box::new(service))
+            Document::Service(Arc::new(service))
         }
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             let slice: EndpointSlice = typed(value, &object, source, &mut warnings)
@@ -457,7 +626,7 @@ fn parse_document(
                     }
                 }
             }
-            Document::EndpointSlice(Box::new(slice))
+            Document::EndpointSlice(Arc::new(slice))
         }
         ("traverse.dev/v1alpha1", "Uplink") => {
             let uplink: Uplink = typed(value, &object, source, &mut warnings)
@@ -469,7 +638,7 @@ fn parse_document(
                     "must not be negative".into(),
                 ));
             }
-            Document::Uplink(Box::new(uplink))
+            Document::Uplink(Arc::new(uplink))
         }
         _ => {
             return Err(error(

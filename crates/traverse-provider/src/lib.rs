@@ -13,7 +13,7 @@ mod translate;
 
 // The runtime model has its own crate, so the data plane need not depend on providers;
 // re-exported here for the providers' code.
-pub use snapshot::{Object, Snapshot};
+pub use snapshot::{Object, Rules, Snapshot};
 pub use translate::{translate, EntryPoints};
 pub use traverse_model::{self as model, diagnostics};
 pub use traverse_model::{

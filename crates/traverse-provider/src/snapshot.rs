@@ -1,22 +1,67 @@
 //! A provider's view of the world at one moment.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, Uplink};
+use traverse_router::Interner;
 
 use crate::diagnostics::ObjectRef;
 
-/// Every object a provider knows of, plus where each came from.
+/// Every object a provider knows of, plus where each came from. Objects are shared: a
+/// provider keeps them and hands the same ones on in every snapshot, so a snapshot of
+/// 10,000 objects is a copy of 10,000 pointers, not of the objects.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    pub ingress_routes: Vec<IngressRoute>,
-    pub middlewares: Vec<Middleware>,
-    pub services: Vec<Service>,
-    pub endpoint_slices: Vec<EndpointSlice>,
-    pub uplinks: Vec<Uplink>,
+    pub ingress_routes: Vec<Arc<IngressRoute>>,
+    pub middlewares: Vec<Arc<Middleware>>,
+    pub services: Vec<Arc<Service>>,
+    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
+    pub uplinks: Vec<Arc<Uplink>>,
     /// Origin of each definition of an object (`file.yaml:12` for files), in snapshot
     /// order: more than one means duplicates, and each is reported where it stands.
     pub sources: BTreeMap<ObjectRef, Vec<String>>,
+    /// Compiled rules kept from one translation to the next by the provider that made
+    /// this snapshot; not part of what the snapshot says (equal whatever it holds).
+    pub rules: Rules,
+}
+
+/// A provider's compiled rules and regexes, shared by every snapshot it produces, so
+/// that translating a snapshot compiles only the rules the previous one did not have
+/// and a regex used by thousands of routes is compiled once. Each clone is a handle
+/// to the same interner; the default is a fresh, empty one.
+#[derive(Clone, Default)]
+pub struct Rules(Arc<Mutex<Interner>>);
+
+impl Rules {
+    /// The interner, for one translation (or validation) at a time.
+    pub fn lock(&self) -> MutexGuard<'_, Interner> {
+        // The interner is a cache: one left half-updated by a panic is still valid.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl PartialEq for Rules {
+    /// A cache says nothing about the configuration: snapshots compare by their objects.
+    fn eq(&self, _: &Rules) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `try_lock`: a snapshot may be printed while its interner is in use.
+        match self.0.try_lock() {
+            Ok(interner) => f
+                .debug_struct("Rules")
+                .field("rules", &interner.rules())
+                .field("regexes", &interner.regexes())
+                .finish(),
+            Err(_) => f.write_str("Rules(in use)"),
+        }
+    }
 }
 
 /// Kubernetes identity shared by all kinds in a snapshot.
@@ -49,6 +94,13 @@ macro_rules! object {
             }
         }
     };
+}
+
+impl<T: Object> Object for Arc<T> {
+    const KIND: &'static str = T::KIND;
+    fn key(&self) -> (&str, &str) {
+        self.as_ref().key()
+    }
 }
 
 object!(IngressRoute, "IngressRoute");

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use traverse_api::{EndpointSlice, IngressRoute, Service, Uplink};
-use traverse_router::RouteTable;
+use traverse_router::{Interner, RouteTable};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 use crate::model::{Middleware, RoutingTable};
@@ -65,9 +65,27 @@ impl EntryPoints {
 
 /// Builds the routing table for `snapshot`. `entry_points` are those configured on this
 /// gateway; routes naming others are reported.
+///
+/// Rules come from the snapshot's [`Rules`](crate::Rules) interner: a rule text seen in
+/// an earlier translation by the same provider is not parsed again, and every route
+/// using the same regex shares one compiled copy. The result is the same as with a
+/// fresh interner.
 pub fn translate(snapshot: &Snapshot, entry_points: &EntryPoints) -> RoutingTable {
+    let mut rules = snapshot.rules.lock();
+    let table = translate_with(snapshot, entry_points, &mut rules);
+    // Keep what the new table (and the one still serving) use, forget the rest.
+    rules.sweep();
+    table
+}
+
+fn translate_with(
+    snapshot: &Snapshot,
+    entry_points: &EntryPoints,
+    rules: &mut Interner,
+) -> RoutingTable {
     let mut translator = Translator {
         snapshot,
+        rules,
         diagnostics: Diagnostics::default(),
         services: index(&snapshot.services),
         slices: HashMap::new(),
@@ -87,7 +105,7 @@ pub fn translate(snapshot: &Snapshot, entry_points: &EntryPoints) -> RoutingTabl
                 .slices
                 .entry((namespace, service.as_str()))
                 .or_default()
-                .push(slice);
+                .push(slice.as_ref());
         }
     }
     translator.report_duplicates(&snapshot.services);
@@ -108,7 +126,7 @@ pub fn translate(snapshot: &Snapshot, entry_points: &EntryPoints) -> RoutingTabl
     let mut seen = BTreeSet::new();
     for ingress_route in &snapshot.ingress_routes {
         if seen.insert(ingress_route.key()) {
-            ingress_routes.push(ingress_route);
+            ingress_routes.push(ingress_route.as_ref());
         }
     }
     // Sorted so that equal-priority ties resolve the same way whatever the input order.
@@ -128,16 +146,18 @@ pub fn translate(snapshot: &Snapshot, entry_points: &EntryPoints) -> RoutingTabl
     }
 }
 
-fn index<T: Object>(objects: &[T]) -> HashMap<(&str, &str), &T> {
+fn index<T: Object>(objects: &[Arc<T>]) -> HashMap<(&str, &str), &T> {
     let mut map = HashMap::new();
     for object in objects {
-        map.entry(object.key()).or_insert(object);
+        map.entry(object.key()).or_insert(object.as_ref());
     }
     map
 }
 
 struct Translator<'a> {
     snapshot: &'a Snapshot,
+    /// Parsed rules, shared across routes and translations.
+    rules: &'a mut Interner,
     diagnostics: Diagnostics,
     services: HashMap<(&'a str, &'a str), &'a Service>,
     slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,

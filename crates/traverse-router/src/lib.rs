@@ -33,5 +33,5 @@ pub mod rule;
 pub mod table;
 
 pub use request::Request;
-pub use rule::{ParseError, Rule};
+pub use rule::{InternStats, Interner, ParseError, Rule};
 pub use table::{Route, RouteTable};

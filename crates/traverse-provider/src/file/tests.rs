@@ -17,13 +17,23 @@ spec:
       services: [{name: app, port: 80}]
 "#;
 
-fn parse(text: &str) -> ParseResult {
-    parse_file(Path::new("dir/app.yaml"), text)
+/// The good documents and what was reported, or (when a document was rejected) what
+/// was reported.
+fn parse(text: &str) -> Result<(Vec<(Document, String)>, Diagnostics), Diagnostics> {
+    let parsed = parse_file(Path::new("dir/app.yaml"), text);
+    if parsed.has_rejected() {
+        return Err(parsed.diagnostics);
+    }
+    let documents = parsed
+        .good()
+        .map(|(d, s)| (d.clone(), s.to_owned()))
+        .collect();
+    Ok((documents, parsed.diagnostics))
 }
 
 fn errors(text: &str) -> Vec<Diagnostic> {
     match parse(text) {
-        Ok(_) => panic!("expected the file to be rejected"),
+        Ok(_) => panic!("expected a document to be rejected"),
         Err(errors) => errors.iter().cloned().collect(),
     }
 }
@@ -100,12 +110,30 @@ fn bad_documents_name_file_object_and_field() {
 }
 
 #[test]
-fn one_bad_document_rejects_the_file_and_points_at_its_line() {
+fn one_bad_document_is_rejected_alone_and_points_at_its_line() {
     let text = format!("{GOOD}---\napiVersion: v1\nkind: Service\nmetadata: {{name: bad}}\nspec: {{ports: [{{port: nope}}]}}\n");
     let found = errors(&text);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].source.as_deref(), Some("dir/app.yaml:16"));
     assert_eq!(found[0].field.as_deref(), Some("spec.ports[0].port"));
+    // The file's other documents are kept.
+    let parsed = parse_file(Path::new("dir/app.yaml"), &text);
+    let good: Vec<String> = parsed
+        .good()
+        .map(|(d, _)| d.object_ref().to_string())
+        .collect();
+    assert_eq!(good, ["Service default/app", "IngressRoute default/web"]);
+    assert_eq!(
+        parsed.documents.last(),
+        Some(&Parsed::Rejected {
+            object: Some(ObjectRef {
+                kind: "Service".into(),
+                namespace: "default".into(),
+                name: "bad".into(),
+            }),
+            source: "dir/app.yaml:16".into(),
+        })
+    );
 }
 
 #[test]
@@ -212,4 +240,139 @@ async fn watch_publishes_changes_once_debounced() {
         .await
         .expect("stops")
         .expect("join");
+}
+
+fn route_doc(name: &str, host: &str) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {{name: {name}}}\nspec:\n  routes:\n    - match: Host(`{host}`)\n      services: [{{name: app, port: 80}}]\n"
+    )
+}
+
+fn hosts(snapshot: &Snapshot) -> Vec<String> {
+    let mut hosts: Vec<String> = snapshot
+        .ingress_routes
+        .iter()
+        .map(|r| format!("{}={}", r.key().1, r.spec.routes[0].r#match))
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+#[test]
+fn a_bad_document_is_rejected_alone_and_keeps_its_last_good_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("routes.yaml");
+    let write = |docs: &[String]| std::fs::write(&path, docs.join("---\n")).expect("write");
+    write(&[
+        route_doc("a", "a1"),
+        route_doc("b", "b1"),
+        route_doc("c", "c1"),
+    ]);
+    let mut provider = FileProvider::new(dir.path());
+    let (snapshot, diagnostics) = provider.load();
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    assert_eq!(hosts(&snapshot).len(), 3);
+
+    // `b` breaks while `a` and `c` change: their edits apply, `b` keeps its last version.
+    write(&[
+        route_doc("a", "a2"),
+        route_doc("b", "b2`) &&"),
+        route_doc("c", "c2"),
+        route_doc("d", "d2`"),
+    ]);
+    let (snapshot, diagnostics) = provider.load();
+    assert_eq!(
+        hosts(&snapshot),
+        ["a=Host(`a2`)", "b=Host(`b1`)", "c=Host(`c2`)"]
+    );
+    let errors: Vec<(String, Option<String>)> = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| {
+            (
+                d.object.as_ref().expect("named").name.clone(),
+                d.source.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            ("b".to_owned(), Some(format!("{}:9", path.display()))),
+            ("d".to_owned(), Some(format!("{}:25", path.display())))
+        ]
+    );
+    let kept: Vec<&str> = diagnostics
+        .iter()
+        .filter(|d| d.message.contains("last good contents keep serving"))
+        .map(|d| d.object.as_ref().expect("named").name.as_str())
+        .collect();
+    assert_eq!(kept, ["b"], "a new object has no last good version");
+    // The kept version stands where the document stands now, in file order.
+    assert_eq!(
+        snapshot.source_of(&ObjectRef {
+            kind: "IngressRoute".into(),
+            namespace: "default".into(),
+            name: "b".into(),
+        }),
+        Some(format!("{}:9", path.display()))
+    );
+
+    // Loading the unchanged file again gives the same snapshot and the same reports.
+    let again = provider.load();
+    assert_eq!(again, (snapshot, diagnostics));
+
+    // Fixed: everything applies and nothing is reported.
+    write(&[route_doc("a", "a3"), route_doc("b", "b3")]);
+    let (snapshot, diagnostics) = provider.load();
+    assert_eq!(hosts(&snapshot), ["a=Host(`a3`)", "b=Host(`b3`)"]);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+}
+
+#[test]
+fn an_unreadable_document_keeps_the_objects_the_file_no_longer_defines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("routes.yaml");
+    let write = |docs: &[String]| std::fs::write(&path, docs.join("---\n")).expect("write");
+    write(&[route_doc("a", "a1"), route_doc("b", "b1")]);
+    let mut provider = FileProvider::new(dir.path());
+    assert_eq!(hosts(&provider.load().0).len(), 2);
+
+    // `b`'s document no longer parses as YAML: it cannot say it is `b`, so `b` stays;
+    // `a` changes and applies.
+    write(&[route_doc("a", "a2"), "metadata: [unclosed\n".to_owned()]);
+    let (snapshot, diagnostics) = provider.load();
+    assert_eq!(hosts(&snapshot), ["a=Host(`a2`)", "b=Host(`b1`)"]);
+    assert!(diagnostics
+        .iter()
+        .any(|d| d.severity == Severity::Error && d.message.contains("invalid YAML")));
+    assert!(diagnostics.iter().any(|d| d.severity == Severity::Warning
+        && d.object.as_ref().is_some_and(|o| o.name == "b")
+        && d.message.contains("keeps its last good contents serving")));
+
+    // Once every document reads, objects the file no longer defines go away.
+    write(&[route_doc("a", "a2")]);
+    let (snapshot, diagnostics) = provider.load();
+    assert_eq!(hosts(&snapshot), ["a=Host(`a2`)"]);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+}
+
+#[test]
+fn loads_share_compiled_rules_with_the_translation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("app.yaml"), GOOD).expect("write");
+    let mut provider = FileProvider::new(dir.path());
+    let (snapshot, _) = provider.load();
+    // Checking the file parsed the rule once; translating and reloading reuse it.
+    assert_eq!(snapshot.rules.lock().stats().rules_parsed, 1);
+    let table = crate::translate(&snapshot, &crate::EntryPoints::default());
+    assert_eq!(table.routes.len(), 1);
+    std::fs::write(dir.path().join("more.yaml"), route_doc("more", "b.example")).expect("write");
+    let (snapshot, _) = provider.load();
+    let again = crate::translate(&snapshot, &crate::EntryPoints::default());
+    assert_eq!(again.routes.len(), 2);
+    let stats = snapshot.rules.lock().stats();
+    assert_eq!(stats.rules_parsed, 2, "{stats:?}");
+    let first = table.routes.routes().next().expect("route");
+    assert!(again.routes.routes().any(|r| r.rule.ptr_eq(&first.rule)));
 }

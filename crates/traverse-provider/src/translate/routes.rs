@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use traverse_api::support::unsupported_in_ingress_route;
 use traverse_api::IngressRoute;
-use traverse_router::{Route, Rule};
+use traverse_router::Route;
 
 use super::middlewares::parse_middleware_ref;
 use super::uplinks::uplink_ref;
@@ -69,7 +69,7 @@ impl<'a> Translator<'a> {
 
         for (i, route) in spec.routes.iter().enumerate() {
             let field = format!("spec.routes[{i}]");
-            let rule = match Rule::parse(&route.r#match) {
+            let rule = match self.rules.rule(&route.r#match) {
                 Ok(rule) => rule,
                 Err(error) => {
                     self.report(
@@ -208,7 +208,7 @@ impl<'a> Translator<'a> {
                 value: Arc::new(Router {
                     name: router_name,
                     route: rule.route_template().into(),
-                    rule: rule.text().to_owned(),
+                    rule: Arc::clone(rule.shared_text()),
                     priority,
                     entry_points: spec.entry_points.clone(),
                     middlewares,

@@ -10,21 +10,21 @@ fn snapshot(yaml: &str) -> Snapshot {
     for document in serde_yaml::Deserializer::from_str(yaml) {
         let value = serde_yaml::Value::deserialize(document).expect("yaml");
         match value.get("kind").and_then(|k| k.as_str()) {
-            Some("IngressRoute") => snapshot
-                .ingress_routes
-                .push(serde_yaml::from_value(value).expect("IngressRoute")),
+            Some("IngressRoute") => snapshot.ingress_routes.push(Arc::new(
+                serde_yaml::from_value(value).expect("IngressRoute"),
+            )),
             Some("Middleware") => snapshot
                 .middlewares
-                .push(serde_yaml::from_value(value).expect("Middleware")),
+                .push(Arc::new(serde_yaml::from_value(value).expect("Middleware"))),
             Some("Service") => snapshot
                 .services
-                .push(serde_yaml::from_value(value).expect("Service")),
-            Some("EndpointSlice") => snapshot
-                .endpoint_slices
-                .push(serde_yaml::from_value(value).expect("EndpointSlice")),
+                .push(Arc::new(serde_yaml::from_value(value).expect("Service"))),
+            Some("EndpointSlice") => snapshot.endpoint_slices.push(Arc::new(
+                serde_yaml::from_value(value).expect("EndpointSlice"),
+            )),
             Some("Uplink") => snapshot
                 .uplinks
-                .push(serde_yaml::from_value(value).expect("Uplink")),
+                .push(Arc::new(serde_yaml::from_value(value).expect("Uplink"))),
             other => panic!("unexpected kind {other:?}"),
         }
     }
@@ -477,7 +477,7 @@ fn duplicates_keep_the_first_and_report() {
         route("Host(`first.example`)", "[{name: app, port: 80}]"),
         route("Host(`second.example`)", "[{name: app, port: 80}]")
     ));
-    assert_eq!(only_router(&table).rule, "Host(`first.example`)");
+    assert_eq!(&*only_router(&table).rule, "Host(`first.example`)");
     assert_eq!(reasons(&table), vec![(Reason::Duplicate, None)]);
 }
 

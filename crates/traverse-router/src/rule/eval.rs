@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use super::{Expr, HostPattern, Matcher};
+use super::{Expr, HostPattern, Matcher, Pattern};
 use crate::request::Request;
 
 /// A request plus its host normalized once: port stripped, ASCII-lowercased,
@@ -85,10 +85,10 @@ impl Matcher {
                 let host = ctx.host_key();
                 !host.is_empty() && patterns.iter().any(|p| p.matches(host))
             }
-            Matcher::HostRegexp(res) => res.iter().any(|re| re.is_match(ctx.host)),
+            Matcher::HostRegexp(res) => res.iter().any(|re| re.matches(ctx.host)),
             Matcher::Path(paths) => paths.iter().any(|p| req.path == p),
             Matcher::PathPrefix(prefixes) => prefixes.iter().any(|p| req.path.starts_with(p)),
-            Matcher::PathRegexp(res) => res.iter().any(|re| re.is_match(req.path)),
+            Matcher::PathRegexp(res) => res.iter().any(|re| re.matches(req.path)),
             Matcher::Header { name, value } => name.as_ref().is_some_and(|name| {
                 req.headers
                     .get_all(name)
@@ -124,6 +124,17 @@ impl Matcher {
                 nets.iter()
                     .any(|net| net.contains(&ip) || mapped.is_some_and(|m| net.contains(&m)))
             }),
+        }
+    }
+}
+
+impl Pattern {
+    /// Same answer as the regex's `is_match` (an unanchored search).
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        match self {
+            Pattern::Exact(exact) => text == exact.as_ref(),
+            Pattern::Prefix(prefix) => text.starts_with(prefix.as_ref()),
+            Pattern::Regex(re) => re.is_match(text),
         }
     }
 }

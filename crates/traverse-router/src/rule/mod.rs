@@ -14,10 +14,12 @@
 //! (`PathPrefix`), all lowercase, all uppercase and title case (`Pathprefix`).
 
 mod eval;
+mod intern;
 mod parse;
 mod route;
 
 use std::fmt;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use regex::Regex;
@@ -25,6 +27,7 @@ use regex::Regex;
 use crate::request::Request;
 
 pub(crate) use eval::{with_normalized_host, Ctx};
+pub use intern::{InternStats, Interner};
 
 /// A rule that failed to parse, with the 1-based column (in characters) of the
 /// offending token.
@@ -39,22 +42,30 @@ pub struct ParseError {
 
 /// A parsed Traefik routing rule such as ``Host(`a.example`) && PathPrefix(`/api`)``.
 ///
-/// Cheap to share: evaluation takes `&self` and never allocates on the common path.
+/// Cheap to share: evaluation takes `&self` and never allocates on the common path,
+/// and a clone shares the parsed and compiled rule (two reference counts).
 #[derive(Clone)]
 pub struct Rule {
-    text: String,
-    expr: Expr,
+    text: Arc<str>,
+    expr: Arc<Expr>,
 }
 
 impl Rule {
     /// Parses a rule in Traefik v3 syntax (with v2 multi-argument forms such as
-    /// ``Host(`a`, `b`)`` meaning "any of").
+    /// ``Host(`a`, `b`)`` meaning "any of"). To share compiled rules and regexes
+    /// between many rules, parse through an [`Interner`] instead.
     pub fn parse(text: &str) -> Result<Rule, ParseError> {
-        let expr = parse::parse(text)?;
-        Ok(Rule {
-            text: text.to_owned(),
-            expr,
-        })
+        Interner::default().rule(text)
+    }
+
+    /// The rule text, shared: the same allocation as [`Rule::text`].
+    pub fn shared_text(&self) -> &Arc<str> {
+        &self.text
+    }
+
+    /// Whether both are the same parsed rule (one parse shared), not merely equal text.
+    pub fn ptr_eq(&self, other: &Rule) -> bool {
+        Arc::ptr_eq(&self.expr, &other.expr)
     }
 
     /// Whether the request satisfies this rule.
@@ -176,10 +187,10 @@ pub(crate) enum HostPattern {
 #[derive(Clone, Debug)]
 pub(crate) enum Matcher {
     Host(Vec<HostPattern>),
-    HostRegexp(Vec<Regex>),
+    HostRegexp(Vec<Pattern>),
     Path(Vec<String>),
     PathPrefix(Vec<String>),
-    PathRegexp(Vec<Regex>),
+    PathRegexp(Vec<Pattern>),
     /// `name` is `None` when the key is not a valid header name: such a header
     /// can never be present, so the matcher never matches (as in Traefik).
     Header {
@@ -188,7 +199,7 @@ pub(crate) enum Matcher {
     },
     HeaderRegexp {
         name: Option<http::HeaderName>,
-        regex: regex::bytes::Regex,
+        regex: Arc<regex::bytes::Regex>,
     },
     Method(Vec<String>),
     /// `value: None` (one-argument form) only requires the key to be present.
@@ -198,9 +209,22 @@ pub(crate) enum Matcher {
     },
     QueryRegexp {
         key: String,
-        regex: regex::bytes::Regex,
+        regex: Arc<regex::bytes::Regex>,
     },
     ClientIp(Vec<IpNet>),
+}
+
+/// A `HostRegexp`/`PathRegexp` pattern in its cheapest exact form: a regular
+/// expression that only says "exactly this text" (`^/health$`) or "starts with this
+/// text" (`^/api`) is compared as a string; any other is a compiled regex, shared by
+/// every rule using the same pattern.
+#[derive(Clone, Debug)]
+pub(crate) enum Pattern {
+    /// `^literal$`: the whole text equals it.
+    Exact(Box<str>),
+    /// `^literal`: the text starts with it.
+    Prefix(Box<str>),
+    Regex(Arc<Regex>),
 }
 
 #[cfg(test)]

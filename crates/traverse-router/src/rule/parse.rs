@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{Expr, HostPattern, Matcher, ParseError};
+use super::{Expr, HostPattern, Interner, Matcher, ParseError, Pattern};
 
 /// Matcher kinds; `MATCHERS` gives their canonical names.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,12 +41,13 @@ const MATCHERS: [(&str, Kind); 11] = [
     ("ClientIP", Kind::ClientIp),
 ];
 
-pub(super) fn parse(text: &str) -> Result<Expr, ParseError> {
+pub(super) fn parse(text: &str, interner: &mut Interner) -> Result<Expr, ParseError> {
     let tokens = lex(text);
     let mut parser = Parser {
         tokens,
         pos: 0,
         depth: 0,
+        interner,
     };
     if matches!(parser.peek().kind, Tok::End) {
         return Err(err(1, "empty rule"));
@@ -209,18 +210,20 @@ fn lex(text: &str) -> Vec<Token<'_>> {
     tokens
 }
 
-struct Parser<'s> {
+struct Parser<'s, 'i> {
     /// Always ends with `Tok::End`; `pos` never moves past it.
     tokens: Vec<Token<'s>>,
     pos: usize,
     /// Current `(`/`!` nesting, capped so hostile rules cannot overflow the
     /// stack in the parser, in evaluation or when the AST is dropped.
     depth: usize,
+    /// Where compiled regexes come from, shared with other rules.
+    interner: &'i mut Interner,
 }
 
 const MAX_DEPTH: usize = 100;
 
-impl<'s> Parser<'s> {
+impl<'s> Parser<'s, '_> {
     fn peek(&self) -> &Token<'s> {
         // `pos` stops at the trailing End token, which `lex` always pushes.
         &self.tokens[self.pos.min(self.tokens.len() - 1)]
@@ -391,7 +394,7 @@ impl<'s> Parser<'s> {
                 }
             }
         }
-        build_matcher(kind, canonical, args, column).map(Expr::Match)
+        build_matcher(kind, canonical, args, column, self.interner).map(Expr::Match)
     }
 }
 
@@ -433,6 +436,7 @@ fn build_matcher(
     name: &str,
     args: Vec<(String, usize)>,
     column: usize,
+    interner: &mut Interner,
 ) -> Result<Matcher, ParseError> {
     let count_error = |expected: &str, got: usize| {
         let plural = if got == 1 { "" } else { "s" };
@@ -462,10 +466,10 @@ fn build_matcher(
                 .map(|(host, col)| host_pattern(host, *col))
                 .collect::<Result<_, _>>()?,
         ),
-        Kind::HostRegexp => Matcher::HostRegexp(regexes(alternatives(args)?)?),
+        Kind::HostRegexp => Matcher::HostRegexp(patterns(alternatives(args)?, interner)?),
         Kind::Path => Matcher::Path(paths(alternatives(args)?)?),
         Kind::PathPrefix => Matcher::PathPrefix(paths(alternatives(args)?)?),
-        Kind::PathRegexp => Matcher::PathRegexp(regexes(alternatives(args)?)?),
+        Kind::PathRegexp => Matcher::PathRegexp(patterns(alternatives(args)?, interner)?),
         Kind::Header => {
             let (key, (value, _)) = pair(args)?;
             Matcher::Header {
@@ -477,7 +481,7 @@ fn build_matcher(
             let (key, (value, col)) = pair(args)?;
             Matcher::HeaderRegexp {
                 name: http::HeaderName::from_bytes(key.as_bytes()).ok(),
-                regex: bytes_regex(&value, col)?,
+                regex: bytes_regex(&value, col, interner)?,
             }
         }
         Kind::Method => Matcher::Method(alternatives(args)?.into_iter().map(|(m, _)| m).collect()),
@@ -507,7 +511,7 @@ fn build_matcher(
             let (key, (value, col)) = pair(args)?;
             Matcher::QueryRegexp {
                 key,
-                regex: bytes_regex(&value, col)?,
+                regex: bytes_regex(&value, col, interner)?,
             }
         }
         Kind::ClientIp => Matcher::ClientIp(
@@ -531,16 +535,27 @@ fn paths(args: Vec<(String, usize)>) -> Result<Vec<String>, ParseError> {
         .collect()
 }
 
-fn regexes(args: Vec<(String, usize)>) -> Result<Vec<regex::Regex>, ParseError> {
+fn patterns(
+    args: Vec<(String, usize)>,
+    interner: &mut Interner,
+) -> Result<Vec<Pattern>, ParseError> {
     args.into_iter()
         .map(|(pattern, col)| {
-            regex::Regex::new(&pattern).map_err(|e| err(col, format!("invalid regex: {e}")))
+            interner
+                .pattern(&pattern)
+                .map_err(|e| err(col, format!("invalid regex: {e}")))
         })
         .collect()
 }
 
-fn bytes_regex(pattern: &str, column: usize) -> Result<regex::bytes::Regex, ParseError> {
-    regex::bytes::Regex::new(pattern).map_err(|e| err(column, format!("invalid regex: {e}")))
+fn bytes_regex(
+    pattern: &str,
+    column: usize,
+    interner: &mut Interner,
+) -> Result<std::sync::Arc<regex::bytes::Regex>, ParseError> {
+    interner
+        .bytes_regex(pattern)
+        .map_err(|e| err(column, format!("invalid regex: {e}")))
 }
 
 fn host_pattern(host: &str, column: usize) -> Result<HostPattern, ParseError> {

@@ -57,6 +57,16 @@ pub(super) fn template(expr: &Expr) -> String {
     of(expr).unwrap_or_else(any).render()
 }
 
+/// The template of a compiled `PathRegexp` pattern: a literal pattern is read back as
+/// the regexp it came from, so it gets the template the regexp would.
+fn pattern_template(pattern: &super::Pattern) -> Template {
+    match pattern {
+        super::Pattern::Exact(text) => regexp(&format!("^{}$", regex::escape(text))),
+        super::Pattern::Prefix(text) => regexp(&format!("^{}", regex::escape(text))),
+        super::Pattern::Regex(re) => regexp(re.as_str()),
+    }
+}
+
 /// `None` when `expr` does not constrain the path.
 fn of(expr: &Expr) -> Option<Template> {
     match expr {
@@ -67,7 +77,7 @@ fn of(expr: &Expr) -> Option<Template> {
             Some(common(prefixes.iter().map(|p| Template::Prefix(p.clone()))))
         }
         Expr::Match(Matcher::PathRegexp(regexes)) => {
-            Some(common(regexes.iter().map(|re| regexp(re.as_str()))))
+            Some(common(regexes.iter().map(pattern_template)))
         }
         Expr::Match(_) | Expr::Not(_) => None,
         Expr::And(items) => items.iter().filter_map(of).max_by_key(specificity),

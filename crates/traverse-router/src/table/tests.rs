@@ -308,3 +308,97 @@ fn table_is_send_sync() {
     assert_send_sync::<RouteTable<std::sync::Arc<String>>>();
     assert_send_sync::<Route<String>>();
 }
+
+/// A table built through an interner (rules and regexes shared, anchored literal
+/// regexes compared as strings) answers exactly like one built rule by rule, and
+/// like the regexes themselves.
+#[test]
+fn interned_table_matches_like_separately_parsed_rules() {
+    const PATTERNS: &[&str] = &[
+        "^/item/[0-9]+$",
+        "^/api$",
+        "^/api",
+        r"^/a\.b$",
+        "/api",
+        "(?i)^/API$",
+        "^/static/",
+    ];
+    const PATHS: &[&str] = &[
+        "/", "/api", "/API", "/api/x", "/apix", "/a.b", "/axb", "/item/12", "/item/x", "/static/",
+        "/static", "/x/api",
+    ];
+    let texts: Vec<String> = (0..60)
+        .map(|i| {
+            let pattern = PATTERNS[i % PATTERNS.len()];
+            match i % 3 {
+                0 => format!("Host(`h{}.test`) && PathRegexp(`{pattern}`)", i % 5),
+                1 => format!("PathRegexp(`{pattern}`) && Header(`X-V`, `{}`)", i % 4),
+                _ => format!(
+                    "Host(`h{}.test`) && (PathPrefix(`/z`) || PathRegexp(`{pattern}`))",
+                    i % 5
+                ),
+            }
+        })
+        .collect();
+    let mut interner = crate::Interner::default();
+    let interned = RouteTable::new(
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let rule = interner.rule(text).unwrap();
+                Route {
+                    priority: (i % 7) as i64,
+                    rule,
+                    entrypoints: Vec::new(),
+                    value: i,
+                }
+            })
+            .collect(),
+    );
+    let separate = RouteTable::new(
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| route(text, Some((i % 7) as i64), &[], i))
+            .collect(),
+    );
+    // Seven distinct patterns: four are literals, three are compiled once each.
+    let stats = interner.stats();
+    assert_eq!(stats.regexes_compiled, 3, "{stats:?}");
+    for host in ["h0.test", "h3.test", "other.test"] {
+        for path in PATHS {
+            for header in ["0", "1", "9"] {
+                let request = req().host(host).path(path).header("x-v", header);
+                let want = linear(&separate, "web", &request);
+                assert_eq!(
+                    find(&interned, "web", &request),
+                    want,
+                    "{host}{path} {header}"
+                );
+                assert_eq!(
+                    find(&separate, "web", &request),
+                    want,
+                    "{host}{path} {header}"
+                );
+                // The reference answer, from the regexes themselves.
+                let expected = request.with(|r| {
+                    separate
+                        .routes()
+                        .find(|route| {
+                            let i = route.value;
+                            let re = regex::Regex::new(PATTERNS[i % PATTERNS.len()]).unwrap();
+                            let host_ok = r.host == format!("h{}.test", i % 5);
+                            match i % 3 {
+                                0 => host_ok && re.is_match(r.path),
+                                1 => re.is_match(r.path) && header == (i % 4).to_string(),
+                                _ => host_ok && (r.path.starts_with("/z") || re.is_match(r.path)),
+                            }
+                        })
+                        .map(|route| route.value)
+                });
+                assert_eq!(want, expected, "{host}{path} {header}");
+            }
+        }
+    }
+}
