@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ingress_route::MiddlewareRef;
+use crate::IntOrString;
 
 /// Desired state of a `Middleware`. Exactly one field should be set.
 #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -48,12 +49,10 @@ pub struct MiddlewareSpec {
     pub chain: Option<Chain>,
     /// Deprecated alias of `ipAllowList`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub ip_white_list: Option<Value>,
+    pub ip_white_list: Option<IpAllowList>,
     /// Allows requests by client IP range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub ip_allow_list: Option<Value>,
+    pub ip_allow_list: Option<IpAllowList>,
     /// Request/response headers, CORS and security headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Headers>,
@@ -67,20 +66,16 @@ pub struct MiddlewareSpec {
     pub errors: Option<Value>,
     /// Rate limiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub rate_limit: Option<Value>,
+    pub rate_limit: Option<RateLimit>,
     /// Redirects by regex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub redirect_regex: Option<Value>,
+    pub redirect_regex: Option<RedirectRegex>,
     /// Redirects to another scheme/port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub redirect_scheme: Option<Value>,
+    pub redirect_scheme: Option<RedirectScheme>,
     /// HTTP basic authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub basic_auth: Option<Value>,
+    pub basic_auth: Option<BasicAuth>,
     /// HTTP digest authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::free_form_object")]
@@ -91,8 +86,7 @@ pub struct MiddlewareSpec {
     pub forward_auth: Option<Value>,
     /// Limits concurrent in-flight requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub in_flight_req: Option<Value>,
+    pub in_flight_req: Option<InFlightReq>,
     /// Buffers requests/responses and limits their size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::free_form_object")]
@@ -319,4 +313,136 @@ pub struct Headers {
     /// Deprecated: use `redirectRegex`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssl_force_host: Option<bool>,
+}
+
+/// `redirectScheme` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RedirectScheme {
+    /// Scheme of the new URL (`https`, `http`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// Port of the new URL; the default port of the scheme is left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// 301 (GET) or 308 instead of 302 (GET) or 307.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<bool>,
+}
+
+/// `redirectRegex` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RedirectRegex {
+    /// Regular expression matched against the request URL (`scheme://host[:port]/path?query`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// The new URL, which may use capture groups (`${1}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// 301 (GET) or 308 instead of 302 (GET) or 307.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permanent: Option<bool>,
+}
+
+/// `basicAuth` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// `user:hash` lines in htpasswd format (bcrypt, `{SHA}`, apr1 or `$1$` MD5).
+    /// Traefik's file provider field; its CRD reads users from `secret` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Name of the Secret holding the users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Realm of the `WWW-Authenticate` challenge (default `traefik`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// Remove the `Authorization` header before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_header: Option<bool>,
+    /// Header that carries the authenticated user upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_field: Option<String>,
+}
+
+/// How the client IP is read (Traefik `ipStrategy`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IpStrategy {
+    /// Take the IP at this position of `X-Forwarded-For`, counted from the right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<i64>,
+    /// Take the rightmost `X-Forwarded-For` IP outside these ranges.
+    #[serde(default, rename = "excludedIPs", skip_serializing_if = "Vec::is_empty")]
+    pub excluded_ips: Vec<String>,
+    /// Treat IPv6 addresses of one subnet of this prefix length as one client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_subnet: Option<i64>,
+}
+
+/// `ipAllowList` middleware (and its deprecated alias `ipWhiteList`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IpAllowList {
+    /// Allowed IPs or CIDR ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_range: Vec<String>,
+    /// How the client IP is read; the connection's peer when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_strategy: Option<IpStrategy>,
+    /// Status of refused requests (default 403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_status_code: Option<i64>,
+}
+
+/// What groups requests as coming from one source (Traefik `sourceCriterion`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceCriterion {
+    /// The client IP, read with this strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_strategy: Option<IpStrategy>,
+    /// The value of this request header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_header_name: Option<String>,
+    /// The request's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_host: Option<bool>,
+}
+
+/// `rateLimit` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Requests allowed per `period` on average; 0 means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<i64>,
+    /// Period of `average`: seconds, or a duration such as `1m` (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub period: Option<IntOrString>,
+    /// Requests allowed at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<i64>,
+    /// What a source is (default: the client IP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_criterion: Option<SourceCriterion>,
+    /// Shared buckets in Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub redis: Option<Value>,
+}
+
+/// `inFlightReq` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct InFlightReq {
+    /// Requests of one source allowed in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// What a source is (default: the request's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_criterion: Option<SourceCriterion>,
 }

@@ -58,10 +58,6 @@ fn has_text(value: Option<&str>) -> bool {
     value.is_some_and(|s| !s.is_empty())
 }
 
-fn non_zero(value: Option<i64>) -> bool {
-    value.is_some_and(|n| n != 0)
-}
-
 /// Fields of an `IngressRoute` spec that are set but not acted on by the gateway.
 pub fn unsupported_in_ingress_route(spec: &IngressRouteSpec) -> Vec<Unsupported> {
     let mut out = Vec::new();
@@ -208,7 +204,22 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 3] = ["addPrefix", "stripPrefix", "headers"];
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 14] = [
+    "addPrefix",
+    "stripPrefix",
+    "stripPrefixRegex",
+    "replacePath",
+    "replacePathRegex",
+    "redirectScheme",
+    "redirectRegex",
+    "headers",
+    "basicAuth",
+    "ipAllowList",
+    "ipWhiteList",
+    "rateLimit",
+    "inFlightReq",
+    "chain",
+];
 
 /// Fields of a `Middleware` spec that are set but not acted on by the gateway.
 pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
@@ -236,73 +247,29 @@ pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
         report.prefix = "spec.headers".to_owned();
         unsupported_headers(&mut report, headers);
     }
+    if let Some(auth) = &spec.basic_auth {
+        report.prefix = "spec.basicAuth".to_owned();
+        report.flag(
+            has_text(auth.secret.as_deref()),
+            "secret",
+            "Secrets are not loaded yet: users in the Secret are not read; list them in users",
+        );
+    }
+    if let Some(limit) = &spec.rate_limit {
+        report.prefix = "spec.rateLimit".to_owned();
+        report.flag(
+            limit.redis.is_some(),
+            "redis",
+            "buckets shared in Redis are not implemented; each gateway keeps its own",
+        );
+    }
     out
 }
 
 fn unsupported_headers(report: &mut Report<'_>, h: &Headers) {
     const REASON: &str =
-        "only customRequestHeaders and customResponseHeaders of headers are implemented";
+        "deprecated in Traefik and not implemented; use a redirectScheme or redirectRegex middleware";
     let set = [
-        (
-            "accessControlAllowCredentials",
-            is_true(h.access_control_allow_credentials),
-        ),
-        (
-            "accessControlAllowHeaders",
-            !h.access_control_allow_headers.is_empty(),
-        ),
-        (
-            "accessControlAllowMethods",
-            !h.access_control_allow_methods.is_empty(),
-        ),
-        (
-            "accessControlAllowOriginList",
-            !h.access_control_allow_origin_list.is_empty(),
-        ),
-        (
-            "accessControlAllowOriginListRegex",
-            !h.access_control_allow_origin_list_regex.is_empty(),
-        ),
-        (
-            "accessControlExposeHeaders",
-            !h.access_control_expose_headers.is_empty(),
-        ),
-        ("accessControlMaxAge", non_zero(h.access_control_max_age)),
-        ("addVaryHeader", is_true(h.add_vary_header)),
-        ("allowedHosts", !h.allowed_hosts.is_empty()),
-        ("hostsProxyHeaders", !h.hosts_proxy_headers.is_empty()),
-        ("sslProxyHeaders", !h.ssl_proxy_headers.is_empty()),
-        ("stsSeconds", non_zero(h.sts_seconds)),
-        ("stsIncludeSubdomains", is_true(h.sts_include_subdomains)),
-        ("stsPreload", is_true(h.sts_preload)),
-        ("forceSTSHeader", is_true(h.force_sts_header)),
-        ("frameDeny", is_true(h.frame_deny)),
-        (
-            "customFrameOptionsValue",
-            has_text(h.custom_frame_options_value.as_deref()),
-        ),
-        ("contentTypeNosniff", is_true(h.content_type_nosniff)),
-        ("browserXssFilter", is_true(h.browser_xss_filter)),
-        (
-            "customBrowserXSSValue",
-            has_text(h.custom_browser_xss_value.as_deref()),
-        ),
-        (
-            "contentSecurityPolicy",
-            has_text(h.content_security_policy.as_deref()),
-        ),
-        (
-            "contentSecurityPolicyReportOnly",
-            has_text(h.content_security_policy_report_only.as_deref()),
-        ),
-        ("publicKey", has_text(h.public_key.as_deref())),
-        ("referrerPolicy", has_text(h.referrer_policy.as_deref())),
-        (
-            "permissionsPolicy",
-            has_text(h.permissions_policy.as_deref()),
-        ),
-        ("isDevelopment", is_true(h.is_development)),
-        ("featurePolicy", has_text(h.feature_policy.as_deref())),
         ("sslRedirect", is_true(h.ssl_redirect)),
         ("sslTemporaryRedirect", is_true(h.ssl_temporary_redirect)),
         ("sslHost", has_text(h.ssl_host.as_deref())),
@@ -321,7 +288,7 @@ mod tests {
 
     use super::*;
     use crate::ingress_route::{MiddlewareRef, Route, Sticky, Tls};
-    use crate::middleware::{AddPrefix, StripPrefix};
+    use crate::middleware::{AddPrefix, BasicAuth, RateLimit, StripPrefix};
     use crate::IntOrString;
 
     fn fields(found: &[Unsupported]) -> Vec<&str> {
@@ -432,7 +399,10 @@ mod tests {
         assert!(middleware_kinds(&MiddlewareSpec::default()).is_empty());
         let spec = MiddlewareSpec {
             add_prefix: Some(AddPrefix::default()),
-            rate_limit: Some(json!({"average": 10})),
+            rate_limit: Some(RateLimit {
+                average: Some(10),
+                ..Default::default()
+            }),
             plugin: BTreeMap::from([("demo".to_owned(), json!({}))]),
             ..Default::default()
         };
@@ -485,9 +455,19 @@ mod tests {
                 sts_seconds: Some(31536000),
                 force_sts_header: Some(true),
                 custom_browser_xss_value: Some("0".to_owned()),
+                ssl_redirect: Some(true),
+                ssl_host: Some("a.example".to_owned()),
                 ..Default::default()
             }),
             compress: Some(json!({})),
+            basic_auth: Some(BasicAuth {
+                secret: Some("users".to_owned()),
+                ..Default::default()
+            }),
+            rate_limit: Some(RateLimit {
+                redis: Some(json!({"endpoints": ["redis:6379"]})),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         assert_eq!(
@@ -495,10 +475,10 @@ mod tests {
             [
                 "spec.compress",
                 "spec.stripPrefix.forceSlash",
-                "spec.headers.stsSeconds",
-                "spec.headers.forceSTSHeader",
-                "spec.headers.frameDeny",
-                "spec.headers.customBrowserXSSValue",
+                "spec.headers.sslRedirect",
+                "spec.headers.sslHost",
+                "spec.basicAuth.secret",
+                "spec.rateLimit.redis",
             ]
         );
     }

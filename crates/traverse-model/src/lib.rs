@@ -6,13 +6,17 @@
 
 pub mod diagnostics;
 pub mod health;
-mod middleware;
+pub mod middleware;
 mod model;
 mod weighted;
 
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 pub use health::{EjectionPolicy, PassiveHealth};
-pub use middleware::{AddPrefix, Headers, Middleware, StripPrefix};
+pub use middleware::{
+    AddPrefix, BasicAuth, Cors, Credential, Headers, InFlightReq, IpAllowList, IpStrategy,
+    Middleware, Origin, Pattern, RateLimit, RedirectRegex, RedirectScheme, ReplacePath,
+    ReplacePathRegex, Security, SourceCriterion, StripPrefix, StripPrefixRegex,
+};
 pub use model::{
     AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, Target, UplinkRef,
 };

@@ -1,13 +1,76 @@
 //! Middlewares as the data plane runs them: validated, one type per kind.
+//!
+//! Everything a middleware needs is checked and compiled when the table is built
+//! (regular expressions, CIDR ranges, password hashes, header values), so a request
+//! never parses configuration. The kinds that keep state across requests (rate limits,
+//! in-flight counts) hold it behind an `Arc`, shared by every route using the object.
+
+use std::sync::Arc;
+
+mod auth;
+mod headers;
+mod ip;
+mod limit;
+mod paths;
+#[cfg(test)]
+mod tests;
+
+pub use auth::{BasicAuth, Credential, CredentialError};
+pub use headers::{Cors, Security};
+pub use ip::{IpAllowList, IpStrategy, SourceCriterion};
+pub use limit::{Admission, InFlightReq, Permit, RateLimit};
+pub use paths::{
+    redirect_status, RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex, StripPrefixRegex,
+};
 
 /// A request/response transformation, already validated. Each kind is its own type, so
 /// the data plane gives each its behaviour in one place.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Middleware {
     StripPrefix(StripPrefix),
     AddPrefix(AddPrefix),
     Headers(Headers),
+    StripPrefixRegex(StripPrefixRegex),
+    ReplacePath(ReplacePath),
+    ReplacePathRegex(ReplacePathRegex),
+    RedirectScheme(RedirectScheme),
+    RedirectRegex(RedirectRegex),
+    BasicAuth(BasicAuth),
+    IpAllowList(IpAllowList),
+    RateLimit(RateLimit),
+    InFlightReq(InFlightReq),
 }
+
+/// The Middleware object a step comes from, `namespace/name`, and its Traefik type:
+/// what a span and the access log name when the step answers a request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub name: Arc<str>,
+    pub kind: &'static str,
+}
+
+/// A compiled regular expression, compared by its source text.
+#[derive(Debug, Clone)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    /// Compiles `source` (Go's RE2 syntax, which the `regex` crate shares).
+    pub fn new(source: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(source).map(Pattern)
+    }
+
+    pub fn regex(&self) -> &regex::Regex {
+        &self.0
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
 
 /// Remove the first matching prefix from the path (Traefik `stripPrefix`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,9 +84,14 @@ pub struct AddPrefix {
     pub prefix: String,
 }
 
-/// Set or remove headers; a `None` value removes the header (Traefik's empty string).
+/// Traefik `headers`: custom request and response headers (a `None` value removes the
+/// header, Traefik's empty string), CORS and security headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Headers {
+    pub origin: Origin,
     pub request: Vec<(http::HeaderName, Option<http::HeaderValue>)>,
     pub response: Vec<(http::HeaderName, Option<http::HeaderValue>)>,
+    /// Boxed, like `security`: most `headers` middlewares set neither.
+    pub cors: Option<Box<Cors>>,
+    pub security: Option<Box<Security>>,
 }

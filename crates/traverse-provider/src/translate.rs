@@ -114,12 +114,7 @@ fn translate_with(
     translator.report_duplicates(&snapshot.ingress_routes);
     translator.report_duplicates(&snapshot.uplinks);
     for middleware in &snapshot.middlewares {
-        let (namespace, name) = middleware.key();
-        if translator.middlewares.contains_key(&(namespace, name)) {
-            continue;
-        }
-        let resolved = translator.middleware(middleware);
-        translator.middlewares.insert((namespace, name), resolved);
+        translator.resolve_middleware(middleware, &mut Vec::new());
     }
 
     let mut ingress_routes: Vec<&IngressRoute> = Vec::new();

@@ -211,6 +211,8 @@ fn internal_record(
         attempts: 0,
         upstream: None,
         span,
+        client_username: None,
+        middleware: None,
     };
     AccessRecord::new(&record, policy)
 }

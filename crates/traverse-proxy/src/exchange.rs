@@ -12,13 +12,14 @@ use std::time::{Instant, SystemTime};
 
 use http::{HeaderName, HeaderValue, Method};
 use pingora::http::{RequestHeader, ResponseHeader};
-use traverse_model::{Backend, Router, Weighted};
+use traverse_model::{Backend, Origin, Router, Weighted};
 use traverse_telemetry::access_log::AccessRecord;
 use traverse_telemetry::propagation::{self, TrustPolicy};
 use traverse_telemetry::record::{AttemptRecord, Failure, RequestRecord, SpanIds, Upstream};
 use traverse_telemetry::{KeyValue, Span, SpanKind, Status};
 
 use crate::host::{request_host, split_host_port};
+use crate::middleware::Notes;
 use crate::multicluster::Member;
 use crate::trace::{RequestTrace, RouteNames};
 use crate::{InFlight, Telemetry};
@@ -116,6 +117,10 @@ pub struct Exchange {
     trace: Option<RequestTrace>,
     /// Counted in `http.server.active_requests`, so `finish` must uncount it.
     active: bool,
+    /// The entrypoint's scheme: `https` on a TLS listener, else `http`.
+    scheme: &'static str,
+    /// What the route's middlewares learnt about the request.
+    notes: Notes,
 }
 
 impl Exchange {
@@ -137,6 +142,8 @@ impl Exchange {
             upstream_status: None,
             trace: None,
             active: false,
+            scheme: "http",
+            notes: Notes::default(),
         }
     }
 
@@ -152,6 +159,7 @@ impl Exchange {
     ) {
         self.client = client;
         self.local_port = local_port;
+        self.scheme = site.scheme;
         if let Some(tracer) = &telemetry.tracer {
             let (host, port) = request_host(request).map_or((None, None), |h| {
                 let (name, port) = split_host_port(h);
@@ -195,6 +203,28 @@ impl Exchange {
         if let Some(trace) = &mut self.trace {
             trace.server.set(attribute);
         }
+    }
+
+    /// A middleware answered the request itself: named on the SERVER span and, through
+    /// the record, in the access log.
+    pub(crate) fn answered_by(&mut self, origin: Origin) {
+        self.annotate(|| KeyValue::new("traverse.middleware", origin.name.to_string()));
+        self.annotate(|| KeyValue::new("traverse.middleware.type", origin.kind));
+        self.notes.answered_by = Some(origin);
+    }
+
+    /// What the route's middlewares learnt about the request.
+    pub(crate) fn notes(&self) -> &Notes {
+        &self.notes
+    }
+
+    pub(crate) fn notes_mut(&mut self) -> &mut Notes {
+        &mut self.notes
+    }
+
+    /// The entrypoint's scheme: `https` on a TLS listener, else `http`.
+    pub(crate) fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// Sets an attribute on the current attempt's CLIENT span.
@@ -503,6 +533,8 @@ impl Exchange {
                     .then(|| ended.saturating_duration_since(attempt.started)),
             }),
             span,
+            client_username: self.notes.user.as_deref(),
+            middleware: self.notes.answered_by.as_ref().map(|o| &*o.name),
         }
     }
 

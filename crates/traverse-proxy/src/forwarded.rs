@@ -56,7 +56,8 @@ impl ForwardedPolicy {
         ForwardedPolicy { insecure, trusted }
     }
 
-    fn trusts(&self, client: Option<IpAddr>) -> bool {
+    /// Whether `client` may set `X-Forwarded-*` headers that are believed.
+    pub(crate) fn trusts(&self, client: Option<IpAddr>) -> bool {
         self.insecure || client.is_some_and(|ip| self.trusted.iter().any(|net| net.contains(&ip)))
     }
 

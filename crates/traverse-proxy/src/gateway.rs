@@ -147,7 +147,8 @@ impl ProxyHttp for Gateway {
         };
         // A matched route's middlewares come first: they may answer (e.g. 401) before
         // the route's own 503.
-        if let Some(router) = router {
+        if let Some(router) = router.filter(|r| !r.middlewares.is_empty()) {
+            ctx.notes_mut().forwarded_trusted = self.options.forwarded.trusts(ctx.client_ip());
             let verdict =
                 middleware::request(&router.middlewares, session.req_header(), ctx, telemetry)
                     .await?;
@@ -331,7 +332,7 @@ impl ProxyHttp for Gateway {
             port: ctx.local_port(),
         };
         self.options.forwarded.apply(upstream_request, &downstream);
-        middleware::upstream_request(&router.middlewares, upstream_request)?;
+        middleware::upstream_request(&router.middlewares, upstream_request, ctx)?;
         ctx.inject(upstream_request)?;
 
         let pass_host_header = match (ctx.destination(), ctx.current_peer()) {
@@ -382,7 +383,7 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut Exchange,
     ) -> Result<()> {
@@ -390,7 +391,7 @@ impl ProxyHttp for Gateway {
             response.insert_header(name, value)?;
         }
         if let Some(router) = ctx.router() {
-            middleware::response(&router.middlewares, response)?;
+            middleware::response(&router.middlewares, session.req_header(), ctx, response)?;
         }
         Ok(())
     }

@@ -12,6 +12,12 @@
 //!   stream-filter the body, in reverse order (headers, compress);
 //! - [`Step::preferred_endpoint`] and [`Step::may_retry`]: a say in upstream choice and
 //!   retries (sticky sessions, retry, circuit breaker).
+//!
+//! A step that answers is named on the request's SERVER span and in its access log
+//! record ([`Notes::answered_by`]), and its answer passes through the `response` hooks
+//! of the steps before it, as in Traefik (CORS and security headers on a 401, say).
+//! What a step learns for a later phase (the authenticated user, a header for the
+//! upstream, an in-flight permit) it keeps in the exchange's [`Notes`].
 
 use std::net::SocketAddr;
 
@@ -20,10 +26,27 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Uri};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
-use traverse_model::{Backend, Middleware};
+use traverse_model::middleware::Permit;
+use traverse_model::{Backend, Middleware, Origin};
 
 use crate::exchange::Exchange;
 use crate::Telemetry;
+
+/// What a route's middlewares learnt about one request, kept on its exchange.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    /// The client may set `X-Forwarded-*` (a trusted proxy): known once a route with
+    /// middlewares matched.
+    pub forwarded_trusted: bool,
+    /// Headers to set on the upstream request (basicAuth's `headerField`).
+    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    /// The user an authentication step identified (the access log's `ClientUsername`).
+    pub user: Option<String>,
+    /// The step that answered the request itself.
+    pub answered_by: Option<Origin>,
+    /// In-flight permits, released when the exchange ends.
+    pub permits: Vec<Permit>,
+}
 
 /// What a step decided about a request.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,6 +62,14 @@ pub(crate) struct Answer {
     pub status: u16,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
+}
+
+/// The reason phrase of `status`, the body Traefik sends with its own answers.
+pub(crate) fn status_text(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
 }
 
 /// The path being rewritten for the upstream, shared by the steps of one chain so a
@@ -89,9 +120,20 @@ pub(crate) trait Step: Sync {
         Ok(())
     }
 
-    /// Rewrites the response header sent to the client.
-    fn response(&self, _response: &mut ResponseHeader) -> Result<()> {
+    /// Rewrites the response header sent to the client (the upstream's, or the answer
+    /// of a later step); `request` is the client's.
+    fn response(
+        &self,
+        _request: &RequestHeader,
+        _exchange: &Exchange,
+        _response: &mut ResponseHeader,
+    ) -> Result<()> {
         Ok(())
+    }
+
+    /// The Middleware object of a step that may answer, for the span and the access log.
+    fn origin(&self) -> Option<&Origin> {
+        None
     }
 
     /// Filters a chunk of the response body (`None` at the end with no last chunk).
@@ -120,6 +162,15 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::StripPrefix(step) => step,
         Middleware::AddPrefix(step) => step,
         Middleware::Headers(step) => step,
+        Middleware::StripPrefixRegex(step) => step,
+        Middleware::ReplacePath(step) => step,
+        Middleware::ReplacePathRegex(step) => step,
+        Middleware::RedirectScheme(step) => step,
+        Middleware::RedirectRegex(step) => step,
+        Middleware::BasicAuth(step) => step,
+        Middleware::IpAllowList(step) => step,
+        Middleware::RateLimit(step) => step,
+        Middleware::InFlightReq(step) => step,
     }
 }
 
@@ -134,21 +185,62 @@ pub(crate) async fn request(
 }
 
 async fn run_request<'a>(
-    steps: impl Iterator<Item = &'a dyn Step>,
+    steps: impl Iterator<Item = &'a dyn Step> + Clone,
     request: &RequestHeader,
     exchange: &mut Exchange,
     telemetry: &Telemetry,
 ) -> Result<Verdict> {
-    for step in steps.filter(|s| s.acts_on_request()) {
-        if let Verdict::Answer(answer) = step.request(request, exchange, telemetry).await? {
+    for (i, step) in steps.clone().enumerate() {
+        if !step.acts_on_request() {
+            continue;
+        }
+        if let Verdict::Answer(mut answer) = step.request(request, exchange, telemetry).await? {
+            if let Some(origin) = step.origin() {
+                exchange.answered_by(origin.clone());
+            }
+            if i > 0 {
+                dress(steps.take(i), request, exchange, &mut answer)?;
+            }
             return Ok(Verdict::Answer(answer));
         }
     }
     Ok(Verdict::Continue)
 }
 
-/// Runs `upstream_request` over the chain in order, then applies the rewritten path.
-pub(crate) fn upstream_request(chain: &[Middleware], request: &mut RequestHeader) -> Result<()> {
+/// Passes a step's answer through the `response` hooks of the steps before it (the
+/// nearest first), as an upstream response would.
+fn dress<'a>(
+    before: impl Iterator<Item = &'a dyn Step>,
+    request: &RequestHeader,
+    exchange: &Exchange,
+    answer: &mut Answer,
+) -> Result<()> {
+    let mut header = ResponseHeader::build(answer.status, Some(answer.headers.len()))?;
+    for (name, value) in answer.headers.drain(..) {
+        header.append_header(name, value)?;
+    }
+    let before: Vec<&dyn Step> = before.collect();
+    for step in before.into_iter().rev() {
+        step.response(request, exchange, &mut header)?;
+    }
+    answer.headers = header
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    Ok(())
+}
+
+/// Sets the headers steps noted for the upstream, runs `upstream_request` over the
+/// chain in order, then applies the rewritten path.
+pub(crate) fn upstream_request(
+    chain: &[Middleware],
+    request: &mut RequestHeader,
+    exchange: &Exchange,
+) -> Result<()> {
+    for (name, value) in &exchange.notes().upstream_headers {
+        request.insert_header(name.clone(), value.clone())?;
+    }
     let mut path = PathRewrite::default();
     for middleware in chain {
         step(middleware).upstream_request(request, &mut path)?;
@@ -174,11 +266,16 @@ pub(crate) fn upstream_request(chain: &[Middleware], request: &mut RequestHeader
 }
 
 /// Runs `response` over the chain in reverse order.
-pub(crate) fn response(chain: &[Middleware], response: &mut ResponseHeader) -> Result<()> {
+pub(crate) fn response(
+    chain: &[Middleware],
+    request: &RequestHeader,
+    exchange: &Exchange,
+    response: &mut ResponseHeader,
+) -> Result<()> {
     chain
         .iter()
         .rev()
-        .try_for_each(|middleware| step(middleware).response(response))
+        .try_for_each(|middleware| step(middleware).response(request, exchange, response))
 }
 
 /// Runs `response_body` over the chain in reverse order.
@@ -213,8 +310,11 @@ pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> b
         .unwrap_or(default)
 }
 
+mod access;
 mod headers;
+mod limit;
 mod paths;
+mod redirect;
 
 #[cfg(test)]
 mod tests;

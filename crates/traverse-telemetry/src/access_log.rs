@@ -149,7 +149,7 @@ impl AccessRecord {
             duration: request.duration,
             origin_duration: upstream.and_then(|u| u.duration),
             client_addr: request.client,
-            client_username: None,
+            client_username: request.client_username.map(str::to_owned),
             method: request.method.clone(),
             path: request.path_and_query().to_owned(),
             protocol: request.version,

@@ -51,6 +51,10 @@ pub struct RequestRecord<'a> {
     pub upstream: Option<Upstream>,
     /// The request's SERVER span, when traced.
     pub span: Option<SpanIds>,
+    /// The user an authentication middleware identified (`ClientUsername`).
+    pub client_username: Option<&'a str>,
+    /// The middleware that answered the request itself (`namespace/name`).
+    pub middleware: Option<&'a str>,
 }
 
 /// The upstream of the last attempt.

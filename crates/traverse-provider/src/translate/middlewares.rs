@@ -1,19 +1,52 @@
 //! Middleware objects resolved to the steps a route runs, and references to them.
+//!
+//! Each kind is validated and compiled here, once per table (regular expressions,
+//! ranges, password hashes, header values); what fails is an error naming the field,
+//! and the routes using the object answer 503. A `chain` resolves the objects it names
+//! (each once, whatever the number of chains naming it) and refuses to loop.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use traverse_api::support::{middleware_kinds, unsupported_in_middleware};
 use traverse_api::Middleware as MiddlewareObject;
 
 use super::Translator;
 use crate::diagnostics::{Reason, Severity};
-use crate::model::{AddPrefix, Headers, Middleware, StripPrefix};
+use crate::model::{AddPrefix, Middleware, Origin, StripPrefix};
 use crate::snapshot::Object;
 
-impl Translator<'_> {
-    pub(super) fn middleware(
+mod access;
+mod headers;
+mod paths;
+mod traffic;
+
+#[cfg(test)]
+pub(in crate::translate) use traffic::go_duration as go_duration_for_tests;
+
+/// A kind's translation: its steps, or what is wrong, naming the field.
+type Built = Result<Vec<Middleware>, String>;
+
+impl<'a> Translator<'a> {
+    /// Resolves `object` (once), and through a chain the objects it names. `stack` holds
+    /// the chains being resolved, to refuse a loop.
+    pub(super) fn resolve_middleware(
         &mut self,
-        object: &MiddlewareObject,
+        object: &'a MiddlewareObject,
+        stack: &mut Vec<(&'a str, &'a str)>,
+    ) {
+        let key = object.key();
+        if self.middlewares.contains_key(&key) {
+            return;
+        }
+        let resolved = self.middleware(object, stack);
+        self.middlewares.insert(key, resolved);
+    }
+
+    fn middleware(
+        &mut self,
+        object: &'a MiddlewareObject,
+        stack: &mut Vec<(&'a str, &'a str)>,
     ) -> Result<Vec<Middleware>, String> {
         let me = object.object_ref();
         let spec = &object.spec;
@@ -26,8 +59,14 @@ impl Translator<'_> {
                 unsupported.reason.into(),
             );
         }
+        let (namespace, name) = object.key();
+        let origin = |kind: &'static str| Origin {
+            name: Arc::from(format!("{namespace}/{name}")),
+            kind,
+        };
         let kinds = middleware_kinds(spec);
         let invalid = |message: String| Err((Reason::InvalidMiddleware, message));
+        let checked = |built: Built| built.map_err(|e| (Reason::InvalidMiddleware, e));
         let result = match kinds.as_slice() {
             [] => invalid("sets no middleware type".into()),
             [_, _, ..] => invalid(format!(
@@ -55,28 +94,26 @@ impl Translator<'_> {
                     Ok(vec![Middleware::StripPrefix(StripPrefix { prefixes })])
                 }
             }
-            ["headers"] => {
-                let headers = spec.headers.as_ref();
-                let request = headers.map(|h| {
-                    header_list(
-                        &h.custom_request_headers,
-                        "spec.headers.customRequestHeaders",
-                    )
-                });
-                let response = headers.map(|h| {
-                    header_list(
-                        &h.custom_response_headers,
-                        "spec.headers.customResponseHeaders",
-                    )
-                });
-                match (request, response) {
-                    (Some(Ok(request)), Some(Ok(response))) => {
-                        Ok(vec![Middleware::Headers(Headers { request, response })])
-                    }
-                    (Some(Err(e)), _) | (_, Some(Err(e))) => invalid(e),
-                    _ => invalid("spec.headers is empty".into()),
-                }
-            }
+            ["stripPrefixRegex"] => checked(paths::strip_prefix_regex(spec)),
+            ["replacePath"] => checked(paths::replace_path(spec)),
+            ["replacePathRegex"] => checked(paths::replace_path_regex(spec)),
+            ["redirectScheme"] => checked(paths::redirect_scheme(spec, origin("redirectScheme"))),
+            ["redirectRegex"] => checked(paths::redirect_regex(spec, origin("redirectRegex"))),
+            ["headers"] => checked(headers::headers(spec, origin("headers"))),
+            ["basicAuth"] => checked(access::basic_auth(spec, origin("basicAuth"))),
+            ["ipAllowList"] => checked(access::ip_allow_list(
+                spec.ip_allow_list.as_ref(),
+                "spec.ipAllowList",
+                origin("ipAllowList"),
+            )),
+            ["ipWhiteList"] => checked(access::ip_allow_list(
+                spec.ip_white_list.as_ref(),
+                "spec.ipWhiteList",
+                origin("ipWhiteList"),
+            )),
+            ["rateLimit"] => checked(traffic::rate_limit(spec, origin("rateLimit"))),
+            ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
+            ["chain"] => checked(self.chain(object, stack)),
             [kind] => Err((
                 Reason::Unsupported,
                 format!("middleware type {kind} is not supported yet"),
@@ -87,11 +124,56 @@ impl Translator<'_> {
                 &me,
                 Severity::Error,
                 *reason,
-                None,
+                field_of(message),
                 format!("{message}; routes using it answer 503"),
             );
         }
         result.map_err(|(_, message)| message)
+    }
+
+    /// A `chain`: the steps of the objects it names, in order.
+    fn chain(
+        &mut self,
+        object: &'a MiddlewareObject,
+        stack: &mut Vec<(&'a str, &'a str)>,
+    ) -> Built {
+        let (namespace, _) = object.key();
+        let Some(chain) = object.spec.chain.as_ref() else {
+            return Ok(Vec::new());
+        };
+        stack.push(object.key());
+        let mut steps = Vec::new();
+        let mut result = Ok(());
+        for (i, reference) in chain.middlewares.iter().enumerate() {
+            let key =
+                parse_middleware_ref(&reference.name, reference.namespace.as_deref(), namespace);
+            let field = format!("spec.chain.middlewares[{i}]");
+            if stack.contains(&key) {
+                result = Err(format!("{field}: chain loops back to {}/{}", key.0, key.1));
+                break;
+            }
+            let Some(named) = self.snapshot.middlewares.iter().find(|m| m.key() == key) else {
+                result = Err(format!("{field}: middleware {}/{} not found", key.0, key.1));
+                break;
+            };
+            self.resolve_middleware(named, stack);
+            match self.middlewares.get(&named.key()) {
+                Some(Ok(more)) => steps.extend(more.iter().cloned()),
+                Some(Err(why)) => {
+                    result = Err(format!(
+                        "{field}: middleware {}/{} is unusable: {why}",
+                        key.0, key.1
+                    ));
+                    break;
+                }
+                None => {
+                    result = Err(format!("{field}: middleware {}/{} not found", key.0, key.1));
+                    break;
+                }
+            }
+        }
+        stack.pop();
+        result.map(|()| steps)
     }
 }
 
@@ -108,6 +190,7 @@ pub(super) fn parse_middleware_ref<'r>(
     (default, name.strip_suffix("@kubernetescrd").unwrap_or(name))
 }
 
+/// Custom headers: an empty value removes the header (Traefik's convention).
 fn header_list(
     headers: &BTreeMap<String, String>,
     field: &str,
@@ -115,15 +198,41 @@ fn header_list(
     headers
         .iter()
         .map(|(name, value)| {
-            let header = http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{field}: {name:?} is not a valid header name"))?;
-            // Traefik's convention: an empty value removes the header.
+            let header = header_name(name, field)?;
             if value.is_empty() {
                 return Ok((header, None));
             }
-            let value = http::HeaderValue::from_str(value)
-                .map_err(|_| format!("{field}.{name}: value is not valid header text"))?;
-            Ok((header, Some(value)))
+            Ok((
+                header,
+                Some(header_value(value, &format!("{field}.{name}"))?),
+            ))
         })
         .collect()
+}
+
+fn header_name(name: &str, field: &str) -> Result<http::HeaderName, String> {
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{field}: {name:?} is not a valid header name"))
+}
+
+fn header_value(value: &str, field: &str) -> Result<http::HeaderValue, String> {
+    http::HeaderValue::from_str(value)
+        .map_err(|_| format!("{field}: value is not valid header text"))
+}
+
+fn pattern(source: &str, field: &str) -> Result<crate::model::Pattern, String> {
+    crate::model::Pattern::new(source.trim())
+        .map_err(|e| format!("{field}: invalid regular expression: {e}"))
+}
+
+/// The field an error message starts with (`spec.x.y: …`, `spec.x.y (…)` or
+/// `spec.x.y is …`), for the diagnostic's field.
+fn field_of(message: &str) -> Option<String> {
+    message.starts_with("spec.").then(|| {
+        message
+            .split([':', ' '])
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    })
 }

@@ -346,7 +346,7 @@ spec:
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {{name: limit, namespace: apps}}
-spec: {{rateLimit: {{average: 10}}}}
+spec: {{compress: {{}}}}
 ---
 apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
@@ -378,7 +378,10 @@ spec:
             prefixes: vec!["/api".into()]
         })
     );
-    let Middleware::Headers(Headers { request, response }) = &api.middlewares[1] else {
+    let Middleware::Headers(Headers {
+        request, response, ..
+    }) = &api.middlewares[1]
+    else {
         panic!("headers")
     };
     assert_eq!(request.len(), 2);
@@ -415,7 +418,7 @@ spec:
     );
     assert!(
         found.contains(&(Reason::Unsupported, None)),
-        "rateLimit reported on the Middleware: {found:?}"
+        "compress reported on the Middleware: {found:?}"
     );
 }
 
@@ -683,4 +686,206 @@ fn router_carries_the_route_template_of_its_rule() {
         assert_eq!(&*router.route, template, "{rule}");
         assert_eq!(&*router.name, "apps/web#0", "the router keeps its own name");
     }
+}
+
+const MIDDLEWARE_ROUTE: &str = r#"
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: mw, namespace: apps}
+spec:
+  routes:
+    - match: PathPrefix(`/`)
+      middlewares: [{name: entry}]
+      services: [{name: app, port: 80}]
+"#;
+
+fn single_router(table: &RoutingTable) -> &Router {
+    table.routes.routes().next().expect("router").value.as_ref()
+}
+
+#[test]
+fn chains_flatten_in_order_and_share_objects() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec:
+  chain:
+    middlewares: [{{name: auth-chain}}, {{name: strip, namespace: shared}}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: auth-chain, namespace: apps}}
+spec:
+  chain:
+    middlewares: [{{name: allow}}, {{name: limit}}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: allow, namespace: apps}}
+spec: {{ipAllowList: {{sourceRange: [10.0.0.0/8, 192.0.2.1]}}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: limit, namespace: apps}}
+spec: {{rateLimit: {{average: 100, period: 1m, burst: 50}}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: strip, namespace: shared}}
+spec: {{stripPrefixRegex: {{regex: ["/[a-z]+/"]}}}}
+{MIDDLEWARE_ROUTE}"#
+    );
+    let table = translate_all(&yaml);
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let router = single_router(&table);
+    let kinds: Vec<&str> = router
+        .middlewares
+        .iter()
+        .map(|m| match m {
+            Middleware::IpAllowList(_) => "ipAllowList",
+            Middleware::RateLimit(_) => "rateLimit",
+            Middleware::StripPrefixRegex(_) => "stripPrefixRegex",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["ipAllowList", "rateLimit", "stripPrefixRegex"]);
+    let Middleware::RateLimit(limit) = &router.middlewares[1] else {
+        panic!("rateLimit")
+    };
+    // 100 per minute: one every 600ms, 50 at once, a wait up to 500ms tolerated.
+    assert_eq!(limit.interval_ns, 600_000_000);
+    assert_eq!(limit.burst, 50);
+    assert_eq!(limit.max_delay_ns, 500_000_000);
+    assert_eq!(&*limit.origin.name, "apps/limit");
+    assert_eq!(router.middleware_names, ["apps/entry"]);
+}
+
+#[test]
+fn chain_loops_and_missing_links_fail_closed() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {{chain: {{middlewares: [{{name: loop-a}}]}}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: loop-a, namespace: apps}}
+spec: {{chain: {{middlewares: [{{name: loop-b}}]}}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: loop-b, namespace: apps}}
+spec: {{chain: {{middlewares: [{{name: loop-a}}]}}}}
+{MIDDLEWARE_ROUTE}"#
+    );
+    let table = translate_all(&yaml);
+    assert!(matches!(
+        single_router(&table).target,
+        Target::Unavailable { status: 503, .. }
+    ));
+    assert!(
+        table
+            .diagnostics
+            .iter()
+            .any(|d| d.field.as_deref() == Some("spec.chain.middlewares[0]")
+                && d.message.contains("chain loops back to apps/loop-a")),
+        "{:?}",
+        table.diagnostics
+    );
+}
+
+/// Each invalid configuration is an error on the Middleware naming the field, and
+/// the route using it answers 503.
+#[test]
+fn invalid_middleware_fields_are_named() {
+    let cases = [
+        ("{redirectScheme: {port: \"443\"}}", "spec.redirectScheme.scheme"),
+        ("{redirectScheme: {scheme: https, port: abc}}", "spec.redirectScheme.port"),
+        ("{redirectRegex: {regex: \"^(\", replacement: x}}", "spec.redirectRegex.regex"),
+        ("{stripPrefixRegex: {regex: [\"/ok\", \"[\"]}}", "spec.stripPrefixRegex.regex[1]"),
+        ("{replacePath: {path: nope}}", "spec.replacePath.path"),
+        ("{replacePathRegex: {regex: \"(\", replacement: /x}}", "spec.replacePathRegex.regex"),
+        ("{headers: {accessControlAllowOriginListRegex: [\"(\"]}}", "spec.headers.accessControlAllowOriginListRegex[0]"),
+        ("{headers: {hostsProxyHeaders: [\"bad header\"]}}", "spec.headers.hostsProxyHeaders"),
+        ("{basicAuth: {users: [\"alice:plaintext\"]}}", "spec.basicAuth.users[0]"),
+        ("{basicAuth: {users: [\"no-colon\"]}}", "spec.basicAuth.users[0]"),
+        ("{basicAuth: {secret: authsecret}}", "spec.basicAuth.secret"),
+        ("{ipAllowList: {sourceRange: [10.0.0.0/8, not-an-ip]}}", "spec.ipAllowList.sourceRange[1]"),
+        ("{ipAllowList: {sourceRange: [10.0.0.0/8], rejectStatusCode: 999}}", "spec.ipAllowList.rejectStatusCode"),
+        ("{ipWhiteList: {sourceRange: []}}", "spec.ipWhiteList.sourceRange"),
+        ("{ipAllowList: {sourceRange: [10.0.0.0/8], ipStrategy: {depth: -1}}}", "spec.ipAllowList.ipStrategy.depth"),
+        ("{rateLimit: {average: 10, period: 2 weeks}}", "spec.rateLimit.period"),
+        ("{rateLimit: {average: 10, sourceCriterion: {requestHost: true, requestHeaderName: X-A}}}", "spec.rateLimit.sourceCriterion"),
+        ("{inFlightReq: {amount: 0}}", "spec.inFlightReq.amount"),
+    ];
+    for (spec, field) in cases {
+        let yaml = format!(
+            r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {spec}
+{MIDDLEWARE_ROUTE}"#
+        );
+        let table = translate_all(&yaml);
+        assert!(
+            matches!(
+                single_router(&table).target,
+                Target::Unavailable { status: 503, .. }
+            ),
+            "{spec}"
+        );
+        let error = table
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == Severity::Error)
+            .unwrap_or_else(|| panic!("{spec}: {:?}", table.diagnostics));
+        assert_eq!(error.field.as_deref(), Some(field), "{spec}: {error}");
+        assert_eq!(
+            error.object.as_ref().map(|o| o.name.as_str()),
+            Some("entry"),
+            "{spec}"
+        );
+        assert!(
+            !error.message.contains("plaintext"),
+            "hashes are never echoed"
+        );
+    }
+}
+
+#[test]
+fn rate_limit_of_zero_is_no_step() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {{rateLimit: {{average: 0}}}}
+{MIDDLEWARE_ROUTE}"#
+    );
+    let table = translate_all(&yaml);
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    assert!(single_router(&table).middlewares.is_empty());
+}
+
+#[test]
+fn go_durations() {
+    use super::middlewares::go_duration_for_tests as go;
+    assert_eq!(go("1s"), Some(1_000_000_000));
+    assert_eq!(go("1m30s"), Some(90_000_000_000));
+    assert_eq!(go("1.5h"), Some(5_400_000_000_000));
+    assert_eq!(go("250ms"), Some(250_000_000));
+    assert_eq!(go("0"), Some(0));
+    assert_eq!(go("10"), None, "a unit is required");
+    assert_eq!(go("2 weeks"), None);
+    assert_eq!(go(""), None);
 }

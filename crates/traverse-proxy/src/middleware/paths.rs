@@ -1,9 +1,13 @@
-//! Path rewriting: `stripPrefix`, `addPrefix`.
+//! Path rewriting: `stripPrefix`, `addPrefix`, `stripPrefixRegex`, `replacePath`,
+//! `replacePathRegex`.
 
 use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::Result;
-use traverse_model::{AddPrefix, StripPrefix};
+use traverse_model::{AddPrefix, ReplacePath, ReplacePathRegex, StripPrefix, StripPrefixRegex};
+
+/// Where Traefik keeps the path a replace step replaced.
+const X_REPLACED_PATH: &str = "x-replaced-path";
 
 use super::{PathRewrite, Step};
 
@@ -35,6 +39,44 @@ impl Step for AddPrefix {
     fn upstream_request(&self, request: &mut RequestHeader, path: &mut PathRewrite) -> Result<()> {
         let prefixed = format!("{}{}", self.prefix, path.current(request));
         path.set(prefixed);
+        Ok(())
+    }
+}
+
+impl Step for StripPrefixRegex {
+    fn upstream_request(&self, request: &mut RequestHeader, path: &mut PathRewrite) -> Result<()> {
+        let Some((prefix, rest)) = self.strip(path.current(request)) else {
+            return Ok(());
+        };
+        path.set(rest);
+        if let Ok(value) = HeaderValue::from_str(&prefix) {
+            request.append_header("x-forwarded-prefix", value)?;
+        }
+        Ok(())
+    }
+}
+
+impl Step for ReplacePath {
+    fn upstream_request(&self, request: &mut RequestHeader, path: &mut PathRewrite) -> Result<()> {
+        let replaced = path.current(request).to_owned();
+        if let Ok(value) = HeaderValue::from_str(&replaced) {
+            request.append_header(X_REPLACED_PATH, value)?;
+        }
+        path.set(self.path.clone());
+        Ok(())
+    }
+}
+
+impl Step for ReplacePathRegex {
+    fn upstream_request(&self, request: &mut RequestHeader, path: &mut PathRewrite) -> Result<()> {
+        let current = path.current(request).to_owned();
+        let Some(rewritten) = self.rewrite(&current) else {
+            return Ok(());
+        };
+        if let Ok(value) = HeaderValue::from_str(&current) {
+            request.append_header(X_REPLACED_PATH, value)?;
+        }
+        path.set(rewritten);
         Ok(())
     }
 }

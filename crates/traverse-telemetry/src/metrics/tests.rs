@@ -68,6 +68,8 @@ fn finish(metrics: &Metrics, entry_point: &Arc<str>, status: u16, millis: u64, s
             span_id: SpanId::from(0xdef_u64),
             sampled: true,
         }),
+        client_username: None,
+        middleware: None,
     });
 }
 

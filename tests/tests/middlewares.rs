@@ -1,0 +1,675 @@
+//! Traefik's middlewares end to end: manifests in the shapes Traefik's documentation
+//! shows load unchanged, and each behaviour is checked as a client and the upstream see
+//! it (status, headers, body), and, for the answers a middleware gives itself, on the
+//! request's SERVER span and in the access log.
+
+use std::time::Duration;
+
+use traverse_e2e::collector::SpanKind;
+use traverse_e2e::{eventually, http_request, service, Collector, Gateway, Response, Upstream};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Entrypoints `web` (forwarding headers not trusted) and `proxied` (trusted, as
+/// behind a load balancer), the admin API, the file provider and `extra`.
+fn config(extra: &str) -> String {
+    format!(
+        "entryPoints:
+  web:
+    address: \"{{web}}\"
+  proxied:
+    address: \"{{proxied}}\"
+    forwardedHeaders:
+      insecure: true
+admin:
+  address: \"{{admin}}\"
+providers:
+  file:
+    directory: manifests
+{extra}"
+    )
+}
+
+/// One IngressRoute `routes` for Service `app`: one route per `(rule, middlewares)`.
+fn routes(routes: &[(&str, &str)]) -> String {
+    let mut yaml = "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: routes
+spec:
+  routes:
+"
+    .to_owned();
+    for (rule, middlewares) in routes {
+        yaml.push_str(&format!(
+            "    - match: {rule}\n      middlewares: [{middlewares}]\n      services: [{{name: app, port: 80}}]\n"
+        ));
+    }
+    yaml
+}
+
+async fn start(middlewares: &str, routes: &str, extra: &str) -> (Gateway, Upstream) {
+    let upstream = Upstream::start("app");
+    let gateway = Gateway::start(
+        &config(extra),
+        &[
+            ("app", &service("app", &[upstream.addr()])),
+            ("middlewares", middlewares),
+            ("routes", routes),
+        ],
+    )
+    .await;
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    assert!(
+        diagnostics.is_empty(),
+        "the manifests load unchanged: {diagnostics:#?}"
+    );
+    (gateway, upstream)
+}
+
+async fn send(
+    gateway: &Gateway,
+    entry_point: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    http_request(gateway.addr(entry_point), method, path, headers, b"").await
+}
+
+const PATHS: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-stripprefixregex
+spec:
+  stripPrefixRegex:
+    regex:
+      - \"/foo/[a-z0-9]+/[0-9]+/\"
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-replacepath
+spec:
+  replacePath:
+    path: /foo
+---
+# Replace path with regex
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-replacepathregex
+spec:
+  replacePathRegex:
+    regex: \"^/foo/(.*)\"
+    replacement: \"/bar/$1\"
+---
+# Redirect to https
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-redirectscheme
+spec:
+  redirectScheme:
+    scheme: https
+    permanent: true
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: redirect-port
+spec:
+  redirectScheme:
+    scheme: https
+    port: \"8443\"
+---
+# Redirect with domain replacement
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-redirectregex
+spec:
+  redirectRegex:
+    regex: ^http://localhost/(.*)
+    replacement: http://mydomain/${1}
+";
+
+#[tokio::test]
+async fn paths_are_rewritten_and_redirects_answered() {
+    let routes = routes(&[
+        ("PathPrefix(`/foo`)", "{name: test-stripprefixregex}"),
+        ("PathPrefix(`/replace`)", "{name: test-replacepath}"),
+        ("PathPrefix(`/regex`)", "{name: test-replacepathregex}"),
+        ("PathPrefix(`/secure`)", "{name: test-redirectscheme}"),
+        ("PathPrefix(`/port`)", "{name: redirect-port}"),
+        ("Host(`localhost`)", "{name: test-redirectregex}"),
+    ]);
+    let (gateway, _upstream) = start(PATHS, &routes, "").await;
+
+    let response = send(&gateway, "web", "GET", "/foo/abc/123/bar?x=1", &[]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.upstream_path().as_deref(), Some("/bar?x=1"));
+    assert_eq!(
+        response.upstream_header("X-Forwarded-Prefix").as_deref(),
+        Some("/foo/abc/123/")
+    );
+
+    let response = send(&gateway, "web", "GET", "/replace/me?q=2", &[]).await;
+    assert_eq!(response.upstream_path().as_deref(), Some("/foo?q=2"));
+    assert_eq!(
+        response.upstream_header("X-Replaced-Path").as_deref(),
+        Some("/replace/me")
+    );
+
+    // The regex route's path does not match `^/foo/`: left as it is, no header.
+    let response = send(&gateway, "web", "GET", "/regex/x", &[]).await;
+    assert_eq!(response.upstream_path().as_deref(), Some("/regex/x"));
+    assert_eq!(response.upstream_header("X-Replaced-Path"), None);
+
+    // redirectScheme: 301 for GET, 308 otherwise; the port the client used is dropped.
+    let host = format!("example.com:{}", gateway.port("web"));
+    let response = send(&gateway, "web", "GET", "/secure/a?b=c", &[("Host", &host)]).await;
+    assert_eq!(response.status, 301, "{}", response.text());
+    assert_eq!(
+        response.header("Location"),
+        Some("https://example.com/secure/a?b=c")
+    );
+    assert_eq!(response.text(), "Moved Permanently");
+    let response = send(&gateway, "web", "POST", "/secure/a", &[("Host", &host)]).await;
+    assert_eq!(response.status, 308);
+    // Not permanent: 302 for GET, 307 otherwise; the configured port is kept.
+    let response = send(&gateway, "web", "GET", "/port", &[("Host", "example.com")]).await;
+    assert_eq!(response.status, 302);
+    assert_eq!(
+        response.header("Location"),
+        Some("https://example.com:8443/port")
+    );
+    let response = send(&gateway, "web", "PUT", "/port", &[("Host", "example.com")]).await;
+    assert_eq!(response.status, 307);
+    // A request that a trusted proxy says came over HTTPS is already there.
+    let response = send(
+        &gateway,
+        "proxied",
+        "GET",
+        "/secure/a",
+        &[("Host", "example.com"), ("X-Forwarded-Proto", "https")],
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    // From an untrusted client the header is not believed.
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/secure/a",
+        &[("Host", "example.com"), ("X-Forwarded-Proto", "https")],
+    )
+    .await;
+    assert_eq!(response.status, 301);
+
+    // redirectRegex, Traefik's documented example.
+    let response = send(&gateway, "web", "GET", "/a/b?c=d", &[("Host", "localhost")]).await;
+    assert_eq!(response.status, 302, "{}", response.text());
+    assert_eq!(response.header("Location"), Some("http://mydomain/a/b?c=d"));
+}
+
+const HEADERS: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-cors
+spec:
+  headers:
+    accessControlAllowMethods:
+      - \"GET\"
+      - \"OPTIONS\"
+      - \"PUT\"
+    accessControlAllowHeaders:
+      - \"*\"
+    accessControlAllowOriginList:
+      - \"https://foo.bar.org\"
+      - \"https://example.org\"
+    accessControlAllowOriginListRegex:
+      - \"^https://[a-z]+\\\\.example\\\\.net$\"
+    accessControlExposeHeaders:
+      - \"X-Custom\"
+    accessControlMaxAge: 100
+    addVaryHeader: true
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-security
+spec:
+  headers:
+    frameDeny: true
+    browserXssFilter: true
+    contentTypeNosniff: true
+    stsSeconds: 31536000
+    stsIncludeSubdomains: true
+    stsPreload: true
+    contentSecurityPolicy: \"default-src 'self'\"
+    referrerPolicy: same-origin
+    permissionsPolicy: \"camera=()\"
+    sslProxyHeaders:
+      X-Forwarded-Proto: https
+    customResponseHeaders:
+      X-Custom-Response-Header: \"value\"
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: forced-sts
+spec:
+  headers:
+    stsSeconds: 60
+    forceSTSHeader: true
+    customFrameOptionsValue: SAMEORIGIN
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: hosts
+spec:
+  headers:
+    allowedHosts: [good.example]
+    hostsProxyHeaders: [X-Forwarded-Host]
+";
+
+#[tokio::test]
+async fn cors_preflights_are_answered_and_security_headers_added() {
+    let routes = routes(&[
+        ("PathPrefix(`/cors`)", "{name: test-cors}"),
+        ("PathPrefix(`/secure`)", "{name: test-security}"),
+        ("PathPrefix(`/forced`)", "{name: forced-sts}"),
+        ("PathPrefix(`/hosts`)", "{name: hosts}"),
+    ]);
+    let (gateway, upstream) = start(HEADERS, &routes, "").await;
+
+    // A preflight is answered by the gateway; the upstream never sees it.
+    let response = send(
+        &gateway,
+        "web",
+        "OPTIONS",
+        "/cors/items",
+        &[
+            ("Origin", "https://example.org"),
+            ("Access-Control-Request-Method", "PUT"),
+            ("Access-Control-Request-Headers", "X-Token"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        response.header("Access-Control-Allow-Origin"),
+        Some("https://example.org")
+    );
+    assert_eq!(
+        response.header("Access-Control-Allow-Methods"),
+        Some("GET,OPTIONS,PUT")
+    );
+    assert_eq!(response.header("Access-Control-Allow-Headers"), Some("*"));
+    assert_eq!(response.header("Access-Control-Max-Age"), Some("100"));
+    assert_eq!(
+        response.header("Access-Control-Expose-Headers"),
+        Some("X-Custom")
+    );
+    assert!(response.body.is_empty());
+    assert!(upstream.requests().iter().all(|r| r.method != "OPTIONS"));
+
+    // An actual request: the allowed origin (by the regular expression) and Vary.
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/cors/items",
+        &[("Origin", "https://api.example.net")],
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("Access-Control-Allow-Origin"),
+        Some("https://api.example.net")
+    );
+    assert_eq!(response.header("Vary"), Some("Origin"));
+    // Another origin gets no Access-Control-Allow-Origin.
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/cors/items",
+        &[("Origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(response.header("Access-Control-Allow-Origin"), None);
+
+    // Security headers; STS only over HTTPS, which a trusted proxy's header tells.
+    let response = send(&gateway, "web", "GET", "/secure", &[]).await;
+    assert_eq!(response.status, 200);
+    for (name, value) in [
+        ("X-Frame-Options", "DENY"),
+        ("X-XSS-Protection", "1; mode=block"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Content-Security-Policy", "default-src 'self'"),
+        ("Referrer-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=()"),
+        ("X-Custom-Response-Header", "value"),
+    ] {
+        assert_eq!(response.header(name), Some(value), "{name}");
+    }
+    assert_eq!(response.header("Strict-Transport-Security"), None);
+    let response = send(
+        &gateway,
+        "proxied",
+        "GET",
+        "/secure",
+        &[("X-Forwarded-Proto", "https")],
+    )
+    .await;
+    assert_eq!(
+        response.header("Strict-Transport-Security"),
+        Some("max-age=31536000; includeSubDomains; preload")
+    );
+    // An untrusted client cannot claim HTTPS.
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/secure",
+        &[("X-Forwarded-Proto", "https")],
+    )
+    .await;
+    assert_eq!(response.header("Strict-Transport-Security"), None);
+    let response = send(&gateway, "web", "GET", "/forced", &[]).await;
+    assert_eq!(
+        response.header("Strict-Transport-Security"),
+        Some("max-age=60")
+    );
+    assert_eq!(response.header("X-Frame-Options"), Some("SAMEORIGIN"));
+
+    // allowedHosts, checked against hostsProxyHeaders first.
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/hosts",
+        &[("Host", "good.example")],
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let response = send(&gateway, "web", "GET", "/hosts", &[("Host", "bad.example")]).await;
+    assert_eq!(response.status, 500);
+    assert_eq!(response.text(), "Bad Host\n");
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/hosts",
+        &[
+            ("Host", "bad.example"),
+            ("X-Forwarded-Host", "good.example"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status, 200);
+}
+
+// myName:myPassword, in the formats of Apache's documentation.
+const ACCESS: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-auth
+spec:
+  basicAuth:
+    users:
+      - \"myName:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/\"
+      - \"sha:{SHA}VBPuJHI7uixaa6LQGWx4s+5GKNE=\"
+      - \"bcrypt:$2y$05$c4WoMPo3SXsafkva.HHa6uXQZWr7oboPiC2bT/r7q1BB8I2s0BRqC\"
+    realm: MyRealm
+    removeHeader: true
+    headerField: X-WebAuth-User
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-ipallowlist
+spec:
+  ipAllowList:
+    sourceRange:
+      - 127.0.0.1/32
+      - 192.168.1.7
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: elsewhere
+spec:
+  ipAllowList:
+    sourceRange: [10.0.0.0/8]
+    rejectStatusCode: 404
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: legacy
+spec:
+  ipWhiteList:
+    sourceRange: [192.0.2.0/24]
+    ipStrategy:
+      depth: 2
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: secured
+spec:
+  chain:
+    middlewares:
+      - name: test-ipallowlist
+      - name: test-auth
+";
+
+#[tokio::test]
+async fn basic_auth_and_allow_lists() {
+    let routes = routes(&[
+        ("PathPrefix(`/auth`)", "{name: secured}"),
+        ("PathPrefix(`/elsewhere`)", "{name: elsewhere}"),
+        ("PathPrefix(`/legacy`)", "{name: legacy}"),
+    ]);
+    let (gateway, upstream) = start(ACCESS, &routes, "").await;
+
+    let response = send(&gateway, "web", "GET", "/auth", &[]).await;
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        response.header("WWW-Authenticate"),
+        Some("Basic realm=\"MyRealm\"")
+    );
+    assert_eq!(response.text(), "401 Unauthorized\n");
+    // myName:wrong
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/auth",
+        &[("Authorization", "Basic bXlOYW1lOndyb25n")],
+    )
+    .await;
+    assert_eq!(response.status, 401);
+    // Each hash format: myPassword.
+    for (user, credentials) in [
+        ("myName", "bXlOYW1lOm15UGFzc3dvcmQ="),
+        ("sha", "c2hhOm15UGFzc3dvcmQ="),
+        ("bcrypt", "YmNyeXB0Om15UGFzc3dvcmQ="),
+    ] {
+        let authorization = format!("Basic {credentials}");
+        let response = send(
+            &gateway,
+            "web",
+            "GET",
+            "/auth",
+            &[("Authorization", &authorization)],
+        )
+        .await;
+        assert_eq!(response.status, 200, "{user}: {}", response.text());
+        assert_eq!(
+            response.upstream_header("X-WebAuth-User").as_deref(),
+            Some(user)
+        );
+        assert_eq!(
+            response.upstream_header("Authorization"),
+            None,
+            "removeHeader"
+        );
+    }
+    let before = upstream.requests().len();
+
+    // 127.0.0.1 is outside 10.0.0.0/8: the configured status.
+    let response = send(&gateway, "web", "GET", "/elsewhere", &[]).await;
+    assert_eq!(response.status, 404);
+    assert_eq!(response.text(), "Not Found");
+
+    // ipWhiteList with depth 2: the second X-Forwarded-For entry from the right, only
+    // when the entrypoint trusts the client to send it.
+    let xff = [("X-Forwarded-For", "192.0.2.9, 198.51.100.1")];
+    assert_eq!(
+        send(&gateway, "proxied", "GET", "/legacy", &xff)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&gateway, "web", "GET", "/legacy", &xff).await.status,
+        403
+    );
+    let short = [("X-Forwarded-For", "192.0.2.9")];
+    assert_eq!(
+        send(&gateway, "proxied", "GET", "/legacy", &short)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        before + 1,
+        "refused requests stay here"
+    );
+}
+
+const TRAFFIC: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-ratelimit
+spec:
+  rateLimit:
+    average: 1
+    period: 1m
+    burst: 2
+    sourceCriterion:
+      requestHeaderName: X-Client
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-inflightreq
+spec:
+  inFlightReq:
+    amount: 1
+";
+
+#[tokio::test]
+async fn rate_limits_and_in_flight_limits_answer_429() {
+    let routes = routes(&[
+        ("PathPrefix(`/limited`)", "{name: test-ratelimit}"),
+        ("PathPrefix(`/delay`)", "{name: test-inflightreq}"),
+    ]);
+    let (gateway, _upstream) = start(TRAFFIC, &routes, "").await;
+
+    let alice = [("X-Client", "alice")];
+    for _ in 0..2 {
+        let response = send(&gateway, "web", "GET", "/limited", &alice).await;
+        assert_eq!(response.status, 200, "the burst: {}", response.text());
+    }
+    let response = send(&gateway, "web", "GET", "/limited", &alice).await;
+    assert_eq!(response.status, 429);
+    assert_eq!(response.text(), "Too Many Requests");
+    let retry_after: u64 = response
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Another source has its own bucket.
+    let bob = [("X-Client", "bob")];
+    assert_eq!(
+        send(&gateway, "web", "GET", "/limited", &bob).await.status,
+        200
+    );
+
+    // One request in flight per host: a second, concurrent one is refused.
+    let slow = tokio::spawn({
+        let addr = gateway.addr("web");
+        async move { http_request(addr, "GET", "/delay/800", &[], b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = send(&gateway, "web", "GET", "/delay/0", &[]).await;
+    assert_eq!(response.status, 429);
+    assert_eq!(slow.await.expect("slow").status, 200);
+    // Released when the slow one finished.
+    assert_eq!(
+        send(&gateway, "web", "GET", "/delay/0", &[]).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_answering_middleware_is_named_on_the_span_and_in_the_access_log() {
+    let collector = Collector::start().await;
+    let extra = format!(
+        "tracing:
+  queue: {{scheduleDelay: 50ms}}
+  otlp: {{http: {{endpoint: \"{}\"}}}}
+logs:
+  access:
+    enabled: true
+    format: json
+    filePath: access.log
+",
+        collector.traces_http_url()
+    );
+    let routes = routes(&[("PathPrefix(`/auth`)", "{name: secured}")]);
+    let (gateway, _upstream) = start(ACCESS, &routes, &extra).await;
+
+    // myName:wrong
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/auth",
+        &[("Authorization", "Basic bXlOYW1lOndyb25n")],
+    )
+    .await;
+    assert_eq!(response.status, 401);
+
+    let server = eventually("the SERVER span of the 401", WAIT, async || {
+        collector.spans().into_iter().find(|s| {
+            s.kind == SpanKind::Server && s.attr("http.response.status_code") == Some("401")
+        })
+    })
+    .await;
+    assert_eq!(
+        server.attr("traverse.middleware"),
+        Some("default/test-auth")
+    );
+    assert_eq!(server.attr("traverse.middleware.type"), Some("basicAuth"));
+
+    let log = gateway.dir().join("access.log");
+    let line = eventually("the access log line", WAIT, async || {
+        std::fs::read_to_string(&log)
+            .ok()?
+            .lines()
+            .find(|l| l.contains("\"DownstreamStatus\":401"))
+            .map(str::to_owned)
+    })
+    .await;
+    let record: serde_json::Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(record["ClientUsername"], "myName");
+}
