@@ -5,7 +5,7 @@
 # divided by N2 - N1 is the cost of one request, start-up and shutdown cancelled out.
 #   bench/profile.sh                   N1=500 N2=2500, one proxy thread
 #   N1=1000 N2=5000 bench/profile.sh
-#   KEEP=1 bench/profile.sh            keep the callgrind files (callgrind_annotate them)
+#   KEEP=1 bench/profile.sh            keep the callgrind files in the target directory's callgrind/
 # Rows: bare Pingora (examples/bare_pingora.rs, the same allocator), Traverse with metrics
 # off, Traverse default (metrics on), and Traverse traced at 100 % to a collector.
 set -euo pipefail
@@ -86,7 +86,7 @@ count() {
     requests "$port" 20 # warm-up: connections, pools, lazy statics
     requests "$port" "$n"
     kill -INT "$pid"; wait "$pid" || true
-    if [[ -n ${KEEP:-} ]]; then cp "$out" "bench/$row.$n.callgrind"; fi
+    if [[ -n ${KEEP:-} ]]; then mkdir -p "$target_dir/callgrind"; cp "$out" "$target_dir/callgrind/$row.$n.callgrind"; fi
     awk '/^(summary|totals):/ {print $2; exit}' "$out"
 }
 
