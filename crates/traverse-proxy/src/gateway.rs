@@ -17,7 +17,8 @@ use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, Upstream};
 use traverse_model::{EjectionPolicy, Scheme};
 
-use crate::errors::{final_status, status_for_error, CLIENT_CLOSED_REQUEST};
+use crate::edge::whole_seconds;
+use crate::errors::{client_gone, final_status, status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::exchange::{Destination, Ending, Exchange, Peer, Site};
 use crate::forwarded::{Downstream, ForwardedPolicy};
 use crate::host::{request_host, strip_port};
@@ -241,6 +242,10 @@ impl ProxyHttp for Gateway {
         ctx: &mut Exchange,
         mut error: Box<Error>,
     ) -> Box<Error> {
+        if client_gone(&error) {
+            error.set_retry(false);
+            return error;
+        }
         let method = &session.req_header().method;
         ctx.fail_attempt(
             &self.options.site,
@@ -271,6 +276,11 @@ impl ProxyHttp for Gateway {
         // Pingora's rule: only idempotent requests whose body is still buffered are
         // replayed, and only on a reused connection (it may have been closed under us).
         let mut error = error.more_context(format!("Peer: {peer}"));
+        if client_gone(&error) {
+            // The client went away: nothing to retry for, and nothing against the upstream.
+            error.set_retry(false);
+            return error;
+        }
         let replayable = session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated();
         if replayable {
@@ -440,6 +450,15 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    fn suppress_error_log(&self, session: &Session, _ctx: &Exchange, error: &Error) -> bool {
+        if client_gone(error) {
+            let path = session.req_header().uri.path();
+            tracing::debug!(%error, path, "client closed the connection before the response");
+            return true;
+        }
+        false
+    }
+
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Exchange) {
         let response = session.response_written();
         let ending = Ending {
@@ -471,24 +490,5 @@ impl Gateway {
         peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.write_timeout = Some(upstream.write_timeout);
         peer.options.idle_timeout = Some(upstream.idle_timeout);
-    }
-}
-
-/// `d` rounded up to whole seconds, at least 1: Pingora counts keep-alive in seconds and
-/// reads 0 as "forever".
-pub(crate) fn whole_seconds(d: Duration) -> u64 {
-    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keepalive_rounds_up_to_whole_seconds() {
-        assert_eq!(whole_seconds(Duration::from_millis(500)), 1);
-        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
-        assert_eq!(whole_seconds(Duration::from_secs(90)), 90);
-        assert_eq!(whole_seconds(Duration::ZERO), 1);
     }
 }

@@ -12,6 +12,7 @@
 
 mod admin;
 mod clock;
+mod edge;
 mod entrypoint;
 mod errors;
 pub mod exchange;
