@@ -4,10 +4,57 @@
 
 use std::time::Duration;
 
-use traverse_e2e::{config, eventually, route, service, Connection, Gateway, Upstream};
+use traverse_e2e::{config, eventually, route, service, Connection, Gateway, Response, Upstream};
 
 /// How long a test waits for an answer.
 const WAIT: Duration = Duration::from_secs(5);
+
+/// A gateway with one catch-all route to `upstream`; `extra` is appended to the config.
+async fn start(extra: &str, upstream: &Upstream) -> Gateway {
+    Gateway::start(
+        &config(extra),
+        &[
+            ("backends", &service("app", &[upstream.addr()])),
+            ("route", &route("app", "PathPrefix(`/`)", "app")),
+        ],
+    )
+    .await
+}
+
+/// Writes `bytes` on a fresh connection and reads one response to `method`.
+async fn raw(gateway: &Gateway, bytes: &str, method: &str) -> (Response, Connection) {
+    let mut connection = Connection::open(gateway.addr("web")).await;
+    let response = connection
+        .send_raw_and_read(bytes.as_bytes(), method, WAIT)
+        .await
+        .unwrap_or_else(|error| panic!("no response to {bytes:?}: {error}"));
+    (response, connection)
+}
+
+/// Whether the gateway closes `connection` within `within`.
+async fn closes(connection: &mut Connection, within: Duration) -> bool {
+    connection.wait_closed(within).await.is_some()
+}
+
+/// Asserts a 400 that closes the connection and that nothing reached the upstream.
+async fn refused(gateway: &Gateway, upstream: &Upstream, bytes: &str) {
+    let (response, mut connection) = raw(gateway, bytes, "GET").await;
+    assert_eq!(response.status, 400, "{bytes:?}: {}", response.text());
+    assert!(
+        closes(&mut connection, WAIT).await,
+        "{bytes:?}: the connection stays open after the 400"
+    );
+    assert_eq!(
+        upstream.count(),
+        0,
+        "{bytes:?} reached the upstream: {:?}",
+        upstream
+            .requests()
+            .iter()
+            .map(|r| r.raw_head_text())
+            .collect::<Vec<_>>()
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_is_not_an_upstream_failure() {
@@ -61,4 +108,136 @@ async fn a_client_that_hangs_up_is_not_an_upstream_failure() {
         noisy.is_empty(),
         "cancellations logged as errors: {noisy:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http11_without_host_is_400_and_never_forwarded() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    // Longer than the 24 bytes Pingora waits for to rule out an HTTP/2 preface.
+    refused(
+        &gateway,
+        &upstream,
+        "GET /x HTTP/1.1\r\nUser-Agent: hostile\r\n\r\n",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http10_without_host_goes_upstream_with_a_host() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    let (response, _) = raw(
+        &gateway,
+        "GET /old HTTP/1.0\r\nUser-Agent: hostile\r\n\r\n",
+        "GET",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let recorded = upstream.requests();
+    let head = recorded[0].raw_head_text();
+    let host = recorded[0].header_all("host");
+    assert_eq!(host.len(), 1, "{head}");
+    assert!(!host[0].is_empty(), "{head}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_target_in_no_known_form_is_400() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    for target in ["faults/x", "*", "x", "example.com:80"] {
+        refused(
+            &gateway,
+            &upstream,
+            &format!("GET {target} HTTP/1.1\r\nHost: app\r\n\r\n"),
+        )
+        .await;
+    }
+    // Absolute-form is routed by its path.
+    let (response, _) = raw(
+        &gateway,
+        "GET http://app/abs?q=1 HTTP/1.1\r\nHost: app\r\n\r\n",
+        "GET",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    // Forwarded as received: absolute-form names the same path.
+    let path = &upstream.requests()[0].path;
+    assert!(path == "/abs?q=1" || path == "http://app/abs?q=1", "{path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_segments_are_rejected() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    for target in [
+        "/a/../b",
+        "/..",
+        "/a/./b",
+        "/a/%2e%2e/b",
+        "/a/.%2E/b",
+        "/a/%2E/b",
+        "/a/..?q",
+    ] {
+        refused(
+            &gateway,
+            &upstream,
+            &format!("GET {target} HTTP/1.1\r\nHost: app\r\n\r\n"),
+        )
+        .await;
+    }
+    // Dots inside a segment are just characters.
+    let (response, _) = raw(
+        &gateway,
+        "GET /a/..b/.c/d.. HTTP/1.1\r\nHost: app\r\n\r\n",
+        "GET",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(upstream.requests()[0].path, "/a/..b/.c/d..");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_length_list_is_400() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    refused(
+        &gateway,
+        &upstream,
+        "POST /cl HTTP/1.1\r\nHost: app\r\nContent-Length: 5, 5\r\n\r\nhello",
+    )
+    .await;
+    refused(
+        &gateway,
+        &upstream,
+        "POST /cl HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_coding_other_than_chunked_is_400() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    refused(
+        &gateway,
+        &upstream,
+        "POST /te HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    refused(
+        &gateway,
+        &upstream,
+        "POST /te HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    // Plain chunked still passes, as chunked.
+    let (response, _) = raw(
+        &gateway,
+        "POST /te HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "POST",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(upstream.requests()[0].body, b"hello");
 }

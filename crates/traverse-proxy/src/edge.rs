@@ -1,6 +1,76 @@
-//! The edge of the request path: how long a client connection is kept.
+//! Request hygiene at the edge: what a request must look like before it is routed, so that
+//! the router and the upstream can never read it two ways. See `docs/security.md`.
+//!
+//! Refused with 400 (and the connection closed):
+//! - an HTTP/1.1 request without exactly one `Host` field (RFC 9112 §3.2);
+//! - a request-target that is neither origin-form (`/…`) nor absolute-form
+//!   (`http://host/…`), e.g. `GET faults/x` or `GET *` (RFC 9112 §3.2);
+//! - a path with a dot-segment (`.` or `..`, also percent-encoded): the router and the
+//!   upstream would resolve it differently, so it is never forwarded;
+//! - a `Content-Length` that is a list or repeated, even with identical values;
+//! - a `Transfer-Encoding` other than exactly `chunked` (e.g. `gzip, chunked`): the body
+//!   is re-framed on the way upstream, and a coding must never be dropped.
 
 use std::time::Duration;
+
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::Version;
+use pingora::http::RequestHeader;
+
+/// Why `request` must be refused with 400, or `None` when it may proceed.
+pub(crate) fn refusal(request: &RequestHeader) -> Option<&'static str> {
+    let http1 = matches!(request.version, Version::HTTP_10 | Version::HTTP_11);
+    let hosts = request.headers.get_all(HOST).iter().count();
+    if request.version == Version::HTTP_11 && hosts != 1 {
+        return Some(if hosts == 0 {
+            "HTTP/1.1 request without Host"
+        } else {
+            "more than one Host"
+        });
+    }
+    if http1 && hosts > 1 {
+        return Some("more than one Host");
+    }
+    // Pingora keeps the target as received in `raw_path` and puts only the path of an
+    // absolute-form target in the Uri (the root for anything it cannot classify).
+    let raw = request.raw_path();
+    let absolute = [&b"http://"[..], b"https://"]
+        .iter()
+        .any(|scheme| raw.len() > scheme.len() && raw[..scheme.len()].eq_ignore_ascii_case(scheme));
+    if !absolute && !raw.starts_with(b"/") {
+        return Some("request-target neither origin-form nor absolute-form");
+    }
+    if has_dot_segment(request.uri.path()) {
+        return Some("dot-segment in the path");
+    }
+    let lengths: Vec<_> = request.headers.get_all(CONTENT_LENGTH).iter().collect();
+    if lengths.len() > 1 || lengths.iter().any(|v| v.as_bytes().contains(&b',')) {
+        return Some("Content-Length repeated or a list");
+    }
+    if http1 {
+        let mut codings = request
+            .headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii);
+        if let Some(first) = codings.next() {
+            if !first.eq_ignore_ascii_case(b"chunked") || codings.next().is_some() {
+                return Some("Transfer-Encoding other than chunked");
+            }
+        }
+    }
+    None
+}
+
+/// Whether `path` has a `.` or `..` segment, plain or percent-encoded.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let segment = segment.to_ascii_lowercase();
+        let dots = segment.replace("%2e", ".");
+        dots == "." || dots == ".."
+    })
+}
 
 /// `d` rounded up to whole seconds, at least 1: Pingora counts keep-alive in seconds and
 /// reads 0 as "forever".
@@ -18,5 +88,59 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
         assert_eq!(whole_seconds(Duration::from_secs(90)), 90);
         assert_eq!(whole_seconds(Duration::ZERO), 1);
+    }
+
+    /// `raw`: a request line and header lines, as sent (CRLF-separated, no body).
+    fn request(raw: &str) -> RequestHeader {
+        let mut lines = raw.split("\r\n").filter(|l| !l.is_empty());
+        let start = lines.next().expect("a request line");
+        let mut parts = start.split(' ');
+        let (method, target, version) = (
+            parts.next().expect("method"),
+            parts.next().expect("target"),
+            parts.next().expect("version"),
+        );
+        let mut header = RequestHeader::build(method, target.as_bytes(), None).expect("builds");
+        header.set_version(if version == "HTTP/1.0" {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        });
+        for line in lines {
+            let (name, value) = line.split_once(": ").expect("a header line");
+            header
+                .append_header(name.to_owned(), value)
+                .expect("a header");
+        }
+        header
+    }
+
+    #[test]
+    fn refusals() {
+        let refused = [
+            "GET / HTTP/1.1\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
+            "GET /a/../b HTTP/1.1\r\nHost: a\r\n",
+            "GET /a/%2E%2e HTTP/1.1\r\nHost: a\r\n",
+            "GET /./ HTTP/1.1\r\nHost: a\r\n",
+            "GET faults/x HTTP/1.1\r\nHost: a\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n",
+        ];
+        for raw in refused {
+            assert!(refusal(&request(raw)).is_some(), "{raw}");
+        }
+        let passed = [
+            "GET / HTTP/1.0\r\n",
+            "GET /a/..b/.c/d.. HTTP/1.1\r\nHost: a\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n",
+            "GET http://a/x HTTP/1.1\r\nHost: a\r\n",
+        ];
+        for raw in passed {
+            assert_eq!(refusal(&request(raw)), None, "{raw}");
+        }
     }
 }

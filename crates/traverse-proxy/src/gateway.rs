@@ -17,7 +17,7 @@ use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, Upstream};
 use traverse_model::{EjectionPolicy, Scheme};
 
-use crate::edge::whole_seconds;
+use crate::edge::{self, whole_seconds};
 use crate::errors::{client_gone, final_status, status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::exchange::{Destination, Ending, Exchange, Peer, Site};
 use crate::forwarded::{Downstream, ForwardedPolicy};
@@ -103,6 +103,12 @@ impl ProxyHttp for Gateway {
         session.set_read_timeout(Some(self.options.downstream_read));
         session.set_write_timeout(Some(self.options.downstream_write));
         session.set_keepalive(Some(self.options.keepalive_seconds));
+        if let Some(reason) = edge::refusal(session.req_header()) {
+            tracing::debug!(reason, "request refused");
+            session.set_keepalive(None);
+            respond(session, 400, Bytes::from_static(b"bad request\n"), &[]).await?;
+            return Ok(true);
+        }
         if self.options.uplink
             && session
                 .req_header()
@@ -359,7 +365,11 @@ impl ProxyHttp for Gateway {
             }
         } else if !upstream_request.headers.contains_key(http::header::HOST) {
             // An HTTP/2 client sends :authority, not Host; an HTTP/1 upstream needs Host.
-            if let Some(host) = original_host {
+            // An HTTP/1.0 request may come without Host: the upstream's address stands in.
+            let host = original_host
+                .map(str::to_owned)
+                .or_else(|| ctx.current_address().map(|a| a.to_string()));
+            if let Some(host) = host {
                 upstream_request.insert_header(http::header::HOST, host)?;
             }
         }
