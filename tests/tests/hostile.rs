@@ -241,3 +241,61 @@ async fn a_transfer_coding_other_than_chunked_is_400() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(upstream.requests()[0].body, b"hello");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_beside_transfer_encoding_closes_after_the_response() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    let (response, mut connection) = raw(
+        &gateway,
+        "POST /both HTTP/1.1\r\nHost: app\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "POST",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let recorded = &upstream.requests()[0];
+    assert_eq!(recorded.body, b"hello");
+    assert!(
+        recorded.header("content-length").is_none(),
+        "{}",
+        recorded.raw_head_text()
+    );
+    assert!(
+        closes(&mut connection, WAIT).await,
+        "the connection stays open after a request with both Content-Length and Transfer-Encoding"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http10_without_keep_alive_is_closed_after_the_response() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    let (response, mut connection) =
+        raw(&gateway, "GET /old HTTP/1.0\r\nHost: app\r\n\r\n", "GET").await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(
+        !response
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("keep-alive")),
+        "{:?}",
+        response.headers
+    );
+    assert!(
+        closes(&mut connection, WAIT).await,
+        "an HTTP/1.0 connection without keep-alive stays open"
+    );
+
+    // With keep-alive asked for, it stays open for the next request.
+    let (response, mut connection) = raw(
+        &gateway,
+        "GET /old HTTP/1.0\r\nHost: app\r\nConnection: keep-alive\r\n\r\n",
+        "GET",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let again = connection
+        .send_raw_and_read(b"GET /again HTTP/1.1\r\nHost: app\r\n\r\n", "GET", WAIT)
+        .await
+        .expect("a second request on the kept-alive connection");
+    assert_eq!(again.status, 200);
+}

@@ -16,6 +16,7 @@ use std::time::Duration;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::Version;
 use pingora::http::RequestHeader;
+use pingora::proxy::Session;
 
 /// Why `request` must be refused with 400, or `None` when it may proceed.
 pub(crate) fn refusal(request: &RequestHeader) -> Option<&'static str> {
@@ -70,6 +71,17 @@ fn has_dot_segment(path: &str) -> bool {
         let dots = segment.replace("%2e", ".");
         dots == "." || dots == ".."
     })
+}
+
+/// Sets the connection's keep-alive to `seconds` unless Pingora already decided to close
+/// it (HTTP/1.0 without keep-alive, `Connection: close`, Content-Length beside
+/// Transfer-Encoding) or the gateway is draining.
+pub(crate) fn keep_alive(session: &mut Session, seconds: u64, draining: bool) {
+    if draining {
+        session.set_keepalive(None);
+    } else if session.get_keepalive().is_some() {
+        session.set_keepalive(Some(seconds));
+    }
 }
 
 /// `d` rounded up to whole seconds, at least 1: Pingora counts keep-alive in seconds and

@@ -102,7 +102,8 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Exchange) -> Result<bool> {
         session.set_read_timeout(Some(self.options.downstream_read));
         session.set_write_timeout(Some(self.options.downstream_write));
-        session.set_keepalive(Some(self.options.keepalive_seconds));
+        let draining = self.state.is_draining();
+        edge::keep_alive(session, self.options.keepalive_seconds, draining);
         if let Some(reason) = edge::refusal(session.req_header()) {
             tracing::debug!(reason, "request refused");
             session.set_keepalive(None);

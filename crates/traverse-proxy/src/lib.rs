@@ -224,6 +224,11 @@ impl GatewayState {
         self.advertise();
     }
 
+    /// Whether SIGTERM was received: responses close their connections from then on.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
     /// Requests currently being handled, across entrypoints.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
