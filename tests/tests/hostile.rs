@@ -299,3 +299,57 @@ async fn http10_without_keep_alive_is_closed_after_the_response() {
         .expect("a second request on the kept-alive connection");
     assert_eq!(again.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_responses_do_not_name_pingora() {
+    let upstream = Upstream::start("app");
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], Upstream::closed_port()));
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            ("backends", &service("app", &[upstream.addr()])),
+            ("dead", &service("dead", &[closed])),
+            ("route", &route("app", "PathPrefix(`/app`)", "app")),
+            ("route-dead", &route("dead", "PathPrefix(`/dead`)", "dead")),
+        ],
+    )
+    .await;
+    for (path, status) in [("/dead", 502), ("/nothing", 404)] {
+        let (response, _) = raw(
+            &gateway,
+            &format!("GET {path} HTTP/1.1\r\nHost: app\r\n\r\n"),
+            "GET",
+        )
+        .await;
+        assert_eq!(response.status, status, "{path}");
+        assert!(
+            response.header("server").is_none(),
+            "{path}: {:?}",
+            response.headers
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_answers_405_to_other_methods() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    let admin = gateway.addr("admin");
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        for path in ["/api/routes", "/readyz", "/livez"] {
+            let response = traverse_e2e::send(admin, method, path, &[], b"x", WAIT)
+                .await
+                .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+            assert_eq!(response.status, 405, "{method} {path}");
+            assert_eq!(
+                response.header("allow"),
+                Some("GET, HEAD"),
+                "{method} {path}"
+            );
+        }
+    }
+    let head = traverse_e2e::send(admin, "HEAD", "/livez", &[], b"", WAIT)
+        .await
+        .expect("HEAD /livez");
+    assert_eq!(head.status, 200);
+}

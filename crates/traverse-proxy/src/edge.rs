@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::Version;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 
 /// Why `request` must be refused with 400, or `None` when it may proceed.
@@ -81,6 +81,42 @@ pub(crate) fn keep_alive(session: &mut Session, seconds: u64, draining: bool) {
         session.set_keepalive(None);
     } else if session.get_keepalive().is_some() {
         session.set_keepalive(Some(seconds));
+    }
+}
+
+/// The head of an error response the gateway generates: an empty body, not cached, and
+/// no `Server` field.
+pub(crate) fn error_response(status: u16) -> pingora::Result<ResponseHeader> {
+    let mut response = ResponseHeader::build(status, Some(3))?;
+    response.insert_header(CONTENT_LENGTH, "0")?;
+    response.insert_header(http::header::CACHE_CONTROL, "private, no-store")?;
+    Ok(response)
+}
+
+/// Sends the error response `status` (with the trace header, when there is one); a
+/// client that cannot take it is only noted.
+pub(crate) async fn send_error(
+    session: &mut Session,
+    status: u16,
+    trace: Option<(http::HeaderName, http::HeaderValue)>,
+) {
+    let mut response = match error_response(status) {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::debug!(%error, status, "could not build error response");
+            return;
+        }
+    };
+    if let Some((name, value)) = trace {
+        // The name and value were validated when built; this cannot fail.
+        let _ = response.insert_header(name, value);
+    }
+    let downstream = session.as_downstream_mut();
+    if let Err(write_error) = downstream
+        .write_error_response(response, bytes::Bytes::new())
+        .await
+    {
+        tracing::debug!(%write_error, "could not send error response");
     }
 }
 
@@ -154,5 +190,12 @@ mod tests {
         for raw in passed {
             assert_eq!(refusal(&request(raw)), None, "{raw}");
         }
+    }
+
+    #[test]
+    fn error_responses_do_not_name_the_server() {
+        let response = error_response(502).expect("a valid status");
+        assert_eq!(response.status.as_u16(), 502);
+        assert!(!response.headers.contains_key(http::header::SERVER));
     }
 }

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::protocols::http::error_resp::gen_error_response;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, Upstream};
@@ -442,18 +441,8 @@ impl ProxyHttp for Gateway {
         let status = status_for_error(error);
         // A client that is gone cannot be answered; anything else gets the mapped status.
         if status != CLIENT_CLOSED_REQUEST && session.response_written().is_none() {
-            let mut response = gen_error_response(status);
-            if let Some((name, value)) = ctx.trace_header(self.state.telemetry()) {
-                // The name and value were validated when built; this cannot fail.
-                let _ = response.insert_header(name, value);
-            }
-            let downstream = session.as_downstream_mut();
-            if let Err(write_error) = downstream
-                .write_error_response(response, Bytes::new())
-                .await
-            {
-                tracing::debug!(%write_error, "could not send error response");
-            }
+            let trace = ctx.trace_header(self.state.telemetry());
+            edge::send_error(session, status, trace).await;
         }
         FailToProxy {
             error_code: status,
