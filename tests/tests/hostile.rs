@@ -353,3 +353,57 @@ async fn the_admin_api_answers_405_to_other_methods() {
         .expect("HEAD /livez");
     assert_eq!(head.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_responses_close_the_connection() {
+    let upstream = Upstream::start("app");
+    let gateway = start(
+        "shutdown:\n  drainDelay: 3s\n  gracePeriod: 5s\n",
+        &upstream,
+    )
+    .await;
+    let mut kept = Connection::open(gateway.addr("web")).await;
+    let first = kept
+        .request("GET", "/before", &[], b"")
+        .await
+        .expect("a response before SIGTERM");
+    assert_eq!(first.status, 200);
+    assert!(first
+        .header("connection")
+        .is_none_or(|c| !c.eq_ignore_ascii_case("close")));
+    let mut idle = Connection::open(gateway.addr("web")).await;
+    let idle_first = idle
+        .request("GET", "/idle", &[], b"")
+        .await
+        .expect("a response before SIGTERM");
+    assert_eq!(idle_first.status, 200);
+
+    gateway.sigterm();
+    eventually("readiness goes off", WAIT, async || {
+        (gateway.readyz().await != Ok(200)).then_some(())
+    })
+    .await;
+    let during = kept
+        .request("GET", "/during", &[], b"")
+        .await
+        .expect("a request on a kept-alive connection is answered while draining");
+    assert_eq!(during.status, 200);
+    assert_eq!(
+        during
+            .header("connection")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("close"),
+        "{:?}",
+        during.headers
+    );
+    assert!(
+        closes(&mut kept, WAIT).await,
+        "the connection stays open after Connection: close"
+    );
+    // An idle kept-alive connection is closed by the time the listeners close.
+    assert!(
+        closes(&mut idle, Duration::from_secs(8)).await,
+        "an idle kept-alive connection stays open while draining"
+    );
+}

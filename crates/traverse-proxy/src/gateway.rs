@@ -410,6 +410,10 @@ impl ProxyHttp for Gateway {
         if let Some((name, value)) = ctx.trace_header(self.state.telemetry()) {
             response.insert_header(name, value)?;
         }
+        if self.state.is_draining() {
+            // From SIGTERM on, no connection is kept for another request.
+            session.set_keepalive(None);
+        }
         if let Some(router) = ctx.router() {
             middleware::response(&router.middlewares, session.req_header(), ctx, response)?;
         }
