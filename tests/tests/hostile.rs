@@ -38,16 +38,23 @@ async fn closes(connection: &mut Connection, within: Duration) -> bool {
 
 /// Asserts a 400 that closes the connection and that nothing reached the upstream.
 async fn refused(gateway: &Gateway, upstream: &Upstream, bytes: &str) {
+    refused_with(gateway, upstream, bytes, 400).await;
+}
+
+/// Asserts `status`, that the connection closes after it and that nothing reached the
+/// upstream.
+async fn refused_with(gateway: &Gateway, upstream: &Upstream, bytes: &str, status: u16) {
     let (response, mut connection) = raw(gateway, bytes, "GET").await;
-    assert_eq!(response.status, 400, "{bytes:?}: {}", response.text());
+    let shown = &bytes[..bytes.len().min(80)];
+    assert_eq!(response.status, status, "{shown:?}: {}", response.text());
     assert!(
         closes(&mut connection, WAIT).await,
-        "{bytes:?}: the connection stays open after the 400"
+        "{shown:?}: the connection stays open after the {status}"
     );
     assert_eq!(
         upstream.count(),
         0,
-        "{bytes:?} reached the upstream: {:?}",
+        "{shown:?} reached the upstream: {:?}",
         upstream
             .requests()
             .iter()
@@ -406,4 +413,93 @@ async fn after_sigterm_responses_close_the_connection() {
         closes(&mut idle, Duration::from_secs(8)).await,
         "an idle kept-alive connection stays open while draining"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_uri_is_414_and_a_large_header_431_by_default() {
+    let upstream = Upstream::start("app");
+    let gateway = start("", &upstream).await;
+    let long = format!("/{}", "a".repeat(8 * 1024));
+    refused_with(
+        &gateway,
+        &upstream,
+        &format!("GET {long} HTTP/1.1\r\nHost: app\r\n\r\n"),
+        414,
+    )
+    .await;
+    let big = "b".repeat(64 * 1024);
+    refused_with(
+        &gateway,
+        &upstream,
+        &format!("GET /big HTTP/1.1\r\nHost: app\r\nX-Big: {big}\r\n\r\n"),
+        431,
+    )
+    .await;
+    // Just under both limits passes.
+    let fits = format!("/{}", "a".repeat(8 * 1024 - 1));
+    let (response, _) = raw(
+        &gateway,
+        &format!(
+            "GET {fits} HTTP/1.1\r\nHost: app\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(50 * 1024)
+        ),
+        "GET",
+    )
+    .await;
+    assert_eq!(response.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_per_entrypoint() {
+    let upstream = Upstream::start("app");
+    let config = "entryPoints:
+  web:
+    address: \"{web}\"
+    maxUriLength: 100
+    maxHeaderBytes: 2048
+  other:
+    address: \"{other}\"
+admin:
+  address: \"{admin}\"
+providers:
+  file:
+    directory: manifests
+";
+    let gateway = Gateway::start(
+        config,
+        &[
+            ("backends", &service("app", &[upstream.addr()])),
+            ("route", &route("app", "PathPrefix(`/`)", "app")),
+        ],
+    )
+    .await;
+    let long = format!("/{}", "a".repeat(100));
+    refused_with(
+        &gateway,
+        &upstream,
+        &format!("GET {long} HTTP/1.1\r\nHost: app\r\n\r\n"),
+        414,
+    )
+    .await;
+    refused_with(
+        &gateway,
+        &upstream,
+        &format!(
+            "GET /h HTTP/1.1\r\nHost: app\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(2048)
+        ),
+        431,
+    )
+    .await;
+    // The other entrypoint keeps the defaults.
+    let mut connection = Connection::open(gateway.addr("other")).await;
+    let response = connection
+        .send_raw_and_read(
+            format!("GET {long} HTTP/1.1\r\nHost: app\r\n\r\n").as_bytes(),
+            "GET",
+            WAIT,
+        )
+        .await
+        .expect("a response on the other entrypoint");
+    assert_eq!(response.status, 200);
 }

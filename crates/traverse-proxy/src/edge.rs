@@ -18,8 +18,46 @@ use http::Version;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 
+/// An entrypoint's own limits on a request head.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Longest request-target: longer is 414.
+    pub max_uri_length: usize,
+    /// Largest header section (request line and fields): larger is 431.
+    pub max_header_bytes: usize,
+}
+
+impl Limits {
+    /// `entry_point`'s limits.
+    pub(crate) fn of(entry_point: &traverse_config::EntryPoint) -> Limits {
+        Limits {
+            max_uri_length: entry_point.max_uri_length,
+            max_header_bytes: entry_point.max_header_bytes,
+        }
+    }
+}
+
+/// The status (414, 431 or 400) and reason `request` must be refused with, or `None` when
+/// it may proceed.
+pub(crate) fn refusal(request: &RequestHeader, limits: Limits) -> Option<(u16, &'static str)> {
+    let target = request.raw_path().len();
+    if target > limits.max_uri_length {
+        return Some((414, "request-target too long"));
+    }
+    // As sent over HTTP/1.1: `METHOD target HTTP/1.1`, `name: value` lines, CRLFs.
+    let fields: usize = request
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if request.method.as_str().len() + target + 12 + fields + 2 > limits.max_header_bytes {
+        return Some((431, "request header fields too large"));
+    }
+    malformed(request).map(|reason| (400, reason))
+}
+
 /// Why `request` must be refused with 400, or `None` when it may proceed.
-pub(crate) fn refusal(request: &RequestHeader) -> Option<&'static str> {
+fn malformed(request: &RequestHeader) -> Option<&'static str> {
     let http1 = matches!(request.version, Version::HTTP_10 | Version::HTTP_11);
     let hosts = request.headers.get_all(HOST).iter().count();
     if request.version == Version::HTTP_11 && hosts != 1 {
@@ -178,7 +216,7 @@ mod tests {
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n",
         ];
         for raw in refused {
-            assert!(refusal(&request(raw)).is_some(), "{raw}");
+            assert!(malformed(&request(raw)).is_some(), "{raw}");
         }
         let passed = [
             "GET / HTTP/1.0\r\n",
@@ -188,8 +226,32 @@ mod tests {
             "GET http://a/x HTTP/1.1\r\nHost: a\r\n",
         ];
         for raw in passed {
-            assert_eq!(refusal(&request(raw)), None, "{raw}");
+            assert_eq!(malformed(&request(raw)), None, "{raw}");
         }
+    }
+
+    #[test]
+    fn limits() {
+        let limits = Limits {
+            max_uri_length: 10,
+            max_header_bytes: 64,
+        };
+        let refused = [
+            (414, "GET /0123456789 HTTP/1.1\r\nHost: a\r\n"),
+            (
+                431,
+                "GET / HTTP/1.1\r\nHost: a\r\nX: 01234567890123456789012345678901234567\r\n",
+            ),
+        ];
+        for (status, raw) in refused {
+            assert_eq!(
+                refusal(&request(raw), limits).map(|r| r.0),
+                Some(status),
+                "{raw}"
+            );
+        }
+        let fits = request("GET /012345678 HTTP/1.1\r\nHost: a\r\n");
+        assert_eq!(refusal(&fits, limits), None);
     }
 
     #[test]

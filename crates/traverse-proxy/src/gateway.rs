@@ -43,6 +43,7 @@ pub struct GatewayOptions {
     ejection: EjectionPolicy,
     /// Serves parents: the advertisement and health endpoints, cross-cluster attributes.
     uplink: bool,
+    limits: edge::Limits,
 }
 
 impl GatewayOptions {
@@ -73,6 +74,7 @@ impl GatewayOptions {
                 ejection_time: upstream.passive_health_check.ejection_time,
             },
             uplink: entry_point.uplink,
+            limits: edge::Limits::of(entry_point),
         }
     }
 }
@@ -103,10 +105,10 @@ impl ProxyHttp for Gateway {
         session.set_write_timeout(Some(self.options.downstream_write));
         let draining = self.state.is_draining();
         edge::keep_alive(session, self.options.keepalive_seconds, draining);
-        if let Some(reason) = edge::refusal(session.req_header()) {
-            tracing::debug!(reason, "request refused");
+        if let Some((status, reason)) = edge::refusal(session.req_header(), self.options.limits) {
+            tracing::debug!(status, reason, "request refused");
             session.set_keepalive(None);
-            respond(session, 400, Bytes::from_static(b"bad request\n"), &[]).await?;
+            respond(session, status, Bytes::from(format!("{reason}\n")), &[]).await?;
             return Ok(true);
         }
         if self.options.uplink
