@@ -503,3 +503,49 @@ providers:
         .expect("a response on the other entrypoint");
     assert_eq!(response.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entrypoint_that_cannot_listen_stops_the_process() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = taken.local_addr().expect("its address");
+    let admin = traverse_e2e::free_port();
+    let dir = traverse_e2e::gateway::write_config_dir(
+        &format!(
+            "entryPoints:\n  web:\n    address: \"{address}\"\nadmin:\n  address: \"127.0.0.1:{admin}\"\n"
+        ),
+        &[],
+    );
+    let mut child = std::process::Command::new(traverse_e2e::gateway::binary())
+        .arg("run")
+        .arg("--config")
+        .arg(dir.path().join("traverse.yaml"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting traverse");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for traverse") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("traverse kept running with entrypoint web unable to listen on {address}");
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped stderr"), &mut stderr)
+        .expect("reading stderr");
+    assert!(!status.success(), "exit status {status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("entryPoints.web") && stderr.contains(&address.to_string()),
+        "the error does not name the entrypoint and address:\n{stderr}"
+    );
+    drop(taken);
+}
