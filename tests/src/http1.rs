@@ -13,6 +13,8 @@ const MAX_HEAD: usize = 64 * 1024;
 pub struct Head {
     pub start_line: String,
     pub headers: Vec<(String, String)>,
+    /// The head exactly as received, up to and including the blank line.
+    pub raw: Vec<u8>,
 }
 
 impl Head {
@@ -43,9 +45,11 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 pub async fn read_head<R: AsyncBufRead + Unpin>(reader: &mut R) -> io::Result<Option<Head>> {
     let mut lines = Vec::new();
     let mut total = 0;
+    let mut raw = Vec::new();
     loop {
         let mut line = Vec::new();
         let n = reader.read_until(b'\n', &mut line).await?;
+        raw.extend_from_slice(&line);
         if n == 0 {
             if lines.is_empty() && total == 0 {
                 return Ok(None);
@@ -65,6 +69,7 @@ pub async fn read_head<R: AsyncBufRead + Unpin>(reader: &mut R) -> io::Result<Op
         if text.is_empty() {
             if lines.is_empty() {
                 // Tolerate stray blank lines between messages (RFC 9112 §2.2).
+                raw.clear();
                 continue;
             }
             break;
@@ -82,6 +87,7 @@ pub async fn read_head<R: AsyncBufRead + Unpin>(reader: &mut R) -> io::Result<Op
     Ok(Some(Head {
         start_line,
         headers,
+        raw,
     }))
 }
 

@@ -25,9 +25,17 @@ pub struct Recorded {
     /// All header fields in order, names as received, duplicates kept.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The request head exactly as received (request line, fields, blank line); empty for
+    /// HTTP/2.
+    pub raw_head: Vec<u8>,
 }
 
 impl Recorded {
+    /// The request head as received, as (lossy) text.
+    pub fn raw_head_text(&self) -> String {
+        String::from_utf8_lossy(&self.raw_head).into_owned()
+    }
+
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         http1::header(&self.headers, name)
@@ -225,6 +233,7 @@ async fn serve(stream: TcpStream, name: String, log: Log) {
             path: path.clone(),
             headers: head.headers.clone(),
             body: body.clone(),
+            raw_head: head.raw.clone(),
         };
         lock(&log).push(recorded);
 
@@ -359,6 +368,7 @@ async fn serve_h2c_stream(
         path: path.clone(),
         headers: headers.clone(),
         body: body.clone(),
+        raw_head: Vec::new(),
     });
     let (status, body) = answer(&name, &method, &path, &headers, &body).await;
     let response = http::Response::builder()

@@ -32,6 +32,13 @@ pub struct EntryPoint {
     pub uplink: bool,
     /// Terminate TLS (and with `clientCA`, require client certificates).
     pub tls: Option<ListenerTls>,
+    /// Longest request-target, in bytes; a longer one is answered 414.
+    #[serde(default = "EntryPoint::default_max_uri_length")]
+    pub max_uri_length: usize,
+    /// Largest request header section (request line and fields), in bytes; a larger one is
+    /// answered 431. Above Pingora's own limit (1 MiB) Pingora answers 400 first.
+    #[serde(default = "EntryPoint::default_max_header_bytes")]
+    pub max_header_bytes: usize,
 }
 
 impl EntryPoint {
@@ -45,7 +52,20 @@ impl EntryPoint {
             trace_context: TrustPolicy::default(),
             uplink: false,
             tls: None,
+            max_uri_length: EntryPoint::default_max_uri_length(),
+            max_header_bytes: EntryPoint::default_max_header_bytes(),
         }
+    }
+
+    /// Pingora's own limit on a request header section: what Traverse's limits must stay under.
+    pub const PINGORA_MAX_HEADER_BYTES: usize = 1024 * 1024;
+
+    fn default_max_uri_length() -> usize {
+        8 * 1024
+    }
+
+    fn default_max_header_bytes() -> usize {
+        64 * 1024
     }
 
     fn default_h2c() -> bool {

@@ -102,8 +102,8 @@ fn validate_names_every_offending_key() {
 cluster: {name: " "}
 entryPoints:
   Web: {address: "0.0.0.0:80"}
-  other: {address: "nonsense", timeouts: {read: 0s}}
-  dup: {address: "0.0.0.0:80", forwardedHeaders: {trustedIPs: [10.0.0.0/33]}}
+  other: {address: "nonsense", timeouts: {read: 0s}, maxUriLength: 0}
+  dup: {address: "0.0.0.0:80", forwardedHeaders: {trustedIPs: [10.0.0.0/33]}, maxHeaderBytes: 2000000}
 admin: {address: "0.0.0.0:80"}
 providers: {file: {directory: /definitely/not/here}}
 upstream: {connectTimeout: 0s}
@@ -117,6 +117,8 @@ upstream: {connectTimeout: 0s}
         "entryPoints.Web",
         "entryPoints.other.address",
         "entryPoints.other.timeouts.read",
+        "entryPoints.other.maxUriLength",
+        "entryPoints.dup.maxHeaderBytes",
         "entryPoints.dup.forwardedHeaders.trustedIPs[0]",
         "admin.address",
         "providers.file.directory",

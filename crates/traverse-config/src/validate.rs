@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::multicluster::Role;
 use crate::syntax::{is_dns_label, is_host_port, is_ip_or_cidr, is_token};
 use crate::tracing::{Otlp, Tracing};
-use crate::{Config, Problem, TrustPolicy};
+use crate::{Config, EntryPoint, Problem, TrustPolicy};
 
 impl Config {
     /// Checks what the schema cannot express; returns every problem, each naming its key.
@@ -57,6 +57,17 @@ impl Config {
                     problem(
                         format!("{key}.timeouts.{field}"),
                         "must be greater than zero".into(),
+                    );
+                }
+            }
+            for (field, value) in [
+                ("maxUriLength", entry_point.max_uri_length),
+                ("maxHeaderBytes", entry_point.max_header_bytes),
+            ] {
+                if value == 0 || value > EntryPoint::PINGORA_MAX_HEADER_BYTES {
+                    problem(
+                        format!("{key}.{field}"),
+                        "must be between 1 and 1048576 (Pingora's own limit)".into(),
                     );
                 }
             }

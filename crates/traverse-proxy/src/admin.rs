@@ -120,7 +120,11 @@ impl ServeHttp for AdminApi {
             }
         });
         let path = session.req_header().uri.path().to_owned();
+        let method = &session.req_header().method;
+        let read_only = *method == http::Method::GET || *method == http::Method::HEAD;
         let response = match path.as_str() {
+            // Every page is read-only.
+            _ if !read_only => method_not_allowed(),
             "/livez" => text(StatusCode::OK, "ok\n"),
             "/readyz" if self.state.is_ready() => text(StatusCode::OK, "ready\n"),
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
@@ -241,6 +245,16 @@ fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
         "text/plain; charset=utf-8",
         body.as_bytes().to_vec(),
     )
+}
+
+/// 405 with the methods every admin page takes.
+fn method_not_allowed() -> Response<Vec<u8>> {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response.headers_mut().insert(
+        http::header::ALLOW,
+        http::HeaderValue::from_static("GET, HEAD"),
+    );
+    response
 }
 
 fn json(body: Vec<u8>) -> Response<Vec<u8>> {

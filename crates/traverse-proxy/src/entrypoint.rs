@@ -31,7 +31,7 @@ pub struct EntryPointApp {
 }
 
 /// A listening service for the entrypoint `name`, serving from `state`; fails when its
-/// TLS files are unusable.
+/// TLS files are unusable or nothing can listen on its address.
 pub fn entrypoint_service(
     conf: &Arc<ServerConf>,
     name: &str,
@@ -39,6 +39,7 @@ pub fn entrypoint_service(
     upstream: &Upstream,
     state: Arc<GatewayState>,
 ) -> Result<Service<EntryPointApp>, String> {
+    check_listenable(name, &entry_point.address)?;
     let options = GatewayOptions::new(name, entry_point, upstream);
     let keepalive_seconds = options.keepalive_seconds;
     let mut proxy = http_proxy(conf, Gateway::new(options, state));
@@ -59,6 +60,16 @@ pub fn entrypoint_service(
         None => service.add_tcp(&entry_point.address),
     }
     Ok(service)
+}
+
+/// Fails, naming the entrypoint and its address, when nothing can listen there (the port
+/// is taken, the address is not local): Pingora would retry for half a minute, then lose
+/// that listener while the process stayed up and ready. The probe listener is closed at
+/// once; Pingora binds its own.
+fn check_listenable(name: &str, address: &str) -> Result<(), String> {
+    std::net::TcpListener::bind(address)
+        .map(drop)
+        .map_err(|error| format!("entryPoints.{name}: cannot listen on {address}: {error}"))
 }
 
 /// The listener's certificate, and with `clientCA` the requirement that clients
@@ -137,6 +148,16 @@ impl HttpServerApp for EntryPointApp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_in_use_is_named_with_its_entrypoint() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let address = taken.local_addr().expect("its address").to_string();
+        let error = check_listenable("web", &address).expect_err("the port is taken");
+        assert!(error.contains("entryPoints.web"), "{error}");
+        assert!(error.contains(&address), "{error}");
+        assert!(check_listenable("web", "127.0.0.1:0").is_ok());
+    }
 
     #[test]
     fn unreadable_listener_files_are_named_with_their_key() {

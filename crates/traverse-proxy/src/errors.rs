@@ -29,6 +29,12 @@ pub fn status_for_error(error: &Error) -> u16 {
     }
 }
 
+/// Whether `error` is the client's doing (it closed the connection, or reading from or
+/// writing to it failed): never an upstream failure, never retried.
+pub(crate) fn client_gone(error: &Error) -> bool {
+    *error.esource() == ErrorSource::Downstream && status_for_error(error) == CLIENT_CLOSED_REQUEST
+}
+
 /// The status the request ended with: what was sent, or what the error maps to.
 /// A client that disconnected before any response is 499.
 pub(crate) fn final_status(written: Option<u16>, error: Option<&Error>) -> u16 {

@@ -11,13 +11,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::protocols::http::error_resp::gen_error_response;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, Upstream};
 use traverse_model::{EjectionPolicy, Scheme};
 
-use crate::errors::{final_status, status_for_error, CLIENT_CLOSED_REQUEST};
+use crate::edge::{self, whole_seconds};
+use crate::errors::{client_gone, final_status, status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::exchange::{Destination, Ending, Exchange, Peer, Site};
 use crate::forwarded::{Downstream, ForwardedPolicy};
 use crate::host::{request_host, strip_port};
@@ -43,6 +43,7 @@ pub struct GatewayOptions {
     ejection: EjectionPolicy,
     /// Serves parents: the advertisement and health endpoints, cross-cluster attributes.
     uplink: bool,
+    limits: edge::Limits,
 }
 
 impl GatewayOptions {
@@ -73,6 +74,7 @@ impl GatewayOptions {
                 ejection_time: upstream.passive_health_check.ejection_time,
             },
             uplink: entry_point.uplink,
+            limits: edge::Limits::of(entry_point),
         }
     }
 }
@@ -101,7 +103,14 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Exchange) -> Result<bool> {
         session.set_read_timeout(Some(self.options.downstream_read));
         session.set_write_timeout(Some(self.options.downstream_write));
-        session.set_keepalive(Some(self.options.keepalive_seconds));
+        let draining = self.state.is_draining();
+        edge::keep_alive(session, self.options.keepalive_seconds, draining);
+        if let Some((status, reason)) = edge::refusal(session.req_header(), self.options.limits) {
+            tracing::debug!(status, reason, "request refused");
+            session.set_keepalive(None);
+            respond(session, status, Bytes::from(format!("{reason}\n")), &[]).await?;
+            return Ok(true);
+        }
         if self.options.uplink
             && session
                 .req_header()
@@ -241,6 +250,10 @@ impl ProxyHttp for Gateway {
         ctx: &mut Exchange,
         mut error: Box<Error>,
     ) -> Box<Error> {
+        if client_gone(&error) {
+            error.set_retry(false);
+            return error;
+        }
         let method = &session.req_header().method;
         ctx.fail_attempt(
             &self.options.site,
@@ -271,6 +284,11 @@ impl ProxyHttp for Gateway {
         // Pingora's rule: only idempotent requests whose body is still buffered are
         // replayed, and only on a reused connection (it may have been closed under us).
         let mut error = error.more_context(format!("Peer: {peer}"));
+        if client_gone(&error) {
+            // The client went away: nothing to retry for, and nothing against the upstream.
+            error.set_retry(false);
+            return error;
+        }
         let replayable = session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated();
         if replayable {
@@ -349,7 +367,11 @@ impl ProxyHttp for Gateway {
             }
         } else if !upstream_request.headers.contains_key(http::header::HOST) {
             // An HTTP/2 client sends :authority, not Host; an HTTP/1 upstream needs Host.
-            if let Some(host) = original_host {
+            // An HTTP/1.0 request may come without Host: the upstream's address stands in.
+            let host = original_host
+                .map(str::to_owned)
+                .or_else(|| ctx.current_address().map(|a| a.to_string()));
+            if let Some(host) = host {
                 upstream_request.insert_header(http::header::HOST, host)?;
             }
         }
@@ -390,6 +412,10 @@ impl ProxyHttp for Gateway {
         if let Some((name, value)) = ctx.trace_header(self.state.telemetry()) {
             response.insert_header(name, value)?;
         }
+        if self.state.is_draining() {
+            // From SIGTERM on, no connection is kept for another request.
+            session.set_keepalive(None);
+        }
         if let Some(router) = ctx.router() {
             middleware::response(&router.middlewares, session.req_header(), ctx, response)?;
         }
@@ -421,23 +447,22 @@ impl ProxyHttp for Gateway {
         let status = status_for_error(error);
         // A client that is gone cannot be answered; anything else gets the mapped status.
         if status != CLIENT_CLOSED_REQUEST && session.response_written().is_none() {
-            let mut response = gen_error_response(status);
-            if let Some((name, value)) = ctx.trace_header(self.state.telemetry()) {
-                // The name and value were validated when built; this cannot fail.
-                let _ = response.insert_header(name, value);
-            }
-            let downstream = session.as_downstream_mut();
-            if let Err(write_error) = downstream
-                .write_error_response(response, Bytes::new())
-                .await
-            {
-                tracing::debug!(%write_error, "could not send error response");
-            }
+            let trace = ctx.trace_header(self.state.telemetry());
+            edge::send_error(session, status, trace).await;
         }
         FailToProxy {
             error_code: status,
             can_reuse_downstream: false,
         }
+    }
+
+    fn suppress_error_log(&self, session: &Session, _ctx: &Exchange, error: &Error) -> bool {
+        if client_gone(error) {
+            let path = session.req_header().uri.path();
+            tracing::debug!(%error, path, "client closed the connection before the response");
+            return true;
+        }
+        false
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Exchange) {
@@ -471,24 +496,5 @@ impl Gateway {
         peer.options.read_timeout = Some(upstream.read_timeout);
         peer.options.write_timeout = Some(upstream.write_timeout);
         peer.options.idle_timeout = Some(upstream.idle_timeout);
-    }
-}
-
-/// `d` rounded up to whole seconds, at least 1: Pingora counts keep-alive in seconds and
-/// reads 0 as "forever".
-pub(crate) fn whole_seconds(d: Duration) -> u64 {
-    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keepalive_rounds_up_to_whole_seconds() {
-        assert_eq!(whole_seconds(Duration::from_millis(500)), 1);
-        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
-        assert_eq!(whole_seconds(Duration::from_secs(90)), 90);
-        assert_eq!(whole_seconds(Duration::ZERO), 1);
     }
 }

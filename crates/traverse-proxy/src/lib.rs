@@ -12,6 +12,7 @@
 
 mod admin;
 mod clock;
+mod edge;
 mod entrypoint;
 mod errors;
 pub mod exchange;
@@ -221,6 +222,11 @@ impl GatewayState {
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
         self.advertise();
+    }
+
+    /// Whether SIGTERM was received: responses close their connections from then on.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Requests currently being handled, across entrypoints.
