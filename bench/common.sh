@@ -16,9 +16,11 @@ trap cleanup EXIT
 # machine; on fewer, everything shares them (a smoke pass: compare ratios only).
 declare -A cores=([upstream]=0-3 [proxy]=4-7 [collector]=10 [load]=11-15)
 if (( $(nproc) >= 16 )); then WRK_THREADS=${WRK_THREADS:-5}; else WRK_THREADS=${WRK_THREADS:-2}; fi
+# Always called in the background (`&`) or in `$(…)`: it execs, so `$!` is the process
+# itself (which cleanup kills) and not a subshell that would leave it running.
 pinned() { # $1 = role, then the command
     local role=$1; shift
-    if (( $(nproc) >= 16 )); then taskset -c "${cores[$role]}" "$@"; else "$@"; fi
+    if (( $(nproc) >= 16 )); then exec taskset -c "${cores[$role]}" "$@"; else exec "$@"; fi
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -68,3 +70,39 @@ load() {
     echo "$rps $p99 ${errors:-0} $requests ${socket:-0}"
 }
 median() { tr ' ' '\n' <<<"$1" | sort -g | awk 'NF {v[n++] = $1} END {print n % 2 ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2}'; }
+
+# A Traverse configuration in directory $1: entrypoint `web` on port $2, admin on $3,
+# $4 worker threads, extra configuration $5, and one route to the nginx upstream on
+# $upstream_port.
+traverse_config() {
+    mkdir -p "$1/manifests"
+    cat > "$1/traverse.yaml" <<CONF
+entryPoints:
+  web: {address: "127.0.0.1:$2"}
+admin: {address: "127.0.0.1:$3"}
+providers: {file: {directory: manifests, watch: false}}
+server: {threads: $4}
+$5
+CONF
+    cat > "$1/manifests/app.yaml" <<CONF
+apiVersion: v1
+kind: Service
+metadata: {name: app}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: app, labels: {kubernetes.io/service-name: app}}
+addressType: IPv4
+ports: [{name: http, port: $upstream_port}]
+endpoints: [{addresses: [127.0.0.1]}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: app}
+spec:
+  routes:
+    - match: PathPrefix(\`/\`)
+      services: [{name: app, port: http}]
+CONF
+}

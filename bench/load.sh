@@ -50,36 +50,7 @@ extra[traced]="tracing: {sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0
 start_traverse() { # $1 = variant
     local v=$1 dir="$work/$1"
     port[$v]=$(free_port); admin[$v]=$(free_port)
-    mkdir -p "$dir/manifests"
-    cat > "$dir/traverse.yaml" <<CONF
-entryPoints:
-  web: {address: "127.0.0.1:${port[$v]}"}
-admin: {address: "127.0.0.1:${admin[$v]}"}
-providers: {file: {directory: manifests, watch: false}}
-server: {threads: $THREADS}
-${extra[$v]}
-CONF
-    cat > "$dir/manifests/app.yaml" <<CONF
-apiVersion: v1
-kind: Service
-metadata: {name: app}
-spec: {ports: [{name: http, port: 80}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: app, labels: {kubernetes.io/service-name: app}}
-addressType: IPv4
-ports: [{name: http, port: $upstream_port}]
-endpoints: [{addresses: [127.0.0.1]}]
----
-apiVersion: traefik.io/v1alpha1
-kind: IngressRoute
-metadata: {name: app}
-spec:
-  routes:
-    - match: PathPrefix(\`/\`)
-      services: [{name: app, port: http}]
-CONF
+    traverse_config "$dir" "${port[$v]}" "${admin[$v]}" "$THREADS" "${extra[$v]}"
     RUST_LOG=warn pinned proxy "$traverse" run --config "$dir/traverse.yaml" 2>"$dir/stderr" &
     pids+=($!)
 }

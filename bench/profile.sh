@@ -38,46 +38,13 @@ for _ in range(n):
 PY
 }
 
-traverse_config() { # $1 = directory, $2 = port, $3 = extra configuration
-    mkdir -p "$1/manifests"
-    cat > "$1/traverse.yaml" <<CONF
-entryPoints:
-  web: {address: "127.0.0.1:$2"}
-admin: {address: "127.0.0.1:$(free_port)"}
-providers: {file: {directory: manifests, watch: false}}
-server: {threads: 1}
-$3
-CONF
-    cat > "$1/manifests/app.yaml" <<CONF
-apiVersion: v1
-kind: Service
-metadata: {name: app}
-spec: {ports: [{name: http, port: 80}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: app, labels: {kubernetes.io/service-name: app}}
-addressType: IPv4
-ports: [{name: http, port: $upstream_port}]
-endpoints: [{addresses: [127.0.0.1]}]
----
-apiVersion: traefik.io/v1alpha1
-kind: IngressRoute
-metadata: {name: app}
-spec:
-  routes:
-    - match: PathPrefix(\`/\`)
-      services: [{name: app, port: http}]
-CONF
-}
-
 # Total instructions of one run of row $1 serving $2 requests.
 count() {
     local row=$1 n=$2 port out pid
     port=$(free_port); out="$work/$row.$n.callgrind"
     case $row in
         bare) cmd=("$bare" "127.0.0.1:$port" "127.0.0.1:$upstream_port" --threads 1) ;;
-        *) traverse_config "$work/$row" "$port" "${extra[$row]}"
+        *) traverse_config "$work/$row" "$port" "$(free_port)" 1 "${extra[$row]}"
            cmd=("$traverse" run --config "$work/$row/traverse.yaml") ;;
     esac
     RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" 2>"$work/$row.$n.log" &
