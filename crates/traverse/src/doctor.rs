@@ -113,7 +113,25 @@ pub fn diagnose(routes: &Value, multicluster: &Value, telemetry: &Value) -> Repo
     if errors > 0 {
         let _ = writeln!(text, "  {errors} error diagnostic(s): see /api/routes");
     }
-    report.problems += unresolved.len() + errors;
+    // Endpoints passively ejected after failed requests, once per Service (routes share them).
+    let mut ejected = std::collections::BTreeSet::new();
+    for route in items(&routes["routes"]) {
+        for service in items(&route["services"]) {
+            for endpoint in items(&service["ejected"]) {
+                ejected.insert((
+                    string(&service, "name"),
+                    endpoint.as_str().unwrap_or("").to_owned(),
+                ));
+            }
+        }
+    }
+    for (service, endpoint) in &ejected {
+        let _ = writeln!(
+            text,
+            "  EJECTED endpoint {endpoint} of service {service}: it failed requests in a row"
+        );
+    }
+    report.problems += unresolved.len() + errors + ejected.len();
 
     let _ = writeln!(
         text,
@@ -238,7 +256,10 @@ mod tests {
     #[test]
     fn every_kind_of_trouble_is_counted_and_named() {
         let report = diagnose(
-            &json!({"generation": 1, "routes": [], "diagnostics": [
+            &json!({"generation": 1, "routes": [
+                {"services": [{"name": "apps/cart:80", "ejected": ["10.0.0.7:8080"]}]},
+                {"services": [{"name": "apps/cart:80", "ejected": ["10.0.0.7:8080"]}]}
+            ], "diagnostics": [
                 {"severity": "warning", "reason": "ServiceNotFound", "field": "spec.routes[0].services[0].name",
                  "message": "service apps/cart not found", "object": {"kind": "IngressRoute", "namespace": "apps", "name": "cart"}},
                 {"severity": "error", "reason": "InvalidRule", "message": "bad", "object": {}}
@@ -257,8 +278,16 @@ mod tests {
             .contains("advertised apps/shop weight 1 NOT READY"));
         assert!(report.text.contains("5 dropped"));
         assert!(report.text.contains("2 write errors"));
-        // unresolved + error + not ready + spans + access log
-        assert_eq!(report.problems, 5, "{}", report.text);
+        assert!(
+            report
+                .text
+                .contains("EJECTED endpoint 10.0.0.7:8080 of service apps/cart:80"),
+            "{}",
+            report.text
+        );
+        // unresolved + error + ejected (once, though two routes share it) + not ready
+        // + spans + access log
+        assert_eq!(report.problems, 6, "{}", report.text);
     }
 
     #[test]
