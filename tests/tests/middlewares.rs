@@ -672,4 +672,8 @@ logs:
     .await;
     let record: serde_json::Value = serde_json::from_str(&line).expect("json");
     assert_eq!(record["ClientUsername"], "myName");
+    assert_eq!(
+        record["traverse.middleware"], "default/test-auth",
+        "the same middleware the span names: {record:#}"
+    );
 }

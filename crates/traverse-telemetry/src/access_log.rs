@@ -71,6 +71,9 @@ pub struct AccessRecord {
     pub router: Option<Arc<str>>,
     /// `http.route`: the matched rule's path template, as spans and metrics report it.
     pub route: Option<Arc<str>>,
+    /// `traverse.middleware`: the Middleware (`namespace/name`) that answered the request
+    /// itself (a redirect, 401/403, 429), as the SERVER span names it.
+    pub middleware: Option<String>,
     /// `ServiceName`.
     pub service: Option<Arc<str>>,
     /// `ServiceAddr`: `host:port` of the upstream that served the request.
@@ -121,6 +124,7 @@ impl Default for AccessRecord {
             entry_point: None,
             router: None,
             route: None,
+            middleware: None,
             service: None,
             service_addr: None,
             service_url: None,
@@ -159,6 +163,7 @@ impl AccessRecord {
             entry_point: Some(Arc::clone(request.entry_point)),
             router: request.router.cloned(),
             route: request.route.cloned(),
+            middleware: request.middleware.map(str::to_owned),
             service: request.service.cloned(),
             service_url: upstream.map(|u| format!("{}://{}", u.scheme, u.address).into()),
             service_addr,

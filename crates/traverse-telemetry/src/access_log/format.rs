@@ -51,6 +51,7 @@ fn field_value(record: &AccessRecord, field: Field) -> Option<FieldValue<'_>> {
         Field::EntryPointName => borrowed(record.entry_point.as_deref()?),
         Field::RouterName => borrowed(record.router.as_deref()?),
         Field::HttpRoute => borrowed(record.route.as_deref()?),
+        Field::Middleware => borrowed(record.middleware.as_deref()?),
         Field::ServiceName => borrowed(record.service.as_deref()?),
         Field::ServiceAddr => borrowed(record.service_addr.as_deref()?),
         Field::ServiceUrl => borrowed(record.service_url.as_deref()?),

@@ -30,6 +30,7 @@ pub(crate) enum Field {
     EntryPointName,
     RouterName,
     HttpRoute,
+    Middleware,
     ServiceName,
     ServiceAddr,
     ServiceUrl,
@@ -44,7 +45,7 @@ pub(crate) enum Field {
 }
 
 impl Field {
-    pub(crate) const ALL: [Field; 27] = [
+    pub(crate) const ALL: [Field; 28] = [
         Field::StartUtc,
         Field::Duration,
         Field::OriginDuration,
@@ -61,6 +62,7 @@ impl Field {
         Field::EntryPointName,
         Field::RouterName,
         Field::HttpRoute,
+        Field::Middleware,
         Field::ServiceName,
         Field::ServiceAddr,
         Field::ServiceUrl,
@@ -93,6 +95,7 @@ impl Field {
             Field::EntryPointName => "entryPointName",
             Field::RouterName => "RouterName",
             Field::HttpRoute => "http.route",
+            Field::Middleware => "traverse.middleware",
             Field::ServiceName => "ServiceName",
             Field::ServiceAddr => "ServiceAddr",
             Field::ServiceUrl => "ServiceURL",
