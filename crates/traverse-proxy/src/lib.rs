@@ -179,8 +179,11 @@ impl GatewayState {
     /// Atomically replaces the routing table; requests already matched keep the old one.
     pub fn publish(&self, table: RoutingTable) {
         self.attach_health(&table);
+        // Counted before the table is visible: whoever sees a table and then reads the
+        // generation (the admin API) gets that table's generation or a later one, never
+        // the one before it.
+        self.generation.fetch_add(1, Ordering::Release);
         self.routing.store(Arc::new(table));
-        self.generation.fetch_add(1, Ordering::Relaxed);
         self.ready.store(true, Ordering::Release);
         self.advertise();
     }
@@ -209,7 +212,7 @@ impl GatewayState {
 
     /// How many tables have been published.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Ready to take traffic: configured and not draining.
