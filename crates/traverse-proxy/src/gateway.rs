@@ -254,18 +254,8 @@ impl ProxyHttp for Gateway {
             error.set_retry(false);
             return error;
         }
-        let method = &session.req_header().method;
-        ctx.fail_attempt(
-            &self.options.site,
-            self.state.telemetry(),
-            method,
-            error.etype().as_str(),
-        );
-        select::failed(
-            ctx,
-            self.state.topology().children.as_deref(),
-            self.options.ejection,
-        );
+        self.end_failed_attempt(session, ctx, &error);
+        self.hold_against_endpoint(ctx);
         // Nothing reached the upstream, so retrying is safe for every method.
         if self.may_retry_elsewhere(ctx) {
             error.set_retry(true);
@@ -299,12 +289,11 @@ impl ProxyHttp for Gateway {
         if ctx.upstream_status().is_some() {
             return error;
         }
-        let children = self.state.topology().children.as_deref();
         let over_uplink = matches!(ctx.destination(), Some(Destination::Uplink { .. }));
         if over_uplink {
             // A child that failed before answering is counted against it, and a
             // replayable request gets one more attempt on another child.
-            select::failed(ctx, children, self.options.ejection);
+            self.hold_against_endpoint(ctx);
             if replayable && self.may_retry_elsewhere(ctx) {
                 error.set_retry(true);
             }
@@ -314,16 +303,10 @@ impl ProxyHttp for Gateway {
             ctx.forgive_current();
         } else {
             // Failed before answering on a fresh connection: held against the endpoint.
-            select::failed(ctx, children, self.options.ejection);
+            self.hold_against_endpoint(ctx);
         }
         if error.retry() {
-            let method = &session.req_header().method;
-            ctx.fail_attempt(
-                &self.options.site,
-                self.state.telemetry(),
-                method,
-                error.etype().as_str(),
-            );
+            self.end_failed_attempt(session, ctx, &error);
         }
         error
     }
@@ -488,6 +471,23 @@ impl Gateway {
             Some(router) => middleware::may_retry(&router.middlewares, ctx.attempts(), default),
             None => default,
         }
+    }
+
+    /// Ends the current attempt's span and metric as failed with `error`'s type.
+    fn end_failed_attempt(&self, session: &Session, ctx: &mut Exchange, error: &Error) {
+        let (site, telemetry) = (&self.options.site, self.state.telemetry());
+        ctx.fail_attempt(
+            site,
+            telemetry,
+            &session.req_header().method,
+            error.etype().as_str(),
+        );
+    }
+
+    /// Counts the current attempt's failure against its endpoint's or child's passive health.
+    fn hold_against_endpoint(&self, ctx: &Exchange) {
+        let children = self.state.topology().children.as_deref();
+        select::failed(ctx, children, self.options.ejection);
     }
 
     fn apply_upstream_options(&self, peer: &mut HttpPeer) {
