@@ -190,7 +190,7 @@ impl ProxyHttp for Gateway {
             _ => None,
         };
         let topology = self.state.topology();
-        let Some(selected) = select::next(ctx, topology.children.as_deref(), preferred) else {
+        let Some(selected) = select::next(ctx, preferred) else {
             let reason = match ctx.destination() {
                 Some(Destination::Uplink { .. }) => "no available child cluster",
                 _ => "no available server",

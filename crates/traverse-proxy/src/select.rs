@@ -23,11 +23,7 @@ pub(crate) struct Selected {
 /// untried endpoint is ejected still gets its first attempt (trying beats refusing);
 /// children out of rotation are never chosen. `preferred` (a middleware's say, e.g. a
 /// sticky cookie) wins when it names a usable, untried endpoint.
-pub(crate) fn next(
-    exchange: &Exchange,
-    children: Option<&Children>,
-    preferred: Option<SocketAddr>,
-) -> Option<Selected> {
+pub(crate) fn next(exchange: &Exchange, preferred: Option<SocketAddr>) -> Option<Selected> {
     let tried = exchange.tried();
     let now = now_ms();
     match exchange.destination()? {
@@ -49,7 +45,6 @@ pub(crate) fn next(
         }
         Destination::Uplink { members, .. } => {
             // A child with no resolved address is not usable, so `address` is set.
-            children?;
             let (_, member) = members.select(tried, now)?;
             Some(Selected {
                 address: member.child.socket_address()?,

@@ -143,7 +143,7 @@ fn selection_never_returns_a_tried_endpoint() {
     for _ in 0..30 {
         let mut exchange = routed(&backend);
         let mut seen = Vec::new();
-        while let Some(selected) = select::next(&exchange, None, None) {
+        while let Some(selected) = select::next(&exchange, None) {
             assert!(
                 !seen.contains(&selected.address),
                 "{seen:?} then {}",
@@ -173,7 +173,7 @@ fn consecutive_failures_eject_an_endpoint_and_retries_go_elsewhere() {
     let mut first_attempts = Vec::new();
     for _ in 0..20 {
         let mut exchange = routed(&backend);
-        let selected = select::next(&exchange, None, None).expect("an endpoint");
+        let selected = select::next(&exchange, None).expect("an endpoint");
         first_attempts.push(selected.address);
         exchange.begin_attempt(
             &site,
@@ -187,7 +187,7 @@ fn consecutive_failures_eject_an_endpoint_and_retries_go_elsewhere() {
             exchange.fail_attempt(&site, &telemetry, &Method::GET, "ConnectRefused");
             select::failed(&exchange, None, policy);
             assert!(select::another_available(&exchange));
-            let retry = select::next(&exchange, None, None).expect("the other endpoint");
+            let retry = select::next(&exchange, None).expect("the other endpoint");
             assert_eq!(retry.address, address(2));
         } else {
             select::succeeded(&exchange, None);
@@ -209,7 +209,7 @@ fn all_ejected_still_gets_a_first_attempt_but_no_retry() {
     };
     let (site, telemetry) = (site("http"), Telemetry::default());
     let mut exchange = routed(&backend);
-    let selected = select::next(&exchange, None, None).expect("endpoint");
+    let selected = select::next(&exchange, None).expect("endpoint");
     exchange.begin_attempt(
         &site,
         &telemetry,
@@ -220,13 +220,13 @@ fn all_ejected_still_gets_a_first_attempt_but_no_retry() {
     select::failed(&exchange, None, policy);
     assert!(!select::another_available(&exchange));
     assert!(
-        select::next(&exchange, None, None).is_none(),
+        select::next(&exchange, None).is_none(),
         "never the tried one again"
     );
 
     let fresh = routed(&backend);
     assert!(
-        select::next(&fresh, None, None).is_some(),
+        select::next(&fresh, None).is_some(),
         "a request to a Service whose every endpoint is ejected still gets one try"
     );
 }
