@@ -18,7 +18,7 @@ use traverse_telemetry::record::{RequestRecord, SpanIds};
 use traverse_telemetry::{propagation, semconv, KeyValue, Span, StatsSnapshot, Status, Tracer};
 
 use crate::clock::now_ms;
-use crate::host::{request_host, split_host_port};
+use crate::host::requested_host_port;
 use crate::GatewayState;
 
 /// The `entryPointName` of the admin listener's access log records.
@@ -186,10 +186,7 @@ fn internal_record(
     span: Option<SpanIds>,
 ) -> AccessRecord {
     let request = session.req_header();
-    let (host, port) = request_host(request).map_or((None, None), |h| {
-        let (name, port) = split_host_port(h);
-        (Some(name), port)
-    });
+    let (host, port) = requested_host_port(request);
     let entry_point: Arc<str> = Arc::from(ADMIN_ENTRY_POINT);
     let record = RequestRecord {
         entry_point: &entry_point,

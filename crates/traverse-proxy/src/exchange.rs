@@ -18,7 +18,7 @@ use traverse_telemetry::propagation::{self, TrustPolicy};
 use traverse_telemetry::record::{AttemptRecord, Failure, RequestRecord, SpanIds, Upstream};
 use traverse_telemetry::{KeyValue, Span, SpanKind, Status};
 
-use crate::host::{request_host, split_host_port};
+use crate::host::requested_host_port;
 use crate::middleware::Notes;
 use crate::multicluster::Member;
 use crate::trace::{RequestTrace, RouteNames};
@@ -161,10 +161,7 @@ impl Exchange {
         self.local_port = local_port;
         self.scheme = site.scheme;
         if let Some(tracer) = &telemetry.tracer {
-            let (host, port) = request_host(request).map_or((None, None), |h| {
-                let (name, port) = split_host_port(h);
-                (Some(name), port)
-            });
+            let (host, port) = requested_host_port(request);
             self.trace = Some(RequestTrace::start(
                 tracer,
                 site.trust,
@@ -486,10 +483,7 @@ impl Exchange {
         span: Option<SpanIds>,
     ) -> RequestRecord<'a> {
         let request = ending.request;
-        let (host, port) = request_host(request).map_or((None, None), |h| {
-            let (name, port) = split_host_port(h);
-            (Some(name), port)
-        });
+        let (host, port) = requested_host_port(request);
         let names = route_names(
             &site.entry_point,
             self.router.as_ref(),

@@ -12,6 +12,15 @@ pub(crate) fn request_host(header: &RequestHeader) -> Option<&str> {
         .or_else(|| header.uri.authority().map(|a| a.as_str()))
 }
 
+/// The host the request asked for, without its port, and that port (`server.address`
+/// and `server.port`).
+pub(crate) fn requested_host_port(header: &RequestHeader) -> (Option<&str>, Option<u16>) {
+    request_host(header).map_or((None, None), |host| {
+        let (name, port) = split_host_port(host);
+        (Some(name), port)
+    })
+}
+
 /// `example.com:8443` → `example.com`, `[::1]:8443` → `::1`.
 pub(crate) fn strip_port(host: &str) -> &str {
     split_host_port(host).0
