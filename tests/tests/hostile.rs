@@ -21,6 +21,23 @@ async fn start(extra: &str, upstream: &Upstream) -> Gateway {
     .await
 }
 
+/// A gateway like [`start`] whose `web` entrypoint also has `settings` (YAML lines
+/// indented by four spaces).
+async fn start_with_web(settings: &str, upstream: &Upstream) -> Gateway {
+    let config = format!(
+        "entryPoints:\n  web:\n    address: \"{{web}}\"\n{settings}admin:\n  address: \"{{admin}}\"\n\
+         providers:\n  file:\n    directory: manifests\n"
+    );
+    Gateway::start(
+        &config,
+        &[
+            ("backends", &service("app", &[upstream.addr()])),
+            ("route", &route("app", "PathPrefix(`/`)", "app")),
+        ],
+    )
+    .await
+}
+
 /// Writes `bytes` on a fresh connection and reads one response to `method`.
 async fn raw(gateway: &Gateway, bytes: &str, method: &str) -> (Response, Connection) {
     let mut connection = Connection::open(gateway.addr("web")).await;
@@ -502,6 +519,45 @@ providers:
         .await
         .expect("a response on the other entrypoint");
     assert_eq!(response.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_max_body_bytes_is_413() {
+    let upstream = Upstream::start("app");
+    let gateway = start_with_web("    maxBodyBytes: 16\n", &upstream).await;
+    // Declared too large: refused before anything is forwarded.
+    refused_with(
+        &gateway,
+        &upstream,
+        "POST /big HTTP/1.1\r\nHost: app\r\nContent-Length: 17\r\n\r\n01234567890123456",
+        413,
+    )
+    .await;
+    // Within the limit: served.
+    let (response, _) = raw(
+        &gateway,
+        "POST /fits HTTP/1.1\r\nHost: app\r\nContent-Length: 16\r\n\r\n0123456789012345",
+        "POST",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    // Chunked, growing past the limit: cut off with 413, and never a complete request
+    // upstream.
+    let (response, mut connection) = raw(
+        &gateway,
+        "POST /chunked HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n\
+         10\r\n0123456789012345\r\n10\r\n0123456789012345\r\n0\r\n\r\n",
+        "POST",
+    )
+    .await;
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert!(closes(&mut connection, WAIT).await);
+    let complete: Vec<_> = upstream
+        .requests()
+        .into_iter()
+        .filter(|r| r.raw_head_text().contains("/chunked") && r.body.len() > 16)
+        .collect();
+    assert!(complete.is_empty(), "the whole body reached the upstream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,15 @@ pub struct EntryPoint {
     /// answered 431. Above Pingora's own limit (1 MiB) Pingora answers 400 first.
     #[serde(default = "EntryPoint::default_max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Most connections open at once; more are closed as soon as they are accepted
+    /// (counted on `/api/entrypoints`). Unlimited when absent.
+    #[serde(default)]
+    pub max_connections: Option<u64>,
+    /// Largest request body, in bytes: a larger `Content-Length` is answered 413 before
+    /// anything is forwarded; a chunked body is cut off with 413 once it grows past it.
+    /// Unlimited when absent.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
 }
 
 impl EntryPoint {
@@ -54,6 +63,8 @@ impl EntryPoint {
             tls: None,
             max_uri_length: EntryPoint::default_max_uri_length(),
             max_header_bytes: EntryPoint::default_max_header_bytes(),
+            max_connections: None,
+            max_body_bytes: None,
         }
     }
 

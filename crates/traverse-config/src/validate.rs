@@ -60,6 +60,12 @@ impl Config {
                     );
                 }
             }
+            if entry_point.max_connections == Some(0) {
+                problem(
+                    format!("{key}.maxConnections"),
+                    "must be at least 1 (leave it out for no limit)".into(),
+                );
+            }
             for (field, value) in [
                 ("maxUriLength", entry_point.max_uri_length),
                 ("maxHeaderBytes", entry_point.max_header_bytes),

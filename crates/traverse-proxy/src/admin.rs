@@ -1,5 +1,5 @@
 //! The admin listener: `/livez`, `/readyz`, Prometheus `/metrics` and the read-only
-//! `/api/routes`, `/api/telemetry` and `/api/multicluster`. Its own traffic is traced only with
+//! `/api/routes`, `/api/telemetry`, `/api/entrypoints` and `/api/multicluster`. Its own traffic is traced only with
 //! `tracing.addInternals`.
 
 use std::sync::Arc;
@@ -58,6 +58,18 @@ impl AdminApi {
             "advertisement": self.state.advertisement().as_ref(),
             "children": topology.children.as_ref().map(|c| c.view()),
         });
+        serde_json::to_vec_pretty(&view).unwrap_or_default()
+    }
+
+    /// Connection counts per entrypoint: open, refused over `maxConnections`, and closed
+    /// for a request head that missed its deadline.
+    fn entrypoints_json(&self) -> Vec<u8> {
+        let view: std::collections::BTreeMap<_, _> = self
+            .state
+            .all_connection_stats()
+            .into_iter()
+            .map(|(name, stats)| (name, serde_json::json!({ "connections": &*stats })))
+            .collect();
         serde_json::to_vec_pretty(&view).unwrap_or_default()
     }
 
@@ -130,6 +142,7 @@ impl ServeHttp for AdminApi {
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
             "/api/routes" => json(self.routes_json()),
             "/api/telemetry" => json(self.telemetry_json()),
+            "/api/entrypoints" => json(self.entrypoints_json()),
             "/api/multicluster" => json(self.multicluster_json()),
             "/metrics" => self.metrics(session),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -25,6 +25,8 @@ pub(crate) struct Limits {
     pub max_uri_length: usize,
     /// Largest header section (request line and fields): larger is 431.
     pub max_header_bytes: usize,
+    /// Largest request body: a larger `Content-Length` is 413 before anything is forwarded.
+    pub max_body_bytes: Option<u64>,
 }
 
 impl Limits {
@@ -33,7 +35,22 @@ impl Limits {
         Limits {
             max_uri_length: entry_point.max_uri_length,
             max_header_bytes: entry_point.max_header_bytes,
+            max_body_bytes: entry_point.max_body_bytes,
         }
+    }
+}
+
+/// Fails with 413 once more than the entrypoint's `maxBodyBytes` of a body without a
+/// `Content-Length` (chunked, HTTP/2) has been read. What was read is already on its way
+/// upstream, which sees the request cut short; the client gets the 413 when no response
+/// has started.
+pub(crate) fn body_within_limit(read: usize, limits: Limits) -> pingora::Result<()> {
+    match limits.max_body_bytes {
+        Some(max) if read as u64 > max => pingora::Error::e_explain(
+            pingora::ErrorType::HTTPStatus(413),
+            "request body larger than maxBodyBytes",
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -52,6 +69,12 @@ pub(crate) fn refusal(request: &RequestHeader, limits: Limits) -> Option<(u16, &
         .sum();
     if request.method.as_str().len() + target + 12 + fields + 2 > limits.max_header_bytes {
         return Some((431, "request header fields too large"));
+    }
+    if let Some(max) = limits.max_body_bytes {
+        let declared = request.headers.get(CONTENT_LENGTH);
+        if declared.and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok()) > Some(max) {
+            return Some((413, "request body larger than maxBodyBytes"));
+        }
     }
     malformed(request).map(|reason| (400, reason))
 }
@@ -235,6 +258,7 @@ mod tests {
         let limits = Limits {
             max_uri_length: 10,
             max_header_bytes: 64,
+            max_body_bytes: None,
         };
         let refused = [
             (414, "GET /0123456789 HTTP/1.1\r\nHost: a\r\n"),
@@ -252,6 +276,36 @@ mod tests {
         }
         let fits = request("GET /012345678 HTTP/1.1\r\nHost: a\r\n");
         assert_eq!(refusal(&fits, limits), None);
+    }
+
+    #[test]
+    fn body_limit() {
+        let limits = Limits {
+            max_uri_length: 100,
+            max_header_bytes: 1000,
+            max_body_bytes: Some(10),
+        };
+        let declared = |length: u32| {
+            let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {length}\r\n");
+            refusal(&request(&raw), limits).map(|r| r.0)
+        };
+        assert_eq!(declared(11), Some(413));
+        assert_eq!(declared(10), None);
+        assert!(body_within_limit(10, limits).is_ok());
+        let error = body_within_limit(11, limits).expect_err("over the limit");
+        assert_eq!(error.etype(), &pingora::ErrorType::HTTPStatus(413));
+        let unlimited = Limits {
+            max_body_bytes: None,
+            ..limits
+        };
+        assert_eq!(
+            refusal(
+                &request("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999\r\n"),
+                unlimited
+            ),
+            None
+        );
+        assert!(body_within_limit(usize::MAX, unlimited).is_ok());
     }
 
     #[test]

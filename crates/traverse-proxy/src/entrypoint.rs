@@ -18,7 +18,7 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use traverse_config::{EntryPoint, ListenerTls, Upstream};
 use traverse_telemetry::export::tls::PemFiles;
 
-use crate::{Gateway, GatewayOptions, GatewayState};
+use crate::{Admission, Gateway, GatewayOptions, GatewayState};
 
 /// The proxy of one entrypoint, with the entrypoint's timeouts applied from the first byte
 /// of every request. Pingora reads a new connection's first header under a fixed 60 s
@@ -38,11 +38,11 @@ pub fn entrypoint_service(
     entry_point: &EntryPoint,
     upstream: &Upstream,
     state: Arc<GatewayState>,
-) -> Result<Service<EntryPointApp>, String> {
+) -> Result<Service<Admission<EntryPointApp>>, String> {
     check_listenable(name, &entry_point.address)?;
     let options = GatewayOptions::new(name, entry_point, upstream);
     let keepalive_seconds = options.keepalive_seconds;
-    let mut proxy = http_proxy(conf, Gateway::new(options, state));
+    let mut proxy = http_proxy(conf, Gateway::new(options, Arc::clone(&state)));
     let mut server_options = HttpServerOptions::default();
     server_options.h2c = entry_point.h2c;
     proxy.server_options = Some(server_options);
@@ -51,6 +51,13 @@ pub fn entrypoint_service(
         read_timeout: entry_point.timeouts.read,
         keepalive_seconds,
     };
+    let stats = state.connection_stats(name);
+    let app = Admission::new(
+        app,
+        entry_point.timeouts.read,
+        entry_point.max_connections,
+        stats,
+    );
     let mut service = Service::new(format!("entrypoint {name}"), app);
     match &entry_point.tls {
         Some(tls) => {
@@ -115,6 +122,9 @@ impl HttpServerApp for EntryPointApp {
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         session.set_read_timeout(Some(self.read_timeout));
+        // Requests pipelined behind this one are answered in order (RFC 9112 §9.3.2), one
+        // after another, instead of closing the connection on them.
+        session.set_pipelining_enabled(true);
         // A session Pingora marked not reusable (shutting down) stays so.
         if session.get_keepalive().is_some() {
             session.set_keepalive(Some(self.keepalive_seconds));

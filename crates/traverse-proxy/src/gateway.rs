@@ -25,7 +25,7 @@ use crate::middleware::{self, Verdict};
 use crate::multicluster::WELL_KNOWN_PREFIX;
 use crate::respond::respond;
 use crate::routing::{self, Decision};
-use crate::{select, uplink, GatewayState};
+use crate::{select, uplink, upstream, GatewayState};
 
 /// Everything an entrypoint needs from the static configuration, resolved once.
 #[derive(Debug, Clone)]
@@ -34,9 +34,9 @@ pub struct GatewayOptions {
     forwarded: ForwardedPolicy,
     downstream_read: Duration,
     downstream_write: Duration,
-    /// Pingora applies one timer, in whole seconds, both to waiting for the next request on
-    /// a kept-alive connection and to reading its header. It is the smaller of the idle and
-    /// read timeouts, so a trickled header is cut off by `read` and an idle connection by `idle`.
+    /// How long a kept-alive connection waits for its next request, in whole seconds (what
+    /// Pingora's keep-alive timer takes). The head that follows is held to `read` by the
+    /// connection's own deadline (`accept.rs`), not by this timer.
     pub(crate) keepalive_seconds: u64,
     upstream: Upstream,
     /// Passive ejection of Service endpoints.
@@ -65,9 +65,7 @@ impl GatewayOptions {
             ),
             downstream_read: entry_point.timeouts.read,
             downstream_write: entry_point.timeouts.write,
-            keepalive_seconds: whole_seconds(
-                entry_point.timeouts.idle.min(entry_point.timeouts.read),
-            ),
+            keepalive_seconds: whole_seconds(entry_point.timeouts.idle),
             upstream: upstream.clone(),
             ejection: EjectionPolicy {
                 failures: upstream.passive_health_check.failures,
@@ -239,7 +237,7 @@ impl ProxyHttp for Gateway {
                 ))
             }
         };
-        self.apply_upstream_options(&mut peer);
+        upstream::apply_timeouts(&mut peer, &self.options.upstream);
         Ok(Box::new(peer))
     }
 
@@ -421,6 +419,16 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut Exchange,
+    ) -> Result<()> {
+        edge::body_within_limit(session.body_bytes_read(), self.options.limits)
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -488,13 +496,5 @@ impl Gateway {
     fn hold_against_endpoint(&self, ctx: &Exchange) {
         let children = self.state.topology().children.as_deref();
         select::failed(ctx, children, self.options.ejection);
-    }
-
-    fn apply_upstream_options(&self, peer: &mut HttpPeer) {
-        let upstream = &self.options.upstream;
-        peer.options.connection_timeout = Some(upstream.connect_timeout);
-        peer.options.read_timeout = Some(upstream.read_timeout);
-        peer.options.write_timeout = Some(upstream.write_timeout);
-        peer.options.idle_timeout = Some(upstream.idle_timeout);
     }
 }

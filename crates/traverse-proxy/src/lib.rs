@@ -10,6 +10,7 @@
 //! `select` (each attempt's endpoint), `middleware` (the router's chain), `uplink`
 //! (the hop across clusters), `host`, `forwarded` and `respond` (helpers).
 
+mod accept;
 mod admin;
 mod clock;
 mod edge;
@@ -26,8 +27,9 @@ mod routing;
 mod select;
 mod trace;
 mod uplink;
+mod upstream;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,7 @@ use traverse_telemetry::access_log::AccessLogger;
 use traverse_telemetry::metrics::Metrics;
 use traverse_telemetry::Tracer;
 
+pub use accept::{Admission, ConnectionStats};
 pub use admin::AdminApi;
 pub use entrypoint::{entrypoint_service, EntryPointApp};
 pub use errors::status_for_error;
@@ -66,6 +69,9 @@ pub struct GatewayState {
     /// to each table's endpoints when it is published, so a reload keeps it. Locked only
     /// by `publish`.
     endpoint_health: Mutex<HashMap<SocketAddr, Arc<PassiveHealth>>>,
+    /// Connection counts per entrypoint, by name. Locked only when an entrypoint starts
+    /// and when the admin API reads them.
+    connections: Mutex<BTreeMap<String, Arc<ConnectionStats>>>,
 }
 
 /// Where this gateway stands in a multi-cluster topology.
@@ -235,6 +241,20 @@ impl GatewayState {
     /// Requests currently being handled, across entrypoints.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The connection counts of the entrypoint `name`, created on first use.
+    pub fn connection_stats(&self, name: &str) -> Arc<ConnectionStats> {
+        let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(connections.entry(name.to_owned()).or_default())
+    }
+
+    /// Every entrypoint's connection counts, by name.
+    pub fn all_connection_stats(&self) -> BTreeMap<String, Arc<ConnectionStats>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn enter(self: &Arc<Self>) -> InFlight {
