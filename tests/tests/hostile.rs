@@ -464,6 +464,15 @@ async fn a_long_uri_is_414_and_a_large_header_431_by_default() {
     )
     .await;
     assert_eq!(response.status, 200);
+    // Refusals are in the access log like any other request.
+    for (path, status) in [("/big", 431), ("/aaaa", 414)] {
+        let event = gateway
+            .wait_for_log("the refusal's access event", WAIT, |l| {
+                l.contains("traverse::access") && l.contains(&format!("status={status}"))
+            })
+            .await;
+        assert!(event.contains(path), "{event}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
