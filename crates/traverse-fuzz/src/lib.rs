@@ -9,8 +9,11 @@ use std::sync::OnceLock;
 use traverse_provider::file::FileProvider;
 use traverse_provider::{translate, EntryPoints};
 
+/// One fuzz target: what it feeds to Traverse, given the fuzzer's bytes.
+pub type Target = fn(&[u8]);
+
 /// Fuzz targets by name, as named under `fuzz/fuzz_targets/` and `fuzz/corpus/`.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Target); 4] = [
     ("rule", rule),
     ("trace_context", trace_context),
     ("config", config),
