@@ -212,6 +212,20 @@ async fn max_connections_closes_the_excess_at_once() {
     let counts = connections(&gateway).await;
     assert_eq!(counts["refused"], 1, "{counts}");
     assert_eq!(counts["open"], 2, "{counts}");
+    // The same counts on /metrics.
+    let metrics = http_get(gateway.addr("admin"), "/metrics", &[])
+        .await
+        .text();
+    for (series, value) in [
+        ("traverse_entrypoint_connections_refused_total", "1"),
+        ("traverse_entrypoint_connections", "2"),
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{series}{{")) && l.contains("entrypoint=\"web\""))
+            .unwrap_or_else(|| panic!("no {series} for web in:\n{metrics}"));
+        assert!(line.ends_with(&format!(" {value}")), "{line}");
+    }
 
     // A slot freed is a slot usable.
     drop(held.pop());

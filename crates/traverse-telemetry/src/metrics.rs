@@ -313,6 +313,26 @@ impl Metrics {
             .build();
     }
 
+    /// Registers a counter read at every collection from totals kept elsewhere (atomics
+    /// counted off the request path): `observe` returns each series' total so far.
+    pub fn observe_counter(
+        &self,
+        name: &'static str,
+        description: &'static str,
+        observe: impl Fn() -> Vec<(u64, Vec<KeyValue>)> + Send + Sync + 'static,
+    ) {
+        let _counter = self
+            .meter
+            .u64_observable_counter(name)
+            .with_description(description)
+            .with_callback(move |observer| {
+                for (value, attributes) in observe() {
+                    observer.observe(value, &attributes);
+                }
+            })
+            .build();
+    }
+
     /// The current cumulative values of every instrument.
     pub fn collect(&self) -> ResourceMetrics {
         let mut metrics = ResourceMetrics::default();

@@ -197,6 +197,7 @@ fn start_telemetry(
     if let Some(metrics) = metrics {
         observe_servers(&metrics, &state);
         observe_unresolved(&metrics, &state);
+        observe_connections(&metrics, &state);
         if let Some(children) = &state.topology().children {
             observe_children(&metrics, children);
         }
@@ -251,6 +252,50 @@ fn observe_servers(metrics: &Metrics, state: &Arc<GatewayState>) {
                 .collect()
         },
     );
+}
+
+/// Per entrypoint: `traverse.entrypoint.connections` open now, and the totals of
+/// connections refused over `maxConnections` and closed for a request head that missed
+/// its deadline.
+fn observe_connections(metrics: &Metrics, state: &Arc<GatewayState>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    type Field = fn(&traverse_proxy::ConnectionStats) -> u64;
+    let series = |state: &std::sync::Weak<GatewayState>, field: Field| {
+        let Some(state) = state.upgrade() else {
+            return Vec::new();
+        };
+        state
+            .all_connection_stats()
+            .into_iter()
+            .map(|(name, stats)| (field(&stats), vec![KeyValue::new("entrypoint", name)]))
+            .collect::<Vec<_>>()
+    };
+    let weak = Arc::downgrade(state);
+    metrics.observe_gauge(
+        "traverse.entrypoint.connections",
+        "Client connections open now, per entrypoint",
+        move || {
+            series(&weak, |s| s.open.load(Relaxed))
+                .into_iter()
+                .map(|(value, attributes)| (value as i64, attributes))
+                .collect()
+        },
+    );
+    for (name, description, field) in [
+        (
+            "traverse.entrypoint.connections.refused",
+            "Connections closed at once because the entrypoint's maxConnections were open",
+            (|s| s.refused.load(Relaxed)) as Field,
+        ),
+        (
+            "traverse.entrypoint.header_timeouts",
+            "Connections closed because a request head did not arrive within timeouts.read",
+            |s| s.header_timeouts.load(Relaxed),
+        ),
+    ] {
+        let weak = Arc::downgrade(state);
+        metrics.observe_counter(name, description, move || series(&weak, field));
+    }
 }
 
 /// `traverse.routes.unresolved`: IngressRoutes with a reference that does not resolve
