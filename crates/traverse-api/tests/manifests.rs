@@ -209,7 +209,7 @@ fn tls_fields() {
 
     assert_eq!(
         unsupported_fields(unsupported_in_ingress_route(&ir.spec)),
-        ["spec.tls"]
+        ["spec.tls.certResolver", "spec.tls.domains"]
     );
 }
 

@@ -50,6 +50,12 @@ pub enum Reason {
     UplinkNotFound,
     /// An Uplink no serviceable route is bound to: advertised as not ready.
     UplinkNotReady,
+    /// A Secret named for a certificate (or CA) does not exist.
+    SecretNotFound,
+    /// A Secret's certificate or key cannot be used (bad PEM or DER, key not matching).
+    InvalidCertificate,
+    /// A TLSOption named by a route does not exist.
+    TlsOptionNotFound,
 }
 
 impl Reason {
@@ -61,6 +67,9 @@ impl Reason {
                 | Reason::PortNotFound
                 | Reason::MiddlewareNotFound
                 | Reason::UplinkNotFound
+                | Reason::SecretNotFound
+                | Reason::InvalidCertificate
+                | Reason::TlsOptionNotFound
         )
     }
 }

@@ -8,6 +8,7 @@ pub mod diagnostics;
 pub mod health;
 pub mod middleware;
 mod model;
+pub mod tls;
 mod weighted;
 
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};

@@ -35,6 +35,8 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub struct EntryPoints {
     names: BTreeSet<String>,
     uplinks: BTreeSet<String>,
+    /// Those that terminate TLS: the only ones serving routes with `spec.tls`.
+    tls: BTreeSet<String>,
 }
 
 impl EntryPoints {
@@ -48,7 +50,43 @@ impl EntryPoints {
             }
             names.insert(name);
         }
-        EntryPoints { names, uplinks }
+        EntryPoints {
+            names,
+            uplinks,
+            tls: BTreeSet::new(),
+        }
+    }
+
+    /// Marks `names` as the entrypoints that terminate TLS.
+    pub fn with_tls(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.tls = names.into_iter().collect();
+        self
+    }
+
+    /// The TLS entrypoints among a route's `spec.entryPoints` (empty: the defaults for
+    /// routes), as Traefik serves a router with `tls` on TLS entrypoints only. Without
+    /// configured entrypoints to check against, every name stands.
+    pub(crate) fn tls_of(&self, named: &[String]) -> Vec<String> {
+        if self.names.is_empty() {
+            return named.to_vec();
+        }
+        let candidates: Vec<String> = if named.is_empty() {
+            self.default_for_routes()
+                .map(|d| {
+                    if d.is_empty() {
+                        self.names.iter().cloned().collect()
+                    } else {
+                        d
+                    }
+                })
+                .unwrap_or_default()
+        } else {
+            named.to_vec()
+        };
+        candidates
+            .into_iter()
+            .filter(|n| self.tls.contains(n))
+            .collect()
     }
 
     /// Routes that name no entrypoint listen on these: every entrypoint but the uplink

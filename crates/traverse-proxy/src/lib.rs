@@ -41,7 +41,7 @@ use traverse_telemetry::metrics::Metrics;
 use traverse_telemetry::Tracer;
 
 pub use admin::AdminApi;
-pub use entrypoint::{entrypoint_service, EntryPointApp};
+pub use entrypoint::{entrypoint_service, Certificates, EntryPointApp, Redirect};
 pub use errors::status_for_error;
 pub use exchange::Exchange;
 pub use gateway::{Gateway, GatewayOptions};
