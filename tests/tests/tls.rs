@@ -1,0 +1,468 @@
+//! TLS end to end, as Traefik manifests use it: certificates from Secrets chosen by SNI
+//! on a `tls: {}` entrypoint, rotation without a restart, a broken Secret reported while
+//! the others serve, the default TLSStore, and the entrypoint redirect from http.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncWriteExt, BufReader};
+use traverse_e2e::client::send_tls;
+use traverse_e2e::pki::{Leaf, TestCa, Usage};
+use traverse_e2e::{eventually, http_request, service, Gateway, Upstream};
+
+const CONFIG: &str = "entryPoints:
+  web:
+    address: \"{web}\"
+    http:
+      redirections:
+        entryPoint: {to: websecure, scheme: https, permanent: true}
+  websecure:
+    address: \"{websecure}\"
+    tls: {}
+admin:
+  address: \"{admin}\"
+providers:
+  file:
+    directory: manifests
+    watch: true
+    debounce: 50ms
+";
+
+/// A `kubernetes.io/tls` Secret as Kubernetes stores it: base64 `data`.
+fn secret(name: &str, leaf: &Leaf) -> String {
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(&leaf.cert),
+        b64(&leaf.key)
+    )
+}
+
+/// An IngressRoute for `host` to Service `service`, its certificate in Secret `secret`.
+fn tls_route(name: &str, host: &str, service: &str, secret: &str) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: {name}
+spec:
+  entryPoints: [websecure]
+  routes:
+    - match: Host(`{host}`)
+      services: [{{name: {service}, port: 80}}]
+  tls:
+    secretName: {secret}
+"
+    )
+}
+
+fn server_leaf(ca: &TestCa, name: &str) -> Leaf {
+    ca.issue(name, &[Usage::ServerAuth])
+}
+
+/// Accepts any server certificate: the tests compare what was served themselves.
+#[derive(Debug)]
+struct AnyCertificate;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The leaf certificate (DER) the gateway presents for `sni`.
+async fn served(addr: SocketAddr, sni: &str) -> Result<Vec<u8>, String> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+    .with_no_client_auth();
+    let name = ServerName::try_from(sni.to_owned()).map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| "handshake timed out".to_owned())?
+    .map_err(|e| format!("handshake: {e}"))?;
+    let (_, connection) = stream.get_ref();
+    let leaf = connection
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or("no certificate presented")?;
+    Ok(leaf.as_ref().to_vec())
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .expect("a PEM certificate")
+        .as_ref()
+        .to_vec()
+}
+
+/// GET `/` for `host` over TLS, the certificate checked against `ca`: the upstream that
+/// answered, or why the exchange failed.
+async fn get(gateway: &Gateway, host: &str, ca: &str) -> Result<(u16, Option<String>), String> {
+    let response = send_tls(
+        gateway.addr("websecure"),
+        host,
+        ca,
+        "GET",
+        "/",
+        &[("host", host)],
+    )
+    .await
+    .map_err(|e| format!("{e:?}"))?;
+    Ok((response.status, response.server()))
+}
+
+fn write(gateway: &Gateway, file: &str, text: &str) {
+    std::fs::write(gateway.dir().join("manifests").join(file), text).expect("writing a manifest");
+}
+
+/// Two hosts behind one `tls: {}` entrypoint, each with its own Secret.
+struct TwoHosts {
+    gateway: Gateway,
+    ca: TestCa,
+    a: Leaf,
+    b: Leaf,
+    _upstreams: (Upstream, Upstream),
+}
+
+async fn two_hosts() -> TwoHosts {
+    let (ups_a, ups_b) = (Upstream::start("a"), Upstream::start("b"));
+    let ca = TestCa::new();
+    let (a, b) = (server_leaf(&ca, "a.test"), server_leaf(&ca, "*.b.test"));
+    let backends = format!(
+        "{}---\n{}",
+        service("a", &[ups_a.addr()]),
+        service("b", &[ups_b.addr()])
+    );
+    let gateway = Gateway::start(
+        CONFIG,
+        &[
+            ("backends", &backends),
+            ("route-a", &tls_route("a", "a.test", "a", "cert-a")),
+            ("route-b", &tls_route("b", "x.b.test", "b", "cert-b")),
+            ("secret-a", &secret("cert-a", &a)),
+            ("secret-b", &secret("cert-b", &b)),
+        ],
+    )
+    .await;
+    TwoHosts {
+        gateway,
+        ca,
+        a,
+        b,
+        _upstreams: (ups_a, ups_b),
+    }
+}
+
+#[tokio::test]
+async fn each_host_is_served_the_certificate_of_its_secret() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let addr = gateway.addr("websecure");
+    assert_eq!(served(addr, "a.test").await, Ok(der(&hosts.a.cert)));
+    // The wildcard of Secret cert-b covers x.b.test.
+    assert_eq!(served(addr, "x.b.test").await, Ok(der(&hosts.b.cert)));
+    assert_eq!(
+        get(gateway, "a.test", &hosts.ca.pem).await,
+        Ok((200, Some("a".into())))
+    );
+    assert_eq!(
+        get(gateway, "x.b.test", &hosts.ca.pem).await,
+        Ok((200, Some("b".into())))
+    );
+
+    // No Secret for the name, no certificate file, no TLSStore: the generated default,
+    // which no client trusts.
+    let other = served(addr, "other.test")
+        .await
+        .expect("a default certificate");
+    assert!(other != der(&hosts.a.cert) && other != der(&hosts.b.cert));
+    let refused = get(gateway, "other.test", &hosts.ca.pem).await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // The default TLSStore's certificate takes the generated one's place.
+    let fallback = server_leaf(&hosts.ca, "fallback.test");
+    write(
+        gateway,
+        "secret-fallback.yaml",
+        &secret("fallback", &fallback),
+    );
+    write(
+        gateway,
+        "store.yaml",
+        "apiVersion: traefik.io/v1alpha1\nkind: TLSStore\nmetadata: {name: default}\nspec:\n  defaultCertificate: {secretName: fallback}\n",
+    );
+    eventually(
+        "the TLSStore's default certificate",
+        Duration::from_secs(10),
+        async || (served(addr, "other.test").await.ok()? == der(&fallback.cert)).then_some(()),
+    )
+    .await;
+    assert_eq!(served(addr, "a.test").await, Ok(der(&hosts.a.cert)));
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_served_on_new_handshakes_without_failing_a_request() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let addr = gateway.addr("websecure");
+    let next_ca = TestCa::new();
+    let rotated = server_leaf(&next_ca, "a.test");
+    // Clients trusting both CAs see no failure whichever certificate a handshake gets.
+    let both = format!("{}{}", hosts.ca.pem, next_ca.pem);
+
+    // A connection opened before the rotation keeps working after it.
+    let mut open = KeepAlive::open(addr, "a.test", &hosts.ca.pem).await;
+    assert_eq!(open.get("a.test").await, 200);
+
+    let load = {
+        let both = both.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, Vec::new());
+            let until = tokio::time::Instant::now() + Duration::from_secs(3);
+            while tokio::time::Instant::now() < until {
+                match send_tls(addr, "a.test", &both, "GET", "/", &[("host", "a.test")]).await {
+                    Ok(response) if response.status == 200 => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write(gateway, "secret-a.yaml", &secret("cert-a", &rotated));
+    eventually(
+        "the rotated certificate",
+        Duration::from_secs(10),
+        async || (served(addr, "a.test").await.ok()? == der(&rotated.cert)).then_some(()),
+    )
+    .await;
+    let (ok, failed) = load.await.expect("the load task");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+    assert!(ok > 10, "only {ok} requests in 3 s");
+
+    // Only clients trusting the new CA accept the new certificate now.
+    assert_eq!(
+        get(gateway, "a.test", &next_ca.pem).await,
+        Ok((200, Some("a".into())))
+    );
+    assert_eq!(open.get("a.test").await, 200);
+    // The other host is untouched.
+    assert_eq!(served(addr, "x.b.test").await, Ok(der(&hosts.b.cert)));
+}
+
+#[tokio::test]
+async fn a_broken_secret_is_reported_and_keeps_its_last_good_certificate() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let addr = gateway.addr("websecure");
+    // A valid certificate with the key of another: the kind of mistake a rotation makes.
+    let stranger = server_leaf(&hosts.ca, "x.b.test");
+    let mismatched = Leaf {
+        cert: hosts.b.cert.clone(),
+        key: stranger.key,
+    };
+    write(gateway, "secret-b.yaml", &secret("cert-b", &mismatched));
+    let problems = eventually(
+        "the broken Secret reported",
+        Duration::from_secs(10),
+        async || {
+            let routes = traverse_e2e::http_get(gateway.addr("admin"), "/api/routes", &[])
+                .await
+                .json();
+            let found: Vec<serde_json::Value> = traverse_e2e::diagnostics(&routes)
+                .into_iter()
+                .filter(|d| traverse_e2e::field(d, "reason") == "InvalidCertificate")
+                .collect();
+            (found.len() >= 2).then_some(found)
+        },
+    )
+    .await;
+    let on = |kind: &str| {
+        problems
+            .iter()
+            .find(|d| d["object"]["kind"] == kind)
+            .unwrap_or_else(|| panic!("no diagnostic on the {kind}: {problems:?}"))
+    };
+    let secret = on("Secret");
+    assert_eq!(secret["object"]["name"], "cert-b");
+    assert_eq!(secret["field"], "data.tls.key");
+    assert!(
+        traverse_e2e::field(secret, "message").contains("last good certificate keeps serving"),
+        "{secret}"
+    );
+    let route = on("IngressRoute");
+    assert_eq!(route["object"]["name"], "b");
+    assert_eq!(route["field"], "spec.tls.secretName");
+
+    assert_eq!(served(addr, "x.b.test").await, Ok(der(&hosts.b.cert)));
+    assert_eq!(
+        get(gateway, "x.b.test", &hosts.ca.pem).await,
+        Ok((200, Some("b".into())))
+    );
+    assert_eq!(
+        get(gateway, "a.test", &hosts.ca.pem).await,
+        Ok((200, Some("a".into())))
+    );
+
+    // `traverse validate` finds the same problem in the same files.
+    let output = std::process::Command::new(traverse_e2e::gateway::binary())
+        .arg("validate")
+        .arg("--config")
+        .arg(gateway.dir().join("traverse.yaml"))
+        .output()
+        .expect("running traverse validate");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("Secret default/cert-b") && l.contains("data.tls.key")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_web_entrypoint_redirects_to_websecure() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let web = gateway.addr("web");
+    let port = gateway.port("websecure");
+    let cases = [
+        (
+            "GET",
+            "/path?q=1",
+            301,
+            format!("https://a.test:{port}/path?q=1"),
+        ),
+        ("HEAD", "/", 301, format!("https://a.test:{port}/")),
+        ("POST", "/form", 308, format!("https://a.test:{port}/form")),
+    ];
+    for (method, path, status, location) in cases {
+        let body: &[u8] = if method == "POST" { b"x=1" } else { b"" };
+        let response = http_request(web, method, path, &[("host", "a.test:80")], body).await;
+        assert_eq!(response.status, status, "{method} {path}");
+        assert_eq!(
+            response.header("location"),
+            Some(location.as_str()),
+            "{method} {path}"
+        );
+    }
+    // The route with tls does not serve on the plain entrypoint: every request redirects.
+    assert!(hosts._upstreams.0.requests().is_empty());
+}
+
+/// One TLS connection kept open across requests.
+struct KeepAlive {
+    stream: BufReader<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+}
+
+impl KeepAlive {
+    async fn open(addr: SocketAddr, sni: &str, ca: &str) -> KeepAlive {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+            roots.add(cert.expect("CA")).expect("CA");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = ServerName::try_from(sni.to_owned()).expect("name");
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        KeepAlive {
+            stream: BufReader::new(stream),
+        }
+    }
+
+    async fn get(&mut self, host: &str) -> u16 {
+        let request = format!("GET / HTTP/1.1\r\nhost: {host}\r\n\r\n");
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .expect("write");
+        self.stream.get_mut().flush().await.expect("flush");
+        let head = traverse_e2e::http1::read_head(&mut self.stream)
+            .await
+            .expect("read")
+            .expect("a response");
+        let status: u16 = head
+            .start_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        let framing = traverse_e2e::http1::response_framing(&head, "GET", status).expect("framing");
+        traverse_e2e::http1::read_body(&mut self.stream, framing)
+            .await
+            .expect("body");
+        status
+    }
+}
