@@ -56,6 +56,8 @@ pub enum Reason {
     InvalidCertificate,
     /// A TLSOption named by a route does not exist.
     TlsOptionNotFound,
+    /// A TLSOption asks for what cannot be done (a version or suite rustls lacks, ...).
+    InvalidTlsOption,
 }
 
 impl Reason {
@@ -70,6 +72,7 @@ impl Reason {
                 | Reason::SecretNotFound
                 | Reason::InvalidCertificate
                 | Reason::TlsOptionNotFound
+                | Reason::InvalidTlsOption
         )
     }
 }

@@ -61,6 +61,18 @@ impl<K> SniTable<K> {
         })
     }
 
+    /// Every name (wildcards written `*.domain`) with its value, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (String, &K)> {
+        self.exact
+            .iter()
+            .map(|(name, value)| (name.clone(), value))
+            .chain(
+                self.wildcard
+                    .iter()
+                    .map(|(d, value)| (format!("*.{d}"), value)),
+            )
+    }
+
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcard.is_empty()
     }
@@ -82,7 +94,7 @@ fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// The certificates of every TLS entrypoint at one moment.
+/// The certificates and handshake options of every TLS entrypoint at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct TlsTable {
     /// By entrypoint name: the certificates of the Secrets its routes (and the default
@@ -91,6 +103,44 @@ pub struct TlsTable {
     /// The default TLSStore's `defaultCertificate`: served when nothing matches the SNI
     /// and the entrypoint has no certificate file.
     pub default: Option<Arc<CertifiedKey>>,
+    /// By entrypoint name: the TLSOption of each host its routes with `tls` match.
+    pub options: HashMap<String, SniTable<Arc<TlsOptions>>>,
+    /// The TLSOption named `default`, for every other handshake.
+    pub default_options: Option<Arc<TlsOptions>>,
+}
+
+/// A TLSOption in rustls' terms. Empty lists mean rustls' defaults.
+#[derive(Debug, Default)]
+pub struct TlsOptions {
+    /// `namespace/name`, for logs.
+    pub name: String,
+    /// Protocol versions offered, oldest first (TLS 1.2 and 1.3 when empty).
+    pub versions: Vec<&'static rustls::SupportedProtocolVersion>,
+    /// Cipher suites: every TLS 1.3 suite and the TLS 1.2 suites named.
+    pub cipher_suites: Vec<rustls::SupportedCipherSuite>,
+    /// Key exchange groups, in order of preference.
+    pub kx_groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup>,
+    /// ALPN protocols offered (`h2`, `http/1.1` when empty).
+    pub alpn: Vec<Vec<u8>>,
+    pub client_auth: ClientAuth,
+    /// Refuse a handshake whose SNI no certificate holds.
+    pub sni_strict: bool,
+    pub disable_session_tickets: bool,
+    /// Why handshakes under these options are refused: the TLSOption a route names is
+    /// missing or unusable, and serving without it (its client authentication, say)
+    /// would be worse than not serving.
+    pub refuse: Option<String>,
+}
+
+/// Client certificate authentication of a TLSOption.
+#[derive(Debug, Clone, Default)]
+pub enum ClientAuth {
+    #[default]
+    None,
+    /// A certificate is asked for, and verified against these roots when given.
+    Optional(Arc<rustls::RootCertStore>),
+    /// A certificate chaining to these roots is required.
+    Required(Arc<rustls::RootCertStore>),
 }
 
 impl TlsTable {

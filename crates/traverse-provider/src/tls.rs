@@ -7,14 +7,15 @@
 //! it from one translation to the next.
 
 mod certificate;
+mod options;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use traverse_api::{IngressRoute, Secret};
-use traverse_model::tls::{SniTable, TlsTable};
+use traverse_api::{IngressRoute, Secret, TLSOption};
+use traverse_model::tls::{SniTable, TlsOptions, TlsTable};
 
 pub use certificate::{
     certificate_from_pem, certificate_from_secret, secret_value, Certificate, CertificateError,
@@ -66,8 +67,11 @@ impl TlsTranslator {
             secrets: index(&snapshot.secrets),
             cache: &mut self.secrets,
             diagnostics: Diagnostics::default(),
+            tls_options: index(&snapshot.tls_options),
+            options: HashMap::new(),
         };
         let mut table = TlsTable::default();
+        table.default_options = run.default_options();
         let mut routes: Vec<&IngressRoute> =
             snapshot.ingress_routes.iter().map(Arc::as_ref).collect();
         routes.sort_by_key(|r| r.key());
@@ -99,9 +103,12 @@ struct Run<'a> {
     secrets: HashMap<(&'a str, &'a str), &'a Secret>,
     cache: &'a mut HashMap<ObjectRef, Checked>,
     diagnostics: Diagnostics,
+    tls_options: HashMap<(&'a str, &'a str), &'a TLSOption>,
+    /// Each TLSOption converted once, or `None` when it does not exist.
+    options: HashMap<(String, String), Option<Arc<TlsOptions>>>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     fn report(
         &mut self,
         object: ObjectRef,
@@ -210,6 +217,158 @@ impl Run<'_> {
         }
     }
 
+    /// The TLSOption `namespace/name` in rustls' terms (converted and reported once).
+    fn option(&mut self, namespace: &str, name: &str) -> Option<Arc<TlsOptions>> {
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some(done) = self.options.get(&key) {
+            return done.clone();
+        }
+        let converted = self
+            .tls_options
+            .get(&(namespace, name))
+            .copied()
+            .map(|option| {
+                let secrets = &self.secrets;
+                let (mut converted, problems) =
+                    options::options(option, format!("{namespace}/{name}"), |secret| {
+                        secrets.get(&(namespace, secret)).copied()
+                    });
+                for problem in problems {
+                    if problem.fatal && converted.refuse.is_none() {
+                        converted.refuse = Some(format!(
+                            "TLSOption {namespace}/{name}: {}: {}",
+                            problem.field, problem.message
+                        ));
+                    }
+                    self.report(
+                        option.object_ref(),
+                        if problem.fatal {
+                            Severity::Error
+                        } else {
+                            Severity::Warning
+                        },
+                        if problem.fatal {
+                            Reason::InvalidTlsOption
+                        } else {
+                            Reason::Unsupported
+                        },
+                        &problem.field,
+                        problem.message,
+                    );
+                }
+                Arc::new(converted)
+            });
+        self.options.insert(key, converted.clone());
+        converted
+    }
+
+    /// The TLSOption named `default` (the first by namespace), for every handshake no
+    /// route's option covers.
+    fn default_options(&mut self) -> Option<Arc<TlsOptions>> {
+        let mut defaults: Vec<(&'a str, &'a str)> = self
+            .tls_options
+            .keys()
+            .filter(|(_, name)| *name == DEFAULT)
+            .copied()
+            .collect();
+        defaults.sort();
+        let (namespace, name) = defaults.first().copied()?;
+        self.option(namespace, name)
+    }
+
+    /// The TLSOption a route names, on the hosts of its rules.
+    fn route_options(
+        &mut self,
+        route: &IngressRoute,
+        tls_entry_points: &[String],
+        table: &mut TlsTable,
+    ) {
+        let Some(reference) = route.spec.tls.as_ref().and_then(|t| t.options.as_ref()) else {
+            return;
+        };
+        let me = route.object_ref();
+        let (route_namespace, _) = route.key();
+        // Traefik's `name@kubernetescrd` form names the same object.
+        let name = reference.name.split('@').next().unwrap_or_default();
+        let namespace = reference.namespace.as_deref().unwrap_or(route_namespace);
+        if name == DEFAULT {
+            return;
+        }
+        let options = match self.option(namespace, name) {
+            Some(options) => {
+                if let Some(why) = &options.refuse {
+                    self.report(
+                        me.clone(),
+                        Severity::Warning,
+                        Reason::InvalidTlsOption,
+                        "spec.tls.options",
+                        format!("{why}; handshakes for this route's hosts are refused"),
+                    );
+                }
+                options
+            }
+            None => {
+                let why = format!("TLSOption {namespace}/{name} not found");
+                self.report(
+                    me.clone(),
+                    Severity::Warning,
+                    Reason::TlsOptionNotFound,
+                    "spec.tls.options",
+                    format!("{why}; handshakes for this route's hosts are refused"),
+                );
+                Arc::new(TlsOptions {
+                    name: format!("{namespace}/{name}"),
+                    refuse: Some(why),
+                    ..TlsOptions::default()
+                })
+            }
+        };
+        let mut hosts = Vec::new();
+        let mut hostless = Vec::new();
+        {
+            let mut rules = self.snapshot.rules.lock();
+            for (i, r) in route.spec.routes.iter().enumerate() {
+                match rules.rule(&r.r#match) {
+                    Ok(rule) if rule.host_names().is_empty() => hostless.push(i),
+                    Ok(rule) => hosts.extend(rule.host_names()),
+                    // An unparsable rule is reported by the routing translation.
+                    Err(_) => {}
+                }
+            }
+        }
+        for i in hostless {
+            self.report(
+                me.clone(),
+                Severity::Warning,
+                Reason::InvalidTlsOption,
+                &format!("spec.routes[{i}].match"),
+                "names no Host, so spec.tls.options cannot apply to it (TLS options are \
+                 chosen by the SNI host, as in Traefik)"
+                    .into(),
+            );
+        }
+        for entry_point in tls_entry_points {
+            for host in &hosts {
+                let by_host = table.options.entry(entry_point.clone()).or_default();
+                if let Some(other) = by_host.find(host).filter(|o| !Arc::ptr_eq(o, &options)) {
+                    let message = format!(
+                        "host {host} already uses TLSOption {} on entrypoint {entry_point}; that one applies",
+                        other.name
+                    );
+                    self.report(
+                        me.clone(),
+                        Severity::Warning,
+                        Reason::InvalidTlsOption,
+                        "spec.tls.options",
+                        message,
+                    );
+                    continue;
+                }
+                by_host.insert(host, Arc::clone(&options));
+            }
+        }
+    }
+
     fn ingress_route(
         &mut self,
         route: &IngressRoute,
@@ -218,6 +377,8 @@ impl Run<'_> {
     ) {
         let Some(tls) = &route.spec.tls else { return };
         let me = route.object_ref();
+        let tls_entry_points = entry_points.tls_of(&route.spec.entry_points);
+        self.route_options(route, &tls_entry_points, table);
         if let Some(options) = &tls.options {
             if options.name != DEFAULT {
                 self.report(
@@ -238,7 +399,7 @@ impl Run<'_> {
         else {
             return;
         };
-        for entry_point in entry_points.tls_of(&route.spec.entry_points) {
+        for entry_point in tls_entry_points {
             add(
                 table.entry_points.entry(entry_point).or_default(),
                 &certificate,

@@ -1,6 +1,7 @@
 //! One entrypoint as a Pingora service.
 
 mod certificates;
+mod handshake;
 mod redirect;
 
 pub use certificates::{Certificates, EntryPointResolver};
@@ -11,7 +12,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
-use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::http::v2::server::H2Options;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
@@ -19,6 +19,7 @@ use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::services::listening::Service;
+use pingora::services::ServiceWithDependents;
 
 use rustls::sign::CertifiedKey;
 use traverse_config::{Config, ListenerTls};
@@ -47,7 +48,7 @@ pub fn entrypoint_service(
     config: &Config,
     state: Arc<GatewayState>,
     certificates: &Arc<Certificates>,
-) -> Result<Service<EntryPointApp>, String> {
+) -> Result<Box<dyn ServiceWithDependents>, String> {
     let entry_point = config
         .entry_points
         .get(name)
@@ -72,16 +73,30 @@ pub fn entrypoint_service(
         keepalive_seconds,
         redirect,
     };
-    let mut service = Service::new(format!("entrypoint {name}"), app);
+    let service_name = format!("entrypoint {name}");
     match &entry_point.tls {
         Some(tls) => {
-            let settings = tls_settings(name, tls, certificates)
-                .map_err(|e| format!("entryPoints.{name}.tls: {e}"))?;
-            service.add_tls_with_settings(&address, None, settings);
+            let handshakes = Arc::new(
+                tls_handshakes(name, tls, certificates)
+                    .map_err(|e| format!("entryPoints.{name}.tls: {e}"))?,
+            );
+            certificates.register(Arc::clone(&handshakes));
+            let app = handshake::TlsEntryPointApp {
+                http: Arc::new(app),
+                handshakes,
+                timeout: entry_point.timeouts.read,
+            };
+            let mut service = Service::new(service_name, app);
+            // Plain TCP: the handshake is made by the app, under the host's TLSOption.
+            service.add_tcp(&address);
+            Ok(Box::new(service))
         }
-        None => service.add_tcp(&address),
+        None => {
+            let mut service = Service::new(service_name, app);
+            service.add_tcp(&address);
+            Ok(Box::new(service))
+        }
     }
-    Ok(service)
 }
 
 /// Fails, naming the entrypoint and its address, when nothing can listen there (the port
@@ -98,11 +113,11 @@ fn check_listenable(name: &str, address: &str) -> Result<(), String> {
 /// with `clientCA` the requirement that clients present a certificate chaining to it.
 /// The files are read here, so that a missing or unusable one is an error naming it
 /// rather than a panic when the listener starts.
-fn tls_settings(
+fn tls_handshakes(
     name: &str,
     tls: &ListenerTls,
     certificates: &Arc<Certificates>,
-) -> Result<TlsSettings, String> {
+) -> Result<handshake::Handshakes, String> {
     let files = PemFiles::read(&tls.files(), ListenerTls::CA_KEY).map_err(|e| e.to_string())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let file = match files.identity {
@@ -125,13 +140,12 @@ fn tls_settings(
         }
         None => None,
     };
-    let mut settings = TlsSettings::intermediate("", "").map_err(|e| e.to_string())?;
-    settings.set_cert_resolver(Arc::new(EntryPointResolver::new(
+    let resolver = Arc::new(EntryPointResolver::new(
         name,
         Arc::clone(certificates),
         file,
-    )));
-    settings.enable_h2();
+    ));
+    let mut file_verifier = None;
     if let (Some(client_ca), Some(ca)) = (&tls.client_ca, files.ca) {
         let mut roots = rustls::RootCertStore::empty();
         for cert in ca.parsed {
@@ -143,9 +157,9 @@ fn tls_settings(
             rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| format!("clientCA {}: {e}", client_ca.display()))?;
-        settings.set_client_cert_verifier(verifier);
+        file_verifier = Some(verifier);
     }
-    Ok(settings)
+    handshake::Handshakes::new(name, resolver, file_verifier)
 }
 
 #[async_trait]
@@ -211,7 +225,7 @@ mod tests {
             client_ca: None,
         };
         let certificates = Certificates::new().expect("generated");
-        let Err(error) = tls_settings("websecure", &tls, &certificates) else {
+        let Err(error) = tls_handshakes("websecure", &tls, &certificates) else {
             panic!("missing files were accepted");
         };
         assert!(error.contains("/nonexistent/listener.crt"), "{error}");

@@ -340,7 +340,7 @@ fn build_server(
     let conf = Arc::clone(&server.configuration);
 
     for name in config.entry_points.keys() {
-        server.add_service(
+        server.add_boxed_service(
             entrypoint_service(&conf, name, config, Arc::clone(state), certificates)
                 .map_err(anyhow::Error::msg)?,
         );

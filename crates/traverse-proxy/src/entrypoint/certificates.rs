@@ -5,7 +5,7 @@
 //! (an atomic pointer swap). A handshake reads the table current when it starts, without
 //! a lock; open connections keep the certificate they were given.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -13,12 +13,17 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use traverse_model::tls::TlsTable;
 
+use super::handshake::Handshakes;
+
 /// The certificates of every TLS entrypoint, replaced whole by each reload.
 #[derive(Debug)]
 pub struct Certificates {
     table: ArcSwap<TlsTable>,
     /// Served when nothing else applies, as Traefik serves its generated default.
     generated: Arc<CertifiedKey>,
+    /// The TLS entrypoints, whose rustls configurations each table rebuilds (TLSOptions).
+    /// Written at startup and read by the control thread only: never on a request.
+    handshakes: Mutex<Vec<Arc<Handshakes>>>,
 }
 
 impl Certificates {
@@ -27,12 +32,29 @@ impl Certificates {
         Ok(Arc::new(Certificates {
             table: ArcSwap::from_pointee(TlsTable::default()),
             generated: Arc::new(generate_default()?),
+            handshakes: Mutex::new(Vec::new()),
         }))
     }
 
     /// Makes `table` the one new handshakes read.
     pub fn publish(&self, table: TlsTable) {
+        for handshakes in self.handshakes().iter() {
+            handshakes.publish(&table);
+        }
         self.table.store(Arc::new(table));
+    }
+
+    /// Adds a TLS entrypoint, set up for the current table.
+    pub(super) fn register(&self, handshakes: Arc<Handshakes>) {
+        handshakes.publish(&self.table.load());
+        self.handshakes().push(handshakes);
+    }
+
+    fn handshakes(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Handshakes>>> {
+        // A list of pointers: one left mid-push by a panic is still a list.
+        self.handshakes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The generated default certificate's chain (for tests and the admin API).
@@ -65,11 +87,13 @@ fn generate_default() -> Result<CertifiedKey, String> {
 
 /// One entrypoint's choice of certificate: a Secret's for the SNI, else the entrypoint's
 /// certificate file, else the default TLSStore's default, else the generated one.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EntryPointResolver {
     entry_point: String,
     certificates: Arc<Certificates>,
     file: Option<Arc<CertifiedKey>>,
+    /// TLSOption `sniStrict`: only a certificate holding the SNI is served.
+    strict: bool,
 }
 
 impl EntryPointResolver {
@@ -82,22 +106,37 @@ impl EntryPointResolver {
             entry_point: entry_point.to_owned(),
             certificates,
             file,
+            strict: false,
         }
     }
 
-    fn choose(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
+    /// The same choice, refusing a handshake whose SNI no certificate holds.
+    pub fn strict(&self) -> EntryPointResolver {
+        EntryPointResolver {
+            strict: true,
+            ..self.clone()
+        }
+    }
+
+    fn choose(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let table = self.certificates.table.load();
-        sni.and_then(|sni| table.find(&self.entry_point, sni))
-            .or(self.file.as_ref())
-            .or(table.default.as_ref())
-            .unwrap_or(&self.certificates.generated)
-            .clone()
+        let matching = sni.and_then(|sni| table.find(&self.entry_point, sni));
+        if self.strict {
+            return matching.cloned();
+        }
+        Some(
+            matching
+                .or(self.file.as_ref())
+                .or(table.default.as_ref())
+                .unwrap_or(&self.certificates.generated)
+                .clone(),
+        )
     }
 }
 
 impl ResolvesServerCert for EntryPointResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.choose(client_hello.server_name()))
+        self.choose(client_hello.server_name())
     }
 }
 
@@ -121,6 +160,10 @@ mod tests {
         )
     }
 
+    fn pick(resolver: &EntryPointResolver, sni: Option<&str>) -> Arc<CertifiedKey> {
+        resolver.choose(sni).expect("a certificate")
+    }
+
     #[test]
     fn sni_then_file_then_store_default_then_generated() {
         let certificates = Certificates::new().expect("generated");
@@ -132,7 +175,7 @@ mod tests {
         );
         let without = EntryPointResolver::new("websecure", Arc::clone(&certificates), None);
         assert!(Arc::ptr_eq(
-            &without.choose(Some("a.test")),
+            &pick(&without, Some("a.test")),
             certificates.generated()
         ));
 
@@ -141,18 +184,21 @@ mod tests {
         let mut table = TlsTable::default();
         table.entry_points.insert("websecure".into(), names);
         certificates.publish(table.clone());
-        assert!(Arc::ptr_eq(&with_file.choose(Some("a.test")), &a));
-        assert!(Arc::ptr_eq(&with_file.choose(Some("b.test")), &file));
-        assert!(Arc::ptr_eq(&with_file.choose(None), &file));
+        assert!(Arc::ptr_eq(&pick(&with_file, Some("a.test")), &a));
+        assert!(Arc::ptr_eq(&pick(&with_file, Some("b.test")), &file));
+        assert!(Arc::ptr_eq(&pick(&with_file, None), &file));
         assert!(Arc::ptr_eq(
-            &without.choose(Some("b.test")),
+            &pick(&without, Some("b.test")),
             certificates.generated()
         ));
+        // sniStrict: a name no certificate holds gets none.
+        assert!(with_file.strict().choose(Some("b.test")).is_none());
+        assert!(Arc::ptr_eq(&pick(&with_file.strict(), Some("a.test")), &a));
 
         table.default = Some(Arc::clone(&fallback));
         certificates.publish(table);
-        assert!(Arc::ptr_eq(&without.choose(Some("b.test")), &fallback));
+        assert!(Arc::ptr_eq(&pick(&without, Some("b.test")), &fallback));
         let elsewhere = EntryPointResolver::new("other", Arc::clone(&certificates), None);
-        assert!(Arc::ptr_eq(&elsewhere.choose(Some("a.test")), &fallback));
+        assert!(Arc::ptr_eq(&pick(&elsewhere, Some("a.test")), &fallback));
     }
 }
