@@ -466,3 +466,163 @@ impl KeepAlive {
         status
     }
 }
+
+/// GET `/` for `sni` with a client offering only `versions` (and presenting `client`):
+/// the protocol version negotiated and the status, or why it failed.
+async fn exchange(
+    addr: SocketAddr,
+    sni: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client: Option<&Leaf>,
+) -> Result<(rustls::ProtocolVersion, u16), String> {
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .map_err(|e| e.to_string())?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCertificate));
+    let config = match client {
+        Some(leaf) => {
+            let chain = vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).expect("cert")];
+            let key =
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key");
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(sni.to_owned()).map_err(|e| e.to_string())?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let version = stream.get_ref().1.protocol_version().ok_or("no version")?;
+        let mut stream = BufReader::new(stream);
+        let request = format!("GET / HTTP/1.1\r\nhost: {sni}\r\nconnection: close\r\n\r\n");
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let head = traverse_e2e::http1::read_head(&mut stream)
+            .await
+            .map_err(|e| format!("reading: {e}"))?
+            .ok_or("closed before a response")?;
+        let status = head
+            .start_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("no status")?;
+        Ok((version, status))
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+#[tokio::test]
+async fn tls_options_apply_to_their_hosts_only() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let addr = gateway.addr("websecure");
+    let client_ca = TestCa::new();
+    let client = client_ca.issue("client", &[Usage::ClientAuth]);
+    let stranger = TestCa::new().issue("client", &[Usage::ClientAuth]);
+    let ups_c = Upstream::start("c");
+    write(gateway, "backend-c.yaml", &service("c", &[ups_c.addr()]));
+    write(
+        gateway,
+        "options.yaml",
+        &format!(
+            "apiVersion: traefik.io/v1alpha1
+kind: TLSOption
+metadata: {{name: modern}}
+spec:
+  minVersion: VersionTLS13
+---
+apiVersion: traefik.io/v1alpha1
+kind: TLSOption
+metadata: {{name: mutual}}
+spec:
+  clientAuth:
+    secretNames: [client-ca]
+    clientAuthType: RequireAndVerifyClientCert
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: client-ca}}
+stringData:
+  ca.crt: {:?}
+",
+            client_ca.pem
+        ),
+    );
+    // a.test now requires TLS 1.3; c.test requires a client certificate.
+    write(
+        gateway,
+        "route-a.yaml",
+        &tls_route("a", "a.test", "a", "cert-a").replace(
+            "    secretName: cert-a\n",
+            "    secretName: cert-a\n    options: {name: modern}\n",
+        ),
+    );
+    write(
+        gateway,
+        "route-c.yaml",
+        &tls_route("c", "c.test", "c", "cert-a").replace(
+            "    secretName: cert-a\n",
+            "    secretName: cert-a\n    options: {name: mutual}\n",
+        ),
+    );
+    let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    let any: &[&'static rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS12, &rustls::version::TLS13];
+    eventually(
+        "TLS 1.2 refused for a.test",
+        Duration::from_secs(10),
+        async || {
+            exchange(addr, "a.test", tls12, None)
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    // The same TLS 1.2 client still reaches the other host, and a.test speaks TLS 1.3.
+    assert_eq!(
+        exchange(addr, "x.b.test", tls12, None).await,
+        Ok((rustls::ProtocolVersion::TLSv1_2, 200))
+    );
+    assert_eq!(
+        exchange(addr, "a.test", any, None).await,
+        Ok((rustls::ProtocolVersion::TLSv1_3, 200))
+    );
+
+    eventually("c.test served", Duration::from_secs(10), async || {
+        exchange(addr, "c.test", any, Some(&client))
+            .await
+            .ok()
+            .filter(|(_, s)| *s == 200)
+    })
+    .await;
+    let without = exchange(addr, "c.test", any, None).await;
+    assert!(without.is_err(), "no client certificate: {without:?}");
+    let untrusted = exchange(addr, "c.test", any, Some(&stranger)).await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate of another CA: {untrusted:?}"
+    );
+    // Client authentication is c.test's alone.
+    assert_eq!(
+        exchange(addr, "x.b.test", any, None).await,
+        Ok((rustls::ProtocolVersion::TLSv1_3, 200))
+    );
+    assert_eq!(ups_c.requests().len(), 1);
+}

@@ -379,17 +379,6 @@ impl<'a> Run<'a> {
         let me = route.object_ref();
         let tls_entry_points = entry_points.tls_of(&route.spec.entry_points);
         self.route_options(route, &tls_entry_points, table);
-        if let Some(options) = &tls.options {
-            if options.name != DEFAULT {
-                self.report(
-                    me.clone(),
-                    Severity::Warning,
-                    Reason::Unsupported,
-                    "spec.tls.options",
-                    "TLSOption is not applied: handshakes use the entrypoint's settings".into(),
-                );
-            }
-        }
         let Some(secret_name) = tls.secret_name.as_deref().filter(|n| !n.is_empty()) else {
             return;
         };

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::EntryPoints;
-use traverse_api::TLSStore;
+use traverse_api::{TLSOption, TLSStore};
 
 /// A certificate for `names` and its key, PEM.
 fn identity(names: &[&str]) -> (String, String) {
@@ -190,4 +190,95 @@ fn missing_secrets_and_the_default_store() {
             ),
         ]
     );
+}
+
+fn tls_option(yaml_spec: &str) -> Arc<TLSOption> {
+    let yaml = format!(
+        "apiVersion: traefik.io/v1alpha1\nkind: TLSOption\nmetadata: {{name: strict, namespace: default}}\nspec:\n{yaml_spec}"
+    );
+    Arc::new(serde_yaml::from_str(&yaml).expect("option"))
+}
+
+fn route_with_options(name: &str, rule: &str, options: &str) -> Arc<IngressRoute> {
+    let yaml = format!(
+        "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  routes: [{{match: \"{rule}\"}}]\n  tls: {{options: {{name: {options}}}}}\n"
+    );
+    Arc::new(serde_yaml::from_str(&yaml).expect("route"))
+}
+
+#[test]
+fn a_routes_tls_option_applies_to_the_hosts_of_its_rules() {
+    let snapshot = Snapshot {
+        tls_options: vec![tls_option(
+            "  minVersion: VersionTLS13\n  sniStrict: true\n  alpnProtocols: [http/1.1]\n",
+        )],
+        ingress_routes: vec![route_with_options(
+            "a",
+            "Host(`a.test`) || Host(`*.w.test`)",
+            "strict",
+        )],
+        ..Snapshot::default()
+    };
+    let (table, diagnostics) = TlsTranslator::default().translate(&snapshot, &entry_points());
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let hosts = &table.options["websecure"];
+    assert_eq!(hosts.names(), ["*.w.test", "a.test"]);
+    let options = hosts.find("x.w.test").expect("the wildcard host");
+    assert_eq!(options.name, "default/strict");
+    assert_eq!(options.versions, [&rustls::version::TLS13]);
+    assert!(options.sni_strict && options.refuse.is_none());
+    assert_eq!(options.alpn, [b"http/1.1".to_vec()]);
+    assert!(table.default_options.is_none());
+}
+
+#[test]
+fn what_rustls_cannot_do_is_named_and_a_missing_option_refuses_its_hosts() {
+    let option = tls_option(
+        "  minVersion: VersionTLS10\n  cipherSuites: [TLS_RSA_WITH_AES_128_CBC_SHA, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305]\n  curvePreferences: [CurveP521, X25519]\n  clientAuth: {clientAuthType: RequireAnyClientCert}\n",
+    );
+    let snapshot = Snapshot {
+        tls_options: vec![option],
+        ingress_routes: vec![
+            route_with_options("a", "Host(`a.test`)", "strict"),
+            route_with_options("b", "Host(`b.test`)", "absent"),
+        ],
+        ..Snapshot::default()
+    };
+    let (table, diagnostics) = TlsTranslator::default().translate(&snapshot, &entry_points());
+    let on_option: Vec<(Severity, String)> = diagnostics
+        .iter()
+        .filter(|d| d.object.as_ref().is_some_and(|o| o.kind == "TLSOption"))
+        .map(|d| (d.severity, d.field.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        on_option,
+        [
+            (Severity::Error, "spec.clientAuth.clientAuthType".to_owned()),
+            (Severity::Warning, "spec.cipherSuites[0]".to_owned()),
+            (Severity::Warning, "spec.curvePreferences[0]".to_owned()),
+            (Severity::Warning, "spec.minVersion".to_owned()),
+        ]
+    );
+    let hosts = &table.options["websecure"];
+    let a = hosts.find("a.test").expect("a");
+    // Unusable: its client authentication cannot be honoured, so handshakes are refused.
+    assert!(a
+        .refuse
+        .as_deref()
+        .is_some_and(|r| r.contains("clientAuthType")));
+    // Both named TLS 1.2 suites (Go's ChaCha20 spelling included) and all of TLS 1.3's.
+    assert_eq!(
+        a.cipher_suites
+            .iter()
+            .filter(|s| s.version() == &rustls::version::TLS12)
+            .count(),
+        2
+    );
+    assert_eq!(a.kx_groups.len(), 1);
+    let b = hosts.find("b.test").expect("b");
+    assert!(b.refuse.as_deref().is_some_and(|r| r.contains("not found")));
+    assert!(diagnostics
+        .iter()
+        .any(|d| d.reason == Reason::TlsOptionNotFound
+            && d.field.as_deref() == Some("spec.tls.options")));
 }
