@@ -9,7 +9,8 @@ line `listening http://127.0.0.1:PORT` when ready. tests/src/kmock.rs drives it.
 
 Served resources (all namespaced): traefik.io/v1alpha1 ingressroutes, middlewares;
 traverse.dev/v1alpha1 uplinks; v1 services (these four with a status subresource);
-discovery.k8s.io/v1 endpointslices; traefik.io/v1alpha1 tlsstores, tlsoptions; v1 secrets;
+discovery.k8s.io/v1 endpointslices; traefik.io/v1alpha1 tlsstores, tlsoptions,
+serverstransports; v1 secrets;
 v1 events; events.k8s.io/v1 events;
 coordination.k8s.io/v1 leases. Any other /api or /apis path answers 404.
 
@@ -107,6 +108,7 @@ RESOURCES = [
     ('discovery.k8s.io/v1/endpointslices', 'EndpointSlice', False),
     ('traefik.io/v1alpha1/tlsstores', 'TLSStore', False),
     ('traefik.io/v1alpha1/tlsoptions', 'TLSOption', False),
+    ('traefik.io/v1alpha1/serverstransports', 'ServersTransport', False),
     ('v1/secrets', 'Secret', False),
     ('v1/events', 'Event', False),
     ('events.k8s.io/v1/events', 'Event', False),

@@ -626,3 +626,144 @@ stringData:
     );
     assert_eq!(ups_c.requests().len(), 1);
 }
+
+/// An HTTPS server with a certificate of a private CA, answering 200 to every request;
+/// it counts the requests that presented a client certificate of `client_ca`.
+struct PrivateUpstream {
+    addr: SocketAddr,
+    with_client_cert: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PrivateUpstream {
+    async fn start(leaf: &Leaf, client_ca: &TestCa) -> PrivateUpstream {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(client_ca.pem.as_bytes()).expect("CA"))
+            .expect("CA");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .expect("verifier");
+        let config = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).expect("cert")],
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key"),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let with_client_cert = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&with_client_cert);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, counter) = (acceptor.clone(), Arc::clone(&counter));
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    if stream.get_ref().1.peer_certificates().is_some() {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let mut stream = BufReader::new(stream);
+                    while let Ok(Some(_)) = traverse_e2e::http1::read_head(&mut stream).await {
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nprivate";
+                        if stream.get_mut().write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        PrivateUpstream {
+            addr,
+            with_client_cert,
+            task,
+        }
+    }
+}
+
+impl Drop for PrivateUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_servers_transport_reaches_an_https_upstream_with_a_private_ca() {
+    let server_ca = TestCa::new();
+    let client_ca = TestCa::new();
+    let upstream =
+        PrivateUpstream::start(&server_leaf(&server_ca, "backend.internal"), &client_ca).await;
+    let client = client_ca.issue("gateway", &[Usage::ClientAuth]);
+    let route = |name: &str, host: &str, transport: &str| {
+        format!(
+            "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: {name}}}
+spec:
+  routes:
+    - match: Host(`{host}`)
+      services: [{{name: private, port: 80, scheme: https{transport}}}]
+"
+        )
+    };
+    let manifests = format!(
+        "{}---
+{}---
+{}---
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata: {{name: internal}}
+spec:
+  serverName: backend.internal
+  rootCAs: [{{secret: private-ca}}]
+  certificatesSecrets: [gateway-client]
+  forwardingTimeouts: {{dialTimeout: 5s, responseHeaderTimeout: 10s, idleConnTimeout: 1m}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: private-ca}}
+stringData:
+  tls.ca: {:?}
+---
+{}",
+        service("private", &[upstream.addr]),
+        route("trusted", "trusted.test", ", serversTransport: internal"),
+        route("untrusted", "untrusted.test", ""),
+        server_ca.pem,
+        secret("gateway-client", &client),
+    );
+    let gateway = Gateway::start(&traverse_e2e::config(""), &[("all", &manifests)]).await;
+    let web = gateway.addr("web");
+
+    let trusted = http_request(web, "GET", "/", &[("host", "trusted.test")], b"").await;
+    assert_eq!(
+        (trusted.status, trusted.text()),
+        (200, "private".to_owned())
+    );
+    assert_eq!(
+        upstream
+            .with_client_cert
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the transport's client certificate was presented"
+    );
+    // Without the transport, the private CA is not trusted (and the SNI is untrusted.test).
+    let untrusted = http_request(web, "GET", "/", &[("host", "untrusted.test")], b"").await;
+    assert_eq!(untrusted.status, 502);
+    let routes = traverse_e2e::http_get(gateway.addr("admin"), "/api/routes", &[])
+        .await
+        .json();
+    let problems = traverse_e2e::diagnostics(&routes);
+    assert!(problems.is_empty(), "{problems:?}");
+}

@@ -3,7 +3,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{IngressRoute, Middleware, TLSOption, TLSStore, Uplink};
+use crate::{IngressRoute, Middleware, ServersTransport, TLSOption, TLSStore, Uplink};
 
 /// First line of every generated file.
 pub const HEADER: &str =
@@ -14,6 +14,7 @@ pub fn all() -> Vec<(String, CustomResourceDefinition)> {
     [
         IngressRoute::crd(),
         Middleware::crd(),
+        ServersTransport::crd(),
         TLSOption::crd(),
         TLSStore::crd(),
         Uplink::crd(),

@@ -11,7 +11,7 @@
 //! - [`middleware`]: `Middleware` with one optional field per Traefik middleware type.
 //! - [`support`]: what the gateway supports today, as diagnostics.
 //! - [`crds`]: the CustomResourceDefinitions committed in `crds/` (`crdgen` writes them).
-//! - [`tls`]: Traefik's `TLSStore` and `TLSOption`.
+//! - [`tls`]: Traefik's `TLSStore` and `TLSOption`; [`servers_transport`]: its `ServersTransport`.
 //! - [`uplink`]: Traverse's own `Uplink` (`traverse.dev/v1alpha1`), exposed by children to parents.
 //! - The core kinds the gateway watches ([`Service`], [`EndpointSlice`]) are re-exported.
 
@@ -19,6 +19,7 @@ pub mod crds;
 pub mod ingress_route;
 pub mod middleware;
 mod schema;
+pub mod servers_transport;
 pub mod support;
 pub mod tls;
 pub mod uplink;
@@ -28,6 +29,7 @@ pub use ingress_route::{
     RouteKind, ServiceKind, ServiceRef,
 };
 pub use middleware::{Middleware, MiddlewareSpec, MiddlewareStatus};
+pub use servers_transport::{ServersTransport, ServersTransportSpec};
 pub use tls::{TLSOption, TLSStore, TlsOptionSpec, TlsStoreSpec};
 pub use uplink::{Uplink, UplinkSpec, UplinkStatus};
 

@@ -151,11 +151,6 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
         "response flush interval is not configurable",
     );
     report.flag(
-        has_text(service.servers_transport.as_deref()),
-        "serversTransport",
-        "ServersTransport resources are not implemented",
-    );
-    report.flag(
         is_true(service.native_lb),
         "nativeLB",
         "balancing to the Service cluster IP is not implemented; endpoints are used",

@@ -38,11 +38,12 @@ enum Kind {
     EndpointSlice,
     TLSStore,
     TLSOption,
+    ServersTransport,
     Secret,
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 9] = [
         Kind::IngressRoute,
         Kind::Middleware,
         Kind::Uplink,
@@ -50,6 +51,7 @@ impl Kind {
         Kind::EndpointSlice,
         Kind::TLSStore,
         Kind::TLSOption,
+        Kind::ServersTransport,
         Kind::Secret,
     ];
 
@@ -62,6 +64,12 @@ impl Kind {
             Kind::EndpointSlice => ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
             Kind::TLSStore => ("traefik.io", "v1alpha1", "TLSStore", "tlsstores"),
             Kind::TLSOption => ("traefik.io", "v1alpha1", "TLSOption", "tlsoptions"),
+            Kind::ServersTransport => (
+                "traefik.io",
+                "v1alpha1",
+                "ServersTransport",
+                "serverstransports",
+            ),
             Kind::Secret => ("", "v1", "Secret", "secrets"),
         };
         ApiResource {
@@ -286,6 +294,8 @@ impl KubernetesProvider {
                     .map(|o| snapshot.tls_stores.push(Arc::new(o))),
                 Kind::TLSOption => typed(value, &object_ref, SOURCE, warnings)
                     .map(|o| snapshot.tls_options.push(Arc::new(o))),
+                Kind::ServersTransport => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.servers_transports.push(Arc::new(o))),
                 Kind::Secret => typed(value, &object_ref, SOURCE, warnings)
                     .map(|o| snapshot.secrets.push(Arc::new(o))),
             };

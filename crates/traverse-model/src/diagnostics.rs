@@ -56,6 +56,8 @@ pub enum Reason {
     InvalidCertificate,
     /// A TLSOption named by a route does not exist.
     TlsOptionNotFound,
+    /// A service reference's ServersTransport does not exist.
+    ServersTransportNotFound,
     /// A TLSOption asks for what cannot be done (a version or suite rustls lacks, ...).
     InvalidTlsOption,
 }
@@ -73,6 +75,7 @@ impl Reason {
                 | Reason::InvalidCertificate
                 | Reason::TlsOptionNotFound
                 | Reason::InvalidTlsOption
+                | Reason::ServersTransportNotFound
         )
     }
 }

@@ -19,6 +19,7 @@ pub use middleware::{
     ReplacePathRegex, Security, SourceCriterion, StripPrefix, StripPrefixRegex,
 };
 pub use model::{
-    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, Target, UplinkRef,
+    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, ServersTransport, Target,
+    UplinkRef,
 };
 pub use weighted::{Candidate, Weighted};

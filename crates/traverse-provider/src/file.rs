@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use traverse_api::{
-    EndpointSlice, IngressRoute, Middleware, Secret, Service, TLSOption, TLSStore, Uplink,
+    EndpointSlice, IngressRoute, Middleware, Secret, ServersTransport, Service, TLSOption,
+    TLSStore, Uplink,
 };
 use traverse_router::Interner;
 
@@ -40,6 +41,7 @@ pub enum Document {
     Secret(Arc<Secret>),
     TlsStore(Arc<TLSStore>),
     TlsOption(Arc<TLSOption>),
+    ServersTransport(Arc<ServersTransport>),
 }
 
 impl Document {
@@ -54,6 +56,7 @@ impl Document {
             Document::Secret(o) => o.object_ref(),
             Document::TlsStore(o) => o.object_ref(),
             Document::TlsOption(o) => o.object_ref(),
+            Document::ServersTransport(o) => o.object_ref(),
         }
     }
 }
@@ -217,6 +220,10 @@ impl FileProvider {
                     }
                     Document::TlsOption(o) => {
                         snapshot.tls_options.push(Arc::clone(o));
+                        o.object_ref()
+                    }
+                    Document::ServersTransport(o) => {
+                        snapshot.servers_transports.push(Arc::clone(o));
                         o.object_ref()
                     }
                 };
@@ -668,6 +675,12 @@ fn parse_document(
         )),
         ("traefik.io/v1alpha1" | "traefik.containo.us/v1alpha1", "TLSStore") => {
             Document::TlsStore(Arc::new(
+                typed(value, &object, source, &mut warnings)
+                    .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
+            ))
+        }
+        ("traefik.io/v1alpha1" | "traefik.containo.us/v1alpha1", "ServersTransport") => {
+            Document::ServersTransport(Arc::new(
                 typed(value, &object, source, &mut warnings)
                     .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
             ))

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use traverse_api::{
-    EndpointSlice, IngressRoute, Middleware, Secret, Service, TLSOption, TLSStore, Uplink,
+    EndpointSlice, IngressRoute, Middleware, Secret, ServersTransport, Service, TLSOption,
+    TLSStore, Uplink,
 };
 use traverse_router::Interner;
 
@@ -24,6 +25,7 @@ pub struct Snapshot {
     pub secrets: Vec<Arc<Secret>>,
     pub tls_stores: Vec<Arc<TLSStore>>,
     pub tls_options: Vec<Arc<TLSOption>>,
+    pub servers_transports: Vec<Arc<ServersTransport>>,
     /// Origin of each definition of an object (`file.yaml:12` for files), in snapshot
     /// order: more than one means duplicates, and each is reported where it stands.
     pub sources: BTreeMap<ObjectRef, Vec<String>>,
@@ -117,6 +119,7 @@ object!(Uplink, "Uplink");
 object!(Secret, "Secret");
 object!(TLSStore, "TLSStore");
 object!(TLSOption, "TLSOption");
+object!(ServersTransport, "ServersTransport");
 
 impl Snapshot {
     /// Where the definition of `object` that is used (the first) came from.

@@ -12,6 +12,7 @@
 mod middlewares;
 mod routes;
 mod services;
+mod transports;
 mod uplinks;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -130,6 +131,7 @@ fn translate_with(
         middlewares: HashMap::new(),
         uplinks: index(&snapshot.uplinks),
         uplink_routers: HashMap::new(),
+        transports: HashMap::new(),
     };
     for slice in &snapshot.endpoint_slices {
         let (namespace, _) = slice.key();
@@ -199,6 +201,8 @@ struct Translator<'a> {
     uplinks: HashMap<(&'a str, &'a str), &'a Uplink>,
     /// Routers bound to each Uplink by annotation.
     uplink_routers: HashMap<(&'a str, &'a str), Vec<BoundRouter>>,
+    /// Each ServersTransport converted once, or `None` when it does not exist.
+    transports: HashMap<(String, String), Option<Arc<crate::model::ServersTransport>>>,
 }
 
 /// A router an IngressRoute binds to an Uplink.

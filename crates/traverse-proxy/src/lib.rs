@@ -25,6 +25,7 @@ mod respond;
 mod routing;
 mod select;
 mod trace;
+mod transport;
 mod uplink;
 
 use std::collections::HashMap;
