@@ -767,3 +767,47 @@ stringData:
     let problems = traverse_e2e::diagnostics(&routes);
     assert!(problems.is_empty(), "{problems:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_provider_serves_and_rotates_secrets() {
+    let kmock = traverse_e2e::Kmock::start().await;
+    let app = Upstream::start("app");
+    let ca = TestCa::new();
+    let (first, second) = (server_leaf(&ca, "k.test"), server_leaf(&ca, "k.test"));
+    kmock
+        .apply(&format!(
+            "{}---\n{}---\n{}",
+            service("app", &[app.addr()]),
+            tls_route("k", "k.test", "app", "cert-k"),
+            secret("cert-k", &first)
+        ))
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = kmock.kubeconfig(dir.path());
+    let config = format!(
+        "entryPoints:
+  websecure: {{address: \"{{websecure}}\", tls: {{}}}}
+admin: {{address: \"{{admin}}\"}}
+providers:
+  kubernetes:
+    kubeconfig: \"{}\"
+    throttle: 100ms
+",
+        kubeconfig.display()
+    );
+    let gateway = Gateway::start(&config, &[]).await;
+    let addr = gateway.addr("websecure");
+    assert_eq!(served(addr, "k.test").await, Ok(der(&first.cert)));
+    assert_eq!(
+        get(&gateway, "k.test", &ca.pem).await,
+        Ok((200, Some("app".into())))
+    );
+
+    kmock.apply(&secret("cert-k", &second)).await;
+    eventually(
+        "the rotated Secret served",
+        Duration::from_secs(5),
+        async || (served(addr, "k.test").await.ok()? == der(&second.cert)).then_some(()),
+    )
+    .await;
+}
