@@ -70,8 +70,10 @@ impl TlsTranslator {
             tls_options: index(&snapshot.tls_options),
             options: HashMap::new(),
         };
-        let mut table = TlsTable::default();
-        table.default_options = run.default_options();
+        let mut table = TlsTable {
+            default_options: run.default_options(),
+            ..TlsTable::default()
+        };
         let mut routes: Vec<&IngressRoute> =
             snapshot.ingress_routes.iter().map(Arc::as_ref).collect();
         routes.sort_by_key(|r| r.key());
