@@ -9,7 +9,9 @@ line `listening http://127.0.0.1:PORT` when ready. tests/src/kmock.rs drives it.
 
 Served resources (all namespaced): traefik.io/v1alpha1 ingressroutes, middlewares;
 traverse.dev/v1alpha1 uplinks; v1 services (these four with a status subresource);
-discovery.k8s.io/v1 endpointslices; v1 events; events.k8s.io/v1 events;
+discovery.k8s.io/v1 endpointslices; traefik.io/v1alpha1 tlsstores, tlsoptions,
+serverstransports; v1 secrets;
+v1 events; events.k8s.io/v1 events;
 coordination.k8s.io/v1 leases. Any other /api or /apis path answers 404.
 
 Request log: `GET /_requests` answers a JSON array, oldest first, of every request received
@@ -104,6 +106,10 @@ RESOURCES = [
     ('traverse.dev/v1alpha1/uplinks', 'Uplink', True),
     ('v1/services', 'Service', True),
     ('discovery.k8s.io/v1/endpointslices', 'EndpointSlice', False),
+    ('traefik.io/v1alpha1/tlsstores', 'TLSStore', False),
+    ('traefik.io/v1alpha1/tlsoptions', 'TLSOption', False),
+    ('traefik.io/v1alpha1/serverstransports', 'ServersTransport', False),
+    ('v1/secrets', 'Secret', False),
     ('v1/events', 'Event', False),
     ('events.k8s.io/v1/events', 'Event', False),
     ('coordination.k8s.io/v1/leases', 'Lease', False),

@@ -101,8 +101,8 @@ kind: IngressRoute
 metadata:
   name: partial
 spec:
-  tls:
-    secretName: shop-cert
+  parentRefs:
+    - name: shop
   routes:
     - match: PathPrefix(`/`)
       services:
@@ -127,7 +127,7 @@ spec:
         .filter(|d| field(d, "reason") == "Unsupported" && field(d, "severity") == "warning")
         .map(|d| field(d, "field").to_owned())
         .collect();
-    for expected in ["spec.tls", "spec.routes[0].services[0].sticky"] {
+    for expected in ["spec.parentRefs", "spec.routes[0].services[0].sticky"] {
         assert!(
             unsupported.iter().any(|f| f.starts_with(expected)),
             "no Unsupported warning for {expected}: {json}"

@@ -44,6 +44,9 @@ fn every_crd_validates_strictly() {
         [
             "ingressroutes.traefik.io.yaml",
             "middlewares.traefik.io.yaml",
+            "serverstransports.traefik.io.yaml",
+            "tlsoptions.traefik.io.yaml",
+            "tlsstores.traefik.io.yaml",
             "uplinks.traverse.dev.yaml"
         ]
     );

@@ -11,6 +11,7 @@
 //! - [`middleware`]: `Middleware` with one optional field per Traefik middleware type.
 //! - [`support`]: what the gateway supports today, as diagnostics.
 //! - [`crds`]: the CustomResourceDefinitions committed in `crds/` (`crdgen` writes them).
+//! - [`tls`]: Traefik's `TLSStore` and `TLSOption`; [`servers_transport`]: its `ServersTransport`.
 //! - [`uplink`]: Traverse's own `Uplink` (`traverse.dev/v1alpha1`), exposed by children to parents.
 //! - The core kinds the gateway watches ([`Service`], [`EndpointSlice`]) are re-exported.
 
@@ -18,7 +19,9 @@ pub mod crds;
 pub mod ingress_route;
 pub mod middleware;
 mod schema;
+pub mod servers_transport;
 pub mod support;
+pub mod tls;
 pub mod uplink;
 
 pub use ingress_route::{
@@ -26,8 +29,12 @@ pub use ingress_route::{
     RouteKind, ServiceKind, ServiceRef,
 };
 pub use middleware::{Middleware, MiddlewareSpec, MiddlewareStatus};
+pub use servers_transport::{ServersTransport, ServersTransportSpec};
+pub use tls::{TLSOption, TLSStore, TlsOptionSpec, TlsStoreSpec};
 pub use uplink::{Uplink, UplinkSpec, UplinkStatus};
 
+/// Kubernetes `Secret`, the source of certificates (`tls.crt`, `tls.key`) and CAs.
+pub use k8s_openapi::api::core::v1::Secret;
 /// Kubernetes `Service`, resolved by name from an IngressRoute service reference.
 pub use k8s_openapi::api::core::v1::Service;
 /// Kubernetes `EndpointSlice`, the source of upstream addresses for a `Service`.

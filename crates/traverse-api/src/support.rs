@@ -90,11 +90,24 @@ pub fn unsupported_in_ingress_route(spec: &IngressRouteSpec) -> Vec<Unsupported>
             );
         }
     }
-    report.flag(
-        spec.tls.is_some(),
-        "tls",
-        "TLS termination is not implemented",
-    );
+    if let Some(tls) = &spec.tls {
+        report.flag(
+            has_text(tls.cert_resolver.as_deref()),
+            "tls.certResolver",
+            "certificate resolvers (ACME) are not implemented; name a Secret in tls.secretName",
+        );
+        report.flag(
+            !tls.domains.is_empty(),
+            "tls.domains",
+            "domains are for certificate resolvers (ACME), which are not implemented; \
+             certificates are chosen by the names they hold",
+        );
+        report.flag(
+            tls.store.as_ref().is_some_and(|s| s.name != "default"),
+            "tls.store",
+            "only the TLSStore named default is used, as in Traefik",
+        );
+    }
     report.flag(
         !spec.parent_refs.is_empty(),
         "parentRefs",
@@ -136,11 +149,6 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
         service.response_forwarding.is_some(),
         "responseForwarding",
         "response flush interval is not configurable",
-    );
-    report.flag(
-        has_text(service.servers_transport.as_deref()),
-        "serversTransport",
-        "ServersTransport resources are not implemented",
     );
     report.flag(
         is_true(service.native_lb),
@@ -372,7 +380,11 @@ mod tests {
         let mut r1 = route(vec![service("web"), second]);
         r1.observability = Some(Default::default());
         let mut s = spec(vec![route(vec![service("a")]), r1]);
-        s.tls = Some(Tls::default());
+        s.tls = Some(Tls {
+            secret_name: Some("served".to_owned()),
+            cert_resolver: Some("acme".to_owned()),
+            ..Tls::default()
+        });
         s.ingress_class_name = Some("traefik".to_owned());
         let found = unsupported_in_ingress_route(&s);
         assert_eq!(
@@ -384,7 +396,7 @@ mod tests {
                 "spec.routes[1].services[1].sticky",
                 "spec.routes[1].services[1].scheme",
                 "spec.routes[1].services[1].nativeLB",
-                "spec.tls",
+                "spec.tls.certResolver",
             ]
         );
         assert!(found.iter().all(|u| !u.reason.is_empty()));

@@ -18,8 +18,12 @@ fn committed_crds_match_the_types() {
 }
 
 #[test]
-fn every_kind_has_a_status_subresource() {
-    for (file, crd) in traverse_api::crds::all() {
+fn every_kind_with_conditions_has_a_status_subresource() {
+    // TLSOption, TLSStore and ServersTransport have no status in Traefik's CRDs either.
+    for (file, crd) in traverse_api::crds::all()
+        .into_iter()
+        .filter(|(file, _)| !file.starts_with("tls") && !file.starts_with("serverstransports"))
+    {
         let version = &crd.spec.versions[0];
         assert!(
             version

@@ -209,7 +209,7 @@ fn tls_fields() {
 
     assert_eq!(
         unsupported_fields(unsupported_in_ingress_route(&ir.spec)),
-        ["spec.tls"]
+        ["spec.tls.certResolver", "spec.tls.domains"]
     );
 }
 
@@ -286,7 +286,6 @@ fn load_balancer_fields() {
             "spec.routes[0].services[0].sticky",
             "spec.routes[0].services[0].strategy",
             "spec.routes[0].services[0].responseForwarding",
-            "spec.routes[0].services[0].serversTransport",
             "spec.routes[0].services[1].middlewares",
             "spec.routes[0].services[1].strategy",
             "spec.routes[0].services[1].nativeLB",

@@ -80,16 +80,6 @@ fn keys_without_a_default_stay_required() {
             "multicluster.children.a",
             "address",
         ),
-        (
-            "entryPoints: {web: {address: ':1', tls: {cert: c.pem}}}",
-            "entryPoints.web.tls",
-            "key",
-        ),
-        (
-            "entryPoints: {web: {address: ':1', tls: {key: k.pem}}}",
-            "entryPoints.web.tls",
-            "cert",
-        ),
     ];
     for (text, key, field) in cases {
         match Config::parse(text, "test.yaml") {

@@ -14,7 +14,8 @@ use crate::tls::ListenerTls;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EntryPoint {
-    /// `host:port` to listen on, e.g. `0.0.0.0:8080`.
+    /// `host:port` to listen on, e.g. `0.0.0.0:8080`; Traefik's `:8080` listens on every
+    /// interface.
     pub address: String,
     /// Accept cleartext HTTP/2 (prior knowledge) beside HTTP/1.1.
     #[serde(default = "EntryPoint::default_h2c")]
@@ -32,6 +33,9 @@ pub struct EntryPoint {
     pub uplink: bool,
     /// Terminate TLS (and with `clientCA`, require client certificates).
     pub tls: Option<ListenerTls>,
+    /// Traefik's `http` section of an entrypoint: redirections.
+    #[serde(default)]
+    pub http: EntryPointHttp,
     /// Longest request-target, in bytes; a longer one is answered 414.
     #[serde(default = "EntryPoint::default_max_uri_length")]
     pub max_uri_length: usize,
@@ -61,11 +65,17 @@ impl EntryPoint {
             trace_context: TrustPolicy::default(),
             uplink: false,
             tls: None,
+            http: EntryPointHttp::default(),
             max_uri_length: EntryPoint::default_max_uri_length(),
             max_header_bytes: EntryPoint::default_max_header_bytes(),
             max_connections: None,
             max_body_bytes: None,
         }
+    }
+
+    /// The address to bind: Traefik's `:port` (no host) is every interface.
+    pub fn listen_address(&self) -> String {
+        listen_address(&self.address)
     }
 
     /// Pingora's own limit on a request header section: what Traverse's limits must stay under.
@@ -80,6 +90,57 @@ impl EntryPoint {
     }
 
     fn default_h2c() -> bool {
+        true
+    }
+}
+
+/// `address` with Traefik's host-less `:port` made `0.0.0.0:port` (every IPv4 interface:
+/// an IPv6 wildcard would fail where IPv6 is disabled).
+pub fn listen_address(address: &str) -> String {
+    match address.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => address.to_owned(),
+    }
+}
+
+/// An entrypoint's HTTP settings, in Traefik's static shape (`entryPoints.NAME.http`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct EntryPointHttp {
+    pub redirections: Redirections,
+}
+
+/// Redirections of every request an entrypoint receives.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Redirections {
+    /// Send every request to another entrypoint (typically `web` to `websecure`).
+    pub entry_point: Option<EntryPointRedirect>,
+}
+
+/// `redirections.entryPoint`: the request's URL on another entrypoint's port and scheme.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EntryPointRedirect {
+    /// The entrypoint name to redirect to, or a port written `:443`.
+    pub to: String,
+    /// Scheme of the new URL (Traefik's default: `https`).
+    #[serde(default = "EntryPointRedirect::default_scheme")]
+    pub scheme: String,
+    /// 301/308 when true (the default), else 302/307.
+    #[serde(default = "EntryPointRedirect::default_permanent")]
+    pub permanent: bool,
+    /// Accepted for Traefik compatibility; the redirect answers every request of the
+    /// entrypoint, as Traefik's (priority MaxInt-1) does unless a router outranks it.
+    pub priority: Option<i64>,
+}
+
+impl EntryPointRedirect {
+    fn default_scheme() -> String {
+        "https".to_owned()
+    }
+
+    fn default_permanent() -> bool {
         true
     }
 }

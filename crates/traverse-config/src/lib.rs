@@ -23,7 +23,10 @@ mod tls;
 mod tracing;
 mod validate;
 
-pub use entrypoints::{Admin, EntryPoint, EntryPointTimeouts, ForwardedHeaders, TrustPolicy};
+pub use entrypoints::{
+    listen_address, Admin, EntryPoint, EntryPointHttp, EntryPointRedirect, EntryPointTimeouts,
+    ForwardedHeaders, Redirections, TrustPolicy,
+};
 pub use logs::{
     parse_status_range, AccessLog, AccessLogFields, AccessLogFilters, AccessLogFormat, FieldMode,
     FieldSelection, GeneralLogs, HeaderMode, HeaderSelection, Logs,

@@ -442,3 +442,66 @@ fn kubernetes_provider_defaults_and_problems() {
         ]
     );
 }
+
+#[test]
+fn traefik_entrypoints_with_a_redirect_and_hostless_addresses_are_valid() {
+    let config = parse(
+        r#"
+entryPoints:
+  web:
+    address: ":8000"
+    http:
+      redirections:
+        entryPoint: {to: websecure, scheme: https, permanent: true}
+  websecure:
+    address: ":8443"
+    tls: {}
+"#,
+    )
+    .expect("parses");
+    config.validate().expect("valid");
+    let web = &config.entry_points["web"];
+    assert_eq!(web.listen_address(), "0.0.0.0:8000");
+    let redirect = web
+        .http
+        .redirections
+        .entry_point
+        .as_ref()
+        .expect("redirect");
+    assert_eq!(
+        (
+            redirect.to.as_str(),
+            redirect.scheme.as_str(),
+            redirect.permanent
+        ),
+        ("websecure", "https", true)
+    );
+    let tls = config.entry_points["websecure"].tls.as_ref().expect("tls");
+    assert_eq!((tls.cert.as_ref(), tls.key.as_ref()), (None, None));
+}
+
+#[test]
+fn a_redirect_to_nowhere_and_half_a_listener_identity_are_named() {
+    let config = parse(
+        r#"
+entryPoints:
+  web: {address: ":8000", http: {redirections: {entryPoint: {to: missing, scheme: ftp}}}}
+  other: {address: ":8001", http: {redirections: {entryPoint: {to: ":x"}}}}
+  secure: {address: ":8443", tls: {cert: c.pem}}
+  same: {address: "0.0.0.0:8443"}
+"#,
+    )
+    .expect("parses");
+    let problems = config.validate().expect_err("invalid");
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    for expected in [
+        "entryPoints.web.http.redirections.entryPoint.to",
+        "entryPoints.web.http.redirections.entryPoint.scheme",
+        "entryPoints.other.http.redirections.entryPoint.to",
+        "entryPoints.secure.tls",
+        // `:8443` is every interface, so `0.0.0.0:8443` is the same listener.
+        "entryPoints.secure.address",
+    ] {
+        assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
+    }
+}

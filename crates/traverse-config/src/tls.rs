@@ -27,13 +27,16 @@ impl CertificateFiles {
     pub const CA_KEY: &'static str = "ca";
 }
 
-/// TLS of a listener. `cert` and `key` are required, so there is no default.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// TLS of a listener. `cert` and `key` are optional together: `tls: {}` terminates TLS
+/// with the certificates of resources only (Secrets chosen by SNI, the default TLSStore's
+/// default certificate, else a generated one), as Traefik's `http.tls: {}` does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ListenerTls {
-    /// PEM certificate chain and key.
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    /// PEM certificate chain and key: served for the names of the certificate, and as
+    /// this entrypoint's certificate when no other matches the client's SNI.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
     /// PEM roots that client certificates must chain to: mutual TLS, every client must
     /// present one (a child's uplink entrypoint accepting only its parents).
     #[serde(rename = "clientCA")]
@@ -46,16 +49,16 @@ impl ListenerTls {
 
     pub fn files(&self) -> CertificateFiles {
         CertificateFiles {
-            cert: Some(self.cert.clone()),
-            key: Some(self.key.clone()),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
             ca: self.client_ca.clone(),
         }
     }
 
     pub(crate) fn paths_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
-        [&mut self.cert, &mut self.key]
+        [&mut self.cert, &mut self.key, &mut self.client_ca]
             .into_iter()
-            .chain(self.client_ca.as_mut())
+            .flatten()
     }
 }
 

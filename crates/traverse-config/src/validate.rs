@@ -29,7 +29,7 @@ impl Config {
         }
         let mut addresses: BTreeMap<SocketAddr, String> = BTreeMap::new();
         let mut claim = |key: String, address: &str, problem: &mut dyn FnMut(String, String)| {
-            match address.parse::<SocketAddr>() {
+            match crate::entrypoints::listen_address(address).parse::<SocketAddr>() {
                 Ok(addr) => {
                     if let Some(other) = addresses.insert(addr, key.clone()) {
                         problem(key, format!("{address} is already used by {other}"));
@@ -74,6 +74,33 @@ impl Config {
                     problem(
                         format!("{key}.{field}"),
                         "must be between 1 and 1048576 (Pingora's own limit)".into(),
+                    );
+                }
+            }
+            if let Some(tls) = &entry_point.tls {
+                if tls.cert.is_some() != tls.key.is_some() {
+                    problem(
+                        format!("{key}.tls"),
+                        "cert and key must be set together (or neither: certificates from Secrets only)"
+                            .into(),
+                    );
+                }
+            }
+            if let Some(redirect) = &entry_point.http.redirections.entry_point {
+                let to = &redirect.to;
+                let port = to.strip_prefix(':').map(|p| p.parse::<u16>().is_ok());
+                if port == Some(false) || (port.is_none() && !self.entry_points.contains_key(to)) {
+                    problem(
+                        format!("{key}.http.redirections.entryPoint.to"),
+                        format!(
+                            "{to:?} is neither a configured entrypoint nor a port such as \":443\""
+                        ),
+                    );
+                }
+                if redirect.scheme != "http" && redirect.scheme != "https" {
+                    problem(
+                        format!("{key}.http.redirections.entryPoint.scheme"),
+                        format!("{:?} is not http or https", redirect.scheme),
                     );
                 }
             }

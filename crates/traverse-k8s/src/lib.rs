@@ -36,15 +36,23 @@ enum Kind {
     Uplink,
     Service,
     EndpointSlice,
+    TLSStore,
+    TLSOption,
+    ServersTransport,
+    Secret,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 9] = [
         Kind::IngressRoute,
         Kind::Middleware,
         Kind::Uplink,
         Kind::Service,
         Kind::EndpointSlice,
+        Kind::TLSStore,
+        Kind::TLSOption,
+        Kind::ServersTransport,
+        Kind::Secret,
     ];
 
     fn resource(self) -> ApiResource {
@@ -54,6 +62,15 @@ impl Kind {
             Kind::Uplink => ("traverse.dev", "v1alpha1", "Uplink", "uplinks"),
             Kind::Service => ("", "v1", "Service", "services"),
             Kind::EndpointSlice => ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+            Kind::TLSStore => ("traefik.io", "v1alpha1", "TLSStore", "tlsstores"),
+            Kind::TLSOption => ("traefik.io", "v1alpha1", "TLSOption", "tlsoptions"),
+            Kind::ServersTransport => (
+                "traefik.io",
+                "v1alpha1",
+                "ServersTransport",
+                "serverstransports",
+            ),
+            Kind::Secret => ("", "v1", "Secret", "secrets"),
         };
         ApiResource {
             group: group.into(),
@@ -68,8 +85,8 @@ impl Kind {
         }
     }
 
-    /// The label selector narrows the routing kinds; Services and EndpointSlices are found
-    /// by reference and never filtered.
+    /// The label selector narrows the routing kinds; Services, EndpointSlices, Secrets and
+    /// the TLS kinds are found by reference (or by the name `default`) and never filtered.
     fn selected(self) -> bool {
         matches!(self, Kind::IngressRoute | Kind::Middleware | Kind::Uplink)
     }
@@ -273,6 +290,14 @@ impl KubernetesProvider {
                     .map(|o| snapshot.services.push(Arc::new(o))),
                 Kind::EndpointSlice => typed(value, &object_ref, SOURCE, warnings)
                     .map(|o| snapshot.endpoint_slices.push(Arc::new(o))),
+                Kind::TLSStore => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.tls_stores.push(Arc::new(o))),
+                Kind::TLSOption => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.tls_options.push(Arc::new(o))),
+                Kind::ServersTransport => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.servers_transports.push(Arc::new(o))),
+                Kind::Secret => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.secrets.push(Arc::new(o))),
             };
             match added {
                 Ok(()) => {

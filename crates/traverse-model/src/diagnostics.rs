@@ -50,6 +50,16 @@ pub enum Reason {
     UplinkNotFound,
     /// An Uplink no serviceable route is bound to: advertised as not ready.
     UplinkNotReady,
+    /// A Secret named for a certificate (or CA) does not exist.
+    SecretNotFound,
+    /// A Secret's certificate or key cannot be used (bad PEM or DER, key not matching).
+    InvalidCertificate,
+    /// A TLSOption named by a route does not exist.
+    TlsOptionNotFound,
+    /// A service reference's ServersTransport does not exist.
+    ServersTransportNotFound,
+    /// A TLSOption asks for what cannot be done (a version or suite rustls lacks, ...).
+    InvalidTlsOption,
 }
 
 impl Reason {
@@ -61,6 +71,11 @@ impl Reason {
                 | Reason::PortNotFound
                 | Reason::MiddlewareNotFound
                 | Reason::UplinkNotFound
+                | Reason::SecretNotFound
+                | Reason::InvalidCertificate
+                | Reason::TlsOptionNotFound
+                | Reason::InvalidTlsOption
+                | Reason::ServersTransportNotFound
         )
     }
 }

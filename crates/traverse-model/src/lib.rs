@@ -8,6 +8,7 @@ pub mod diagnostics;
 pub mod health;
 pub mod middleware;
 mod model;
+pub mod tls;
 mod weighted;
 
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
@@ -18,6 +19,7 @@ pub use middleware::{
     ReplacePathRegex, Security, SourceCriterion, StripPrefix, StripPrefixRegex,
 };
 pub use model::{
-    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, Target, UplinkRef,
+    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, ServersTransport, Target,
+    UplinkRef,
 };
 pub use weighted::{Candidate, Weighted};

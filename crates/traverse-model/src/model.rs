@@ -79,6 +79,29 @@ pub struct Backend {
     pub pass_host_header: bool,
     /// Ready endpoints; empty means the Service exists but nothing can serve (503).
     pub servers: Weighted<Endpoint>,
+    /// The ServersTransport the service reference names: how to connect to its servers.
+    pub transport: Option<Arc<ServersTransport>>,
+}
+
+/// A ServersTransport: TLS towards servers and the timeouts of those connections.
+#[derive(Debug, Default)]
+pub struct ServersTransport {
+    /// `namespace/name`, for logs.
+    pub name: String,
+    /// Name verified against the servers' certificates and sent as SNI (default: the
+    /// host the client asked for).
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    /// DER of the CAs servers' certificates must chain to (empty: the system's).
+    pub root_cas: Vec<Vec<u8>>,
+    /// DER chain and PKCS#8/PKCS#1/SEC1 key DER of the client certificate presented.
+    pub client_identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+    pub dial_timeout: Option<std::time::Duration>,
+    pub response_header_timeout: Option<std::time::Duration>,
+    pub idle_conn_timeout: Option<std::time::Duration>,
+    /// The data plane's own form of the above, made on first use and kept with the
+    /// table (the model does not know the data plane's types).
+    pub prepared: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// One address a Service's traffic can go to.

@@ -9,6 +9,7 @@ pub mod file;
 pub mod parse;
 mod snapshot;
 pub mod status;
+pub mod tls;
 mod translate;
 
 // The runtime model has its own crate, so the data plane need not depend on providers;

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, Uplink};
+use traverse_api::{
+    EndpointSlice, IngressRoute, Middleware, Secret, ServersTransport, Service, TLSOption,
+    TLSStore, Uplink,
+};
 use traverse_router::Interner;
 
 use crate::diagnostics::ObjectRef;
@@ -18,6 +21,11 @@ pub struct Snapshot {
     pub services: Vec<Arc<Service>>,
     pub endpoint_slices: Vec<Arc<EndpointSlice>>,
     pub uplinks: Vec<Arc<Uplink>>,
+    /// Certificates (`tls.crt`, `tls.key`) and CAs named by routes, TLSStores and TLSOptions.
+    pub secrets: Vec<Arc<Secret>>,
+    pub tls_stores: Vec<Arc<TLSStore>>,
+    pub tls_options: Vec<Arc<TLSOption>>,
+    pub servers_transports: Vec<Arc<ServersTransport>>,
     /// Origin of each definition of an object (`file.yaml:12` for files), in snapshot
     /// order: more than one means duplicates, and each is reported where it stands.
     pub sources: BTreeMap<ObjectRef, Vec<String>>,
@@ -108,6 +116,10 @@ object!(Middleware, "Middleware");
 object!(Service, "Service");
 object!(EndpointSlice, "EndpointSlice");
 object!(Uplink, "Uplink");
+object!(Secret, "Secret");
+object!(TLSStore, "TLSStore");
+object!(TLSOption, "TLSOption");
+object!(ServersTransport, "ServersTransport");
 
 impl Snapshot {
     /// Where the definition of `object` that is used (the first) came from.

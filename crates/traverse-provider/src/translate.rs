@@ -12,6 +12,7 @@
 mod middlewares;
 mod routes;
 mod services;
+mod transports;
 mod uplinks;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -35,6 +36,8 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub struct EntryPoints {
     names: BTreeSet<String>,
     uplinks: BTreeSet<String>,
+    /// Those that terminate TLS: the only ones serving routes with `spec.tls`.
+    tls: BTreeSet<String>,
 }
 
 impl EntryPoints {
@@ -48,7 +51,43 @@ impl EntryPoints {
             }
             names.insert(name);
         }
-        EntryPoints { names, uplinks }
+        EntryPoints {
+            names,
+            uplinks,
+            tls: BTreeSet::new(),
+        }
+    }
+
+    /// Marks `names` as the entrypoints that terminate TLS.
+    pub fn with_tls(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.tls = names.into_iter().collect();
+        self
+    }
+
+    /// The TLS entrypoints among a route's `spec.entryPoints` (empty: the defaults for
+    /// routes), as Traefik serves a router with `tls` on TLS entrypoints only. Without
+    /// configured entrypoints to check against, every name stands.
+    pub(crate) fn tls_of(&self, named: &[String]) -> Vec<String> {
+        if self.names.is_empty() {
+            return named.to_vec();
+        }
+        let candidates: Vec<String> = if named.is_empty() {
+            self.default_for_routes()
+                .map(|d| {
+                    if d.is_empty() {
+                        self.names.iter().cloned().collect()
+                    } else {
+                        d
+                    }
+                })
+                .unwrap_or_default()
+        } else {
+            named.to_vec()
+        };
+        candidates
+            .into_iter()
+            .filter(|n| self.tls.contains(n))
+            .collect()
     }
 
     /// Routes that name no entrypoint listen on these: every entrypoint but the uplink
@@ -92,6 +131,7 @@ fn translate_with(
         middlewares: HashMap::new(),
         uplinks: index(&snapshot.uplinks),
         uplink_routers: HashMap::new(),
+        transports: HashMap::new(),
     };
     for slice in &snapshot.endpoint_slices {
         let (namespace, _) = slice.key();
@@ -161,6 +201,8 @@ struct Translator<'a> {
     uplinks: HashMap<(&'a str, &'a str), &'a Uplink>,
     /// Routers bound to each Uplink by annotation.
     uplink_routers: HashMap<(&'a str, &'a str), Vec<BoundRouter>>,
+    /// Each ServersTransport converted once, or `None` when it does not exist.
+    transports: HashMap<(String, String), Option<Arc<crate::model::ServersTransport>>>,
 }
 
 /// A router an IngressRoute binds to an Uplink.

@@ -1,11 +1,17 @@
 //! One entrypoint as a Pingora service.
 
+mod certificates;
+mod handshake;
+mod redirect;
+
+pub use certificates::{Certificates, EntryPointResolver};
+pub use redirect::Redirect;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
-use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::http::v2::server::H2Options;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
@@ -13,9 +19,10 @@ use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::services::listening::Service;
+use pingora::services::ServiceWithDependents;
 
-use rustls::sign::{CertifiedKey, SingleCertAndKey};
-use traverse_config::{EntryPoint, ListenerTls, Upstream};
+use rustls::sign::CertifiedKey;
+use traverse_config::{Config, ListenerTls};
 use traverse_telemetry::export::tls::PemFiles;
 
 use crate::{Admission, Gateway, GatewayOptions, GatewayState};
@@ -28,19 +35,33 @@ pub struct EntryPointApp {
     proxy: Arc<HttpProxy<Gateway>>,
     read_timeout: Duration,
     keepalive_seconds: u64,
+    /// Answers every request with this redirect instead of routing it.
+    redirect: Option<Arc<Redirect>>,
 }
 
-/// A listening service for the entrypoint `name`, serving from `state`; fails when its
-/// TLS files are unusable or nothing can listen on its address.
+/// A listening service for the entrypoint `name` of `config`, serving from `state`, a
+/// TLS one choosing among `certificates` by SNI; fails when its TLS files are unusable
+/// or nothing can listen on its address.
 pub fn entrypoint_service(
     conf: &Arc<ServerConf>,
     name: &str,
-    entry_point: &EntryPoint,
-    upstream: &Upstream,
+    config: &Config,
     state: Arc<GatewayState>,
-) -> Result<Service<Admission<EntryPointApp>>, String> {
-    check_listenable(name, &entry_point.address)?;
-    let options = GatewayOptions::new(name, entry_point, upstream);
+    certificates: &Arc<Certificates>,
+) -> Result<Box<dyn ServiceWithDependents>, String> {
+    let entry_point = config
+        .entry_points
+        .get(name)
+        .ok_or_else(|| format!("entryPoints.{name}: not configured"))?;
+    let address = entry_point.listen_address();
+    check_listenable(name, &address)?;
+    let redirect = match &entry_point.http.redirections.entry_point {
+        Some(redirect) => Some(Arc::new(Redirect::new(config, redirect).map_err(|e| {
+            format!("entryPoints.{name}.http.redirections.entryPoint: {e}")
+        })?)),
+        None => None,
+    };
+    let options = GatewayOptions::new(name, entry_point, &config.upstream);
     let keepalive_seconds = options.keepalive_seconds;
     let mut proxy = http_proxy(conf, Gateway::new(options, Arc::clone(&state)));
     let mut server_options = HttpServerOptions::default();
@@ -50,23 +71,40 @@ pub fn entrypoint_service(
         proxy: Arc::new(proxy),
         read_timeout: entry_point.timeouts.read,
         keepalive_seconds,
+        redirect,
     };
-    let stats = state.connection_stats(name);
+    // On a TLS entrypoint the handshake comes first: the head deadline and the
+    // connection limit apply to the decrypted stream.
     let app = Admission::new(
         app,
         entry_point.timeouts.read,
         entry_point.max_connections,
-        stats,
+        state.connection_stats(name),
     );
-    let mut service = Service::new(format!("entrypoint {name}"), app);
+    let service_name = format!("entrypoint {name}");
     match &entry_point.tls {
         Some(tls) => {
-            let settings = tls_settings(tls).map_err(|e| format!("entryPoints.{name}.tls: {e}"))?;
-            service.add_tls_with_settings(&entry_point.address, None, settings);
+            let handshakes = Arc::new(
+                tls_handshakes(name, tls, certificates)
+                    .map_err(|e| format!("entryPoints.{name}.tls: {e}"))?,
+            );
+            certificates.register(Arc::clone(&handshakes));
+            let app = handshake::TlsEntryPointApp {
+                http: Arc::new(app),
+                handshakes,
+                timeout: entry_point.timeouts.read,
+            };
+            let mut service = Service::new(service_name, app);
+            // Plain TCP: the handshake is made by the app, under the host's TLSOption.
+            service.add_tcp(&address);
+            Ok(Box::new(service))
         }
-        None => service.add_tcp(&entry_point.address),
+        None => {
+            let mut service = Service::new(service_name, app);
+            service.add_tcp(&address);
+            Ok(Box::new(service))
+        }
     }
-    Ok(service)
 }
 
 /// Fails, naming the entrypoint and its address, when nothing can listen there (the port
@@ -79,25 +117,43 @@ fn check_listenable(name: &str, address: &str) -> Result<(), String> {
         .map_err(|error| format!("entryPoints.{name}: cannot listen on {address}: {error}"))
 }
 
-/// The listener's certificate, and with `clientCA` the requirement that clients
-/// present a certificate chaining to it. The files are read here, so that a missing or
-/// unusable one is an error naming it rather than a panic when the listener starts.
-fn tls_settings(tls: &ListenerTls) -> Result<TlsSettings, String> {
+/// The listener's certificates (the file's, if any, beside those of resources), and
+/// with `clientCA` the requirement that clients present a certificate chaining to it.
+/// The files are read here, so that a missing or unusable one is an error naming it
+/// rather than a panic when the listener starts.
+fn tls_handshakes(
+    name: &str,
+    tls: &ListenerTls,
+    certificates: &Arc<Certificates>,
+) -> Result<handshake::Handshakes, String> {
     let files = PemFiles::read(&tls.files(), ListenerTls::CA_KEY).map_err(|e| e.to_string())?;
-    let (chain, key) = files.identity.ok_or("cert and key are required")?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    // What Pingora would build from the two paths, built from the files already read.
-    let certified = CertifiedKey::from_der(chain.parsed, key.parsed, &provider).map_err(|e| {
-        format!(
-            "certificate {} / key {}: {e}",
-            tls.cert.display(),
-            tls.key.display()
-        )
-    })?;
-    // The paths are unused: a resolver takes their place.
-    let mut settings = TlsSettings::intermediate("", "").map_err(|e| e.to_string())?;
-    settings.set_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
-    settings.enable_h2();
+    let file = match files.identity {
+        Some((chain, key)) => {
+            // What Pingora would build from the two paths, built from the files already read.
+            let certified =
+                CertifiedKey::from_der(chain.parsed, key.parsed, &provider).map_err(|e| {
+                    let path = |p: &Option<std::path::PathBuf>| {
+                        p.as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    };
+                    format!(
+                        "certificate {} / key {}: {e}",
+                        path(&tls.cert),
+                        path(&tls.key)
+                    )
+                })?;
+            Some(Arc::new(certified))
+        }
+        None => None,
+    };
+    let resolver = Arc::new(EntryPointResolver::new(
+        name,
+        Arc::clone(certificates),
+        file,
+    ));
+    let mut file_verifier = None;
     if let (Some(client_ca), Some(ca)) = (&tls.client_ca, files.ca) {
         let mut roots = rustls::RootCertStore::empty();
         for cert in ca.parsed {
@@ -109,9 +165,9 @@ fn tls_settings(tls: &ListenerTls) -> Result<TlsSettings, String> {
             rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| format!("clientCA {}: {e}", client_ca.display()))?;
-        settings.set_client_cert_verifier(verifier);
+        file_verifier = Some(verifier);
     }
-    Ok(settings)
+    handshake::Handshakes::new(name, resolver, file_verifier)
 }
 
 #[async_trait]
@@ -125,6 +181,9 @@ impl HttpServerApp for EntryPointApp {
         // Requests pipelined behind this one are answered in order (RFC 9112 §9.3.2), one
         // after another, instead of closing the connection on them.
         session.set_pipelining_enabled(true);
+        if let Some(redirect) = &self.redirect {
+            return redirect.answer(session).await;
+        }
         // A session Pingora marked not reusable (shutting down) stays so.
         if session.get_keepalive().is_some() {
             session.set_keepalive(Some(self.keepalive_seconds));
@@ -172,11 +231,12 @@ mod tests {
     #[test]
     fn unreadable_listener_files_are_named_with_their_key() {
         let tls = ListenerTls {
-            cert: "/nonexistent/listener.crt".into(),
-            key: "/nonexistent/listener.key".into(),
+            cert: Some("/nonexistent/listener.crt".into()),
+            key: Some("/nonexistent/listener.key".into()),
             client_ca: None,
         };
-        let Err(error) = tls_settings(&tls) else {
+        let certificates = Certificates::new().expect("generated");
+        let Err(error) = tls_handshakes("websecure", &tls, &certificates) else {
             panic!("missing files were accepted");
         };
         assert!(error.contains("/nonexistent/listener.crt"), "{error}");

@@ -14,18 +14,18 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 use traverse_config::{EntryPoint, Upstream};
-use traverse_model::{EjectionPolicy, Scheme};
+use traverse_model::EjectionPolicy;
 
 use crate::edge::{self, whole_seconds};
 use crate::errors::{client_gone, final_status, status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::exchange::{Destination, Ending, Exchange, Peer, Site};
 use crate::forwarded::{Downstream, ForwardedPolicy};
-use crate::host::{request_host, strip_port};
+use crate::host::request_host;
 use crate::middleware::{self, Verdict};
 use crate::multicluster::WELL_KNOWN_PREFIX;
 use crate::respond::respond;
 use crate::routing::{self, Decision};
-use crate::{select, uplink, upstream, GatewayState};
+use crate::{select, transport, uplink, GatewayState};
 
 /// Everything an entrypoint needs from the static configuration, resolved once.
 #[derive(Debug, Clone)]
@@ -204,30 +204,21 @@ impl ProxyHttp for Gateway {
             selected.address,
             selected.peer.clone(),
         );
-        let mut peer = match (&selected.peer, ctx.destination()) {
+        let peer = match (&selected.peer, ctx.destination()) {
             (Peer::Child(member), _) => {
                 uplink::annotate_attempt(ctx, topology, member);
-                match &member.child.tls {
+                let mut peer = match &member.child.tls {
                     Some(tls) => tls.peer(selected.address),
                     None => HttpPeer::new(selected.address, false, String::new()),
-                }
+                };
+                transport::apply_upstream(&mut peer, &self.options.upstream);
+                peer
             }
             (Peer::Endpoint(_), Some(Destination::Service(backend))) => {
-                let tls = backend.scheme == Scheme::Https;
-                // TLS upstreams are verified against the name the client asked for.
-                let sni = if tls {
-                    request_host(session.req_header())
-                        .map(strip_port)
-                        .unwrap_or_default()
-                        .to_owned()
-                } else {
-                    String::new()
-                };
-                let mut peer = HttpPeer::new(selected.address, tls, sni);
-                if backend.scheme == Scheme::H2c {
-                    // Prior-knowledge HTTP/2 over cleartext.
-                    peer.options.set_http_version(2, 2);
-                }
+                let mut peer =
+                    transport::service_peer(backend, selected.address, session.req_header());
+                transport::apply_upstream(&mut peer, &self.options.upstream);
+                transport::apply_timeouts(backend, &mut peer);
                 peer
             }
             (Peer::Endpoint(_), _) => {
@@ -237,7 +228,6 @@ impl ProxyHttp for Gateway {
                 ))
             }
         };
-        upstream::apply_timeouts(&mut peer, &self.options.upstream);
         Ok(Box::new(peer))
     }
 

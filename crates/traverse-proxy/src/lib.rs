@@ -26,8 +26,8 @@ mod respond;
 mod routing;
 mod select;
 mod trace;
+mod transport;
 mod uplink;
-mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -44,7 +44,7 @@ use traverse_telemetry::Tracer;
 
 pub use accept::{Admission, ConnectionStats};
 pub use admin::AdminApi;
-pub use entrypoint::{entrypoint_service, EntryPointApp};
+pub use entrypoint::{entrypoint_service, Certificates, EntryPointApp, Redirect};
 pub use errors::status_for_error;
 pub use exchange::Exchange;
 pub use gateway::{Gateway, GatewayOptions};

@@ -22,11 +22,14 @@ use tokio::sync::oneshot;
 use traverse_config::{Config, MetricFamilies};
 use traverse_k8s::{leader, KubernetesProvider, StatusWriter};
 use traverse_provider::file::FileProvider;
+use traverse_provider::tls::TlsTranslator;
 use traverse_provider::{
     translate, Diagnostic, Diagnostics, EntryPoints, RoutingTable, Severity, Snapshot, Target,
 };
 use traverse_proxy::multicluster;
-use traverse_proxy::{entrypoint_service, AdminApi, GatewayState, Telemetry, Topology};
+use traverse_proxy::{
+    entrypoint_service, AdminApi, Certificates, GatewayState, Telemetry, Topology,
+};
 use traverse_telemetry::access_log::{AccessLogWriter, AccessLogger};
 use traverse_telemetry::logs::{LogPipeline, LogSink};
 use traverse_telemetry::metrics::push::MetricsPush;
@@ -45,7 +48,8 @@ pub fn run(path: &Path, attach_logs: AttachLogs) -> anyhow::Result<()> {
     let settings = telemetry_settings(&config)?;
     let (state, outputs) = start_telemetry(&config, settings, attach_logs)?;
     let (stop_pingora, pingora_signal) = oneshot::channel();
-    let server = build_server(&config, &state)?;
+    let certificates = Certificates::new().map_err(anyhow::Error::msg)?;
+    let server = build_server(&config, &state, &certificates)?;
     let pingora = std::thread::Builder::new()
         .name("pingora".into())
         .spawn(move || {
@@ -59,7 +63,7 @@ pub fn run(path: &Path, attach_logs: AttachLogs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the control runtime")?;
-    let result = runtime.block_on(control(config, state, stop_pingora, pingora));
+    let result = runtime.block_on(control(config, state, certificates, stop_pingora, pingora));
     // Do not wait for the Pingora thread: it sleeps out its own grace period, and
     // everything that mattered has drained by now.
     runtime.shutdown_background();
@@ -361,7 +365,11 @@ pub fn telemetry_settings(config: &Config) -> anyhow::Result<TelemetrySettings> 
     Ok(settings)
 }
 
-fn build_server(config: &Config, state: &Arc<GatewayState>) -> anyhow::Result<Server> {
+fn build_server(
+    config: &Config,
+    state: &Arc<GatewayState>,
+    certificates: &Arc<Certificates>,
+) -> anyhow::Result<Server> {
     let grace = config.shutdown.grace_period.as_secs();
     let conf = ServerConf {
         threads: config.worker_threads(),
@@ -376,16 +384,10 @@ fn build_server(config: &Config, state: &Arc<GatewayState>) -> anyhow::Result<Se
     server.bootstrap();
     let conf = Arc::clone(&server.configuration);
 
-    for (name, entry_point) in &config.entry_points {
-        server.add_service(
-            entrypoint_service(
-                &conf,
-                name,
-                entry_point,
-                &config.upstream,
-                Arc::clone(state),
-            )
-            .map_err(anyhow::Error::msg)?,
+    for name in config.entry_points.keys() {
+        server.add_boxed_service(
+            entrypoint_service(&conf, name, config, Arc::clone(state), certificates)
+                .map_err(anyhow::Error::msg)?,
         );
     }
 
@@ -413,6 +415,7 @@ impl ShutdownSignalWatch for ChannelSignal {
 async fn control(
     config: Config,
     state: Arc<GatewayState>,
+    certificates: Arc<Certificates>,
     stop_pingora: oneshot::Sender<ShutdownSignal>,
     pingora: std::thread::JoinHandle<()>,
 ) -> anyhow::Result<()> {
@@ -425,7 +428,7 @@ async fn control(
     if let Some(children) = &state.topology().children {
         multicluster::follow::start(children, &config.multicluster.health_check);
     }
-    let mut applier = Applier::new(Arc::clone(&state), entry_points(&config));
+    let mut applier = Applier::new(Arc::clone(&state), certificates, entry_points(&config));
     let kubernetes = match &config.providers.kubernetes {
         Some(settings) => Some((
             KubernetesProvider::connect(settings)
@@ -576,7 +579,7 @@ fn lease_settings(settings: &traverse_config::KubernetesProvider) -> leader::Lea
     }
 }
 
-/// The configured entrypoints, and which of them serve parents.
+/// The configured entrypoints, which of them serve parents and which terminate TLS.
 pub fn entry_points(config: &Config) -> EntryPoints {
     EntryPoints::new(
         config
@@ -584,11 +587,22 @@ pub fn entry_points(config: &Config) -> EntryPoints {
             .iter()
             .map(|(name, entry_point)| (name.clone(), entry_point.uplink)),
     )
+    .with_tls(
+        config
+            .entry_points
+            .iter()
+            .filter(|(_, entry_point)| entry_point.tls.is_some())
+            .map(|(name, _)| name.clone()),
+    )
 }
 
 /// Turns provider snapshots into published routing tables, logging each new problem once.
 struct Applier {
     state: Arc<GatewayState>,
+    /// The TLS entrypoints' certificates, and the translator that keeps each Secret's
+    /// last good one.
+    certificates: Arc<Certificates>,
+    tls: TlsTranslator,
     entry_points: EntryPoints,
     reported: HashSet<Diagnostic>,
     /// Receives every applied snapshot with its diagnostics (the status writer).
@@ -599,9 +613,15 @@ struct Applier {
 type Applied = Arc<(Snapshot, Diagnostics)>;
 
 impl Applier {
-    fn new(state: Arc<GatewayState>, entry_points: EntryPoints) -> Self {
+    fn new(
+        state: Arc<GatewayState>,
+        certificates: Arc<Certificates>,
+        entry_points: EntryPoints,
+    ) -> Self {
         Applier {
             state,
+            certificates,
+            tls: TlsTranslator::default(),
             entry_points,
             reported: HashSet::new(),
             applied: None,
@@ -614,8 +634,10 @@ impl Applier {
             diagnostics: translated,
             uplinks,
         } = translate(snapshot, &self.entry_points);
+        let (certificates, tls_diagnostics) = self.tls.translate(snapshot, &self.entry_points);
         let mut diagnostics = load_diagnostics;
         diagnostics.extend(translated);
+        diagnostics.extend(tls_diagnostics);
         diagnostics.normalize();
 
         let current: HashSet<Diagnostic> = diagnostics.iter().cloned().collect();
@@ -639,6 +661,8 @@ impl Applier {
         if let Some(applied) = &self.applied {
             applied.send_replace(Some(Arc::new((snapshot.clone(), diagnostics.clone()))));
         }
+        // Certificates first: a route that needs a new certificate finds it served.
+        self.certificates.publish(certificates);
         self.state.publish(RoutingTable {
             routes,
             diagnostics,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use traverse_config::Config;
 use traverse_provider::file::FileProvider;
+use traverse_provider::tls::TlsTranslator;
 use traverse_provider::{translate, Severity};
 
 pub fn validate(path: &Path, strict: bool) -> ExitCode {
@@ -34,8 +35,12 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let (snapshot, mut diagnostics) = FileProvider::new(&file.directory).load();
-    let table = translate(&snapshot, &crate::run::entry_points(&config));
+    let entry_points = crate::run::entry_points(&config);
+    let table = translate(&snapshot, &entry_points);
     diagnostics.extend(table.diagnostics);
+    // Certificates are checked as `run` checks them (without a last good one to keep).
+    let (_, tls) = TlsTranslator::default().translate(&snapshot, &entry_points);
+    diagnostics.extend(tls);
     diagnostics.normalize();
 
     for diagnostic in diagnostics.iter() {
@@ -49,7 +54,10 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
     let objects = snapshot.ingress_routes.len()
         + snapshot.middlewares.len()
         + snapshot.services.len()
-        + snapshot.endpoint_slices.len();
+        + snapshot.endpoint_slices.len()
+        + snapshot.secrets.len()
+        + snapshot.tls_stores.len()
+        + snapshot.tls_options.len();
     println!(
         "{}: {objects} objects, {} routes: {errors} errors, {warnings} warnings",
         path.display(),

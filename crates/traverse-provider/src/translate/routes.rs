@@ -66,6 +66,25 @@ impl<'a> Translator<'a> {
         } else {
             spec.entry_points.clone()
         };
+        let route_entry_points = match &spec.tls {
+            Some(_) if !entry_points.names.is_empty() => {
+                let tls = entry_points.tls_of(&spec.entry_points);
+                if tls.is_empty() {
+                    self.report(
+                        &me,
+                        Severity::Warning,
+                        Reason::Unsupported,
+                        Some("spec.tls".into()),
+                        "routes with tls serve only on TLS entrypoints, as in Traefik, and none \
+                         of this route's entrypoints terminates TLS; the routes serve nowhere"
+                            .into(),
+                    );
+                    return;
+                }
+                tls
+            }
+            _ => route_entry_points,
+        };
 
         for (i, route) in spec.routes.iter().enumerate() {
             let field = format!("spec.routes[{i}]");

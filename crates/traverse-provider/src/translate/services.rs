@@ -154,7 +154,13 @@ impl Translator<'_> {
             None if port.port == 443 || port_name == "https" => Scheme::Https,
             None => Scheme::Http,
         };
+        let transport = reference
+            .servers_transport
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .and_then(|t| self.servers_transport(me, service_namespace, t, field));
         Ok(Backend {
+            transport,
             name: backend_name.into(),
             scheme,
             pass_host_header: reference.pass_host_header.unwrap_or(true),

@@ -459,6 +459,7 @@ spec:
     let found = reasons(&table);
     for field in [
         "spec.tls",
+        "spec.tls.certResolver",
         "spec.routes[0].services[0].sticky",
         "spec.entryPoints[0]",
     ] {
@@ -469,8 +470,32 @@ spec:
             "{field}: {found:?}"
         );
     }
-    // Warnings only: the route still serves.
-    assert!(matches!(only_router(&table).target, Target::Services(_)));
+    // A route with tls serves on TLS entrypoints only, and this gateway has none.
+    assert_eq!(table.routes.len(), 0);
+}
+
+#[test]
+fn routes_with_tls_serve_on_the_tls_entrypoints_only() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: tls, namespace: apps}}
+spec:
+  routes:
+    - match: Host(`a.example`)
+      services: [{{name: app, port: 80}}]
+  tls: {{}}
+"#
+    );
+    let entry_points =
+        EntryPoints::new([("web".to_owned(), false), ("websecure".to_owned(), false)])
+            .with_tls(["websecure".to_owned()]);
+    let table = translate(&snapshot(&yaml), &entry_points);
+    let routes: Vec<_> = table.routes.routes().collect();
+    assert_eq!(routes.len(), 1, "{:?}", table.diagnostics);
+    assert_eq!(routes[0].entrypoints, ["websecure"]);
 }
 
 #[test]

@@ -46,6 +46,7 @@ fn backend(ports: &[u16]) -> Arc<Backend> {
         scheme: Scheme::Http,
         pass_host_header: true,
         servers: Weighted::new(servers),
+        transport: None,
     })
 }
 

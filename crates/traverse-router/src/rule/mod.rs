@@ -112,6 +112,20 @@ impl Rule {
     pub(crate) fn required_hosts(&self) -> Option<Vec<&HostPattern>> {
         self.expr.required_hosts()
     }
+
+    /// The host names a request must ask for to match (`a.example`, `*.example` for a
+    /// wildcard), as [`Rule::required_hosts`] finds them; empty when the rule does not
+    /// constrain the host. What TLS options are chosen by, as Traefik chooses them.
+    pub fn host_names(&self) -> Vec<String> {
+        self.required_hosts()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|host| match host {
+                HostPattern::Exact(name) => name.clone(),
+                HostPattern::Wildcard(suffix) => format!("*.{suffix}"),
+            })
+            .collect()
+    }
 }
 
 impl fmt::Debug for Rule {

@@ -1,0 +1,813 @@
+//! TLS end to end, as Traefik manifests use it: certificates from Secrets chosen by SNI
+//! on a `tls: {}` entrypoint, rotation without a restart, a broken Secret reported while
+//! the others serve, the default TLSStore, and the entrypoint redirect from http.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncWriteExt, BufReader};
+use traverse_e2e::client::send_tls;
+use traverse_e2e::pki::{Leaf, TestCa, Usage};
+use traverse_e2e::{eventually, http_request, service, Gateway, Upstream};
+
+const CONFIG: &str = "entryPoints:
+  web:
+    address: \"{web}\"
+    http:
+      redirections:
+        entryPoint: {to: websecure, scheme: https, permanent: true}
+  websecure:
+    address: \"{websecure}\"
+    tls: {}
+admin:
+  address: \"{admin}\"
+providers:
+  file:
+    directory: manifests
+    watch: true
+    debounce: 50ms
+";
+
+/// A `kubernetes.io/tls` Secret as Kubernetes stores it: base64 `data`.
+fn secret(name: &str, leaf: &Leaf) -> String {
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(&leaf.cert),
+        b64(&leaf.key)
+    )
+}
+
+/// An IngressRoute for `host` to Service `service`, its certificate in Secret `secret`.
+fn tls_route(name: &str, host: &str, service: &str, secret: &str) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: {name}
+spec:
+  entryPoints: [websecure]
+  routes:
+    - match: Host(`{host}`)
+      services: [{{name: {service}, port: 80}}]
+  tls:
+    secretName: {secret}
+"
+    )
+}
+
+fn server_leaf(ca: &TestCa, name: &str) -> Leaf {
+    ca.issue(name, &[Usage::ServerAuth])
+}
+
+/// Accepts any server certificate: the tests compare what was served themselves.
+#[derive(Debug)]
+struct AnyCertificate;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The leaf certificate (DER) the gateway presents for `sni`.
+async fn served(addr: SocketAddr, sni: &str) -> Result<Vec<u8>, String> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+    .with_no_client_auth();
+    let name = ServerName::try_from(sni.to_owned()).map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| "handshake timed out".to_owned())?
+    .map_err(|e| format!("handshake: {e}"))?;
+    let (_, connection) = stream.get_ref();
+    let leaf = connection
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or("no certificate presented")?;
+    Ok(leaf.as_ref().to_vec())
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .expect("a PEM certificate")
+        .as_ref()
+        .to_vec()
+}
+
+/// GET `/` for `host` over TLS, the certificate checked against `ca`: the upstream that
+/// answered, or why the exchange failed.
+async fn get(gateway: &Gateway, host: &str, ca: &str) -> Result<(u16, Option<String>), String> {
+    let response = send_tls(
+        gateway.addr("websecure"),
+        host,
+        ca,
+        "GET",
+        "/",
+        &[("host", host)],
+    )
+    .await
+    .map_err(|e| format!("{e:?}"))?;
+    Ok((response.status, response.server()))
+}
+
+fn write(gateway: &Gateway, file: &str, text: &str) {
+    std::fs::write(gateway.dir().join("manifests").join(file), text).expect("writing a manifest");
+}
+
+/// Two hosts behind one `tls: {}` entrypoint, each with its own Secret.
+struct TwoHosts {
+    gateway: Gateway,
+    ca: TestCa,
+    a: Leaf,
+    b: Leaf,
+    _upstreams: (Upstream, Upstream),
+}
+
+async fn two_hosts() -> TwoHosts {
+    let (ups_a, ups_b) = (Upstream::start("a"), Upstream::start("b"));
+    let ca = TestCa::new();
+    let (a, b) = (server_leaf(&ca, "a.test"), server_leaf(&ca, "*.b.test"));
+    let backends = format!(
+        "{}---\n{}",
+        service("a", &[ups_a.addr()]),
+        service("b", &[ups_b.addr()])
+    );
+    let gateway = Gateway::start(
+        CONFIG,
+        &[
+            ("backends", &backends),
+            ("route-a", &tls_route("a", "a.test", "a", "cert-a")),
+            ("route-b", &tls_route("b", "x.b.test", "b", "cert-b")),
+            ("secret-a", &secret("cert-a", &a)),
+            ("secret-b", &secret("cert-b", &b)),
+        ],
+    )
+    .await;
+    TwoHosts {
+        gateway,
+        ca,
+        a,
+        b,
+        _upstreams: (ups_a, ups_b),
+    }
+}
+
+#[tokio::test]
+async fn each_host_is_served_the_certificate_of_its_secret() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let addr = gateway.addr("websecure");
+    assert_eq!(served(addr, "a.test").await, Ok(der(&hosts.a.cert)));
+    // The wildcard of Secret cert-b covers x.b.test.
+    assert_eq!(served(addr, "x.b.test").await, Ok(der(&hosts.b.cert)));
+    assert_eq!(
+        get(gateway, "a.test", &hosts.ca.pem).await,
+        Ok((200, Some("a".into())))
+    );
+    assert_eq!(
+        get(gateway, "x.b.test", &hosts.ca.pem).await,
+        Ok((200, Some("b".into())))
+    );
+
+    // No Secret for the name, no certificate file, no TLSStore: the generated default,
+    // which no client trusts.
+    let other = served(addr, "other.test")
+        .await
+        .expect("a default certificate");
+    assert!(other != der(&hosts.a.cert) && other != der(&hosts.b.cert));
+    let refused = get(gateway, "other.test", &hosts.ca.pem).await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // The default TLSStore's certificate takes the generated one's place.
+    let fallback = server_leaf(&hosts.ca, "fallback.test");
+    write(
+        gateway,
+        "secret-fallback.yaml",
+        &secret("fallback", &fallback),
+    );
+    write(
+        gateway,
+        "store.yaml",
+        "apiVersion: traefik.io/v1alpha1\nkind: TLSStore\nmetadata: {name: default}\nspec:\n  defaultCertificate: {secretName: fallback}\n",
+    );
+    eventually(
+        "the TLSStore's default certificate",
+        Duration::from_secs(10),
+        async || (served(addr, "other.test").await.ok()? == der(&fallback.cert)).then_some(()),
+    )
+    .await;
+    assert_eq!(served(addr, "a.test").await, Ok(der(&hosts.a.cert)));
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_served_on_new_handshakes_without_failing_a_request() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let addr = gateway.addr("websecure");
+    let next_ca = TestCa::new();
+    let rotated = server_leaf(&next_ca, "a.test");
+    // Clients trusting both CAs see no failure whichever certificate a handshake gets.
+    let both = format!("{}{}", hosts.ca.pem, next_ca.pem);
+
+    // A connection opened before the rotation keeps working after it.
+    let mut open = KeepAlive::open(addr, "a.test", &hosts.ca.pem).await;
+    assert_eq!(open.get("a.test").await, 200);
+
+    let load = {
+        let both = both.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, Vec::new());
+            let until = tokio::time::Instant::now() + Duration::from_secs(3);
+            while tokio::time::Instant::now() < until {
+                match send_tls(addr, "a.test", &both, "GET", "/", &[("host", "a.test")]).await {
+                    Ok(response) if response.status == 200 => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write(gateway, "secret-a.yaml", &secret("cert-a", &rotated));
+    eventually(
+        "the rotated certificate",
+        Duration::from_secs(10),
+        async || (served(addr, "a.test").await.ok()? == der(&rotated.cert)).then_some(()),
+    )
+    .await;
+    let (ok, failed) = load.await.expect("the load task");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+    assert!(ok > 10, "only {ok} requests in 3 s");
+
+    // Only clients trusting the new CA accept the new certificate now.
+    assert_eq!(
+        get(gateway, "a.test", &next_ca.pem).await,
+        Ok((200, Some("a".into())))
+    );
+    assert_eq!(open.get("a.test").await, 200);
+    // The other host is untouched.
+    assert_eq!(served(addr, "x.b.test").await, Ok(der(&hosts.b.cert)));
+}
+
+#[tokio::test]
+async fn a_broken_secret_is_reported_and_keeps_its_last_good_certificate() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let addr = gateway.addr("websecure");
+    // A valid certificate with the key of another: the kind of mistake a rotation makes.
+    let stranger = server_leaf(&hosts.ca, "x.b.test");
+    let mismatched = Leaf {
+        cert: hosts.b.cert.clone(),
+        key: stranger.key,
+    };
+    write(gateway, "secret-b.yaml", &secret("cert-b", &mismatched));
+    let problems = eventually(
+        "the broken Secret reported",
+        Duration::from_secs(10),
+        async || {
+            let routes = traverse_e2e::http_get(gateway.addr("admin"), "/api/routes", &[])
+                .await
+                .json();
+            let found: Vec<serde_json::Value> = traverse_e2e::diagnostics(&routes)
+                .into_iter()
+                .filter(|d| traverse_e2e::field(d, "reason") == "InvalidCertificate")
+                .collect();
+            (found.len() >= 2).then_some(found)
+        },
+    )
+    .await;
+    let on = |kind: &str| {
+        problems
+            .iter()
+            .find(|d| d["object"]["kind"] == kind)
+            .unwrap_or_else(|| panic!("no diagnostic on the {kind}: {problems:?}"))
+    };
+    let secret = on("Secret");
+    assert_eq!(secret["object"]["name"], "cert-b");
+    assert_eq!(secret["field"], "data.tls.key");
+    assert!(
+        traverse_e2e::field(secret, "message").contains("last good certificate keeps serving"),
+        "{secret}"
+    );
+    let route = on("IngressRoute");
+    assert_eq!(route["object"]["name"], "b");
+    assert_eq!(route["field"], "spec.tls.secretName");
+
+    assert_eq!(served(addr, "x.b.test").await, Ok(der(&hosts.b.cert)));
+    assert_eq!(
+        get(gateway, "x.b.test", &hosts.ca.pem).await,
+        Ok((200, Some("b".into())))
+    );
+    assert_eq!(
+        get(gateway, "a.test", &hosts.ca.pem).await,
+        Ok((200, Some("a".into())))
+    );
+
+    // `traverse validate` finds the same problem in the same files.
+    let output = std::process::Command::new(traverse_e2e::gateway::binary())
+        .arg("validate")
+        .arg("--config")
+        .arg(gateway.dir().join("traverse.yaml"))
+        .output()
+        .expect("running traverse validate");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("Secret default/cert-b") && l.contains("data.tls.key")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_web_entrypoint_redirects_to_websecure() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let web = gateway.addr("web");
+    let port = gateway.port("websecure");
+    let cases = [
+        (
+            "GET",
+            "/path?q=1",
+            301,
+            format!("https://a.test:{port}/path?q=1"),
+        ),
+        ("HEAD", "/", 301, format!("https://a.test:{port}/")),
+        ("POST", "/form", 308, format!("https://a.test:{port}/form")),
+    ];
+    for (method, path, status, location) in cases {
+        let body: &[u8] = if method == "POST" { b"x=1" } else { b"" };
+        let response = http_request(web, method, path, &[("host", "a.test:80")], body).await;
+        assert_eq!(response.status, status, "{method} {path}");
+        assert_eq!(
+            response.header("location"),
+            Some(location.as_str()),
+            "{method} {path}"
+        );
+    }
+    // The route with tls does not serve on the plain entrypoint: every request redirects.
+    assert!(hosts._upstreams.0.requests().is_empty());
+}
+
+/// One TLS connection kept open across requests.
+struct KeepAlive {
+    stream: BufReader<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+}
+
+impl KeepAlive {
+    async fn open(addr: SocketAddr, sni: &str, ca: &str) -> KeepAlive {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+            roots.add(cert.expect("CA")).expect("CA");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = ServerName::try_from(sni.to_owned()).expect("name");
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        KeepAlive {
+            stream: BufReader::new(stream),
+        }
+    }
+
+    async fn get(&mut self, host: &str) -> u16 {
+        let request = format!("GET / HTTP/1.1\r\nhost: {host}\r\n\r\n");
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .expect("write");
+        self.stream.get_mut().flush().await.expect("flush");
+        let head = traverse_e2e::http1::read_head(&mut self.stream)
+            .await
+            .expect("read")
+            .expect("a response");
+        let status: u16 = head
+            .start_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        let framing = traverse_e2e::http1::response_framing(&head, "GET", status).expect("framing");
+        traverse_e2e::http1::read_body(&mut self.stream, framing)
+            .await
+            .expect("body");
+        status
+    }
+}
+
+/// GET `/` for `sni` with a client offering only `versions` (and presenting `client`):
+/// the protocol version negotiated and the status, or why it failed.
+async fn exchange(
+    addr: SocketAddr,
+    sni: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client: Option<&Leaf>,
+) -> Result<(rustls::ProtocolVersion, u16), String> {
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .map_err(|e| e.to_string())?
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCertificate));
+    let config = match client {
+        Some(leaf) => {
+            let chain = vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).expect("cert")];
+            let key =
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key");
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let exchange = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = ServerName::try_from(sni.to_owned()).map_err(|e| e.to_string())?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let version = stream.get_ref().1.protocol_version().ok_or("no version")?;
+        let mut stream = BufReader::new(stream);
+        let request = format!("GET / HTTP/1.1\r\nhost: {sni}\r\nconnection: close\r\n\r\n");
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let head = traverse_e2e::http1::read_head(&mut stream)
+            .await
+            .map_err(|e| format!("reading: {e}"))?
+            .ok_or("closed before a response")?;
+        let status = head
+            .start_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("no status")?;
+        Ok((version, status))
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+#[tokio::test]
+async fn tls_options_apply_to_their_hosts_only() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let addr = gateway.addr("websecure");
+    let client_ca = TestCa::new();
+    let client = client_ca.issue("client", &[Usage::ClientAuth]);
+    let stranger = TestCa::new().issue("client", &[Usage::ClientAuth]);
+    let ups_c = Upstream::start("c");
+    write(gateway, "backend-c.yaml", &service("c", &[ups_c.addr()]));
+    write(
+        gateway,
+        "options.yaml",
+        &format!(
+            "apiVersion: traefik.io/v1alpha1
+kind: TLSOption
+metadata: {{name: modern}}
+spec:
+  minVersion: VersionTLS13
+---
+apiVersion: traefik.io/v1alpha1
+kind: TLSOption
+metadata: {{name: mutual}}
+spec:
+  clientAuth:
+    secretNames: [client-ca]
+    clientAuthType: RequireAndVerifyClientCert
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: client-ca}}
+stringData:
+  ca.crt: {:?}
+",
+            client_ca.pem
+        ),
+    );
+    // a.test now requires TLS 1.3; c.test requires a client certificate.
+    write(
+        gateway,
+        "route-a.yaml",
+        &tls_route("a", "a.test", "a", "cert-a").replace(
+            "    secretName: cert-a\n",
+            "    secretName: cert-a\n    options: {name: modern}\n",
+        ),
+    );
+    write(
+        gateway,
+        "route-c.yaml",
+        &tls_route("c", "c.test", "c", "cert-a").replace(
+            "    secretName: cert-a\n",
+            "    secretName: cert-a\n    options: {name: mutual}\n",
+        ),
+    );
+    let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    let any: &[&'static rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS12, &rustls::version::TLS13];
+    eventually(
+        "TLS 1.2 refused for a.test",
+        Duration::from_secs(10),
+        async || {
+            exchange(addr, "a.test", tls12, None)
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    // The same TLS 1.2 client still reaches the other host, and a.test speaks TLS 1.3.
+    assert_eq!(
+        exchange(addr, "x.b.test", tls12, None).await,
+        Ok((rustls::ProtocolVersion::TLSv1_2, 200))
+    );
+    assert_eq!(
+        exchange(addr, "a.test", any, None).await,
+        Ok((rustls::ProtocolVersion::TLSv1_3, 200))
+    );
+
+    eventually("c.test served", Duration::from_secs(10), async || {
+        exchange(addr, "c.test", any, Some(&client))
+            .await
+            .ok()
+            .filter(|(_, s)| *s == 200)
+    })
+    .await;
+    let without = exchange(addr, "c.test", any, None).await;
+    assert!(without.is_err(), "no client certificate: {without:?}");
+    let untrusted = exchange(addr, "c.test", any, Some(&stranger)).await;
+    assert!(
+        untrusted.is_err(),
+        "a certificate of another CA: {untrusted:?}"
+    );
+    // Client authentication is c.test's alone.
+    assert_eq!(
+        exchange(addr, "x.b.test", any, None).await,
+        Ok((rustls::ProtocolVersion::TLSv1_3, 200))
+    );
+    assert_eq!(ups_c.requests().len(), 1);
+}
+
+/// An HTTPS server with a certificate of a private CA, answering 200 to every request;
+/// it counts the requests that presented a client certificate of `client_ca`.
+struct PrivateUpstream {
+    addr: SocketAddr,
+    with_client_cert: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PrivateUpstream {
+    async fn start(leaf: &Leaf, client_ca: &TestCa) -> PrivateUpstream {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(client_ca.pem.as_bytes()).expect("CA"))
+            .expect("CA");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .expect("verifier");
+        let config = rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from_pem_slice(leaf.cert.as_bytes()).expect("cert")],
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key"),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let with_client_cert = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&with_client_cert);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, counter) = (acceptor.clone(), Arc::clone(&counter));
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    if stream.get_ref().1.peer_certificates().is_some() {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let mut stream = BufReader::new(stream);
+                    while let Ok(Some(_)) = traverse_e2e::http1::read_head(&mut stream).await {
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nprivate";
+                        if stream.get_mut().write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        PrivateUpstream {
+            addr,
+            with_client_cert,
+            task,
+        }
+    }
+}
+
+impl Drop for PrivateUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_servers_transport_reaches_an_https_upstream_with_a_private_ca() {
+    let server_ca = TestCa::new();
+    let client_ca = TestCa::new();
+    let upstream =
+        PrivateUpstream::start(&server_leaf(&server_ca, "backend.internal"), &client_ca).await;
+    let client = client_ca.issue("gateway", &[Usage::ClientAuth]);
+    let route = |name: &str, host: &str, transport: &str| {
+        format!(
+            "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: {name}}}
+spec:
+  routes:
+    - match: Host(`{host}`)
+      services: [{{name: private, port: 80, scheme: https{transport}}}]
+"
+        )
+    };
+    let manifests = format!(
+        "{}---
+{}---
+{}---
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata: {{name: internal}}
+spec:
+  serverName: backend.internal
+  rootCAs: [{{secret: private-ca}}]
+  certificatesSecrets: [gateway-client]
+  forwardingTimeouts: {{dialTimeout: 5s, responseHeaderTimeout: 10s, idleConnTimeout: 1m}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: private-ca}}
+stringData:
+  tls.ca: {:?}
+---
+{}",
+        service("private", &[upstream.addr]),
+        route("trusted", "trusted.test", ", serversTransport: internal"),
+        route("untrusted", "untrusted.test", ""),
+        server_ca.pem,
+        secret("gateway-client", &client),
+    );
+    let gateway = Gateway::start(&traverse_e2e::config(""), &[("all", &manifests)]).await;
+    let web = gateway.addr("web");
+
+    let trusted = http_request(web, "GET", "/", &[("host", "trusted.test")], b"").await;
+    assert_eq!(
+        (trusted.status, trusted.text()),
+        (200, "private".to_owned())
+    );
+    assert_eq!(
+        upstream
+            .with_client_cert
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the transport's client certificate was presented"
+    );
+    // Without the transport, the private CA is not trusted (and the SNI is untrusted.test).
+    let untrusted = http_request(web, "GET", "/", &[("host", "untrusted.test")], b"").await;
+    assert_eq!(untrusted.status, 502);
+    let routes = traverse_e2e::http_get(gateway.addr("admin"), "/api/routes", &[])
+        .await
+        .json();
+    let problems = traverse_e2e::diagnostics(&routes);
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_provider_serves_and_rotates_secrets() {
+    let kmock = traverse_e2e::Kmock::start().await;
+    let app = Upstream::start("app");
+    let ca = TestCa::new();
+    let (first, second) = (server_leaf(&ca, "k.test"), server_leaf(&ca, "k.test"));
+    kmock
+        .apply(&format!(
+            "{}---\n{}---\n{}",
+            service("app", &[app.addr()]),
+            tls_route("k", "k.test", "app", "cert-k"),
+            secret("cert-k", &first)
+        ))
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = kmock.kubeconfig(dir.path());
+    let config = format!(
+        "entryPoints:
+  websecure: {{address: \"{{websecure}}\", tls: {{}}}}
+admin: {{address: \"{{admin}}\"}}
+providers:
+  kubernetes:
+    kubeconfig: \"{}\"
+    throttle: 100ms
+",
+        kubeconfig.display()
+    );
+    let gateway = Gateway::start(&config, &[]).await;
+    let addr = gateway.addr("websecure");
+    assert_eq!(served(addr, "k.test").await, Ok(der(&first.cert)));
+    assert_eq!(
+        get(&gateway, "k.test", &ca.pem).await,
+        Ok((200, Some("app".into())))
+    );
+
+    kmock.apply(&secret("cert-k", &second)).await;
+    eventually(
+        "the rotated Secret served",
+        Duration::from_secs(5),
+        async || (served(addr, "k.test").await.ok()? == der(&second.cert)).then_some(()),
+    )
+    .await;
+}
