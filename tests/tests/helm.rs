@@ -1059,8 +1059,8 @@ fn crds_follow_the_switch_and_match_the_repository() {
         );
         names.push(name);
     }
-    assert_eq!(names.len(), 3);
-    assert_eq!(std::fs::read_dir(&shipped).expect("files/crds").count(), 3);
+    assert_eq!(names.len(), 4);
+    assert_eq!(std::fs::read_dir(&shipped).expect("files/crds").count(), 4);
 
     let crd_names = |rendered: &Rendered| -> Vec<String> {
         let mut names: Vec<String> = rendered
@@ -1077,6 +1077,7 @@ fn crds_follow_the_switch_and_match_the_repository() {
         [
             "ingressroutes.traefik.io",
             "middlewares.traefik.io",
+            "traefikservices.traefik.io",
             "uplinks.traverse.dev"
         ]
     );

@@ -3,7 +3,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{IngressRoute, Middleware, Uplink};
+use crate::{IngressRoute, Middleware, TraefikService, Uplink};
 
 /// First line of every generated file.
 pub const HEADER: &str =
@@ -11,13 +11,18 @@ pub const HEADER: &str =
 
 /// Every CRD with its file name (`<plural>.<group>.yaml`).
 pub fn all() -> Vec<(String, CustomResourceDefinition)> {
-    [IngressRoute::crd(), Middleware::crd(), Uplink::crd()]
-        .into_iter()
-        .map(|crd| {
-            let name = crd.metadata.name.clone().unwrap_or_default();
-            (format!("{name}.yaml"), crd)
-        })
-        .collect()
+    [
+        IngressRoute::crd(),
+        Middleware::crd(),
+        TraefikService::crd(),
+        Uplink::crd(),
+    ]
+    .into_iter()
+    .map(|crd| {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        (format!("{name}.yaml"), crd)
+    })
+    .collect()
 }
 
 /// A CRD as the YAML file holds it.

@@ -19,6 +19,7 @@ pub mod ingress_route;
 pub mod middleware;
 mod schema;
 pub mod support;
+pub mod traefik_service;
 pub mod uplink;
 
 pub use ingress_route::{
@@ -26,6 +27,7 @@ pub use ingress_route::{
     RouteKind, ServiceKind, ServiceRef,
 };
 pub use middleware::{Middleware, MiddlewareSpec, MiddlewareStatus};
+pub use traefik_service::{TraefikService, TraefikServiceSpec, TraefikServiceStatus};
 pub use uplink::{Uplink, UplinkSpec, UplinkStatus};
 
 /// Kubernetes `Service`, resolved by name from an IngressRoute service reference.

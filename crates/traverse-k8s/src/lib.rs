@@ -33,15 +33,17 @@ const SOURCE: &str = "kubernetes";
 enum Kind {
     IngressRoute,
     Middleware,
+    TraefikService,
     Uplink,
     Service,
     EndpointSlice,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 6] = [
         Kind::IngressRoute,
         Kind::Middleware,
+        Kind::TraefikService,
         Kind::Uplink,
         Kind::Service,
         Kind::EndpointSlice,
@@ -51,6 +53,12 @@ impl Kind {
         let (group, version, kind, plural) = match self {
             Kind::IngressRoute => ("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes"),
             Kind::Middleware => ("traefik.io", "v1alpha1", "Middleware", "middlewares"),
+            Kind::TraefikService => (
+                "traefik.io",
+                "v1alpha1",
+                "TraefikService",
+                "traefikservices",
+            ),
             Kind::Uplink => ("traverse.dev", "v1alpha1", "Uplink", "uplinks"),
             Kind::Service => ("", "v1", "Service", "services"),
             Kind::EndpointSlice => ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
@@ -71,7 +79,10 @@ impl Kind {
     /// The label selector narrows the routing kinds; Services and EndpointSlices are found
     /// by reference and never filtered.
     fn selected(self) -> bool {
-        matches!(self, Kind::IngressRoute | Kind::Middleware | Kind::Uplink)
+        matches!(
+            self,
+            Kind::IngressRoute | Kind::Middleware | Kind::TraefikService | Kind::Uplink
+        )
     }
 }
 
@@ -267,6 +278,8 @@ impl KubernetesProvider {
                 ),
                 Kind::Middleware => typed(value, &object_ref, SOURCE, warnings)
                     .map(|o| snapshot.middlewares.push(Arc::new(o))),
+                Kind::TraefikService => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.traefik_services.push(Arc::new(o))),
                 Kind::Uplink => typed(value, &object_ref, SOURCE, warnings)
                     .map(|o| snapshot.uplinks.push(Arc::new(o))),
                 Kind::Service => typed(value, &object_ref, SOURCE, warnings)

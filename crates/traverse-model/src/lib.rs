@@ -4,12 +4,14 @@
 //! passive health. A new configuration is a new [`RoutingTable`], published atomically;
 //! requests never take a lock to route. No I/O and no clocks: times come from the caller.
 
+pub mod balancer;
 pub mod diagnostics;
 pub mod health;
 pub mod middleware;
 mod model;
 mod weighted;
 
+pub use balancer::{Balancer, Node, Sticky, StickyCookie};
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 pub use health::{EjectionPolicy, PassiveHealth};
 pub use middleware::{

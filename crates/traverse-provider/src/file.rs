@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, Uplink};
+use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, TraefikService, Uplink};
 use traverse_router::Interner;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
@@ -32,6 +32,7 @@ mod tests;
 pub enum Document {
     IngressRoute(Arc<IngressRoute>),
     Middleware(Arc<Middleware>),
+    TraefikService(Arc<TraefikService>),
     Service(Arc<Service>),
     EndpointSlice(Arc<EndpointSlice>),
     Uplink(Arc<Uplink>),
@@ -43,6 +44,7 @@ impl Document {
         match self {
             Document::IngressRoute(o) => o.object_ref(),
             Document::Middleware(o) => o.object_ref(),
+            Document::TraefikService(o) => o.object_ref(),
             Document::Service(o) => o.object_ref(),
             Document::EndpointSlice(o) => o.object_ref(),
             Document::Uplink(o) => o.object_ref(),
@@ -185,6 +187,10 @@ impl FileProvider {
                     }
                     Document::Middleware(o) => {
                         snapshot.middlewares.push(Arc::clone(o));
+                        o.object_ref()
+                    }
+                    Document::TraefikService(o) => {
+                        snapshot.traefik_services.push(Arc::clone(o));
                         o.object_ref()
                     }
                     Document::Service(o) => {
@@ -574,6 +580,12 @@ fn parse_document(
         }
         ("traefik.io/v1alpha1" | "traefik.containo.us/v1alpha1", "Middleware") => {
             Document::Middleware(Arc::new(
+                typed(value, &object, source, &mut warnings)
+                    .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
+            ))
+        }
+        ("traefik.io/v1alpha1" | "traefik.containo.us/v1alpha1", "TraefikService") => {
+            Document::TraefikService(Arc::new(
                 typed(value, &object, source, &mut warnings)
                     .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
             ))

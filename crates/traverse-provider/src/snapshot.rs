@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, Uplink};
+use traverse_api::{EndpointSlice, IngressRoute, Middleware, Service, TraefikService, Uplink};
 use traverse_router::Interner;
 
 use crate::diagnostics::ObjectRef;
@@ -15,6 +15,7 @@ use crate::diagnostics::ObjectRef;
 pub struct Snapshot {
     pub ingress_routes: Vec<Arc<IngressRoute>>,
     pub middlewares: Vec<Arc<Middleware>>,
+    pub traefik_services: Vec<Arc<TraefikService>>,
     pub services: Vec<Arc<Service>>,
     pub endpoint_slices: Vec<Arc<EndpointSlice>>,
     pub uplinks: Vec<Arc<Uplink>>,
@@ -105,6 +106,7 @@ impl<T: Object> Object for Arc<T> {
 
 object!(IngressRoute, "IngressRoute");
 object!(Middleware, "Middleware");
+object!(TraefikService, "TraefikService");
 object!(Service, "Service");
 object!(EndpointSlice, "EndpointSlice");
 object!(Uplink, "Uplink");
