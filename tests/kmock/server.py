@@ -7,11 +7,10 @@ watches, a write path that behaves like a real API server's, and a log of every 
 kmock into) listens on 127.0.0.1:PORT, plain HTTP without authentication, and prints one
 line `listening http://127.0.0.1:PORT` when ready. tests/src/kmock.rs drives it.
 
-Served resources (all namespaced): traefik.io/v1alpha1 ingressroutes, middlewares;
-traverse.dev/v1alpha1 uplinks; v1 services (these four with a status subresource);
-discovery.k8s.io/v1 endpointslices; traefik.io/v1alpha1 tlsstores, tlsoptions,
-serverstransports; v1 secrets;
-v1 events; events.k8s.io/v1 events;
+Served resources (all namespaced): traefik.io/v1alpha1 ingressroutes, middlewares,
+traefikservices; traverse.dev/v1alpha1 uplinks; v1 services (these five with a status
+subresource); discovery.k8s.io/v1 endpointslices; traefik.io/v1alpha1 tlsstores, tlsoptions,
+serverstransports; v1 secrets; v1 events; events.k8s.io/v1 events;
 coordination.k8s.io/v1 leases. Any other /api or /apis path answers 404.
 
 Request log: `GET /_requests` answers a JSON array, oldest first, of every request received
@@ -103,6 +102,7 @@ import kmock
 RESOURCES = [
     ('traefik.io/v1alpha1/ingressroutes', 'IngressRoute', True),
     ('traefik.io/v1alpha1/middlewares', 'Middleware', True),
+    ('traefik.io/v1alpha1/traefikservices', 'TraefikService', True),
     ('traverse.dev/v1alpha1/uplinks', 'Uplink', True),
     ('v1/services', 'Service', True),
     ('discovery.k8s.io/v1/endpointslices', 'EndpointSlice', False),

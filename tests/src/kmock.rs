@@ -101,6 +101,7 @@ pub fn plural(kind: &str) -> String {
     match kind {
         "IngressRoute" => "ingressroutes".into(),
         "Middleware" => "middlewares".into(),
+        "TraefikService" => "traefikservices".into(),
         "Uplink" => "uplinks".into(),
         "Service" => "services".into(),
         "EndpointSlice" => "endpointslices".into(),

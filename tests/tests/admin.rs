@@ -108,8 +108,7 @@ spec:
       services:
         - name: app
           port: 80
-          sticky:
-            cookie: {name: lb}
+          strategy: p2c
 ";
     let gateway = Gateway::start(
         &config(""),
@@ -127,7 +126,7 @@ spec:
         .filter(|d| field(d, "reason") == "Unsupported" && field(d, "severity") == "warning")
         .map(|d| field(d, "field").to_owned())
         .collect();
-    for expected in ["spec.parentRefs", "spec.routes[0].services[0].sticky"] {
+    for expected in ["spec.parentRefs", "spec.routes[0].services[0].strategy"] {
         assert!(
             unsupported.iter().any(|f| f.starts_with(expected)),
             "no Unsupported warning for {expected}: {json}"

@@ -1059,8 +1059,8 @@ fn crds_follow_the_switch_and_match_the_repository() {
         );
         names.push(name);
     }
-    assert_eq!(names.len(), 6);
-    assert_eq!(std::fs::read_dir(&shipped).expect("files/crds").count(), 6);
+    assert_eq!(names.len(), 7);
+    assert_eq!(std::fs::read_dir(&shipped).expect("files/crds").count(), 7);
 
     let crd_names = |rendered: &Rendered| -> Vec<String> {
         let mut names: Vec<String> = rendered
@@ -1080,6 +1080,7 @@ fn crds_follow_the_switch_and_match_the_repository() {
             "serverstransports.traefik.io",
             "tlsoptions.traefik.io",
             "tlsstores.traefik.io",
+            "traefikservices.traefik.io",
             "uplinks.traverse.dev"
         ]
     );

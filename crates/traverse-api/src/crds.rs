@@ -3,7 +3,9 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{IngressRoute, Middleware, ServersTransport, TLSOption, TLSStore, Uplink};
+use crate::{
+    IngressRoute, Middleware, ServersTransport, TLSOption, TLSStore, TraefikService, Uplink,
+};
 
 /// First line of every generated file.
 pub const HEADER: &str =
@@ -17,6 +19,7 @@ pub fn all() -> Vec<(String, CustomResourceDefinition)> {
         ServersTransport::crd(),
         TLSOption::crd(),
         TLSStore::crd(),
+        TraefikService::crd(),
         Uplink::crd(),
     ]
     .into_iter()

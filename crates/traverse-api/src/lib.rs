@@ -22,6 +22,7 @@ mod schema;
 pub mod servers_transport;
 pub mod support;
 pub mod tls;
+pub mod traefik_service;
 pub mod uplink;
 
 pub use ingress_route::{
@@ -31,6 +32,7 @@ pub use ingress_route::{
 pub use middleware::{Middleware, MiddlewareSpec, MiddlewareStatus};
 pub use servers_transport::{ServersTransport, ServersTransportSpec};
 pub use tls::{TLSOption, TLSStore, TlsOptionSpec, TlsStoreSpec};
+pub use traefik_service::{TraefikService, TraefikServiceSpec, TraefikServiceStatus};
 pub use uplink::{Uplink, UplinkSpec, UplinkStatus};
 
 /// Kubernetes `Secret`, the source of certificates (`tls.crt`, `tls.key`) and CAs.

@@ -12,8 +12,9 @@
 
 use std::fmt;
 
-use crate::ingress_route::{IngressRouteSpec, ServiceKind, ServiceRef};
+use crate::ingress_route::{IngressRouteSpec, ServiceRef};
 use crate::middleware::{Headers, MiddlewareSpec};
+use crate::traefik_service::TraefikServiceSpec;
 
 /// A field that parses but the gateway does not act on yet: reported as a diagnostic, never silently ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,19 +119,9 @@ pub fn unsupported_in_ingress_route(spec: &IngressRouteSpec) -> Vec<Unsupported>
 
 fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
     report.flag(
-        service.effective_kind() == ServiceKind::TraefikService && !service.is_uplink(),
-        "kind",
-        "TraefikService references are not implemented; only Kubernetes Services",
-    );
-    report.flag(
         !service.middlewares.is_empty(),
         "middlewares",
         "service-level middlewares are not implemented; attach them to the route",
-    );
-    report.flag(
-        service.sticky.is_some(),
-        "sticky",
-        "sticky sessions are not implemented",
     );
     report.flag(
         service
@@ -170,6 +161,33 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
         "passiveHealthCheck",
         "passive health checks are not implemented",
     );
+}
+
+/// Fields of a `TraefikService` spec that are set but not acted on by the gateway
+/// (`mirroring` and `failover` are not either: the translation refuses them).
+pub fn unsupported_in_traefik_service(spec: &TraefikServiceSpec) -> Vec<Unsupported> {
+    let mut out = Vec::new();
+    if let Some(weighted) = &spec.weighted {
+        let mut report = Report {
+            out: &mut out,
+            prefix: "spec.weighted".to_owned(),
+        };
+        report.flag(
+            weighted.health_check.is_some(),
+            "healthCheck",
+            "health propagation from the services' active health checks is not implemented",
+        );
+        for (j, service) in weighted.services.iter().enumerate() {
+            service_ref(
+                &mut Report {
+                    out: &mut out,
+                    prefix: format!("spec.weighted.services[{j}]"),
+                },
+                service,
+            );
+        }
+    }
+    out
 }
 
 /// Middleware types set in a `Middleware` spec, by their Traefik field name, in spec order.
@@ -294,6 +312,8 @@ mod tests {
 
     use serde_json::json;
 
+    use crate::ServiceKind;
+
     use super::*;
     use crate::ingress_route::{MiddlewareRef, Route, Sticky, Tls};
     use crate::middleware::{AddPrefix, BasicAuth, RateLimit, StripPrefix};
@@ -392,8 +412,6 @@ mod tests {
             [
                 "spec.ingressClassName",
                 "spec.routes[1].observability",
-                "spec.routes[1].services[1].kind",
-                "spec.routes[1].services[1].sticky",
                 "spec.routes[1].services[1].scheme",
                 "spec.routes[1].services[1].nativeLB",
                 "spec.tls.certResolver",
@@ -402,7 +420,7 @@ mod tests {
         assert!(found.iter().all(|u| !u.reason.is_empty()));
         assert_eq!(
             found[3].to_string(),
-            "spec.routes[1].services[1].sticky: sticky sessions are not implemented"
+            "spec.routes[1].services[1].nativeLB: balancing to the Service cluster IP is not implemented; endpoints are used"
         );
     }
 

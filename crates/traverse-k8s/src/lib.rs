@@ -33,6 +33,7 @@ const SOURCE: &str = "kubernetes";
 enum Kind {
     IngressRoute,
     Middleware,
+    TraefikService,
     Uplink,
     Service,
     EndpointSlice,
@@ -43,9 +44,10 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 10] = [
         Kind::IngressRoute,
         Kind::Middleware,
+        Kind::TraefikService,
         Kind::Uplink,
         Kind::Service,
         Kind::EndpointSlice,
@@ -59,6 +61,12 @@ impl Kind {
         let (group, version, kind, plural) = match self {
             Kind::IngressRoute => ("traefik.io", "v1alpha1", "IngressRoute", "ingressroutes"),
             Kind::Middleware => ("traefik.io", "v1alpha1", "Middleware", "middlewares"),
+            Kind::TraefikService => (
+                "traefik.io",
+                "v1alpha1",
+                "TraefikService",
+                "traefikservices",
+            ),
             Kind::Uplink => ("traverse.dev", "v1alpha1", "Uplink", "uplinks"),
             Kind::Service => ("", "v1", "Service", "services"),
             Kind::EndpointSlice => ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
@@ -88,7 +96,10 @@ impl Kind {
     /// The label selector narrows the routing kinds; Services, EndpointSlices, Secrets and
     /// the TLS kinds are found by reference (or by the name `default`) and never filtered.
     fn selected(self) -> bool {
-        matches!(self, Kind::IngressRoute | Kind::Middleware | Kind::Uplink)
+        matches!(
+            self,
+            Kind::IngressRoute | Kind::Middleware | Kind::TraefikService | Kind::Uplink
+        )
     }
 }
 
@@ -284,6 +295,8 @@ impl KubernetesProvider {
                 ),
                 Kind::Middleware => typed(value, &object_ref, SOURCE, warnings)
                     .map(|o| snapshot.middlewares.push(Arc::new(o))),
+                Kind::TraefikService => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.traefik_services.push(Arc::new(o))),
                 Kind::Uplink => typed(value, &object_ref, SOURCE, warnings)
                     .map(|o| snapshot.uplinks.push(Arc::new(o))),
                 Kind::Service => typed(value, &object_ref, SOURCE, warnings)

@@ -42,6 +42,9 @@ pub enum Reason {
     MiddlewareNotFound,
     /// A Middleware object that sets no type, or several.
     InvalidMiddleware,
+    /// A TraefikService that cannot be used (no type, an unsupported one, a bad field, a
+    /// loop): its routes answer 503.
+    InvalidService,
     /// A Service with no ready endpoints: its routes answer 503.
     NoReadyEndpoints,
     /// The same kind/namespace/name defined more than once; the first wins.

@@ -4,6 +4,7 @@
 //! passive health. A new configuration is a new [`RoutingTable`], published atomically;
 //! requests never take a lock to route. No I/O and no clocks: times come from the caller.
 
+pub mod balancer;
 pub mod diagnostics;
 pub mod health;
 pub mod middleware;
@@ -11,6 +12,7 @@ mod model;
 pub mod tls;
 mod weighted;
 
+pub use balancer::{Balancer, Node, Sticky, StickyCookie};
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 pub use health::{EjectionPolicy, PassiveHealth};
 pub use middleware::{

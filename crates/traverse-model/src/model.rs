@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use traverse_router::RouteTable;
 
+use crate::balancer::{cookie_value, Balancer, Sticky};
 use crate::diagnostics::Diagnostics;
 use crate::health::PassiveHealth;
 use crate::middleware::Middleware;
@@ -59,8 +60,8 @@ pub struct Router {
 /// Where a matched request goes.
 #[derive(Debug)]
 pub enum Target {
-    /// Weighted round robin across the route's services.
-    Services(Weighted<Arc<Backend>>),
+    /// Weighted round robin across the route's services (nested for TraefikServices).
+    Services(Arc<Balancer>),
     /// A parent's route to uplinks that children advertise; which children serve each
     /// is known only at run time, from their advertisements.
     Uplinks(Weighted<Arc<UplinkRef>>),
@@ -81,6 +82,17 @@ pub struct Backend {
     pub servers: Weighted<Endpoint>,
     /// The ServersTransport the service reference names: how to connect to its servers.
     pub transport: Option<Arc<ServersTransport>>,
+    /// `sticky.cookie`: keeps a client on one endpoint (keys are the endpoints' URLs).
+    pub sticky: Option<Sticky>,
+}
+
+impl Backend {
+    /// The endpoint the request's sticky cookie names, if it names one.
+    pub fn sticky_endpoint(&self, headers: &http::HeaderMap) -> Option<SocketAddr> {
+        let sticky = self.sticky.as_ref()?;
+        let index = sticky.index_of(cookie_value(headers, &sticky.cookie.name)?)?;
+        self.servers.items().get(index).map(|(e, _)| e.address)
+    }
 }
 
 /// A ServersTransport: TLS towards servers and the timeouts of those connections.
@@ -152,7 +164,7 @@ impl RoutingTable {
                 Target::Services(services) => Some(services),
                 _ => None,
             })
-            .flat_map(|services| services.items().iter())
+            .flat_map(|services| services.backends())
             .flat_map(|(backend, _)| backend.servers.items().iter().map(|(e, _)| e))
     }
 }

@@ -102,7 +102,7 @@ impl<T> Weighted<T> {
     }
 
     /// [`Weighted::pick_where`], as a position in [`Weighted::items`].
-    fn pick_index_where(&self, usable: impl Fn(&T) -> bool) -> Option<usize> {
+    pub fn pick_index_where(&self, usable: impl Fn(&T) -> bool) -> Option<usize> {
         let first = self.pick_index()?;
         if usable(&self.items[first].0) {
             return Some(first);

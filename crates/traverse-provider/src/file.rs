@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use traverse_api::{
     EndpointSlice, IngressRoute, Middleware, Secret, ServersTransport, Service, TLSOption,
-    TLSStore, Uplink,
+    TLSStore, TraefikService, Uplink,
 };
 use traverse_router::Interner;
 
@@ -35,6 +35,7 @@ mod tests;
 pub enum Document {
     IngressRoute(Arc<IngressRoute>),
     Middleware(Arc<Middleware>),
+    TraefikService(Arc<TraefikService>),
     Service(Arc<Service>),
     EndpointSlice(Arc<EndpointSlice>),
     Uplink(Arc<Uplink>),
@@ -50,6 +51,7 @@ impl Document {
         match self {
             Document::IngressRoute(o) => o.object_ref(),
             Document::Middleware(o) => o.object_ref(),
+            Document::TraefikService(o) => o.object_ref(),
             Document::Service(o) => o.object_ref(),
             Document::EndpointSlice(o) => o.object_ref(),
             Document::Uplink(o) => o.object_ref(),
@@ -196,6 +198,10 @@ impl FileProvider {
                     }
                     Document::Middleware(o) => {
                         snapshot.middlewares.push(Arc::clone(o));
+                        o.object_ref()
+                    }
+                    Document::TraefikService(o) => {
+                        snapshot.traefik_services.push(Arc::clone(o));
                         o.object_ref()
                     }
                     Document::Service(o) => {
@@ -601,6 +607,12 @@ fn parse_document(
         }
         ("traefik.io/v1alpha1" | "traefik.containo.us/v1alpha1", "Middleware") => {
             Document::Middleware(Arc::new(
+                typed(value, &object, source, &mut warnings)
+                    .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
+            ))
+        }
+        ("traefik.io/v1alpha1" | "traefik.containo.us/v1alpha1", "TraefikService") => {
+            Document::TraefikService(Arc::new(
                 typed(value, &object, source, &mut warnings)
                     .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
             ))

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use traverse_api::{
     EndpointSlice, IngressRoute, Middleware, Secret, ServersTransport, Service, TLSOption,
-    TLSStore, Uplink,
+    TLSStore, TraefikService, Uplink,
 };
 use traverse_router::Interner;
 
@@ -18,6 +18,7 @@ use crate::diagnostics::ObjectRef;
 pub struct Snapshot {
     pub ingress_routes: Vec<Arc<IngressRoute>>,
     pub middlewares: Vec<Arc<Middleware>>,
+    pub traefik_services: Vec<Arc<TraefikService>>,
     pub services: Vec<Arc<Service>>,
     pub endpoint_slices: Vec<Arc<EndpointSlice>>,
     pub uplinks: Vec<Arc<Uplink>>,
@@ -113,6 +114,7 @@ impl<T: Object> Object for Arc<T> {
 
 object!(IngressRoute, "IngressRoute");
 object!(Middleware, "Middleware");
+object!(TraefikService, "TraefikService");
 object!(Service, "Service");
 object!(EndpointSlice, "EndpointSlice");
 object!(Uplink, "Uplink");

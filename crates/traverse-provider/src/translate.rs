@@ -12,17 +12,18 @@
 mod middlewares;
 mod routes;
 mod services;
+mod traefik_services;
 mod transports;
 mod uplinks;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use traverse_api::{EndpointSlice, IngressRoute, Service, Uplink};
+use traverse_api::{EndpointSlice, IngressRoute, Service, TraefikService, Uplink};
 use traverse_router::{Interner, RouteTable};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
-use crate::model::{Middleware, RoutingTable};
+use crate::model::{Balancer, Middleware, RoutingTable};
 use crate::snapshot::{Object, Snapshot};
 
 #[cfg(test)]
@@ -129,6 +130,8 @@ fn translate_with(
         services: index(&snapshot.services),
         slices: HashMap::new(),
         middlewares: HashMap::new(),
+        traefik_services: index(&snapshot.traefik_services),
+        balancers: HashMap::new(),
         uplinks: index(&snapshot.uplinks),
         uplink_routers: HashMap::new(),
         transports: HashMap::new(),
@@ -151,11 +154,13 @@ fn translate_with(
     translator.report_duplicates(&snapshot.services);
     translator.report_duplicates(&snapshot.endpoint_slices);
     translator.report_duplicates(&snapshot.middlewares);
+    translator.report_duplicates(&snapshot.traefik_services);
     translator.report_duplicates(&snapshot.ingress_routes);
     translator.report_duplicates(&snapshot.uplinks);
     for middleware in &snapshot.middlewares {
         translator.resolve_middleware(middleware, &mut Vec::new());
     }
+    translator.resolve_traefik_services();
 
     let mut ingress_routes: Vec<&IngressRoute> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -198,6 +203,9 @@ struct Translator<'a> {
     slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     /// Each Middleware resolved once: its steps, or why it cannot be used.
     middlewares: HashMap<(&'a str, &'a str), Result<Vec<Middleware>, String>>,
+    traefik_services: HashMap<(&'a str, &'a str), &'a TraefikService>,
+    /// Each TraefikService resolved once: its balancer, or why it cannot be used.
+    balancers: HashMap<(&'a str, &'a str), Result<Arc<Balancer>, String>>,
     uplinks: HashMap<(&'a str, &'a str), &'a Uplink>,
     /// Routers bound to each Uplink by annotation.
     uplink_routers: HashMap<(&'a str, &'a str), Vec<BoundRouter>>,

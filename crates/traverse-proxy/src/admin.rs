@@ -338,11 +338,12 @@ impl<'a> From<&'a Router> for RouteView<'a> {
     fn from(router: &'a Router) -> Self {
         let (mut services, mut uplinks, mut unavailable) = (None, None, None);
         match &router.target {
-            Target::Services(list) => {
+            Target::Services(balancer) => {
                 services = Some(
-                    list.items()
-                        .iter()
-                        .map(|(b, w)| ServiceView::new(b, *w))
+                    balancer
+                        .backends()
+                        .into_iter()
+                        .map(|(b, w)| ServiceView::new(b, w))
                         .collect(),
                 );
             }

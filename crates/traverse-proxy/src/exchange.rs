@@ -237,6 +237,17 @@ impl Exchange {
         self.destination = destination;
     }
 
+    /// Routing chose `destination` for `router`; `cookies` are sticky cookies to set.
+    pub(crate) fn route_to(
+        &mut self,
+        router: Arc<Router>,
+        destination: Destination,
+        cookies: Vec<String>,
+    ) {
+        self.route(Some(router), Some(destination));
+        self.notes.set_cookies = cookies;
+    }
+
     pub(crate) fn router(&self) -> Option<&Arc<Router>> {
         self.router.as_ref()
     }

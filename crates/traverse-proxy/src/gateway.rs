@@ -143,8 +143,8 @@ impl ProxyHttp for Gateway {
             ctx.client_ip(),
         );
         let (router, answer) = match decision {
-            Decision::Proxy(router, destination) => {
-                ctx.route(Some(router), Some(destination));
+            Decision::Proxy(router, destination, cookies) => {
+                ctx.route_to(router, destination, cookies);
                 (ctx.router().cloned(), None)
             }
             Decision::Respond(router, status, body) => {

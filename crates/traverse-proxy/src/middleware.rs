@@ -46,6 +46,19 @@ pub(crate) struct Notes {
     pub answered_by: Option<Origin>,
     /// In-flight permits, released when the exchange ends.
     pub permits: Vec<Permit>,
+    /// `Set-Cookie` values of sticky balancers that chose without a cookie.
+    pub set_cookies: Vec<String>,
+}
+
+impl Notes {
+    /// Notes sticky cookie `value` (a whole `Set-Cookie` value), replacing one of the
+    /// same name: a retry elsewhere sticks the client to where it was answered.
+    pub fn set_cookie(&mut self, value: String) {
+        let name = value.split('=').next().unwrap_or("");
+        self.set_cookies
+            .retain(|c| c.split('=').next().unwrap_or("") != name);
+        self.set_cookies.push(value);
+    }
 }
 
 /// What a step decided about a request.
@@ -265,13 +278,17 @@ pub(crate) fn upstream_request(
     Ok(())
 }
 
-/// Runs `response` over the chain in reverse order.
+/// Adds the sticky cookies routing noted, then runs `response` over the chain in
+/// reverse order.
 pub(crate) fn response(
     chain: &[Middleware],
     request: &RequestHeader,
     exchange: &Exchange,
     response: &mut ResponseHeader,
 ) -> Result<()> {
+    for cookie in &exchange.notes().set_cookies {
+        response.append_header(http::header::SET_COOKIE, cookie)?;
+    }
     chain
         .iter()
         .rev()
@@ -290,15 +307,18 @@ pub(crate) fn response_body(
         .try_for_each(|middleware| step(middleware).response_body(body, end_of_stream))
 }
 
-/// The first endpoint a step of the chain prefers.
+/// The endpoint the Service's sticky cookie names, else the first endpoint a step of the
+/// chain prefers.
 pub(crate) fn preferred_endpoint(
     chain: &[Middleware],
     request: &RequestHeader,
     backend: &Backend,
 ) -> Option<SocketAddr> {
-    chain
-        .iter()
-        .find_map(|middleware| step(middleware).preferred_endpoint(request, backend))
+    backend.sticky_endpoint(&request.headers).or_else(|| {
+        chain
+            .iter()
+            .find_map(|middleware| step(middleware).preferred_endpoint(request, backend))
+    })
 }
 
 /// Whether the chain lets the `attempts`-th failed attempt be retried: the first step

@@ -15,7 +15,8 @@ use crate::{uplink, GatewayState};
 
 /// What routing decided, computed while the request header is borrowed.
 pub(crate) enum Decision {
-    Proxy(Arc<Router>, Destination),
+    /// With the `Set-Cookie` values of the sticky balancers that chose without a cookie.
+    Proxy(Arc<Router>, Destination, Vec<String>),
     Respond(Option<Arc<Router>>, u16, Bytes),
 }
 
@@ -44,16 +45,22 @@ pub(crate) fn decide(
             let body = Bytes::from(format!("{reason}\n"));
             Decision::Respond(Some(Arc::clone(&router)), *status, body)
         }
-        Target::Services(services) => match services.pick() {
-            Some(backend) if backend.servers.has_available() => {
-                let destination = Destination::Service(Arc::clone(backend));
-                Decision::Proxy(router, destination)
+        Target::Services(services) => {
+            let mut cookies = Vec::new();
+            match services.pick(&header.headers, &mut cookies) {
+                Some(backend) if backend.servers.has_available() => {
+                    let destination = Destination::Service(Arc::clone(backend));
+                    Decision::Proxy(router, destination, cookies)
+                }
+                _ => {
+                    let body = Bytes::from_static(NO_SERVER.as_bytes());
+                    Decision::Respond(Some(router), 503, body)
+                }
             }
-            _ => Decision::Respond(Some(router), 503, Bytes::from_static(NO_SERVER.as_bytes())),
-        },
+        }
         Target::Uplinks(uplinks) => {
             match uplink::decide(state.topology(), header, &router, uplinks) {
-                Ok(destination) => Decision::Proxy(router, destination),
+                Ok(destination) => Decision::Proxy(router, destination, Vec::new()),
                 Err((status, body)) => Decision::Respond(Some(router), status, body),
             }
         }

@@ -22,8 +22,24 @@ pub(crate) struct Selected {
 /// The next endpoint for `exchange`: never one it already tried. A Service whose every
 /// untried endpoint is ejected still gets its first attempt (trying beats refusing);
 /// children out of rotation are never chosen. `preferred` (a middleware's say, e.g. a
-/// sticky cookie) wins when it names a usable, untried endpoint.
-pub(crate) fn next(exchange: &Exchange, preferred: Option<SocketAddr>) -> Option<Selected> {
+/// sticky cookie) wins when it names a usable, untried endpoint. A Service with a
+/// sticky cookie that did not lead here gets one naming the chosen endpoint.
+pub(crate) fn next(exchange: &mut Exchange, preferred: Option<SocketAddr>) -> Option<Selected> {
+    let selected = choose(exchange, preferred)?;
+    if let (Some(Destination::Service(backend)), Peer::Endpoint(index)) =
+        (exchange.destination(), &selected.peer)
+    {
+        if let Some(sticky) = backend.sticky.as_ref() {
+            if preferred != Some(selected.address) {
+                let cookie = sticky.set_cookie(*index);
+                exchange.notes_mut().set_cookie(cookie);
+            }
+        }
+    }
+    Some(selected)
+}
+
+fn choose(exchange: &Exchange, preferred: Option<SocketAddr>) -> Option<Selected> {
     let tried = exchange.tried();
     let now = now_ms();
     match exchange.destination()? {

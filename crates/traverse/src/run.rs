@@ -229,7 +229,7 @@ fn observe_servers(metrics: &Metrics, state: &Arc<GatewayState>) {
             let mut servers = BTreeSet::new();
             for route in routing.routes.routes() {
                 if let Target::Services(services) = &route.value.target {
-                    for (backend, _) in services.items() {
+                    for (backend, _) in services.backends() {
                         for (endpoint, weight) in backend.servers.items() {
                             let up = *weight > 0 && traverse_proxy::in_rotation(endpoint);
                             servers.insert((

@@ -7,10 +7,11 @@ use traverse_api::IngressRoute;
 use traverse_router::Route;
 
 use super::middlewares::parse_middleware_ref;
+use super::traefik_services::Resolved;
 use super::uplinks::uplink_ref;
 use super::{BoundRouter, EntryPoints, Translator};
 use crate::diagnostics::{Reason, Severity};
-use crate::model::{Router, Target, Weighted};
+use crate::model::{Balancer, Node, Router, Target, Weighted};
 use crate::snapshot::Object;
 
 impl<'a> Translator<'a> {
@@ -146,7 +147,7 @@ impl<'a> Translator<'a> {
                 }
             }
 
-            let mut backends = Vec::new();
+            let mut nodes = Vec::new();
             let mut unresolved = Vec::new();
             let mut uplinks = Vec::new();
             for (j, reference) in route.services.iter().enumerate() {
@@ -155,13 +156,11 @@ impl<'a> Translator<'a> {
                     uplinks.push((Arc::new(uplink_ref(reference, namespace)), weight));
                     continue;
                 }
-                match self.backend(&me, namespace, reference, &format!("{field}.services[{j}]")) {
-                    Ok(backend) => {
-                        let weight =
-                            reference.weight.unwrap_or(1).clamp(0, i64::from(u32::MAX)) as u32;
-                        backends.push((Arc::new(backend), weight));
-                    }
-                    Err(message) => unresolved.push(message),
+                let service_field = format!("{field}.services[{j}]");
+                match self.node(&me, namespace, reference, &service_field, &mut Vec::new()) {
+                    Resolved::Node(node, weight) => nodes.push((node, weight)),
+                    Resolved::Dropped(message) => unresolved.push(message),
+                    Resolved::Unusable(message) => unusable.push(message),
                 }
             }
             if route.services.is_empty() {
@@ -187,6 +186,7 @@ impl<'a> Translator<'a> {
                 );
                 unusable.push(message);
             }
+            let router_name: Arc<str> = format!("{namespace}/{name}#{i}").into();
             let target = if !unusable.is_empty() {
                 Target::Unavailable {
                     status: 503,
@@ -194,20 +194,16 @@ impl<'a> Translator<'a> {
                 }
             } else if !uplinks.is_empty() {
                 Target::Uplinks(Weighted::new(uplinks))
-            } else if backends.is_empty() {
+            } else if nodes.is_empty() {
                 Target::Unavailable {
                     status: 503,
                     reason: unresolved.join("; "),
                 }
             } else {
-                Target::Services(Weighted::new(backends))
+                Target::Services(balancer(&router_name, nodes))
             };
-            let router_name: Arc<str> = format!("{namespace}/{name}#{i}").into();
             let serviceable = match &target {
-                Target::Services(services) => services
-                    .items()
-                    .iter()
-                    .any(|(b, w)| *w > 0 && b.servers.has_available()),
+                Target::Services(services) => services.available(),
                 _ => false,
             };
             for key in &bound_uplinks {
@@ -237,4 +233,17 @@ impl<'a> Translator<'a> {
             });
         }
     }
+}
+
+/// The balancer of a route's services: a lone TraefikService is that TraefikService's
+/// (its sticky cookie included), as in Traefik; several are balanced by their weights.
+fn balancer(router_name: &Arc<str>, mut nodes: Vec<(Node, u32)>) -> Arc<Balancer> {
+    if let [(Node::Balancer(_), weight)] = nodes.as_slice() {
+        if *weight > 0 {
+            if let Some((Node::Balancer(only), _)) = nodes.pop() {
+                return only;
+            }
+        }
+    }
+    Arc::new(Balancer::new(Arc::clone(router_name), nodes, None))
 }

@@ -3,28 +3,24 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-use traverse_api::{IntOrString, ServiceKind, ServiceRef};
+use traverse_api::{IntOrString, ServiceRef};
 
 use super::Translator;
 use crate::diagnostics::{ObjectRef, Reason, Severity};
-use crate::model::{Backend, Endpoint, Scheme, Weighted};
+use crate::model::balancer::server_url;
+use crate::model::{Backend, Endpoint, Scheme, Sticky, StickyCookie, Weighted};
 
 impl Translator<'_> {
-    /// Resolves one service reference to its ready endpoints, or says why it cannot.
+    /// Resolves one Kubernetes Service reference to its ready endpoints, or says why it
+    /// cannot; `cookie` is its checked `sticky.cookie`.
     pub(super) fn backend(
         &mut self,
         me: &ObjectRef,
         namespace: &str,
         reference: &ServiceRef,
         field: &str,
+        cookie: Option<StickyCookie>,
     ) -> Result<Backend, String> {
-        if reference.effective_kind() == ServiceKind::TraefikService {
-            // Already reported by the support check; here it only leaves the route.
-            return Err(format!(
-                "TraefikService {} is not supported yet",
-                reference.name
-            ));
-        }
         let service_namespace = reference.namespace.as_deref().unwrap_or(namespace);
         let Some(service) = self
             .services
@@ -159,12 +155,18 @@ impl Translator<'_> {
             .as_deref()
             .filter(|t| !t.is_empty())
             .and_then(|t| self.servers_transport(me, service_namespace, t, field));
+        // Traefik names a server by its URL, and the sticky cookie carries its hash.
+        let urls: Vec<String> = servers
+            .iter()
+            .map(|s| server_url(scheme.as_str(), *s))
+            .collect();
         Ok(Backend {
             transport,
             name: backend_name.into(),
             scheme,
             pass_host_header: reference.pass_host_header.unwrap_or(true),
             servers: Weighted::new(servers.into_iter().map(|s| (Endpoint::new(s), 1)).collect()),
+            sticky: cookie.map(|c| Sticky::new(c, urls.iter().map(String::as_str))),
         })
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 use crate::model::{Headers, Router, StripPrefix, Target};
 
 /// Builds a snapshot from a multi-document manifest, as the file provider would.
-fn snapshot(yaml: &str) -> Snapshot {
+pub(super) fn snapshot(yaml: &str) -> Snapshot {
     let mut snapshot = Snapshot::default();
     for document in serde_yaml::Deserializer::from_str(yaml) {
         let value = serde_yaml::Value::deserialize(document).expect("yaml");
@@ -16,6 +16,9 @@ fn snapshot(yaml: &str) -> Snapshot {
             Some("Middleware") => snapshot
                 .middlewares
                 .push(Arc::new(serde_yaml::from_value(value).expect("Middleware"))),
+            Some("TraefikService") => snapshot.traefik_services.push(Arc::new(
+                serde_yaml::from_value(value).expect("TraefikService"),
+            )),
             Some("Service") => snapshot
                 .services
                 .push(Arc::new(serde_yaml::from_value(value).expect("Service"))),
@@ -32,7 +35,7 @@ fn snapshot(yaml: &str) -> Snapshot {
 }
 use serde::Deserialize;
 
-const APP: &str = r#"
+pub(super) const APP: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: app, namespace: apps}
@@ -75,7 +78,7 @@ spec:
     )
 }
 
-fn translate_all(yaml: &str) -> RoutingTable {
+pub(super) fn translate_all(yaml: &str) -> RoutingTable {
     translate(
         &snapshot(yaml),
         &EntryPoints::new([("web".to_owned(), false)]),
@@ -91,8 +94,8 @@ fn only_router(table: &RoutingTable) -> &Router {
 fn servers(router: &Router) -> Vec<(String, Vec<String>, u32)> {
     match &router.target {
         Target::Services(services) => services
-            .items()
-            .iter()
+            .backends()
+            .into_iter()
             .map(|(backend, weight)| {
                 (
                     backend.name.to_string(),
@@ -102,7 +105,7 @@ fn servers(router: &Router) -> Vec<(String, Vec<String>, u32)> {
                         .iter()
                         .map(|(e, _)| e.address.to_string())
                         .collect(),
-                    *weight,
+                    weight,
                 )
             })
             .collect(),
@@ -111,7 +114,7 @@ fn servers(router: &Router) -> Vec<(String, Vec<String>, u32)> {
     }
 }
 
-fn reasons(table: &RoutingTable) -> Vec<(Reason, Option<String>)> {
+pub(super) fn reasons(table: &RoutingTable) -> Vec<(Reason, Option<String>)> {
     table
         .diagnostics
         .iter()
@@ -225,7 +228,7 @@ endpoints: [{addresses: [10.0.0.9], conditions: {ready: false}}]
     let Target::Services(services) = &router.target else {
         panic!("expected services")
     };
-    assert!(!services.items()[0].0.servers.has_available());
+    assert!(!services.backends()[0].0.servers.has_available());
     assert_eq!(
         reasons(&table),
         vec![(
@@ -451,7 +454,7 @@ spec:
   entryPoints: [websecure]
   routes:
     - match: Host(`a.example`)
-      services: [{{name: app, port: 80, sticky: {{cookie: {{name: s}}}}}}]
+      services: [{{name: app, port: 80, strategy: p2c}}]
   tls: {{certResolver: le}}
 "#
     );
@@ -460,7 +463,7 @@ spec:
     for field in [
         "spec.tls",
         "spec.tls.certResolver",
-        "spec.routes[0].services[0].sticky",
+        "spec.routes[0].services[0].strategy",
         "spec.entryPoints[0]",
     ] {
         assert!(

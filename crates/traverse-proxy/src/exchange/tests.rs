@@ -5,7 +5,9 @@ use http::Method;
 use pingora::http::RequestHeader;
 use pingora::{ErrorSource, ErrorType};
 use traverse_config::MetricFamilies;
-use traverse_model::{Backend, Endpoint, PassiveHealth, Router, Scheme, Target, Weighted};
+use traverse_model::{
+    Backend, Balancer, Endpoint, Node, PassiveHealth, Router, Scheme, Target, Weighted,
+};
 use traverse_telemetry::metrics::prometheus::{render, Format};
 use traverse_telemetry::metrics::{Metrics, MetricsOptions};
 use traverse_telemetry::propagation::TrustPolicy;
@@ -47,6 +49,7 @@ fn backend(ports: &[u16]) -> Arc<Backend> {
         pass_host_header: true,
         servers: Weighted::new(servers),
         transport: None,
+        sticky: None,
     })
 }
 
@@ -59,7 +62,11 @@ fn router(backend: &Arc<Backend>) -> Arc<Router> {
         entry_points: vec![],
         middlewares: vec![],
         middleware_names: vec![],
-        target: Target::Services(Weighted::new(vec![(Arc::clone(backend), 1)])),
+        target: Target::Services(Arc::new(Balancer::new(
+            "apps/web#0".into(),
+            vec![(Node::Backend(Arc::clone(backend)), 1)],
+            None,
+        ))),
     })
 }
 
@@ -144,7 +151,7 @@ fn selection_never_returns_a_tried_endpoint() {
     for _ in 0..30 {
         let mut exchange = routed(&backend);
         let mut seen = Vec::new();
-        while let Some(selected) = select::next(&exchange, None) {
+        while let Some(selected) = select::next(&mut exchange, None) {
             assert!(
                 !seen.contains(&selected.address),
                 "{seen:?} then {}",
@@ -174,7 +181,7 @@ fn consecutive_failures_eject_an_endpoint_and_retries_go_elsewhere() {
     let mut first_attempts = Vec::new();
     for _ in 0..20 {
         let mut exchange = routed(&backend);
-        let selected = select::next(&exchange, None).expect("an endpoint");
+        let selected = select::next(&mut exchange, None).expect("an endpoint");
         first_attempts.push(selected.address);
         exchange.begin_attempt(
             &site,
@@ -188,7 +195,7 @@ fn consecutive_failures_eject_an_endpoint_and_retries_go_elsewhere() {
             exchange.fail_attempt(&site, &telemetry, &Method::GET, "ConnectRefused");
             select::failed(&exchange, None, policy);
             assert!(select::another_available(&exchange));
-            let retry = select::next(&exchange, None).expect("the other endpoint");
+            let retry = select::next(&mut exchange, None).expect("the other endpoint");
             assert_eq!(retry.address, address(2));
         } else {
             select::succeeded(&exchange, None);
@@ -210,7 +217,7 @@ fn all_ejected_still_gets_a_first_attempt_but_no_retry() {
     };
     let (site, telemetry) = (site("http"), Telemetry::default());
     let mut exchange = routed(&backend);
-    let selected = select::next(&exchange, None).expect("endpoint");
+    let selected = select::next(&mut exchange, None).expect("endpoint");
     exchange.begin_attempt(
         &site,
         &telemetry,
@@ -221,13 +228,13 @@ fn all_ejected_still_gets_a_first_attempt_but_no_retry() {
     select::failed(&exchange, None, policy);
     assert!(!select::another_available(&exchange));
     assert!(
-        select::next(&exchange, None).is_none(),
+        select::next(&mut exchange, None).is_none(),
         "never the tried one again"
     );
 
-    let fresh = routed(&backend);
+    let mut fresh = routed(&backend);
     assert!(
-        select::next(&fresh, None).is_some(),
+        select::next(&mut fresh, None).is_some(),
         "a request to a Service whose every endpoint is ejected still gets one try"
     );
 }

@@ -1,0 +1,234 @@
+//! Services as a tree: a route's services, and Traefik's `weighted` TraefikServices
+//! nested in them, are balancers over Service ports and other balancers. A balancer or
+//! a Service port may keep a client on the child it chose with a sticky cookie.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sha1::Digest as _;
+
+use crate::model::Backend;
+use crate::weighted::Weighted;
+
+/// Weighted round robin over a route's services or a `weighted` TraefikService.
+#[derive(Debug)]
+pub struct Balancer {
+    /// The TraefikService (`namespace/name`), or the router for a route's own list.
+    pub name: Arc<str>,
+    pub children: Weighted<Node>,
+    /// The cookie keeping a client on one child, with each child's key in order.
+    pub sticky: Option<Sticky>,
+    /// Whether some child with a positive weight has an endpoint.
+    available: bool,
+}
+
+/// One child of a [`Balancer`].
+#[derive(Debug, Clone)]
+pub enum Node {
+    Backend(Arc<Backend>),
+    Balancer(Arc<Balancer>),
+}
+
+impl Node {
+    /// Whether a request sent here can find an endpoint.
+    pub fn available(&self) -> bool {
+        match self {
+            Node::Backend(backend) => backend.servers.has_available(),
+            Node::Balancer(balancer) => balancer.available,
+        }
+    }
+}
+
+impl Balancer {
+    pub fn new(name: Arc<str>, children: Vec<(Node, u32)>, sticky: Option<Sticky>) -> Self {
+        let available = children.iter().any(|(n, w)| *w > 0 && n.available());
+        Balancer {
+            name,
+            children: Weighted::new(children),
+            sticky,
+            available,
+        }
+    }
+
+    /// Whether a request can find an endpoint through this balancer.
+    pub fn available(&self) -> bool {
+        self.available
+    }
+
+    /// The Service port a request with `headers` goes to: at each level the child its
+    /// sticky cookie names, when that child can serve, else the next in weighted order
+    /// among those that can. A level that chose without its cookie adds the
+    /// `Set-Cookie` value that keeps the client there to `set_cookies`.
+    pub fn pick(
+        &self,
+        headers: &http::HeaderMap,
+        set_cookies: &mut Vec<String>,
+    ) -> Option<&Arc<Backend>> {
+        let items = self.children.items();
+        let stuck = self.sticky.as_ref().and_then(|sticky| {
+            let value = cookie_value(headers, &sticky.cookie.name)?;
+            let index = sticky.index_of(value)?;
+            let (node, weight) = items.get(index)?;
+            (*weight > 0 && node.available()).then_some(index)
+        });
+        let index = match stuck {
+            Some(index) => index,
+            None => {
+                let index = self.children.pick_index_where(Node::available)?;
+                if let Some(sticky) = &self.sticky {
+                    set_cookies.push(sticky.set_cookie(index));
+                }
+                index
+            }
+        };
+        match &items.get(index)?.0 {
+            Node::Backend(backend) => Some(backend),
+            Node::Balancer(balancer) => balancer.pick(headers, set_cookies),
+        }
+    }
+
+    /// Every Service port under this balancer with its weight at its own level, in
+    /// order, for the admin API and the gauges.
+    pub fn backends(&self) -> Vec<(&Arc<Backend>, u32)> {
+        let mut out = Vec::new();
+        self.collect(&mut out);
+        out
+    }
+
+    fn collect<'a>(&'a self, out: &mut Vec<(&'a Arc<Backend>, u32)>) {
+        for (node, weight) in self.children.items() {
+            match node {
+                Node::Backend(backend) => out.push((backend, *weight)),
+                Node::Balancer(balancer) => balancer.collect(out),
+            }
+        }
+    }
+}
+
+/// A sticky cookie and the key of each child (a balancer's children, a Service port's
+/// endpoints), in order.
+#[derive(Debug)]
+pub struct Sticky {
+    pub cookie: StickyCookie,
+    keys: Vec<Box<str>>,
+}
+
+impl Sticky {
+    /// The cookie, with each child known by `names` (Traefik: a service's name, an
+    /// endpoint's URL); the cookie carries [`sticky_key`] of the name.
+    pub fn new<'a>(cookie: StickyCookie, names: impl IntoIterator<Item = &'a str>) -> Self {
+        Sticky {
+            cookie,
+            keys: names.into_iter().map(sticky_key).collect(),
+        }
+    }
+
+    /// The child a cookie value names.
+    pub fn index_of(&self, value: &str) -> Option<usize> {
+        self.keys.iter().position(|k| **k == *value)
+    }
+
+    /// The `Set-Cookie` value naming child `index`.
+    pub fn set_cookie(&self, index: usize) -> String {
+        self.cookie
+            .header(self.keys.get(index).map(|k| &**k).unwrap_or(""))
+    }
+}
+
+/// Traefik's `sticky.cookie`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickyCookie {
+    pub name: String,
+    pub secure: bool,
+    pub http_only: bool,
+    /// `None`, `Lax` or `Strict` as written in the header; `None` leaves it out.
+    pub same_site: Option<&'static str>,
+    /// Positive: `Max-Age`; negative: `Max-Age=0` (expire now); 0: a session cookie.
+    pub max_age: i64,
+    pub path: String,
+    pub domain: Option<String>,
+}
+
+impl StickyCookie {
+    /// The `Set-Cookie` header value carrying `value`, laid out as Go's `http.SetCookie`
+    /// writes it (Traefik's).
+    pub fn header(&self, value: &str) -> String {
+        let mut out = format!("{}={value}", self.name);
+        if !self.path.is_empty() {
+            out.push_str("; Path=");
+            out.push_str(&self.path);
+        }
+        if let Some(domain) = &self.domain {
+            out.push_str("; Domain=");
+            out.push_str(domain);
+        }
+        if self.max_age > 0 {
+            out.push_str(&format!("; Max-Age={}", self.max_age));
+        } else if self.max_age < 0 {
+            out.push_str("; Max-Age=0");
+        }
+        if self.http_only {
+            out.push_str("; HttpOnly");
+        }
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        if let Some(same_site) = self.same_site {
+            out.push_str("; SameSite=");
+            out.push_str(same_site);
+        }
+        out
+    }
+}
+
+/// What a sticky cookie carries for a child named `name`: the first 16 hex digits of
+/// its SHA-256, as Traefik v3 writes it.
+pub fn sticky_key(name: &str) -> Box<str> {
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let mut hex = String::with_capacity(16);
+    for byte in &digest[..8] {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex.into()
+}
+
+/// Traefik's cookie name for a service whose `sticky.cookie.name` is empty: `_` and the
+/// first 5 hex digits of the SHA-1 of `_TRAEFIK_BACKEND_<service>`.
+pub fn default_cookie_name(service: &str) -> String {
+    let digest = sha1::Sha1::digest(format!("_TRAEFIK_BACKEND_{service}").as_bytes());
+    let hex: String = digest[..3].iter().map(|b| format!("{b:02x}")).collect();
+    format!("_{}", &hex[..5])
+}
+
+/// A configured cookie name as Traefik sanitizes it: characters outside RFC 2616's
+/// token set become `_`.
+pub fn sanitize_cookie_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' => c,
+            '!' | '#' | '$' | '%' | '&' | '\'' | '*' | '+' | '-' | '.' | '^' | '`' | '|' | '~' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers (the first one).
+pub fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then(|| value.trim_matches('"'))
+        })
+}
+
+/// The name Traefik gives a server for stickiness: its URL.
+pub fn server_url(scheme: &str, address: SocketAddr) -> String {
+    format!("{scheme}://{address}")
+}
+
+#[cfg(test)]
+mod tests;

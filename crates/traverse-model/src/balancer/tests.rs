@@ -1,0 +1,169 @@
+use std::net::SocketAddr;
+
+use super::*;
+use crate::model::{Endpoint, Scheme};
+
+fn backend(name: &str, ports: &[u16], sticky: Option<StickyCookie>) -> Arc<Backend> {
+    let addresses: Vec<SocketAddr> = ports
+        .iter()
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+        .collect();
+    let urls: Vec<String> = addresses.iter().map(|a| server_url("http", *a)).collect();
+    Arc::new(Backend {
+        name: name.into(),
+        scheme: Scheme::Http,
+        pass_host_header: true,
+        servers: Weighted::new(addresses.iter().map(|a| (Endpoint::new(*a), 1)).collect()),
+        transport: None,
+        sticky: sticky.map(|c| Sticky::new(c, urls.iter().map(String::as_str))),
+    })
+}
+
+fn cookie(name: &str) -> StickyCookie {
+    StickyCookie {
+        name: name.into(),
+        secure: false,
+        http_only: false,
+        same_site: None,
+        max_age: 0,
+        path: "/".into(),
+        domain: None,
+    }
+}
+
+fn headers(cookie: &str) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::COOKIE, cookie.parse().expect("header"));
+    headers
+}
+
+#[test]
+fn keys_are_traefiks_truncated_sha256() {
+    assert_eq!(&*sticky_key("test"), "9f86d081884c7d65");
+    assert_eq!(
+        &*sticky_key(&server_url(
+            "http",
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        )),
+        "d30a576c03187167"
+    );
+}
+
+#[test]
+fn default_cookie_name_is_traefiks_hashed_name() {
+    assert_eq!(default_cookie_name("default/whoami:80"), "_70a19");
+    assert_eq!(sanitize_cookie_name("my cookie;x"), "my_cookie_x");
+    assert_eq!(sanitize_cookie_name("a.b-c~"), "a.b-c~");
+}
+
+#[test]
+fn set_cookie_is_laid_out_as_go_writes_it() {
+    let full = StickyCookie {
+        name: "lb".into(),
+        secure: true,
+        http_only: true,
+        same_site: Some("Strict"),
+        max_age: 60,
+        path: "/app".into(),
+        domain: Some("example.com".into()),
+    };
+    assert_eq!(
+        full.header("v"),
+        "lb=v; Path=/app; Domain=example.com; Max-Age=60; HttpOnly; Secure; SameSite=Strict"
+    );
+    let expired = StickyCookie {
+        max_age: -1,
+        ..cookie("lb")
+    };
+    assert_eq!(expired.header("v"), "lb=v; Path=/; Max-Age=0");
+}
+
+#[test]
+fn cookie_values_are_found_among_others() {
+    let h = headers("a=1; lb=\"xyz\"; b=2");
+    assert_eq!(cookie_value(&h, "lb"), Some("xyz"));
+    assert_eq!(cookie_value(&h, "b"), Some("2"));
+    assert_eq!(cookie_value(&h, "l"), None);
+}
+
+#[test]
+fn sticky_balancer_follows_its_cookie_and_sets_one_otherwise() {
+    let a = backend("ns/a:80", &[1], None);
+    let b = backend("ns/b:80", &[2], None);
+    let balancer = Balancer::new(
+        "ns/wrr".into(),
+        vec![(Node::Backend(a), 1), (Node::Backend(b), 1)],
+        Some(Sticky::new(cookie("lb"), ["ns-a-80", "ns-b-80"])),
+    );
+    let mut set = Vec::new();
+    let first = balancer
+        .pick(&http::HeaderMap::new(), &mut set)
+        .expect("pick");
+    assert_eq!(set.len(), 1, "a chosen child gets a cookie");
+    let value = set[0]
+        .strip_prefix("lb=")
+        .and_then(|v| v.split(';').next())
+        .expect("value")
+        .to_owned();
+    for _ in 0..10 {
+        let mut again = Vec::new();
+        let picked = balancer
+            .pick(&headers(&format!("lb={value}")), &mut again)
+            .expect("pick");
+        assert_eq!(picked.name, first.name, "the cookie wins over round robin");
+        assert!(again.is_empty(), "a followed cookie is not set again");
+    }
+    let mut unknown = Vec::new();
+    balancer
+        .pick(&headers("lb=nonsense"), &mut unknown)
+        .expect("pick");
+    assert_eq!(unknown.len(), 1, "an unknown value is replaced");
+}
+
+#[test]
+fn nested_balancers_pick_by_weight_and_skip_children_without_endpoints() {
+    let a = backend("ns/a:80", &[1], None);
+    let b = backend("ns/b:80", &[2], None);
+    let empty = backend("ns/empty:80", &[], None);
+    let inner = Arc::new(Balancer::new(
+        "ns/inner".into(),
+        vec![
+            (Node::Backend(b), 1),
+            (Node::Backend(Arc::clone(&empty)), 5),
+        ],
+        None,
+    ));
+    assert!(inner.available());
+    let outer = Balancer::new(
+        "ns/outer".into(),
+        vec![(Node::Backend(a), 3), (Node::Balancer(inner), 1)],
+        None,
+    );
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..400 {
+        let picked = outer
+            .pick(&http::HeaderMap::new(), &mut Vec::new())
+            .expect("pick");
+        *counts.entry(picked.name.to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(counts.get("ns/a:80"), Some(&300));
+    assert_eq!(counts.get("ns/b:80"), Some(&100));
+    assert_eq!(counts.get("ns/empty:80"), None);
+    assert_eq!(outer.backends().len(), 3);
+    let nothing = Balancer::new("x".into(), vec![(Node::Backend(empty), 1)], None);
+    assert!(!nothing.available());
+    assert!(nothing
+        .pick(&http::HeaderMap::new(), &mut Vec::new())
+        .is_none());
+}
+
+#[test]
+fn a_backend_finds_the_endpoint_its_cookie_names() {
+    let backend = backend("ns/a:80", &[1, 2], Some(cookie("srv")));
+    let key = sticky_key(&server_url("http", SocketAddr::from(([127, 0, 0, 1], 2))));
+    assert_eq!(
+        backend.sticky_endpoint(&headers(&format!("srv={key}"))),
+        Some(SocketAddr::from(([127, 0, 0, 1], 2)))
+    );
+    assert_eq!(backend.sticky_endpoint(&headers("srv=zzz")), None);
+}

@@ -1,0 +1,295 @@
+//! TraefikServices and the service references of routes resolved to balancer trees.
+//!
+//! A `weighted` TraefikService becomes a [`Balancer`] over Service ports and other
+//! TraefikServices, resolved once per table whatever the number of references, and
+//! refusing loops. A TraefikService that cannot be used (no type, `mirroring` or
+//! `failover`, an invalid sticky cookie, a loop) is an error on the object naming the
+//! field, and the routes using it answer 503. A Kubernetes Service it names that does
+//! not resolve is left out, as on a route.
+
+use std::sync::Arc;
+
+use traverse_api::support::unsupported_in_traefik_service;
+use traverse_api::{IntOrString, ServiceKind, ServiceRef, TraefikService};
+
+use super::Translator;
+use crate::diagnostics::{ObjectRef, Reason, Severity};
+use crate::model::balancer::{default_cookie_name, sanitize_cookie_name};
+use crate::model::{Balancer, Node, Sticky, StickyCookie};
+use crate::snapshot::Object;
+
+/// What one service reference resolved to.
+pub(super) enum Resolved {
+    /// A child to balance to, with its weight.
+    Node(Node, u32),
+    /// A Kubernetes Service that does not resolve (reported): left out.
+    Dropped(String),
+    /// A TraefikService that is missing or unusable (reported): the route answers 503.
+    Unusable(String),
+}
+
+impl<'a> Translator<'a> {
+    /// Resolves every TraefikService of the snapshot, reporting each problem once.
+    pub(super) fn resolve_traefik_services(&mut self) {
+        for object in &self.snapshot.traefik_services {
+            self.traefik_service(object.key(), &mut Vec::new());
+        }
+    }
+
+    /// The balancer of the TraefikService `key`, or why it cannot be used; `None` when
+    /// there is no such object. `stack` holds those being resolved, to refuse a loop.
+    fn traefik_service(
+        &mut self,
+        key: (&'a str, &'a str),
+        stack: &mut Vec<(&'a str, &'a str)>,
+    ) -> Option<Result<Arc<Balancer>, String>> {
+        if let Some(done) = self.balancers.get(&key) {
+            return Some(done.clone());
+        }
+        let object = *self.traefik_services.get(&key)?;
+        if stack.contains(&key) {
+            let path: Vec<String> = stack.iter().map(|(n, m)| format!("{n}/{m}")).collect();
+            return Some(Err(format!(
+                "refers to itself through {}",
+                path.join(" -> ")
+            )));
+        }
+        stack.push(key);
+        let resolved = self.weighted(object, stack);
+        stack.pop();
+        self.balancers.insert(key, resolved.clone());
+        Some(resolved)
+    }
+
+    fn weighted(
+        &mut self,
+        object: &'a TraefikService,
+        stack: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<Arc<Balancer>, String> {
+        let me = object.object_ref();
+        let (namespace, name) = object.key();
+        let spec = &object.spec;
+        for unsupported in unsupported_in_traefik_service(spec) {
+            self.report(
+                &me,
+                Severity::Warning,
+                Reason::Unsupported,
+                Some(unsupported.field),
+                unsupported.reason.into(),
+            );
+        }
+        let set: Vec<&str> = [
+            ("weighted", spec.weighted.is_some()),
+            ("mirroring", spec.mirroring.is_some()),
+            ("failover", spec.failover.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, set)| set.then_some(kind))
+        .collect();
+        let fail = |this: &mut Self, field: Option<String>, message: String| {
+            this.report(
+                &me,
+                Severity::Error,
+                Reason::InvalidService,
+                field,
+                format!("{message}; the routes using it answer 503"),
+            );
+            Err(message)
+        };
+        let weighted = match (set.as_slice(), &spec.weighted) {
+            (["weighted"], Some(weighted)) => weighted,
+            ([], _) => {
+                return fail(
+                    self,
+                    None,
+                    "sets none of weighted, mirroring, failover".into(),
+                )
+            }
+            ([kind], _) => {
+                return fail(
+                    self,
+                    Some(format!("spec.{kind}")),
+                    format!("{kind} is not implemented"),
+                )
+            }
+            _ => {
+                return fail(
+                    self,
+                    None,
+                    format!(
+                        "sets several types ({}); exactly one is allowed",
+                        set.join(", ")
+                    ),
+                )
+            }
+        };
+        if weighted.services.is_empty() {
+            return fail(
+                self,
+                Some("spec.weighted.services".into()),
+                "lists no service".into(),
+            );
+        }
+        let own_name = format!("{namespace}/{name}");
+        let cookie = match self.sticky_cookie(weighted.sticky.as_ref(), &own_name) {
+            Ok(cookie) => cookie,
+            Err((field, message)) => {
+                return fail(self, Some(format!("spec.weighted.sticky.{field}")), message)
+            }
+        };
+        let mut children = Vec::new();
+        let mut names = Vec::new();
+        for (j, reference) in weighted.services.iter().enumerate() {
+            let field = format!("spec.weighted.services[{j}]");
+            if reference.is_uplink() {
+                return fail(
+                    self,
+                    Some(format!("{field}.kind")),
+                    "an uplink cannot be balanced with services".into(),
+                );
+            }
+            match self.node(&me, namespace, reference, &field, stack) {
+                Resolved::Node(node, weight) => {
+                    names.push(child_name(reference, namespace));
+                    children.push((node, weight));
+                }
+                Resolved::Dropped(_) => {}
+                Resolved::Unusable(message) => return Err(message),
+            }
+        }
+        let sticky = cookie.map(|c| Sticky::new(c, names.iter().map(String::as_str)));
+        Ok(Arc::new(Balancer::new(own_name.into(), children, sticky)))
+    }
+
+    /// Resolves one service reference of `me` (a route's or a TraefikService's), in
+    /// `namespace` unless it names another.
+    pub(super) fn node(
+        &mut self,
+        me: &ObjectRef,
+        namespace: &'a str,
+        reference: &'a ServiceRef,
+        field: &str,
+        stack: &mut Vec<(&'a str, &'a str)>,
+    ) -> Resolved {
+        let weight = reference.weight.unwrap_or(1).clamp(0, i64::from(u32::MAX)) as u32;
+        if reference.effective_kind() == ServiceKind::TraefikService {
+            let target_namespace = reference.namespace.as_deref().unwrap_or(namespace);
+            let target_name = reference
+                .name
+                .strip_suffix("@kubernetescrd")
+                .unwrap_or(&reference.name);
+            let key = (target_namespace, target_name);
+            let (reason, message) = match self.traefik_service(key, stack) {
+                Some(Ok(balancer)) => return Resolved::Node(Node::Balancer(balancer), weight),
+                Some(Err(why)) => (
+                    Reason::InvalidService,
+                    format!("TraefikService {target_namespace}/{target_name} is unusable: {why}"),
+                ),
+                None => (
+                    Reason::ServiceNotFound,
+                    format!("TraefikService {target_namespace}/{target_name} not found"),
+                ),
+            };
+            self.report(
+                me,
+                Severity::Warning,
+                reason,
+                Some(format!("{field}.name")),
+                format!("{message}; the route answers 503"),
+            );
+            return Resolved::Unusable(message);
+        }
+        let service_namespace = reference.namespace.as_deref().unwrap_or(namespace);
+        let name = format!("{service_namespace}/{}", reference.name);
+        let cookie = match self.sticky_cookie(reference.sticky.as_ref(), &name) {
+            Ok(cookie) => cookie,
+            Err((sticky_field, message)) => {
+                self.report(
+                    me,
+                    Severity::Error,
+                    Reason::InvalidService,
+                    Some(format!("{field}.sticky.{sticky_field}")),
+                    format!("{message}; the route answers 503"),
+                );
+                return Resolved::Unusable(format!("{field}.sticky.{sticky_field}: {message}"));
+            }
+        };
+        match self.backend(me, namespace, reference, field, cookie) {
+            Ok(backend) => Resolved::Node(Node::Backend(Arc::new(backend)), weight),
+            Err(message) => Resolved::Dropped(message),
+        }
+    }
+
+    /// Checks `sticky.cookie`; `None` without one. The error names the field under
+    /// `sticky`.
+    fn sticky_cookie(
+        &mut self,
+        sticky: Option<&traverse_api::ingress_route::Sticky>,
+        service: &str,
+    ) -> Result<Option<StickyCookie>, (String, String)> {
+        let Some(cookie) = sticky.and_then(|s| s.cookie.as_ref()) else {
+            return Ok(None);
+        };
+        let same_site = match cookie.same_site.as_deref().map(str::to_ascii_lowercase) {
+            None => None,
+            Some(s) if s.is_empty() => None,
+            Some(s) => Some(match s.as_str() {
+                "none" => "None",
+                "lax" => "Lax",
+                "strict" => "Strict",
+                _ => {
+                    return Err((
+                        "cookie.sameSite".into(),
+                        format!("{s:?} is not one of none, lax, strict"),
+                    ))
+                }
+            }),
+        };
+        let path = cookie.path.clone().unwrap_or_else(|| "/".into());
+        if path.contains(';') || path.chars().any(char::is_control) {
+            return Err((
+                "cookie.path".into(),
+                format!("{path:?} is not a cookie path"),
+            ));
+        }
+        let domain = cookie.domain.clone().filter(|d| !d.is_empty());
+        if let Some(domain) = &domain {
+            if domain.contains(';') || domain.chars().any(|c| c.is_control() || c == ' ') {
+                return Err((
+                    "cookie.domain".into(),
+                    format!("{domain:?} is not a cookie domain"),
+                ));
+            }
+        }
+        let name = match cookie.name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => sanitize_cookie_name(name),
+            None => default_cookie_name(service),
+        };
+        Ok(Some(StickyCookie {
+            name,
+            secure: cookie.secure.unwrap_or(false),
+            http_only: cookie.http_only.unwrap_or(false),
+            same_site,
+            max_age: cookie.max_age.unwrap_or(0),
+            path,
+            domain,
+        }))
+    }
+}
+
+/// The name Traefik's Kubernetes provider gives a child of a weighted service, from which
+/// its sticky cookie value is derived: `namespace-name-port` for a Service,
+/// `namespace-name` for a TraefikService.
+fn child_name(reference: &ServiceRef, namespace: &str) -> String {
+    let namespace = reference.namespace.as_deref().unwrap_or(namespace);
+    match (reference.effective_kind(), &reference.port) {
+        (ServiceKind::TraefikService, _) | (_, None) => {
+            format!("{namespace}-{}", reference.name)
+        }
+        (_, Some(IntOrString::Int(port))) => format!("{namespace}-{}-{port}", reference.name),
+        (_, Some(IntOrString::String(port))) => format!("{namespace}-{}-{port}", reference.name),
+    }
+}
+
+#[cfg(test)]
+mod tests;

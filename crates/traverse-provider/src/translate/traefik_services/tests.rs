@@ -1,0 +1,183 @@
+use super::super::tests::{reasons, translate_all, APP};
+use crate::diagnostics::{Reason, Severity};
+use crate::model::{RoutingTable, Target};
+
+fn traefik_service(name: &str, spec: &str) -> String {
+    format!(
+        r#"
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {{name: {name}, namespace: apps}}
+spec:
+{spec}
+"#
+    )
+}
+
+fn route_to(services: &str) -> String {
+    format!(
+        r#"
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: web, namespace: apps}}
+spec:
+  entryPoints: [web]
+  routes:
+    - match: PathPrefix(`/`)
+      services: {services}
+"#
+    )
+}
+
+fn target(table: &RoutingTable) -> &Target {
+    let routes: Vec<_> = table.routes.routes().collect();
+    assert_eq!(routes.len(), 1, "{:?}", table.diagnostics);
+    &routes[0].value.target
+}
+
+#[test]
+fn a_weighted_traefik_service_nests_services_and_traefik_services() {
+    let yaml = format!(
+        "{APP}{}{}{}",
+        traefik_service(
+            "outer",
+            "  weighted:\n    services:\n      - {name: app, port: 80, weight: 3}\n      - {name: inner, kind: TraefikService, weight: 1}\n    sticky: {cookie: {name: lb, httpOnly: true, sameSite: Lax}}"
+        ),
+        traefik_service(
+            "inner",
+            "  weighted:\n    services:\n      - {name: app, port: metrics}"
+        ),
+        route_to("[{name: outer, kind: TraefikService}]"),
+    );
+    let table = translate_all(&yaml);
+    assert!(
+        table.diagnostics.iter().next().is_none(),
+        "{:?}",
+        table.diagnostics
+    );
+    let Target::Services(balancer) = target(&table) else {
+        panic!("services");
+    };
+    assert_eq!(
+        &*balancer.name, "apps/outer",
+        "a lone TraefikService is the route's"
+    );
+    let backends: Vec<(String, u32)> = balancer
+        .backends()
+        .into_iter()
+        .map(|(b, w)| (b.name.to_string(), w))
+        .collect();
+    assert_eq!(
+        backends,
+        [("apps/app:http".into(), 3), ("apps/app:metrics".into(), 1)]
+    );
+    let sticky = balancer.sticky.as_ref().expect("sticky");
+    assert_eq!(sticky.cookie.name, "lb");
+    assert!(sticky.cookie.http_only);
+    assert_eq!(sticky.cookie.same_site, Some("Lax"));
+    assert_eq!(sticky.cookie.path, "/");
+    let key = crate::model::balancer::sticky_key("apps-app-80");
+    assert_eq!(sticky.index_of(&key), Some(0));
+}
+
+#[test]
+fn mirroring_and_failover_are_refused_and_their_routes_answer_503() {
+    let yaml = format!(
+        "{APP}{}{}",
+        traefik_service("mirror", "  mirroring:\n    name: app\n    port: 80"),
+        route_to("[{name: mirror, kind: TraefikService}]"),
+    );
+    let table = translate_all(&yaml);
+    let error = table
+        .diagnostics
+        .iter()
+        .find(|d| {
+            d.object
+                .as_ref()
+                .is_some_and(|o| o.kind == "TraefikService")
+        })
+        .expect("a diagnostic on the TraefikService");
+    assert_eq!(error.severity, Severity::Error);
+    assert_eq!(error.reason, Reason::InvalidService);
+    assert_eq!(error.field.as_deref(), Some("spec.mirroring"));
+    assert!(matches!(
+        target(&table),
+        Target::Unavailable { status: 503, .. }
+    ));
+}
+
+#[test]
+fn loops_missing_references_and_bad_cookies_are_errors_naming_the_field() {
+    let yaml = format!(
+        "{APP}{}{}{}",
+        traefik_service(
+            "a",
+            "  weighted:\n    services:\n      - {name: b, kind: TraefikService}"
+        ),
+        traefik_service(
+            "b",
+            "  weighted:\n    services:\n      - {name: a, kind: TraefikService}"
+        ),
+        route_to("[{name: a, kind: TraefikService}]"),
+    );
+    let table = translate_all(&yaml);
+    assert!(
+        table
+            .diagnostics
+            .iter()
+            .any(|d| d.message.contains("refers to itself")),
+        "{:?}",
+        table.diagnostics
+    );
+    let Target::Unavailable { status, .. } = target(&table) else {
+        panic!("a loop cannot serve");
+    };
+    assert_eq!(*status, 503);
+
+    let missing = translate_all(&format!(
+        "{APP}{}",
+        route_to("[{name: nowhere, kind: TraefikService}]")
+    ));
+    assert!(reasons(&missing).contains(&(
+        Reason::ServiceNotFound,
+        Some("spec.routes[0].services[0].name".into())
+    )));
+    assert!(matches!(target(&missing), Target::Unavailable { .. }));
+
+    let bad_cookie = translate_all(&format!(
+        "{APP}{}{}",
+        traefik_service(
+            "w",
+            "  weighted:\n    services: [{name: app, port: 80}]\n    sticky: {cookie: {sameSite: sideways}}"
+        ),
+        route_to("[{name: w, kind: TraefikService}]"),
+    ));
+    assert!(reasons(&bad_cookie).contains(&(
+        Reason::InvalidService,
+        Some("spec.weighted.sticky.cookie.sameSite".into())
+    )));
+    assert!(matches!(target(&bad_cookie), Target::Unavailable { .. }));
+}
+
+#[test]
+fn a_service_sticky_cookie_keys_its_endpoints_by_url() {
+    let table = translate_all(&format!(
+        "{APP}{}",
+        route_to("[{name: app, port: 80, sticky: {cookie: {secure: true, maxAge: 10}}}]")
+    ));
+    let Target::Services(balancer) = target(&table) else {
+        panic!("services");
+    };
+    let (backend, _) = balancer.backends()[0];
+    let sticky = backend.sticky.as_ref().expect("sticky");
+    assert_eq!(
+        sticky.cookie.name,
+        crate::model::balancer::default_cookie_name("apps/app")
+    );
+    assert!(sticky.cookie.secure);
+    assert_eq!(sticky.cookie.max_age, 10);
+    let key = crate::model::balancer::sticky_key("http://10.0.0.2:8080");
+    assert_eq!(sticky.index_of(&key), Some(1));
+}
