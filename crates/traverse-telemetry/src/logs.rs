@@ -204,6 +204,7 @@ mod tests {
         assert_eq!(
             sink.stats(),
             StatsSnapshot {
+                ended: 3,
                 exported: 3,
                 ..StatsSnapshot::default()
             }
@@ -245,6 +246,7 @@ mod tests {
         assert_eq!(
             sink.stats(),
             StatsSnapshot {
+                ended: 10,
                 dropped: 6,
                 ..StatsSnapshot::default()
             }
@@ -276,6 +278,7 @@ mod tests {
         let stats = sink.stats();
         assert_eq!(stats.exported, 0);
         assert_eq!(stats.failed, 5);
+        assert_eq!(stats.ended, 5, "every record ended is accounted for");
         assert_eq!(stats.export_errors, 1);
     }
 

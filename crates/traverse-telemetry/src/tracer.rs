@@ -456,6 +456,16 @@ mod tests {
             let span = tracer.start_server(&Decision::default());
             tracer.end(span, "GET", Status::Unset);
         }
-        assert_eq!(tracer.stats().snapshot().dropped, 6);
+        let stats = tracer.stats().snapshot();
+        assert_eq!(stats.dropped, 6);
+        assert_eq!(stats.ended, 10, "queued and dropped spans were both ended");
+    }
+
+    #[test]
+    fn unsampled_spans_are_not_ended_for_export() {
+        let (tracer, _rx) = tracer(Sampler::AlwaysOff);
+        let span = tracer.start_server(&Decision::default());
+        tracer.end(span, "GET", Status::Unset);
+        assert_eq!(tracer.stats().snapshot().ended, 0);
     }
 }
