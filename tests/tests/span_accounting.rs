@@ -289,3 +289,73 @@ async fn a_collector_down_under_load_loses_counted_spans_only_and_requests_keep_
         "spans before and after are delivered: {spans:?}"
     );
 }
+
+/// Spans the collector printed so far (one `Span #n` line each).
+fn collector_spans(collector: &Collector) -> u64 {
+    collector
+        .output()
+        .lines()
+        .filter(|line| line.starts_with("Span #"))
+        .count() as u64
+}
+
+#[tokio::test]
+async fn at_saturation_with_two_threads_no_span_is_lost() {
+    let collector = Collector::start().await;
+    let upstream = Upstream::start("app");
+    // The default queue: what a gateway gets unless told otherwise.
+    let tracing = format!(
+        "  sampleRate: 1.0\n  otlp: {{http: {{endpoint: \"{}\"}}}}\n",
+        collector.traces_http_url()
+    );
+    let gateway = start(&tracing, 2, &upstream).await;
+
+    // More connections than cores keep both worker threads busy.
+    load(gateway.addr("web"), 16, 10_000).await;
+
+    let requests = counted_requests(&gateway).await;
+    assert_eq!(requests, 10_000);
+    let spans = settled(&gateway, 2 * requests).await;
+    assert_eq!(
+        (spans.exported, spans.dropped, spans.failed, spans.rejected),
+        (2 * requests, 0, 0, 0),
+        "a SERVER and a CLIENT span per request, none lost: {spans:?}"
+    );
+    eventually("the collector printed every span", WAIT, async || {
+        (collector_spans(&collector) == spans.exported).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_percent_sampling_exports_about_two_spans_per_hundred_requests() {
+    let collector = Collector::start().await;
+    let upstream = Upstream::start("app");
+    let tracing = format!(
+        "  sampleRate: 0.01\n  otlp: {{http: {{endpoint: \"{}\"}}}}\n  queue: {{scheduleDelay: 50ms}}\n",
+        collector.traces_http_url()
+    );
+    let gateway = start(&tracing, 2, &upstream).await;
+
+    load(gateway.addr("web"), 16, 10_000).await;
+
+    let requests = counted_requests(&gateway).await;
+    assert_eq!(requests, 10_000);
+    let ended = eventually("sampled spans ended", WAIT, async || {
+        let s = spans(&gateway).await;
+        (s.ended > 0 && s.exported == s.ended).then_some(s.ended)
+    })
+    .await;
+    let spans = settled(&gateway, ended).await;
+    // Sampled traces are Binomial(10,000, 1 %): mean 100, standard deviation about 10.
+    // Between 50 and 200 traces is more than 4 deviations either way, yet far from both
+    // 0 % and 100 %.
+    let traces = spans.exported / 2;
+    assert_eq!(spans.exported % 2, 0, "whole traces only: {spans:?}");
+    assert!((50..=200).contains(&traces), "{traces} traces sampled of {requests}");
+    assert_eq!((spans.dropped, spans.failed), (0, 0), "{spans:?}");
+    eventually("the collector printed every span", WAIT, async || {
+        (collector_spans(&collector) == spans.exported).then_some(())
+    })
+    .await;
+}
