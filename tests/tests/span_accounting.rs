@@ -228,12 +228,18 @@ async fn answers_429_are_retried_after_retry_after_and_every_span_is_delivered()
     assert!(spans.retries >= REFUSALS as u64, "{spans:?}");
     let seen = sink.requests();
     let accepted: usize = seen[REFUSALS..].iter().map(|(_, n)| n).sum();
-    assert_eq!(accepted as u64, spans.exported, "the sink got what was counted");
+    assert_eq!(
+        accepted as u64, spans.exported,
+        "the sink got what was counted"
+    );
     // The exporter sends one request at a time, so each retry follows a refusal after the
     // second the collector asked for.
     for pair in seen[..=REFUSALS].windows(2) {
         let waited = pair[1].0.duration_since(pair[0].0);
-        assert!(waited >= Duration::from_millis(900), "retried after {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(900),
+            "retried after {waited:?}"
+        );
     }
 }
 
@@ -256,7 +262,11 @@ async fn a_permanent_refusal_is_not_retried_and_its_spans_count_as_failed() {
         "{spans:?}"
     );
     let seen = sink.requests();
-    assert_eq!(seen.len() as u64, spans.export_errors, "one attempt per batch");
+    assert_eq!(
+        seen.len() as u64,
+        spans.export_errors,
+        "one attempt per batch"
+    );
     let carried: usize = seen.iter().map(|(_, n)| n).sum();
     assert_eq!(carried as u64, spans.failed);
 }
@@ -352,7 +362,10 @@ async fn one_percent_sampling_exports_about_two_spans_per_hundred_requests() {
     // 0 % and 100 %.
     let traces = spans.exported / 2;
     assert_eq!(spans.exported % 2, 0, "whole traces only: {spans:?}");
-    assert!((50..=200).contains(&traces), "{traces} traces sampled of {requests}");
+    assert!(
+        (50..=200).contains(&traces),
+        "{traces} traces sampled of {requests}"
+    );
     assert_eq!((spans.dropped, spans.failed), (0, 0), "{spans:?}");
     eventually("the collector printed every span", WAIT, async || {
         (collector_spans(&collector) == spans.exported).then_some(())

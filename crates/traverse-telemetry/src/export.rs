@@ -96,8 +96,8 @@ pub struct ExporterOptions {
 
 /// An OTLP export request: what [`OtlpExporter::send`] can carry.
 ///
-/// Implemented for the trace, metrics and logs requests only (the trait is
-/// sealed): each signal differs in its gRPC method, its response type and the
+/// Implemented for the trace, metrics and logs requests, and a trace request already
+/// encoded, only (the trait is sealed): each signal differs in its gRPC method, its response type and the
 /// name of its partial-success counter, and nothing else.
 pub trait OtlpRequest: prost::Message + Default + Clone + Send + Sync + 'static + Sealed {
     /// The collector's answer to a successful export.
@@ -122,6 +122,7 @@ mod sealed {
     impl Sealed for super::ExportTraceServiceRequest {}
     impl Sealed for super::ExportMetricsServiceRequest {}
     impl Sealed for super::ExportLogsServiceRequest {}
+    impl Sealed for crate::span_wire::EncodedTraceRequest {}
 }
 use sealed::Sealed;
 
