@@ -44,6 +44,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use traverse_config::CertificateFiles;
+pub use traverse_config::Compression;
 
 pub use retry::{send_with_retry, RetryPolicy};
 
@@ -91,6 +92,8 @@ pub struct ExporterOptions {
     pub headers: Vec<(String, String)>,
     /// Limit for one attempt, connection set-up included.
     pub timeout: Duration,
+    /// gzip costs the export thread CPU and saves the network bytes.
+    pub compression: Compression,
     pub tls: TlsOptions,
 }
 
@@ -310,6 +313,7 @@ impl OtlpExporter {
                     uri,
                     &headers,
                     options.timeout,
+                    options.compression,
                     tls_config,
                 )?)
             }
@@ -317,6 +321,7 @@ impl OtlpExporter {
                 uri,
                 &headers,
                 options.timeout,
+                options.compression,
                 tls.as_ref(),
             )?),
         };
@@ -410,6 +415,7 @@ mod tests {
             endpoint: endpoint.to_owned(),
             headers: Vec::new(),
             timeout: Duration::from_secs(1),
+            compression: Compression::None,
             tls: TlsOptions::default(),
         }
     }

@@ -128,7 +128,7 @@ mod tests {
 
     use super::*;
     use crate::export::test_support::{serve_http, HttpCollector};
-    use crate::export::{Protocol, TlsOptions};
+    use crate::export::{Compression, Protocol, TlsOptions};
 
     fn settings(endpoint: String, queue: ExportQueue) -> LogSettings {
         LogSettings {
@@ -137,6 +137,7 @@ mod tests {
                 endpoint,
                 headers: Vec::new(),
                 timeout: Duration::from_secs(2),
+                compression: Compression::None,
                 tls: TlsOptions::default(),
             },
             resource: Resource::builder_empty()
