@@ -7,11 +7,14 @@
 #   default         metrics on, Prometheus at /metrics (the out-of-the-box configuration)
 #   access log      default + a JSON access log written to a file
 #   traced          default + 100 % sampling, OTLP/HTTP to a rotel collector
+#   sampled 1 %     default + 1 % sampling, to the same collector
 # Absolute numbers move between machines and runs; compare the ratios.
 #
 #   bench/load.sh                      defaults: 5 s per run, 64 connections, 1 proxy thread
 #   DURATION=10 CONNECTIONS=128 THREADS=2 bench/load.sh
 #   ROUNDS=5 bench/load.sh             medians of 5 rounds: steadier ratios on a noisy machine
+#   BEFORE=path/to/traverse bench/load.sh  adds 'traced' and 'sampled 1 %' rows run by another
+#                                      build of Traverse (e.g. the previous commit), side by side
 #   THREADS=4 bench/load.sh            on a machine with 16 or more cores every process is pinned
 #                                      (taskset): upstream 0-3, proxies 4-7, wrk 11-15; on fewer
 #                                      cores everything shares them (a smoke pass, not a figure)
@@ -37,7 +40,7 @@ start_blackhole_collector
 
 # Traverse variants: name, label, configuration added to the common one. The first is the
 # baseline the others are compared with.
-variants=(off default access traced)
+variants=(off default access traced sampled)
 declare -A label extra port admin
 label[direct]="upstream direct";     label[nginx]="nginx proxy";  label[bare]="bare Pingora"
 label[off]="traverse metrics off";   extra[off]="metrics: {prometheus: {enabled: false}}"
@@ -46,12 +49,21 @@ label[access]="traverse + access log"
 extra[access]="logs: {access: {enabled: true, format: json, filePath: $work/access/access.log}}"
 label[traced]="traverse traced"
 extra[traced]="tracing: {sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
+label[sampled]="traverse sampled 1 %"
+extra[sampled]="tracing: {sampleRate: 0.01, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
+declare -A bin
+if [[ -n ${BEFORE:-} ]]; then
+    variants+=(traced_before sampled_before)
+    for v in traced sampled; do
+        label[${v}_before]="${label[$v]} (BEFORE)"; extra[${v}_before]=${extra[$v]}; bin[${v}_before]=$BEFORE
+    done
+fi
 
 start_traverse() { # $1 = variant
     local v=$1 dir="$work/$1"
     port[$v]=$(free_port); admin[$v]=$(free_port)
     traverse_config "$dir" "${port[$v]}" "${admin[$v]}" "$THREADS" "${extra[$v]}"
-    RUST_LOG=warn pinned proxy "$traverse" run --config "$dir/traverse.yaml" 2>"$dir/stderr" &
+    RUST_LOG=warn pinned proxy "${bin[$v]:-$traverse}" run --config "$dir/traverse.yaml" 2>"$dir/stderr" &
     pids+=($!)
 }
 for v in "${variants[@]}"; do start_traverse "$v"; done
@@ -96,22 +108,26 @@ for v in "${variants[@]}"; do
         stats=$(admin_get "${admin[$v]}" /api/telemetry | python3 -c 'import json,sys; a=json.load(sys.stdin)["accessLog"]; print("logged %d, dropped %d, write errors %d" % (a["logged"], a["dropped"], a["writeErrors"]))')
         checks+=("${label[$v]}: $lines access log lines vs wrk ${reqs[$v]} requests ($(( lines - reqs[$v] )) more); $stats")
     fi
-    if [[ $v == traced ]]; then
-        checks+=("${label[$v]}: spans $(admin_get "${admin[$v]}" /api/telemetry | python3 -c 'import json,sys; s=json.load(sys.stdin)["traces"]["spans"]; print("exported %d, dropped %d, failed %d" % (s["exported"], s["dropped"], s["failed"]))')")
+    if [[ $v == traced* || $v == sampled* ]]; then
+        checks+=("${label[$v]}: spans $(admin_get "${admin[$v]}" /api/telemetry | python3 -c 'import json,sys; s=json.load(sys.stdin)["traces"]["spans"]; print("ended %d, exported %d, dropped %d, failed %d, rejected %d" % (s["ended"], s["exported"], s["dropped"], s["failed"], s["rejected"]))') for ${reqs[$v]} requests")
     fi
 done
 
 if (( ROUNDS > 1 )); then echo "bare Pingora and Traverse rows: median of $ROUNDS rounds"; fi
-printf '%-24s %12s %10s %8s %14s %10s\n' target "req/s" "p99 ms" "non-2xx" "vs metrics off" "vs bare"
+printf '%-30s %12s %10s %8s %14s %10s\n' target "req/s" "p99 ms" "non-2xx" "vs metrics off" "vs bare"
 base=$(median "${rps[off]}") bare=$(median "${rps[bare]}")
 for t in direct nginx bare "${variants[@]}"; do
     r=$(median "${rps[$t]}") ratio="" vs_bare=""
     if [[ $t != direct && $t != nginx && $t != bare ]]; then
         ratio=$(python3 -c "print(f'{$r / $base:.2f}')"); vs_bare=$(python3 -c "print(f'{$r / $bare:.2f}')")
     fi
-    printf '%-24s %12.0f %10.2f %8s %14s %10s\n' "${label[$t]}" "$r" "$(median "${p99[$t]}")" "${err[$t]}" "$ratio" "$vs_bare"
+    printf '%-30s %12.0f %10.2f %8s %14s %10s\n' "${label[$t]}" "$r" "$(median "${p99[$t]}")" "${err[$t]}" "$ratio" "$vs_bare"
 done
 python3 -c "print(f'traverse default / bare Pingora: {$(median "${rps[default]}") / $bare:.2f}; bare Pingora / nginx: {$bare / $(median "${rps[nginx]}"):.2f}; traverse default / nginx: {$(median "${rps[default]}") / $(median "${rps[nginx]}"):.2f}')"
-echo "all variants but 'metrics off' record metrics (Prometheus on); 'traced' also traces 100 %"
+python3 -c "d = $(median "${rps[default]}"); print(f'traced 100 % / default: {$(median "${rps[traced]}") / d:.2f}; sampled 1 % / default: {$(median "${rps[sampled]}") / d:.2f}')"
+if [[ -n ${BEFORE:-} ]]; then
+    python3 -c "d = $(median "${rps[default]}"); print(f'BEFORE: traced 100 % / default: {$(median "${rps[traced_before]}") / d:.2f}; sampled 1 % / default: {$(median "${rps[sampled_before]}") / d:.2f}')"
+fi
+echo "all variants but 'metrics off' record metrics (Prometheus on); 'traced' also traces 100 %, 'sampled' 1 %"
 printf '%s\n' "${checks[@]}"
 echo "('more' is expected up to $ROUNDS x $CONNECTIONS + 1: responses wrk stopped waiting for, and the warm-up request)"

@@ -6,6 +6,9 @@
 #   bench/profile.sh                   N1=500 N2=2500, one proxy thread
 #   N1=1000 N2=5000 bench/profile.sh
 #   KEEP=1 bench/profile.sh            keep the callgrind files in the target directory's callgrind/
+#   ROWS="bare default traced" bench/profile.sh    only these rows (bare must come first)
+#   BEFORE=path/to/traverse bench/profile.sh       adds rows run by another build (e.g. the
+#                                      previous commit): 'default' and 'traced' (BEFORE)
 # Rows: bare Pingora (examples/bare_pingora.rs, the same allocator), Traverse with metrics
 # off, Traverse default (metrics on), and Traverse traced at 100 % to a collector.
 set -euo pipefail
@@ -45,7 +48,7 @@ count() {
     case $row in
         bare) cmd=("$bare" "127.0.0.1:$port" "127.0.0.1:$upstream_port" --threads 1) ;;
         *) traverse_config "$work/$row" "$port" "$(free_port)" 1 "${extra[$row]}"
-           cmd=("$traverse" run --config "$work/$row/traverse.yaml") ;;
+           cmd=("${bin[$row]:-$traverse}" run --config "$work/$row/traverse.yaml") ;;
     esac
     RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" 2>"$work/$row.$n.log" &
     pid=$!
@@ -57,19 +60,25 @@ count() {
     awk '/^(summary|totals):/ {print $2; exit}' "$out"
 }
 
-declare -A extra label
-rows=(bare off default traced)
+declare -A extra label bin
+read -r -a rows <<<"${ROWS:-bare off default traced}"
 label[bare]="bare Pingora";       extra[bare]=""
 label[off]="traverse metrics off"; extra[off]="metrics: {prometheus: {enabled: false}}"
 label[default]="traverse default"; extra[default]=""
 label[traced]="traverse traced";   extra[traced]="tracing: {sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
+if [[ -n ${BEFORE:-} ]]; then
+    for row in default traced; do
+        label[${row}_before]="${label[$row]} (BEFORE)"; extra[${row}_before]=${extra[$row]}; bin[${row}_before]=$BEFORE
+        rows+=("${row}_before")
+    done
+fi
 
 echo "callgrind, instructions per request (N2=$N2 minus N1=$N1 requests, one connection, one thread)"
-printf '%-24s %14s %14s\n' row "instr/request" "vs bare"
+printf '%-30s %14s %14s\n' row "instr/request" "vs bare"
 declare -A per
 for row in "${rows[@]}"; do
     a=$(count "$row" "$N1"); b=$(count "$row" "$N2")
     per[$row]=$(( (b - a) / (N2 - N1) ))
-    printf '%-24s %14d %14s\n' "${label[$row]}" "${per[$row]}" \
+    printf '%-30s %14d %14s\n' "${label[$row]}" "${per[$row]}" \
         "$(python3 -c "print(f'{${per[$row]} / ${per[bare]}:.2f}')")"
 done

@@ -36,7 +36,7 @@ pub use multicluster::{Child, ChildHealthCheck, Multicluster, PassiveHealthCheck
 pub use process::{Cluster, Server, Shutdown, Upstream};
 pub use providers::{FileProvider, KubernetesProvider, LeaderElection, Providers};
 pub use tls::{CertificateFiles, ChildTls, ListenerTls, Tls};
-pub use tracing::{ExportQueue, Otlp, OtlpGrpc, OtlpHttp, Tracing};
+pub use tracing::{Compression, ExportQueue, Otlp, OtlpGrpc, OtlpHttp, Tracing};
 
 #[cfg(test)]
 mod defaults_tests;

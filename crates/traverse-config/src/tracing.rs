@@ -84,6 +84,8 @@ pub struct OtlpHttp {
     /// Per export attempt.
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Unset: `OTEL_EXPORTER_OTLP_*COMPRESSION`, else none.
+    pub compression: Option<Compression>,
     pub tls: Option<Tls>,
 }
 
@@ -94,9 +96,20 @@ impl Default for OtlpHttp {
             endpoint: None,
             headers: BTreeMap::new(),
             timeout: None,
+            compression: None,
             tls: None,
         }
     }
+}
+
+/// How export requests are compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    /// What every OTLP receiver must accept.
+    Gzip,
 }
 
 /// OTLP over gRPC.
@@ -111,6 +124,8 @@ pub struct OtlpGrpc {
     pub headers: BTreeMap<String, String>,
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Unset: `OTEL_EXPORTER_OTLP_*COMPRESSION`, else none.
+    pub compression: Option<Compression>,
     pub tls: Option<Tls>,
 }
 
@@ -122,6 +137,7 @@ impl Default for OtlpGrpc {
             insecure: false,
             headers: BTreeMap::new(),
             timeout: None,
+            compression: None,
             tls: None,
         }
     }

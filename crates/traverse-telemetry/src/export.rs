@@ -44,6 +44,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use traverse_config::CertificateFiles;
+pub use traverse_config::Compression;
 
 pub use retry::{send_with_retry, RetryPolicy};
 
@@ -91,13 +92,15 @@ pub struct ExporterOptions {
     pub headers: Vec<(String, String)>,
     /// Limit for one attempt, connection set-up included.
     pub timeout: Duration,
+    /// gzip costs the export thread CPU and saves the network bytes.
+    pub compression: Compression,
     pub tls: TlsOptions,
 }
 
 /// An OTLP export request: what [`OtlpExporter::send`] can carry.
 ///
-/// Implemented for the trace, metrics and logs requests only (the trait is
-/// sealed): each signal differs in its gRPC method, its response type and the
+/// Implemented for the trace, metrics and logs requests, and a trace request already
+/// encoded, only (the trait is sealed): each signal differs in its gRPC method, its response type and the
 /// name of its partial-success counter, and nothing else.
 pub trait OtlpRequest: prost::Message + Default + Clone + Send + Sync + 'static + Sealed {
     /// The collector's answer to a successful export.
@@ -122,6 +125,7 @@ mod sealed {
     impl Sealed for super::ExportTraceServiceRequest {}
     impl Sealed for super::ExportMetricsServiceRequest {}
     impl Sealed for super::ExportLogsServiceRequest {}
+    impl Sealed for crate::span_wire::EncodedTraceRequest {}
 }
 use sealed::Sealed;
 
@@ -309,6 +313,7 @@ impl OtlpExporter {
                     uri,
                     &headers,
                     options.timeout,
+                    options.compression,
                     tls_config,
                 )?)
             }
@@ -316,6 +321,7 @@ impl OtlpExporter {
                 uri,
                 &headers,
                 options.timeout,
+                options.compression,
                 tls.as_ref(),
             )?),
         };
@@ -409,6 +415,7 @@ mod tests {
             endpoint: endpoint.to_owned(),
             headers: Vec::new(),
             timeout: Duration::from_secs(1),
+            compression: Compression::None,
             tls: TlsOptions::default(),
         }
     }

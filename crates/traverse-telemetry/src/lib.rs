@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod propagation;
 pub mod record;
 pub mod settings;
+mod span_wire;
 mod tracer;
 
 pub use logs::{LogPipeline, LogSettings, LogSink};

@@ -463,7 +463,7 @@ mod tests {
     #[tokio::test]
     async fn layer_exports_through_the_log_pipeline() {
         use crate::export::test_support::{serve_http, HttpCollector};
-        use crate::export::{ExporterOptions, Protocol, TlsOptions};
+        use crate::export::{Compression, ExporterOptions, Protocol, TlsOptions};
         use crate::logs::{LogPipeline, LogSettings};
 
         let (url, collector) = serve_http("/v1/logs", "200 OK").await;
@@ -473,6 +473,7 @@ mod tests {
                 endpoint: url,
                 headers: Vec::new(),
                 timeout: Duration::from_secs(2),
+                compression: Compression::None,
                 tls: TlsOptions::default(),
             },
             resource: opentelemetry_sdk::Resource::builder_empty().build(),

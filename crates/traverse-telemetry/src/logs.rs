@@ -128,7 +128,7 @@ mod tests {
 
     use super::*;
     use crate::export::test_support::{serve_http, HttpCollector};
-    use crate::export::{Protocol, TlsOptions};
+    use crate::export::{Compression, Protocol, TlsOptions};
 
     fn settings(endpoint: String, queue: ExportQueue) -> LogSettings {
         LogSettings {
@@ -137,6 +137,7 @@ mod tests {
                 endpoint,
                 headers: Vec::new(),
                 timeout: Duration::from_secs(2),
+                compression: Compression::None,
                 tls: TlsOptions::default(),
             },
             resource: Resource::builder_empty()
@@ -204,6 +205,7 @@ mod tests {
         assert_eq!(
             sink.stats(),
             StatsSnapshot {
+                ended: 3,
                 exported: 3,
                 ..StatsSnapshot::default()
             }
@@ -245,6 +247,7 @@ mod tests {
         assert_eq!(
             sink.stats(),
             StatsSnapshot {
+                ended: 10,
                 dropped: 6,
                 ..StatsSnapshot::default()
             }
@@ -276,6 +279,7 @@ mod tests {
         let stats = sink.stats();
         assert_eq!(stats.exported, 0);
         assert_eq!(stats.failed, 5);
+        assert_eq!(stats.ended, 5, "every record ended is accounted for");
         assert_eq!(stats.export_errors, 1);
     }
 

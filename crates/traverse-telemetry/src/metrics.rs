@@ -440,14 +440,19 @@ fn name_attribute(key: &'static str, name: &Arc<str>) -> KeyValue {
     KeyValue::new(key, Value::from(Arc::clone(name)))
 }
 
-/// Exported / dropped / failed counters of every telemetry signal, read at collection.
+/// Ended / exported / dropped / failed counters of every telemetry signal, read at collection.
 fn register_telemetry_health(meter: &Meter, sources: Vec<(&'static str, StatsSource)>) {
     let sources = Arc::new(sources);
     for (name, description, field) in [
         (
+            "traverse.telemetry.ended",
+            "Telemetry items (spans, log records) offered for export, by signal",
+            (|s: &StatsSnapshot| s.ended) as fn(&StatsSnapshot) -> u64,
+        ),
+        (
             "traverse.telemetry.exported",
             "Telemetry items (spans, log records) the collector accepted, by signal",
-            (|s: &StatsSnapshot| s.exported) as fn(&StatsSnapshot) -> u64,
+            |s: &StatsSnapshot| s.exported,
         ),
         (
             "traverse.telemetry.dropped",
@@ -458,6 +463,11 @@ fn register_telemetry_health(meter: &Meter, sources: Vec<(&'static str, StatsSou
             "traverse.telemetry.failed",
             "Telemetry items lost because their batch could not be delivered, by signal",
             |s: &StatsSnapshot| s.failed,
+        ),
+        (
+            "traverse.telemetry.rejected",
+            "Telemetry items the collector reported as rejected, by signal",
+            |s: &StatsSnapshot| s.rejected,
         ),
         (
             "traverse.telemetry.export_errors",

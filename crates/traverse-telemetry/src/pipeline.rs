@@ -39,6 +39,7 @@ const EXPORT_BUDGET: Duration = Duration::from_secs(30);
 /// Export counters of one signal. Monotonic; read with [`ExportStats::snapshot`].
 #[derive(Debug, Default)]
 pub struct ExportStats {
+    ended: AtomicU64,
     exported: AtomicU64,
     dropped: AtomicU64,
     failed: AtomicU64,
@@ -51,6 +52,9 @@ pub struct ExportStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
+    /// Items (spans, log records) offered for export. Once nothing is queued or in
+    /// flight, `exported + dropped + failed + rejected == ended`.
+    pub ended: u64,
     /// Items (spans, log records) the collector accepted.
     pub exported: u64,
     /// Items dropped because the queue was full.
@@ -68,7 +72,11 @@ pub struct StatsSnapshot {
 impl ExportStats {
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        // Read before the outcomes: under load, what is queued or in flight is
+        // counted in `ended` only.
+        let ended = get(&self.ended);
         StatsSnapshot {
+            ended,
             exported: get(&self.exported),
             dropped: get(&self.dropped),
             failed: get(&self.failed),
@@ -101,6 +109,7 @@ impl<T> BatchQueue<T> {
 
     /// Queues `item` without waiting; a full queue drops it and counts the drop.
     pub(crate) fn push(&self, item: T) {
+        self.stats.ended.fetch_add(1, Ordering::Relaxed);
         match self.items.push(item) {
             Ok(()) => {
                 if self.items.len() >= self.max_batch {

@@ -12,7 +12,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_semantic_conventions::attribute as semconv;
 use traverse_config::{Config, ExportQueue, Otlp, Problem, Tls};
 
-use crate::export::{ExporterOptions, Protocol, TlsOptions};
+use crate::export::{Compression, ExporterOptions, Protocol, TlsOptions};
 use crate::logs::LogSettings;
 use crate::metrics::push::PushSettings;
 
@@ -222,7 +222,8 @@ fn exporter(
         }
     };
 
-    let (config_endpoint, config_headers, config_timeout, tls) = match protocol {
+    let (config_endpoint, config_headers, config_timeout, config_compression, tls) = match protocol
+    {
         Protocol::Grpc => {
             let grpc = otlp.grpc_enabled();
             (
@@ -230,6 +231,7 @@ fn exporter(
                     .map(|e| grpc_url(e, grpc.is_some_and(|g| g.insecure))),
                 grpc.map(|g| &g.headers),
                 grpc.and_then(|g| g.timeout),
+                grpc.and_then(|g| g.compression),
                 grpc.and_then(|g| g.tls.as_ref()),
             )
         }
@@ -239,6 +241,7 @@ fn exporter(
                 http.and_then(|h| h.endpoint.clone()),
                 http.map(|h| &h.headers),
                 http.and_then(|h| h.timeout),
+                http.and_then(|h| h.compression),
                 http.and_then(|h| h.tls.as_ref()),
             )
         }
@@ -288,11 +291,33 @@ fn exporter(
         }
     });
 
+    let compression = config_compression.unwrap_or_else(|| {
+        let names = [
+            specific("COMPRESSION"),
+            "OTEL_EXPORTER_OTLP_COMPRESSION".to_owned(),
+        ];
+        match names.iter().find_map(|name| env(name).map(|v| (name, v))) {
+            Some((name, value)) => match value.trim() {
+                "gzip" => Compression::Gzip,
+                "none" | "" => Compression::None,
+                other => {
+                    problem(
+                        name,
+                        format!("{other:?} is not supported; use gzip or none"),
+                    );
+                    Compression::None
+                }
+            },
+            None => Compression::None,
+        }
+    });
+
     Some(ExporterOptions {
         protocol,
         endpoint,
         headers: headers.into_iter().collect(),
         timeout,
+        compression,
         tls: tls.map(tls_options).unwrap_or_default(),
     })
 }

@@ -2,8 +2,9 @@
 //!
 //! The data plane knows a request's whole story by Pingora's `logging` phase, so a
 //! span here is a plain value: ids and start time when the request arrives,
-//! attributes as phases learn them, and one [`Tracer::end`] that turns it into
-//! `SpanData` and offers it to the export queue without waiting. There is no span
+//! attributes as phases learn them, and one [`Tracer::end`] that encodes it into
+//! OTLP protobuf on the worker ([`crate::span_wire`]) and offers it to the export queue
+//! without waiting. There is no span
 //! stack, no lock and no context object to carry across phases.
 //!
 //! [`TracePipeline`] starts the export thread that drains the tracer's queue, as
@@ -17,28 +18,31 @@ use std::time::{Duration, SystemTime};
 use crate::pipeline::{BatchQueue, ExportStats, ExportThread, StartError};
 use crate::propagation::{export_trace_state, Decision, RANDOM};
 use crate::settings::TraceSettings;
+use crate::span_wire::{encode_span, SpanView, TraceRequestEncoder};
 use opentelemetry::trace::{
     Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry::{Context, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope as ProtoScope;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::trace::{
-    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample, SpanData, SpanEvents,
-    SpanLinks,
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample,
 };
 
 /// Room for a request span's attributes, so recording them allocates once.
 const ATTRIBUTE_CAPACITY: usize = 16;
+
+/// Room for a request span encoded (a SERVER span with its usual attributes is about
+/// 400 bytes), so encoding it allocates once.
+const ENCODED_SPAN_CAPACITY: usize = 512;
 
 /// Creates and ends the gateway's spans; shared by every worker.
 #[derive(Debug)]
 pub struct Tracer {
     sampler: Sampler,
     ids: RandomIdGenerator,
-    scope: InstrumentationScope,
-    queue: Arc<BatchQueue<SpanData>>,
+    /// Encoded spans ([`encode_span`]) waiting for the export thread.
+    queue: Arc<BatchQueue<Vec<u8>>>,
     role: &'static str,
     add_internals: bool,
     trace_id_response_header: Option<http::HeaderName>,
@@ -61,7 +65,7 @@ pub struct Span {
 impl Tracer {
     pub(crate) fn new(
         sampler: Sampler,
-        queue: Arc<BatchQueue<SpanData>>,
+        queue: Arc<BatchQueue<Vec<u8>>>,
         role: &'static str,
         add_internals: bool,
         trace_id_response_header: Option<http::HeaderName>,
@@ -69,9 +73,6 @@ impl Tracer {
         Tracer {
             sampler,
             ids: RandomIdGenerator::default(),
-            scope: InstrumentationScope::builder("traverse")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
             queue,
             role,
             add_internals,
@@ -174,39 +175,31 @@ impl Tracer {
         if !span.is_recording() {
             return;
         }
-        let mut links = SpanLinks::default();
-        links.links = span.links;
-        let span_context = match &span.tracestate {
-            Some(tracestate) => {
-                let c = span.context;
-                SpanContext::new(
-                    c.trace_id(),
-                    c.span_id(),
-                    c.trace_flags(),
-                    false,
-                    export_trace_state(tracestate),
-                )
-            }
-            None => span.context,
-        };
-        let data = SpanData {
-            span_context,
+        // Only a continued trace has a tracestate; OpenTelemetry's form of it is what
+        // the span carries.
+        let trace_state = span
+            .tracestate
+            .as_ref()
+            .map(|header| export_trace_state(header).header());
+        let name = name.into();
+        let view = SpanView {
+            context: &span.context,
+            trace_state: trace_state.as_deref().unwrap_or(""),
             parent_span_id: span.parent_span_id,
-            parent_span_is_remote: span.parent_is_remote,
-            span_kind: span.kind,
-            name: name.into(),
-            start_time: span.start,
+            parent_is_remote: span.parent_is_remote,
+            kind: &span.kind,
+            name: &name,
+            start: span.start,
             // A clock read before the start (a step of the wall clock) never makes a
             // negative span.
-            end_time: end.max(span.start),
-            attributes: span.attributes,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links,
-            status,
-            instrumentation_scope: self.scope.clone(),
+            end: end.max(span.start),
+            attributes: &span.attributes,
+            links: &span.links,
+            status: &status,
         };
-        self.queue.push(data);
+        let mut encoded = Vec::with_capacity(ENCODED_SPAN_CAPACITY);
+        encode_span(&view, &mut encoded);
+        self.queue.push(encoded);
     }
 
     /// The gateway's role, for the `traverse.role` attribute.
@@ -271,11 +264,16 @@ impl TracePipeline {
             settings.queue.max_size,
             settings.queue.max_batch_size,
         ));
-        // Converted once: every batch carries the same resource.
-        let resource = ResourceAttributesWithSchema::from(&settings.resource);
-        let encode = move |spans: Vec<SpanData>| ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(spans, &resource),
-        };
+        // Encoded once: every batch carries the same resource and scope.
+        let requests = TraceRequestEncoder::new(
+            &ResourceAttributesWithSchema::from(&settings.resource),
+            ProtoScope {
+                name: "traverse".to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                ..ProtoScope::default()
+            },
+        );
+        let encode = move |spans: Vec<Vec<u8>>| requests.encode(spans);
         let thread = ExportThread::spawn(
             "traverse-otlp",
             Arc::clone(&queue),
@@ -305,12 +303,28 @@ impl TracePipeline {
 mod tests {
     use super::*;
     use crate::propagation::TrustPolicy;
+    use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
+    use prost::Message;
+
+    /// The encoded spans a tracer queued, read back decoded.
+    struct Queued(Arc<BatchQueue<Vec<u8>>>);
+
+    impl Queued {
+        fn pop(&self) -> Option<ProtoSpan> {
+            let bytes = self.0.pop()?;
+            Some(ProtoSpan::decode(bytes.as_slice()).expect("a Span message"))
+        }
+    }
 
     /// A tracer and its queue (capacity 4), read back with `pop`.
-    fn tracer(sampler: Sampler) -> (Tracer, Arc<BatchQueue<SpanData>>) {
+    fn tracer(sampler: Sampler) -> (Tracer, Queued) {
         let queue = Arc::new(BatchQueue::new(4, 4));
         let tracer = Tracer::new(sampler, Arc::clone(&queue), "standalone", false, None);
-        (tracer, queue)
+        (tracer, Queued(queue))
+    }
+
+    fn id(bytes: &[u8]) -> SpanId {
+        SpanId::from_bytes(bytes.try_into().expect("8 bytes"))
     }
 
     fn remote(flags: TraceFlags) -> SpanContext {
@@ -356,12 +370,14 @@ mod tests {
         tracer.end(server, "GET r", Status::Unset);
         let client = rx.pop().expect("client span");
         let server = rx.pop().expect("server span");
-        assert_eq!(client.parent_span_id, server_id);
-        assert!(!client.parent_span_is_remote);
-        assert_eq!(server.parent_span_id, SpanId::from(0xdef));
-        assert!(server.parent_span_is_remote);
+        assert_eq!(id(&client.parent_span_id), server_id);
+        // Sampled, the parent's locality known (0x100), remote (0x200) or not.
+        assert_eq!(client.flags, 0x101);
+        assert_eq!(id(&server.parent_span_id), SpanId::from(0xdef));
+        assert_eq!(server.flags, 0x301);
         // The exported form keeps what OpenTelemetry can represent.
-        assert_eq!(server.span_context.trace_state().header(), "vendor=1");
+        assert_eq!(server.trace_state, "vendor=1");
+        assert_eq!(client.trace_state, "vendor=1");
     }
 
     #[test]
@@ -397,7 +413,14 @@ mod tests {
         let end = SystemTime::now();
         std::thread::sleep(Duration::from_millis(5));
         tracer.end_at(span, "GET", Status::Unset, end);
-        assert_eq!(rx.pop().expect("span").end_time, end);
+        let nanos = end
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_nanos();
+        assert_eq!(
+            u128::from(rx.pop().expect("span").end_time_unix_nano),
+            nanos
+        );
     }
 
     #[test]
@@ -428,12 +451,9 @@ mod tests {
         assert_eq!(server.tracestate(), None, "a new trace has no tracestate");
         tracer.end(server, "GET", Status::Unset);
         let span = rx.pop().expect("span");
-        assert_eq!(span.parent_span_id, SpanId::INVALID);
-        assert_eq!(span.links.links.len(), 1);
-        assert_eq!(
-            span.links.links[0].span_context.span_id(),
-            SpanId::from(0xdef)
-        );
+        assert!(span.parent_span_id.is_empty(), "a root");
+        assert_eq!(span.links.len(), 1);
+        assert_eq!(id(&span.links[0].span_id), SpanId::from(0xdef));
     }
 
     #[test]
@@ -456,6 +476,16 @@ mod tests {
             let span = tracer.start_server(&Decision::default());
             tracer.end(span, "GET", Status::Unset);
         }
-        assert_eq!(tracer.stats().snapshot().dropped, 6);
+        let stats = tracer.stats().snapshot();
+        assert_eq!(stats.dropped, 6);
+        assert_eq!(stats.ended, 10, "queued and dropped spans were both ended");
+    }
+
+    #[test]
+    fn unsampled_spans_are_not_ended_for_export() {
+        let (tracer, _rx) = tracer(Sampler::AlwaysOff);
+        let span = tracer.start_server(&Decision::default());
+        tracer.end(span, "GET", Status::Unset);
+        assert_eq!(tracer.stats().snapshot().ended, 0);
     }
 }

@@ -11,13 +11,14 @@ use ::http::uri::PathAndQuery;
 use ::http::{HeaderName, HeaderValue, Uri};
 use prost::Message;
 use tonic::client::Grpc;
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_prost::ProstCodec;
 
 use super::tls::TlsMaterial;
-use super::{error_chain, Accepted, ConfigError, ExportError, OtlpRequest};
+use super::{error_chain, Accepted, Compression, ConfigError, ExportError, OtlpRequest};
 
 pub(super) struct GrpcExporter {
     endpoint: Endpoint,
@@ -26,6 +27,7 @@ pub(super) struct GrpcExporter {
     client: OnceLock<Grpc<Channel>>,
     metadata: MetadataMap,
     timeout: Duration,
+    gzip: bool,
 }
 
 impl GrpcExporter {
@@ -34,6 +36,7 @@ impl GrpcExporter {
         uri: Uri,
         headers: &[(HeaderName, HeaderValue)],
         timeout: Duration,
+        compression: Compression,
         tls: Option<&TlsMaterial>,
     ) -> Result<Self, ConfigError> {
         let transport_error = |e: tonic::transport::Error| ConfigError::Tls(error_chain(&e));
@@ -55,6 +58,7 @@ impl GrpcExporter {
             client: OnceLock::new(),
             metadata: metadata(headers)?,
             timeout,
+            gzip: compression == Compression::Gzip,
         })
     }
 
@@ -62,7 +66,14 @@ impl GrpcExporter {
         // Clones share the channel; each call needs its own handle to poll.
         let mut client = self
             .client
-            .get_or_init(|| Grpc::new(self.endpoint.connect_lazy()))
+            .get_or_init(|| {
+                let client = Grpc::new(self.endpoint.connect_lazy());
+                if self.gzip {
+                    client.send_compressed(CompressionEncoding::Gzip)
+                } else {
+                    client
+                }
+            })
             .clone();
         let mut grpc_request = tonic::Request::new(request.clone());
         *grpc_request.metadata_mut() = self.metadata.clone();

@@ -99,7 +99,7 @@ mod tests {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
     use super::*;
-    use crate::export::{ExporterOptions, Protocol, TlsOptions};
+    use crate::export::{Compression, ExporterOptions, Protocol, TlsOptions};
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
@@ -167,6 +167,7 @@ mod tests {
             endpoint,
             headers: Vec::new(),
             timeout: Duration::from_secs(5),
+            compression: Compression::None,
             tls: TlsOptions::default(),
         })
         .expect("exporter");

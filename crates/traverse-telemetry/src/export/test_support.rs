@@ -17,18 +17,25 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::export::{ExporterOptions, OtlpExporter, Protocol, RetryPolicy, TlsOptions};
+use crate::export::{
+    Compression, ExporterOptions, OtlpExporter, Protocol, RetryPolicy, TlsOptions,
+};
 
-/// An exporter to `endpoint` sending an `Authorization` header, 2 s per attempt.
-pub(crate) fn exporter(protocol: Protocol, endpoint: &str) -> OtlpExporter {
-    OtlpExporter::new(ExporterOptions {
+/// Options for `endpoint` sending an `Authorization` header, 2 s per attempt.
+pub(crate) fn options(protocol: Protocol, endpoint: &str) -> ExporterOptions {
+    ExporterOptions {
         protocol,
         endpoint: endpoint.to_owned(),
         headers: vec![("Authorization".to_owned(), "Bearer token".to_owned())],
         timeout: Duration::from_secs(2),
+        compression: Compression::None,
         tls: TlsOptions::default(),
-    })
-    .expect("exporter")
+    }
+}
+
+/// An exporter for [`options`].
+pub(crate) fn exporter(protocol: Protocol, endpoint: &str) -> OtlpExporter {
+    OtlpExporter::new(options(protocol, endpoint)).expect("exporter")
 }
 
 /// Five attempts with millisecond backoffs, so retry tests stay fast.

@@ -30,7 +30,8 @@ use tokio_rustls::TlsAcceptor;
 use traverse_config::CertificateFiles;
 
 use super::{
-    Accepted, ConfigError, ExportError, ExporterOptions, OtlpExporter, Protocol, TlsOptions,
+    Accepted, Compression, ConfigError, ExportError, ExporterOptions, OtlpExporter, Protocol,
+    TlsOptions,
 };
 
 struct Pki {
@@ -118,6 +119,7 @@ impl Pki {
             endpoint,
             headers: Vec::new(),
             timeout: Duration::from_secs(2),
+            compression: Compression::None,
             tls: TlsOptions {
                 files: CertificateFiles {
                     cert: Some(self.client_cert_file.clone()),

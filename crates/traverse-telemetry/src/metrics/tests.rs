@@ -18,8 +18,10 @@ const ALL: MetricFamilies = MetricFamilies {
 
 fn metrics(families: MetricFamilies) -> Arc<Metrics> {
     let spans: StatsSource = Arc::new(|| StatsSnapshot {
+        ended: 10,
         exported: 7,
         dropped: 2,
+        rejected: 1,
         ..StatsSnapshot::default()
     });
     Metrics::new(MetricsOptions {
@@ -204,6 +206,16 @@ fn requests_are_counted_per_family_with_bounded_labels() {
         ),
         Some(2.0)
     );
+    for (family, expected) in [
+        ("traverse_telemetry_ended_total", 10.0),
+        ("traverse_telemetry_rejected_total", 1.0),
+    ] {
+        assert_eq!(
+            value(&text, family, &[("signal", "spans")]),
+            Some(expected),
+            "{family}"
+        );
+    }
 }
 
 #[test]

@@ -260,6 +260,36 @@ fn bad_variables_are_reported_by_name() {
 }
 
 #[test]
+fn compression_from_the_file_or_the_variables() {
+    let s = settings(
+        "tracing: {otlp: {grpc: {endpoint: 'http://c:4317', compression: gzip}}}",
+        &[("OTEL_EXPORTER_OTLP_COMPRESSION", "none")],
+    );
+    assert_eq!(s.exporter.compression, Compression::Gzip, "the file wins");
+    let s = settings(
+        "tracing: {otlp: {enabled: true}}",
+        &[
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+        ],
+    );
+    assert_eq!(
+        s.exporter.compression,
+        Compression::Gzip,
+        "the signal's variable wins"
+    );
+    let s = settings("tracing: {otlp: {enabled: true}}", &[]);
+    assert_eq!(s.exporter.compression, Compression::None);
+    assert_eq!(
+        problem_keys(resolve_with(
+            "tracing: {otlp: {enabled: true}}",
+            &[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")]
+        )),
+        ["OTEL_EXPORTER_OTLP_COMPRESSION"]
+    );
+}
+
+#[test]
 fn key_value_lists() {
     assert_eq!(
         parse_key_values(" a = 1 ,b=x%3Dy,, ").expect("ok"),
