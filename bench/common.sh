@@ -5,8 +5,7 @@
 scripts/install-prereqs.sh bench
 cargo build --release --locked -p traverse >&2
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-# TRAVERSE_BIN: another build to measure in its place (e.g. the previous commit's).
-traverse="${TRAVERSE_BIN:-$target_dir/release/traverse}"
+traverse="$target_dir/release/traverse"
 
 work=$(mktemp -d)
 pids=()
