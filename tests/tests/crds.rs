@@ -47,6 +47,7 @@ fn every_crd_validates_strictly() {
             "serverstransports.traefik.io.yaml",
             "tlsoptions.traefik.io.yaml",
             "tlsstores.traefik.io.yaml",
+            "traefikservices.traefik.io.yaml",
             "uplinks.traverse.dev.yaml"
         ]
     );
