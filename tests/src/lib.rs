@@ -73,11 +73,17 @@ fn ephemeral_low() -> u32 {
 /// A configuration with one entrypoint `web`, the admin API and the watched file
 /// provider; `extra` is appended (top-level keys other than those three).
 pub fn config(extra: &str) -> String {
+    config_with_web("", extra)
+}
+
+/// [`config`] whose `web` entrypoint also has `settings`: YAML lines indented by four
+/// spaces, each ending in a newline (`"    maxConnections: 2\n"`).
+pub fn config_with_web(settings: &str, extra: &str) -> String {
     format!(
         "entryPoints:
   web:
     address: \"{{web}}\"
-admin:
+{settings}admin:
   address: \"{{admin}}\"
 providers:
   file:

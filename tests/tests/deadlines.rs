@@ -7,25 +7,13 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use traverse_e2e::{http_get, route, service, Connection, Gateway, Upstream};
+use traverse_e2e::{config_with_web, http_get, route, service, Connection, Gateway, Upstream};
 
 /// A gateway whose `web` entrypoint has `settings` (YAML lines indented by four spaces),
 /// routing everything to `app`.
 async fn start(settings: &str, app: &Upstream) -> Gateway {
-    let config = format!(
-        "entryPoints:
-  web:
-    address: \"{{web}}\"
-{settings}
-admin:
-  address: \"{{admin}}\"
-providers:
-  file:
-    directory: manifests
-"
-    );
     Gateway::start(
-        &config,
+        &config_with_web(&format!("{settings}\n"), ""),
         &[
             ("backends", &service("app", &[app.addr()])),
             ("route", &route("app", "PathPrefix(`/`)", "app")),

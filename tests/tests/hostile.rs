@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use traverse_e2e::{config, eventually, route, service, Connection, Gateway, Response, Upstream};
+use traverse_e2e::{
+    config, config_with_web, eventually, route, service, Connection, Gateway, Response, Upstream,
+};
 
 /// How long a test waits for an answer.
 const WAIT: Duration = Duration::from_secs(5);
@@ -24,12 +26,8 @@ async fn start(extra: &str, upstream: &Upstream) -> Gateway {
 /// A gateway like [`start`] whose `web` entrypoint also has `settings` (YAML lines
 /// indented by four spaces).
 async fn start_with_web(settings: &str, upstream: &Upstream) -> Gateway {
-    let config = format!(
-        "entryPoints:\n  web:\n    address: \"{{web}}\"\n{settings}admin:\n  address: \"{{admin}}\"\n\
-         providers:\n  file:\n    directory: manifests\n"
-    );
     Gateway::start(
-        &config,
+        &config_with_web(settings, ""),
         &[
             ("backends", &service("app", &[upstream.addr()])),
             ("route", &route("app", "PathPrefix(`/`)", "app")),

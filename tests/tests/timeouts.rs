@@ -3,25 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use traverse_e2e::{route, service, Connection, Gateway, Upstream};
+use traverse_e2e::{config_with_web, route, service, Connection, Gateway, Upstream};
 
 /// A gateway whose `web` entrypoint has the given `timeouts` block, routing everything to `app`.
 async fn start(timeouts: &str, app: &Upstream) -> Gateway {
-    let config = format!(
-        "entryPoints:
-  web:
-    address: \"{{web}}\"
-    timeouts:
-{timeouts}
-admin:
-  address: \"{{admin}}\"
-providers:
-  file:
-    directory: manifests
-"
-    );
     Gateway::start(
-        &config,
+        &config_with_web(&format!("    timeouts:\n{timeouts}\n"), ""),
         &[
             ("backends", &service("app", &[app.addr()])),
             ("route", &route("app", "PathPrefix(`/`)", "app")),
