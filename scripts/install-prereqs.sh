@@ -19,6 +19,7 @@
 # the clone, so a wrapper installed from another clone runs this clone's script).
 # And it holds helm-python-sdk, the Helm Go library with Python bindings: the chart tests
 # lint and render charts/traverse with it through traverse-python (no helm binary needed).
+# And grpcio: the gRPC tests run a real gRPC server and client through traverse-python.
 set -euo pipefail
 
 tools="${TRAVERSE_TOOLS:-$HOME/.cache/traverse/tools}"
@@ -37,6 +38,8 @@ kmock_server="$tools/bin/kmock-server"
 kmock_version="0.8"
 # Pinned: the chart tests lint and render with the Helm SDK version it embeds (v4).
 helm_sdk_version="0.2.2"
+# Pinned: the gRPC tests' server and client (generic handlers, no generated code).
+grpcio_version="1.85.1"
 
 packages=()
 command -v cmake >/dev/null || packages+=(cmake)
@@ -59,10 +62,12 @@ need_kmock=false
 [[ -x "$kmock_server" && "$(installed kmock)" == "$kmock_version" ]] || need_kmock=true
 need_helm=false
 [[ -x "$python_wrapper" && "$(installed helm-python-sdk)" == "$helm_sdk_version" ]] || need_helm=true
+need_grpcio=false
+[[ -x "$python_wrapper" && "$(installed grpcio)" == "$grpcio_version" ]] || need_grpcio=true
 need_venv=false
 "$venv/bin/python" -m pip --version >/dev/null 2>&1 || need_venv=true
 # Debian's python3 creates virtualenvs only with python3-venv (which brings ensurepip).
-if { $need_rotel || $need_prometheus || $need_validate || $need_kmock || $need_helm; } && $need_venv \
+if { $need_rotel || $need_prometheus || $need_validate || $need_kmock || $need_helm || $need_grpcio; } && $need_venv \
     && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     packages+=(python3-venv)
 fi
@@ -74,7 +79,7 @@ if ((${#packages[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
-if { $need_rotel || $need_prometheus || $need_validate || $need_kmock || $need_helm; } && $need_venv; then
+if { $need_rotel || $need_prometheus || $need_validate || $need_kmock || $need_helm || $need_grpcio; } && $need_venv; then
     python3 -m venv --clear "$venv"
     # A cleared virtualenv holds none of the packages.
     need_rotel=true
@@ -82,6 +87,7 @@ if { $need_rotel || $need_prometheus || $need_validate || $need_kmock || $need_h
     need_validate=true
     need_kmock=true
     need_helm=true
+    need_grpcio=true
 fi
 
 if $need_rotel; then
@@ -139,4 +145,16 @@ if $need_helm; then
         mv -f "$python_wrapper.tmp" "$python_wrapper"
     fi
     "$python_wrapper" -c 'import helm_python'
+fi
+
+if $need_grpcio; then
+    echo "installing: grpcio $grpcio_version (into $venv)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "grpcio==$grpcio_version"
+    mkdir -p "$tools/bin"
+    if [[ ! -x "$python_wrapper" ]]; then
+        printf '#!/bin/sh\nexec %q "$@"\n' "$venv/bin/python" >"$python_wrapper.tmp"
+        chmod +x "$python_wrapper.tmp"
+        mv -f "$python_wrapper.tmp" "$python_wrapper"
+    fi
+    "$python_wrapper" -c 'import grpc'
 fi

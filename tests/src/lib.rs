@@ -9,6 +9,7 @@ pub mod captured;
 pub mod client;
 pub mod collector;
 pub mod gateway;
+pub mod grpc;
 pub mod http1;
 pub mod kmock;
 pub mod pki;

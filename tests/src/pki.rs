@@ -1,7 +1,7 @@
 //! A throwaway certificate authority for TLS tests: PEM text, made fresh per test.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
 
@@ -22,6 +22,11 @@ impl TestCa {
     pub fn new() -> TestCa {
         let key = KeyPair::generate().expect("CA key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        // Its own name: OpenSSL takes a leaf whose issuer name equals its subject name
+        // for self-signed (rcgen's default name is the same for both).
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Traverse test CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -38,6 +43,7 @@ impl TestCa {
     pub fn issue(&self, name: &str, usages: &[ExtendedKeyUsagePurpose]) -> Leaf {
         let key = KeyPair::generate().expect("leaf key");
         let mut params = CertificateParams::new(vec![name.to_owned()]).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = usages.to_vec();
         let cert = params
             .signed_by(&key, &self.issuer)

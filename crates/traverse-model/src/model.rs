@@ -111,6 +111,8 @@ pub struct ServersTransport {
     pub dial_timeout: Option<std::time::Duration>,
     pub response_header_timeout: Option<std::time::Duration>,
     pub idle_conn_timeout: Option<std::time::Duration>,
+    /// Speak HTTP/1.1 only to `https` servers (else HTTP/2 when the server offers it).
+    pub disable_http2: bool,
     /// The data plane's own form of the above, made on first use and kept with the
     /// table (the model does not know the data plane's types).
     pub prepared: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,

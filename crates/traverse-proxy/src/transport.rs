@@ -58,9 +58,15 @@ pub(crate) fn service_peer(
             .to_owned(),
     };
     let mut peer = HttpPeer::new(address, tls, sni);
-    if backend.scheme == Scheme::H2c {
+    match backend.scheme {
         // Prior-knowledge HTTP/2 over cleartext.
-        peer.options.set_http_version(2, 2);
+        Scheme::H2c => peer.options.set_http_version(2, 2),
+        // HTTP/2 when the server's ALPN picks it (as Traefik does), so gRPC and its
+        // trailers pass; HTTP/1.1 otherwise or with the transport's `disableHTTP2`.
+        Scheme::Https if !transport.is_some_and(|t| t.disable_http2) => {
+            peer.options.set_http_version(2, 1)
+        }
+        _ => {}
     }
     if let (true, Some(transport)) = (tls, transport) {
         if let Some(prepared) = prepared(transport) {
@@ -97,4 +103,53 @@ pub(crate) fn apply_upstream(peer: &mut HttpPeer, upstream: &traverse_config::Up
     peer.options.read_timeout = Some(upstream.read_timeout);
     peer.options.write_timeout = Some(upstream.write_timeout);
     peer.options.idle_timeout = Some(upstream.idle_timeout);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::protocols::ALPN;
+    use traverse_model::Weighted;
+
+    fn backend(scheme: Scheme, transport: Option<ServersTransport>) -> Backend {
+        Backend {
+            name: "apps/grpc:80".into(),
+            scheme,
+            pass_host_header: true,
+            servers: Weighted::new(vec![]),
+            transport: transport.map(Arc::new),
+            sticky: None,
+        }
+    }
+
+    fn alpn(backend: &Backend) -> ALPN {
+        let header = RequestHeader::build("POST", b"/svc/Method", None).expect("header");
+        let peer = service_peer(
+            backend,
+            "127.0.0.1:50051".parse().expect("address"),
+            &header,
+        );
+        peer.options.alpn
+    }
+
+    #[test]
+    fn http2_is_offered_to_https_servers_unless_the_transport_disables_it() {
+        let http1_only = ServersTransport {
+            disable_http2: true,
+            ..ServersTransport::default()
+        };
+        let cases = [
+            (backend(Scheme::Http, None), ALPN::H1),
+            (backend(Scheme::H2c, None), ALPN::H2),
+            (backend(Scheme::Https, None), ALPN::H2H1),
+            (
+                backend(Scheme::Https, Some(ServersTransport::default())),
+                ALPN::H2H1,
+            ),
+            (backend(Scheme::Https, Some(http1_only)), ALPN::H1),
+        ];
+        for (backend, expected) in cases {
+            assert_eq!(alpn(&backend), expected, "{:?}", backend.scheme);
+        }
+    }
 }

@@ -71,6 +71,7 @@ impl Translator<'_> {
             name: format!("{namespace}/{name}"),
             server_name: spec.server_name.clone().filter(|n| !n.is_empty()),
             insecure_skip_verify: spec.insecure_skip_verify == Some(true),
+            disable_http2: spec.disable_http2 == Some(true),
             ..Transport::default()
         };
         let ca_secrets = spec
@@ -169,7 +170,12 @@ impl Translator<'_> {
                 (timeouts.read_idle_timeout.is_some(), "readIdleTimeout"),
             ] {
                 if set {
-                    problems.push((Severity::Warning, Reason::Unsupported, format!("spec.forwardingTimeouts.{key}"), "HTTP/2 pings to servers are not implemented; servers are spoken to over HTTP/1.1".into()));
+                    problems.push((
+                        Severity::Warning,
+                        Reason::Unsupported,
+                        format!("spec.forwardingTimeouts.{key}"),
+                        "HTTP/2 pings to servers are not implemented".into(),
+                    ));
                 }
             }
         }
