@@ -156,6 +156,20 @@ pub async fn send_tls(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<Response, ClientError> {
+    let versions = rustls::DEFAULT_VERSIONS;
+    send_tls_versions(addr, server_name, ca_pem, versions, method, path, headers).await
+}
+
+/// [`send_tls`] offering only the TLS `versions`.
+pub async fn send_tls_versions(
+    addr: SocketAddr,
+    server_name: &str,
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Response, ClientError> {
     let exchange = async {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -167,7 +181,7 @@ pub async fn send_tls(
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| ClientError::Connect(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();

@@ -1,5 +1,5 @@
 //! One record per request, end to end: what the span, the metric and the access log say
-//! about a request agrees (here: the scheme of a TLS entrypoint), and upstream selection
+//! about a request agrees (here: the scheme, TLS version and SNI of a TLS entrypoint), and upstream selection
 //! never retries onto an endpoint a request already tried, while failing endpoints are
 //! passively ejected.
 
@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use serde_json::Value;
-use traverse_e2e::client::send_tls;
+use traverse_e2e::client::send_tls_versions;
 use traverse_e2e::collector::SpanKind;
 use traverse_e2e::pki::{TestCa, Usage};
 use traverse_e2e::prometheus::{self, Format};
@@ -73,15 +73,23 @@ logs:
     let manifests: Vec<(&str, &str)> = manifests.iter().map(|(n, t)| (*n, t.as_str())).collect();
     let gateway = Gateway::start(&config, &manifests).await;
 
+    // The first request offers TLS 1.2 only; each names gw.test in the handshake (SNI)
+    // and alias.test in its Host header.
     const SECURE: usize = 3;
     for i in 0..SECURE {
-        let response = send_tls(
+        let versions: &[_] = if i == 0 {
+            &[&rustls::version::TLS12]
+        } else {
+            rustls::DEFAULT_VERSIONS
+        };
+        let response = send_tls_versions(
             gateway.addr("websecure"),
             "gw.test",
             &ca.pem,
+            versions,
             "GET",
             &format!("/secure/{i}"),
-            &[("host", "gw.test")],
+            &[("host", "alias.test")],
         )
         .await
         .unwrap_or_else(|e| panic!("request {i} over TLS: {e}"));
@@ -108,6 +116,19 @@ logs:
             "https"
         };
         assert_eq!(span.attr("url.scheme"), Some(expected), "{span:#?}");
+        // On TLS, server.address is the handshake's name (SNI); else the Host's.
+        let (address, tls_version) = match span.attr("url.path") {
+            Some("/plain") => ("127.0.0.1", None),
+            Some("/secure/0") => ("gw.test", Some("1.2")),
+            _ => ("gw.test", Some("1.3")),
+        };
+        assert_eq!(span.attr("server.address"), Some(address), "{span:#?}");
+        assert_eq!(span.attr("tls.protocol.version"), tls_version, "{span:#?}");
+        assert_eq!(
+            span.attr("tls.protocol.name"),
+            tls_version.map(|_| "tls"),
+            "{span:#?}"
+        );
     }
 
     // The metric.
@@ -134,6 +155,14 @@ logs:
         let path = record["RequestPath"].as_str().unwrap_or_default();
         let expected = if path == "/plain" { "http" } else { "https" };
         assert_eq!(record["RequestScheme"], expected, "{record:#}");
+        let (host, server_name, tls_version) = match path {
+            "/plain" => ("127.0.0.1", None, None),
+            "/secure/0" => ("alias.test", Some("gw.test"), Some("1.2")),
+            _ => ("alias.test", Some("gw.test"), Some("1.3")),
+        };
+        assert_eq!(record["RequestHost"], host, "{record:#}");
+        assert_eq!(record["TLSServerName"].as_str(), server_name, "{record:#}");
+        assert_eq!(record["TLSVersion"].as_str(), tls_version, "{record:#}");
         assert_eq!(
             record["ServiceURL"],
             format!("http://{}", upstream.addr()),

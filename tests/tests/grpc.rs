@@ -8,6 +8,8 @@ use traverse_e2e::grpc::{call, GrpcOutcome, GrpcServer};
 use traverse_e2e::pki::{TestCa, Usage};
 use traverse_e2e::{service, Gateway};
 
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn outcome(
     code: &str,
     details: Option<&str>,
@@ -138,11 +140,35 @@ data: {{tls.crt: {}, tls.key: {}}}
 admin: {address: \"{admin}\"}
 providers:
   file: {directory: manifests, watch: true}
+logs:
+  access: {enabled: true, format: json, filePath: access.log}
 ";
     let gateway = Gateway::start(config, &[("all", &manifests)]).await;
     let problems = traverse_e2e::diagnostics(&gateway.routes_json().await);
     assert!(problems.is_empty(), "{problems:?}");
     calls_pass_through(gateway.addr("websecure"), Some(&front_ca.pem)).await;
+
+    // HTTP/2 requests know their connection's handshake too.
+    let path = gateway.dir().join("access.log");
+    let records = traverse_e2e::eventually("the four calls logged", WAIT, async || {
+        let text = std::fs::read_to_string(&path).ok()?;
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON record"))
+            .collect();
+        (records.len() >= 4).then_some(records)
+    })
+    .await;
+    for record in &records {
+        assert_eq!(record["RequestProtocol"], "HTTP/2.0", "{record:#}");
+        assert_eq!(record["TLSVersion"], "1.3", "{record:#}");
+        assert_eq!(record["TLSServerName"], "grpc.test", "{record:#}");
+        assert_eq!(
+            record["ServiceURL"],
+            format!("https://{}", server.addr()),
+            "{record:#}"
+        );
+    }
 }
 
 #[tokio::test]

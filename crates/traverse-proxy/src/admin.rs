@@ -210,6 +210,7 @@ fn internal_record(
         version: request.version,
         host,
         port,
+        tls: None,
         request_headers: &request.headers,
         response_headers: Some(response.headers()),
         client: session.client_addr().and_then(|a| a.as_inet()).copied(),

@@ -5,6 +5,7 @@ mod handshake;
 mod redirect;
 
 pub use certificates::{Certificates, EntryPointResolver};
+pub use handshake::TlsFacts;
 pub use redirect::Redirect;
 
 use std::sync::Arc;

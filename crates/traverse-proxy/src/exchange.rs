@@ -12,12 +12,16 @@ use std::time::{Instant, SystemTime};
 
 use http::{HeaderName, HeaderValue, Method};
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::tls::SslDigest;
 use traverse_model::{Backend, Origin, Router, Weighted};
 use traverse_telemetry::access_log::AccessRecord;
 use traverse_telemetry::propagation::{self, TrustPolicy};
-use traverse_telemetry::record::{AttemptRecord, Failure, RequestRecord, SpanIds, Upstream};
+use traverse_telemetry::record::{
+    server_address, AttemptRecord, Failure, RequestRecord, SpanIds, TlsRecord, Upstream,
+};
 use traverse_telemetry::{KeyValue, Span, SpanKind, Status};
 
+use crate::entrypoint::TlsFacts;
 use crate::host::requested_host_port;
 use crate::middleware::Notes;
 use crate::multicluster::Member;
@@ -104,6 +108,8 @@ pub struct Exchange {
     responded: Option<(Instant, SystemTime)>,
     client: Option<SocketAddr>,
     local_port: Option<u16>,
+    /// The TLS connection's digest, holding its [`TlsFacts`]; `None` on cleartext.
+    tls: Option<Arc<SslDigest>>,
     router: Option<Arc<Router>>,
     destination: Option<Destination>,
     /// Addresses that failed this request, in order; `tried_len` of them are set.
@@ -133,6 +139,7 @@ impl Exchange {
             responded: None,
             client: None,
             local_port: None,
+            tls: None,
             router: None,
             destination: None,
             tried: [SocketAddr::from(([0, 0, 0, 0], 0)); TRIED_CAPACITY],
@@ -147,8 +154,9 @@ impl Exchange {
         }
     }
 
-    /// The request arrived from `client` on local port `local_port`: opens the SERVER
-    /// span under the entrypoint's trust policy and counts the request as active.
+    /// The request arrived from `client` on local port `local_port` (over the TLS
+    /// connection of `tls`): opens the SERVER span under the entrypoint's trust policy
+    /// and counts the request as active.
     pub(crate) fn begin(
         &mut self,
         site: &Site,
@@ -156,9 +164,11 @@ impl Exchange {
         request: &RequestHeader,
         client: Option<SocketAddr>,
         local_port: Option<u16>,
+        tls: Option<Arc<SslDigest>>,
     ) {
         self.client = client;
         self.local_port = local_port;
+        self.tls = tls;
         self.scheme = site.scheme;
         if let Some(tracer) = &telemetry.tracer {
             let (host, port) = requested_host_port(request);
@@ -167,7 +177,7 @@ impl Exchange {
                 site.trust,
                 request,
                 site.scheme,
-                host,
+                server_address(host, self.tls_record().as_ref()),
                 port.or(local_port),
                 self.client_ip(),
             ));
@@ -183,6 +193,15 @@ impl Exchange {
                 metrics.trace_context_seen(&site.entry_point, valid);
             }
         }
+    }
+
+    /// What the TLS handshake of the request's connection settled.
+    fn tls_record(&self) -> Option<TlsRecord<'_>> {
+        let facts = self.tls.as_ref()?.extension.get::<TlsFacts>()?;
+        Some(TlsRecord {
+            version: facts.version,
+            server_name: facts.server_name.as_deref(),
+        })
     }
 
     /// Served by the gateway itself (parents' endpoints): no telemetry at all.
@@ -514,6 +533,7 @@ impl Exchange {
             version: request.version,
             host,
             port: port.or(self.local_port),
+            tls: self.tls_record(),
             request_headers: &request.headers,
             response_headers: ending.response.map(|r| &r.headers),
             client: self.client,

@@ -125,12 +125,14 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.port());
         let telemetry = self.state.telemetry();
+        let tls = session.digest().and_then(|d| d.ssl_digest.clone());
         ctx.begin(
             &self.options.site,
             telemetry,
             session.req_header(),
             client,
             local_port,
+            tls,
         );
         if self.options.uplink {
             uplink::annotate_arrival(ctx, self.state.topology(), session.req_header());

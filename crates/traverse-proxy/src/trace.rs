@@ -42,7 +42,7 @@ impl RequestTrace {
         policy: propagation::TrustPolicy,
         request: &RequestHeader,
         scheme: &'static str,
-        host: Option<&str>,
+        server_address: Option<&str>,
         port: Option<u16>,
         client_ip: Option<IpAddr>,
     ) -> RequestTrace {
@@ -72,8 +72,8 @@ impl RequestTrace {
                 protocol_version(request.version),
             )
         });
-        if let Some(host) = host {
-            server.set(|| KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+        if let Some(address) = server_address {
+            server.set(|| KeyValue::new(semconv::SERVER_ADDRESS, address.to_owned()));
             if let Some(port) = port {
                 server.set(|| KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
             }
@@ -195,6 +195,10 @@ impl RequestTrace {
         }
         let mut server = self.server;
         set_route_attributes(&mut server, &names);
+        if let Some(tls) = request.tls {
+            server.set(|| KeyValue::new(semconv::TLS_PROTOCOL_NAME, "tls"));
+            server.set(|| KeyValue::new(semconv::TLS_PROTOCOL_VERSION, tls.version));
+        }
         if let Some(route) = request.route {
             server.set(|| KeyValue::new(semconv::HTTP_ROUTE, Arc::clone(route)));
         }

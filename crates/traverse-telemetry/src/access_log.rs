@@ -63,6 +63,11 @@ pub struct AccessRecord {
     pub host: String,
     /// `RequestScheme`: `http` or `https`.
     pub scheme: &'static str,
+    /// `TLSVersion` (as Traefik): `1.2` or `1.3`; `None` on cleartext.
+    pub tls_version: Option<&'static str>,
+    /// `TLSServerName`: the name the client asked for in the TLS handshake (SNI), the
+    /// SERVER span's `server.address` on TLS.
+    pub tls_server_name: Option<String>,
     /// `RequestContentSize`: request body bytes.
     pub request_content_size: u64,
     /// `entryPointName`.
@@ -120,6 +125,8 @@ impl Default for AccessRecord {
             protocol: Version::HTTP_11,
             host: String::new(),
             scheme: "http",
+            tls_version: None,
+            tls_server_name: None,
             request_content_size: 0,
             entry_point: None,
             router: None,
@@ -159,6 +166,11 @@ impl AccessRecord {
             protocol: request.version,
             host: request.host.unwrap_or("").to_owned(),
             scheme: request.scheme,
+            tls_version: request.tls.map(|tls| tls.version),
+            tls_server_name: request
+                .tls
+                .and_then(|tls| tls.server_name)
+                .map(str::to_owned),
             request_content_size: request.request_bytes,
             entry_point: Some(Arc::clone(request.entry_point)),
             router: request.router.cloned(),

@@ -22,10 +22,12 @@ pub struct RequestRecord<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
     pub version: Version,
-    /// The host the client asked for, without a port (`server.address`).
+    /// The host the client asked for, without a port (the access log's `RequestHost`).
     pub host: Option<&'a str>,
     /// The port the client asked for, else the port it connected to (`server.port`).
     pub port: Option<u16>,
+    /// The TLS connection the request came over; `None` on cleartext.
+    pub tls: Option<TlsRecord<'a>>,
     pub request_headers: &'a HeaderMap,
     /// `None` when no response header was sent.
     pub response_headers: Option<&'a HeaderMap>,
@@ -55,6 +57,21 @@ pub struct RequestRecord<'a> {
     pub client_username: Option<&'a str>,
     /// The middleware that answered the request itself (`namespace/name`).
     pub middleware: Option<&'a str>,
+}
+
+/// What the TLS handshake of the request's connection settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsRecord<'a> {
+    /// `tls.protocol.version`: `1.2` or `1.3`.
+    pub version: &'static str,
+    /// The name the client asked for in the handshake (SNI).
+    pub server_name: Option<&'a str>,
+}
+
+/// `server.address` of a request: on TLS the name of the handshake (SNI, which
+/// semantic conventions fold into `server.address`), else the requested host.
+pub fn server_address<'a>(host: Option<&'a str>, tls: Option<&TlsRecord<'a>>) -> Option<&'a str> {
+    tls.and_then(|tls| tls.server_name).or(host)
 }
 
 /// The upstream of the last attempt.
@@ -109,7 +126,7 @@ impl AttemptRecord<'_> {
     }
 }
 
-impl RequestRecord<'_> {
+impl<'a> RequestRecord<'a> {
     /// The method as semantic conventions bound it.
     pub fn method_name(&self) -> &'static str {
         method_name(self.method)
@@ -118,6 +135,11 @@ impl RequestRecord<'_> {
     /// `network.protocol.version`.
     pub fn protocol(&self) -> &'static str {
         protocol_version(self.version)
+    }
+
+    /// `server.address`: see [`server_address`].
+    pub fn server_address(&self) -> Option<&'a str> {
+        server_address(self.host, self.tls.as_ref())
     }
 
     /// `{method} {http.route}`, the name of the request's spans; the method alone
@@ -200,6 +222,24 @@ mod tests {
         );
         assert_eq!(span_name(&Method::GET, Some(&Arc::from("/x"))), "GET /x");
         assert_eq!(span_name(&Method::POST, None), "POST");
+    }
+
+    #[test]
+    fn the_handshake_name_is_the_server_address_on_tls() {
+        let tls = |server_name| TlsRecord {
+            version: "1.3",
+            server_name,
+        };
+        assert_eq!(server_address(Some("host.test"), None), Some("host.test"));
+        assert_eq!(
+            server_address(Some("host.test"), Some(&tls(Some("sni.test")))),
+            Some("sni.test")
+        );
+        assert_eq!(
+            server_address(Some("host.test"), Some(&tls(None))),
+            Some("host.test")
+        );
+        assert_eq!(server_address(None, None), None);
     }
 
     #[test]

@@ -14,7 +14,10 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::listeners::tls::Acceptor;
+use pingora::listeners::TlsAccept;
 use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::tls::server::handshake_with_callback;
+use pingora::protocols::tls::TlsRef;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use rustls::server::danger::ClientCertVerifier;
@@ -188,6 +191,42 @@ async fn peek_sni(stream: &mut Stream) -> Option<String> {
     accepted.client_hello().server_name().map(str::to_owned)
 }
 
+/// What a connection's handshake settled, for its requests' spans and access log: kept
+/// in the connection's TLS digest, which every request on it (HTTP/1 or HTTP/2) sees.
+#[derive(Debug)]
+pub struct TlsFacts {
+    /// `tls.protocol.version`: `1.2` or `1.3`.
+    pub version: &'static str,
+    /// The SNI the client sent.
+    pub server_name: Option<Box<str>>,
+}
+
+/// Records [`TlsFacts`] when a handshake completes.
+struct RecordTlsFacts;
+
+#[async_trait]
+impl TlsAccept for RecordTlsFacts {
+    async fn handshake_complete_callback(
+        &self,
+        tls: &TlsRef,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        Some(Arc::new(TlsFacts {
+            version: protocol_version(tls.version()?)?,
+            server_name: tls.server_name().map(Box::from),
+        }))
+    }
+}
+
+/// `tls.protocol.version` from rustls' name of the version (`TLSv1_3`); rustls
+/// negotiates no other.
+fn protocol_version(name: &str) -> Option<&'static str> {
+    match name {
+        "TLSv1_3" => Some("1.3"),
+        "TLSv1_2" => Some("1.2"),
+        _ => None,
+    }
+}
+
 /// A TLS entrypoint: the handshake under the host's options, then the HTTP entrypoint.
 pub struct TlsEntryPointApp {
     pub(super) http: Arc<Admission<EntryPointApp>>,
@@ -211,7 +250,8 @@ impl ServerApp for TlsEntryPointApp {
             let acceptor = Acceptor::from_server_config(config);
             // A TCP listener's connections are L4 streams; the handshake wants the type.
             let l4 = *stream.into_any().downcast::<L4Stream>().ok()?;
-            let tls = tokio::time::timeout(self.timeout, acceptor.tls_handshake(l4))
+            let handshake = handshake_with_callback(&acceptor, l4, &RecordTlsFacts);
+            let tls = tokio::time::timeout(self.timeout, handshake)
                 .await
                 .ok()?
                 .inspect_err(|error| tracing::debug!(%error, "TLS handshake failed"))
@@ -223,5 +263,25 @@ impl ServerApp for TlsEntryPointApp {
 
     async fn cleanup(&self) {
         ServerApp::cleanup(self.http.as_ref()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::protocol_version;
+    use rustls::ProtocolVersion;
+
+    #[test]
+    fn tls_versions_are_named_as_semantic_conventions_want() {
+        let name = |version: ProtocolVersion| version.as_str().expect("a known version");
+        assert_eq!(
+            protocol_version(name(ProtocolVersion::TLSv1_3)),
+            Some("1.3")
+        );
+        assert_eq!(
+            protocol_version(name(ProtocolVersion::TLSv1_2)),
+            Some("1.2")
+        );
+        assert_eq!(protocol_version(name(ProtocolVersion::TLSv1_1)), None);
     }
 }

@@ -252,6 +252,7 @@ fn one_record_feeds_metrics_and_says_what_happened() {
         &request,
         Some(address(40000)),
         Some(8443),
+        None,
     );
     exchange.begin_attempt(
         &site,
@@ -341,7 +342,7 @@ fn a_failure_that_ends_the_request_ends_the_attempt_with_it() {
     let site = site("http");
     let request = get();
     let mut exchange = routed(&backend);
-    exchange.begin(&site, &telemetry, &request, None, None);
+    exchange.begin(&site, &telemetry, &request, None, None, None);
     exchange.begin_attempt(
         &site,
         &telemetry,

@@ -47,6 +47,8 @@ fn field_value(record: &AccessRecord, field: Field) -> Option<FieldValue<'_>> {
         Field::RequestProtocol => borrowed(protocol(record.protocol)),
         Field::RequestHost => borrowed(&record.host),
         Field::RequestScheme => borrowed(record.scheme),
+        Field::TlsVersion => borrowed(record.tls_version?),
+        Field::TlsServerName => borrowed(record.tls_server_name.as_deref()?),
         Field::RequestContentSize => Int(record.request_content_size),
         Field::EntryPointName => borrowed(record.entry_point.as_deref()?),
         Field::RouterName => borrowed(record.router.as_deref()?),

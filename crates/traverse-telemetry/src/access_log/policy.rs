@@ -26,6 +26,8 @@ pub(crate) enum Field {
     RequestProtocol,
     RequestHost,
     RequestScheme,
+    TlsVersion,
+    TlsServerName,
     RequestContentSize,
     EntryPointName,
     RouterName,
@@ -45,7 +47,7 @@ pub(crate) enum Field {
 }
 
 impl Field {
-    pub(crate) const ALL: [Field; 28] = [
+    pub(crate) const ALL: [Field; 30] = [
         Field::StartUtc,
         Field::Duration,
         Field::OriginDuration,
@@ -58,6 +60,8 @@ impl Field {
         Field::RequestProtocol,
         Field::RequestHost,
         Field::RequestScheme,
+        Field::TlsVersion,
+        Field::TlsServerName,
         Field::RequestContentSize,
         Field::EntryPointName,
         Field::RouterName,
@@ -91,6 +95,8 @@ impl Field {
             Field::RequestProtocol => "RequestProtocol",
             Field::RequestHost => "RequestHost",
             Field::RequestScheme => "RequestScheme",
+            Field::TlsVersion => "TLSVersion",
+            Field::TlsServerName => "TLSServerName",
             Field::RequestContentSize => "RequestContentSize",
             Field::EntryPointName => "entryPointName",
             Field::RouterName => "RouterName",

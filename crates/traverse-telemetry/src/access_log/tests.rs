@@ -79,6 +79,8 @@ fn record() -> AccessRecord {
         protocol: Version::HTTP_11,
         host: "example.com".to_owned(),
         scheme: "https",
+        tls_version: Some("1.3"),
+        tls_server_name: Some("example.com".to_owned()),
         request_content_size: 0,
         entry_point: Some(Arc::from("websecure")),
         router: Some(Arc::from("web-api@file")),
@@ -286,6 +288,8 @@ fn json_has_traefik_names_and_typed_values() {
     assert_eq!(object["RequestProtocol"], "HTTP/1.1");
     assert_eq!(object["RequestHost"], "example.com");
     assert_eq!(object["RequestScheme"], "https");
+    assert_eq!(object["TLSVersion"], "1.3");
+    assert_eq!(object["TLSServerName"], "example.com");
     assert_eq!(object["RequestContentSize"], 0);
     assert_eq!(object["entryPointName"], "websecure");
     assert_eq!(object["RouterName"], "web-api@file");
@@ -312,6 +316,8 @@ fn json_leaves_out_what_is_unknown() {
     let object = json(&policy(), &AccessRecord::default());
     for absent in [
         "OriginDuration",
+        "TLSVersion",
+        "TLSServerName",
         "ClientAddr",
         "ClientHost",
         "ClientPort",

@@ -51,6 +51,7 @@ fn finish(metrics: &Metrics, entry_point: &Arc<str>, status: u16, millis: u64, s
         version: http::Version::HTTP_11,
         host: None,
         port: None,
+        tls: None,
         request_headers: &headers,
         response_headers: None,
         client: None,
