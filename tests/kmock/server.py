@@ -10,7 +10,7 @@ line `listening http://127.0.0.1:PORT` when ready. tests/src/kmock.rs drives it.
 Served resources (all namespaced): traefik.io/v1alpha1 ingressroutes, middlewares,
 traefikservices; traverse.dev/v1alpha1 uplinks; v1 services (these five with a status
 subresource); discovery.k8s.io/v1 endpointslices; traefik.io/v1alpha1 tlsstores, tlsoptions,
-serverstransports; v1 secrets; v1 events; events.k8s.io/v1 events;
+serverstransports; v1 secrets, configmaps; v1 events; events.k8s.io/v1 events;
 coordination.k8s.io/v1 leases. Any other /api or /apis path answers 404.
 
 Request log: `GET /_requests` answers a JSON array, oldest first, of every request received
@@ -110,6 +110,7 @@ RESOURCES = [
     ('traefik.io/v1alpha1/tlsoptions', 'TLSOption', False),
     ('traefik.io/v1alpha1/serverstransports', 'ServersTransport', False),
     ('v1/secrets', 'Secret', False),
+    ('v1/configmaps', 'ConfigMap', False),
     ('v1/events', 'Event', False),
     ('events.k8s.io/v1/events', 'Event', False),
     ('coordination.k8s.io/v1/leases', 'Lease', False),

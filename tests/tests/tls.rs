@@ -698,6 +698,26 @@ impl Drop for PrivateUpstream {
     }
 }
 
+/// A ServersTransport `name` trusting the CA `ca_pem` of ConfigMap `config_map` (key
+/// `ca.crt`), for servers named `backend.internal`; and that ConfigMap.
+fn config_map_transport(name: &str, config_map: &str, ca_pem: &str) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata: {{name: {name}}}
+spec:
+  serverName: backend.internal
+  rootCAs: [{{configMap: {config_map}}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {config_map}}}
+data:
+  ca.crt: {ca_pem:?}
+"
+    )
+}
+
 #[tokio::test]
 async fn a_servers_transport_reaches_an_https_upstream_with_a_private_ca() {
     let server_ca = TestCa::new();
@@ -742,6 +762,10 @@ stringData:
         route("untrusted", "untrusted.test", ""),
         server_ca.pem,
         secret("gateway-client", &client),
+    ) + &format!(
+        "---\n{}---\n{}",
+        route("mapped", "mapped.test", ", serversTransport: mapped"),
+        config_map_transport("mapped", "private-ca-map", &server_ca.pem)
     );
     let gateway = Gateway::start(&traverse_e2e::config(""), &[("all", &manifests)]).await;
     let web = gateway.addr("web");
@@ -758,6 +782,9 @@ stringData:
         1,
         "the transport's client certificate was presented"
     );
+    // The CA from a ConfigMap, without a client certificate.
+    let mapped = http_request(web, "GET", "/", &[("host", "mapped.test")], b"").await;
+    assert_eq!((mapped.status, mapped.text()), (200, "private".to_owned()));
     // Without the transport, the private CA is not trusted (and the SNI is untrusted.test).
     let untrusted = http_request(web, "GET", "/", &[("host", "untrusted.test")], b"").await;
     assert_eq!(untrusted.status, 502);
@@ -810,4 +837,50 @@ providers:
         async || (served(addr, "k.test").await.ok()? == der(&second.cert)).then_some(()),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_provider_reads_cas_from_config_maps() {
+    let kmock = traverse_e2e::Kmock::start().await;
+    let server_ca = TestCa::new();
+    let upstream =
+        PrivateUpstream::start(&server_leaf(&server_ca, "backend.internal"), &TestCa::new()).await;
+    kmock
+        .apply(&format!(
+            "{}---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: mapped}}
+spec:
+  routes:
+    - match: Host(`mapped.test`)
+      services: [{{name: private, port: 80, scheme: https, serversTransport: mapped}}]
+---
+{}",
+            service("private", &[upstream.addr]),
+            config_map_transport("mapped", "private-ca", &server_ca.pem)
+        ))
+        .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = kmock.kubeconfig(dir.path());
+    let config = format!(
+        "entryPoints:
+  web: {{address: \"{{web}}\"}}
+admin: {{address: \"{{admin}}\"}}
+providers:
+  kubernetes:
+    kubeconfig: \"{}\"
+    throttle: 100ms
+",
+        kubeconfig.display()
+    );
+    let gateway = Gateway::start(&config, &[]).await;
+    let web = gateway.addr("web");
+    let mapped = http_request(web, "GET", "/", &[("host", "mapped.test")], b"").await;
+    assert_eq!((mapped.status, mapped.text()), (200, "private".to_owned()));
+    let routes = traverse_e2e::http_get(gateway.addr("admin"), "/api/routes", &[])
+        .await
+        .json();
+    let problems = traverse_e2e::diagnostics(&routes);
+    assert!(problems.is_empty(), "{problems:?}");
 }

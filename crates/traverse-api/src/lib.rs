@@ -35,6 +35,8 @@ pub use tls::{TLSOption, TLSStore, TlsOptionSpec, TlsStoreSpec};
 pub use traefik_service::{TraefikService, TraefikServiceSpec, TraefikServiceStatus};
 pub use uplink::{Uplink, UplinkSpec, UplinkStatus};
 
+/// Kubernetes `ConfigMap`, a source of CAs (`tls.ca`, `ca.crt`) for ServersTransports.
+pub use k8s_openapi::api::core::v1::ConfigMap;
 /// Kubernetes `Secret`, the source of certificates (`tls.crt`, `tls.key`) and CAs.
 pub use k8s_openapi::api::core::v1::Secret;
 /// Kubernetes `Service`, resolved by name from an IngressRoute service reference.

@@ -41,10 +41,11 @@ enum Kind {
     TLSOption,
     ServersTransport,
     Secret,
+    ConfigMap,
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 11] = [
         Kind::IngressRoute,
         Kind::Middleware,
         Kind::TraefikService,
@@ -55,6 +56,7 @@ impl Kind {
         Kind::TLSOption,
         Kind::ServersTransport,
         Kind::Secret,
+        Kind::ConfigMap,
     ];
 
     fn resource(self) -> ApiResource {
@@ -79,6 +81,7 @@ impl Kind {
                 "serverstransports",
             ),
             Kind::Secret => ("", "v1", "Secret", "secrets"),
+            Kind::ConfigMap => ("", "v1", "ConfigMap", "configmaps"),
         };
         ApiResource {
             group: group.into(),
@@ -93,8 +96,8 @@ impl Kind {
         }
     }
 
-    /// The label selector narrows the routing kinds; Services, EndpointSlices, Secrets and
-    /// the TLS kinds are found by reference (or by the name `default`) and never filtered.
+    /// The label selector narrows the routing kinds; Services, EndpointSlices, Secrets,
+    /// ConfigMaps and the TLS kinds are found by reference (or by the name `default`) and never filtered.
     fn selected(self) -> bool {
         matches!(
             self,
@@ -311,6 +314,8 @@ impl KubernetesProvider {
                     .map(|o| snapshot.servers_transports.push(Arc::new(o))),
                 Kind::Secret => typed(value, &object_ref, SOURCE, warnings)
                     .map(|o| snapshot.secrets.push(Arc::new(o))),
+                Kind::ConfigMap => typed(value, &object_ref, SOURCE, warnings)
+                    .map(|o| snapshot.config_maps.push(Arc::new(o))),
             };
             match added {
                 Ok(()) => {

@@ -55,6 +55,8 @@ pub enum Reason {
     UplinkNotReady,
     /// A Secret named for a certificate (or CA) does not exist.
     SecretNotFound,
+    /// A ConfigMap named for CAs does not exist or holds none.
+    ConfigMapNotFound,
     /// A Secret's certificate or key cannot be used (bad PEM or DER, key not matching).
     InvalidCertificate,
     /// A TLSOption named by a route does not exist.
@@ -75,6 +77,7 @@ impl Reason {
                 | Reason::MiddlewareNotFound
                 | Reason::UplinkNotFound
                 | Reason::SecretNotFound
+                | Reason::ConfigMapNotFound
                 | Reason::InvalidCertificate
                 | Reason::TlsOptionNotFound
                 | Reason::InvalidTlsOption

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use traverse_api::{
-    EndpointSlice, IngressRoute, Middleware, Secret, ServersTransport, Service, TLSOption,
-    TLSStore, TraefikService, Uplink,
+    ConfigMap, EndpointSlice, IngressRoute, Middleware, Secret, ServersTransport, Service,
+    TLSOption, TLSStore, TraefikService, Uplink,
 };
 use traverse_router::Interner;
 
@@ -40,6 +40,7 @@ pub enum Document {
     EndpointSlice(Arc<EndpointSlice>),
     Uplink(Arc<Uplink>),
     Secret(Arc<Secret>),
+    ConfigMap(Arc<ConfigMap>),
     TlsStore(Arc<TLSStore>),
     TlsOption(Arc<TLSOption>),
     ServersTransport(Arc<ServersTransport>),
@@ -56,6 +57,7 @@ impl Document {
             Document::EndpointSlice(o) => o.object_ref(),
             Document::Uplink(o) => o.object_ref(),
             Document::Secret(o) => o.object_ref(),
+            Document::ConfigMap(o) => o.object_ref(),
             Document::TlsStore(o) => o.object_ref(),
             Document::TlsOption(o) => o.object_ref(),
             Document::ServersTransport(o) => o.object_ref(),
@@ -218,6 +220,10 @@ impl FileProvider {
                     }
                     Document::Secret(o) => {
                         snapshot.secrets.push(Arc::clone(o));
+                        o.object_ref()
+                    }
+                    Document::ConfigMap(o) => {
+                        snapshot.config_maps.push(Arc::clone(o));
                         o.object_ref()
                     }
                     Document::TlsStore(o) => {
@@ -682,6 +688,10 @@ fn parse_document(
         // `data` is base64 (bad base64 rejects the document, naming the key); whether
         // it holds a usable certificate is checked where a route or store names it.
         ("v1", "Secret") => Document::Secret(Arc::new(
+            typed(value, &object, source, &mut warnings)
+                .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
+        )),
+        ("v1", "ConfigMap") => Document::ConfigMap(Arc::new(
             typed(value, &object, source, &mut warnings)
                 .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
         )),

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use traverse_api::{
-    EndpointSlice, IngressRoute, Middleware, Secret, ServersTransport, Service, TLSOption,
-    TLSStore, TraefikService, Uplink,
+    ConfigMap, EndpointSlice, IngressRoute, Middleware, Secret, ServersTransport, Service,
+    TLSOption, TLSStore, TraefikService, Uplink,
 };
 use traverse_router::Interner;
 
@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub uplinks: Vec<Arc<Uplink>>,
     /// Certificates (`tls.crt`, `tls.key`) and CAs named by routes, TLSStores and TLSOptions.
     pub secrets: Vec<Arc<Secret>>,
+    /// CAs (`tls.ca`, `ca.crt`) named by ServersTransports' `rootCAs`.
+    pub config_maps: Vec<Arc<ConfigMap>>,
     pub tls_stores: Vec<Arc<TLSStore>>,
     pub tls_options: Vec<Arc<TLSOption>>,
     pub servers_transports: Vec<Arc<ServersTransport>>,
@@ -119,6 +121,7 @@ object!(Service, "Service");
 object!(EndpointSlice, "EndpointSlice");
 object!(Uplink, "Uplink");
 object!(Secret, "Secret");
+object!(ConfigMap, "ConfigMap");
 object!(TLSStore, "TLSStore");
 object!(TLSOption, "TLSOption");
 object!(ServersTransport, "ServersTransport");

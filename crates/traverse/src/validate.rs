@@ -56,6 +56,7 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
         + snapshot.services.len()
         + snapshot.endpoint_slices.len()
         + snapshot.secrets.len()
+        + snapshot.config_maps.len()
         + snapshot.tls_stores.len()
         + snapshot.tls_options.len();
     println!(

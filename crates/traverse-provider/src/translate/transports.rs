@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use traverse_api::{IntOrString, Secret, ServersTransport};
+use traverse_api::{ConfigMap, IntOrString, Secret, ServersTransport};
 
 use super::Translator;
 use crate::diagnostics::{ObjectRef, Reason, Severity};
@@ -66,6 +66,13 @@ impl Translator<'_> {
                 .find(|s| s.key() == (namespace, name))
                 .cloned()
         };
+        let config_map = |name: &str| {
+            self.snapshot
+                .config_maps
+                .iter()
+                .find(|c| c.key() == (namespace, name))
+                .cloned()
+        };
         let mut problems: Vec<(Severity, Reason, String, String)> = Vec::new();
         let mut out = Transport {
             name: format!("{namespace}/{name}"),
@@ -91,14 +98,20 @@ impl Translator<'_> {
                     .enumerate()
                     .map(|(i, s)| (format!("spec.rootCAsSecrets[{i}]"), Some(s.clone()), None)),
             );
-        for (field, secret_name, config_map) in ca_secrets {
-            if config_map.is_some() {
-                problems.push((
-                    Severity::Error,
-                    Reason::Unsupported,
-                    format!("{field}.configMap"),
-                    "ConfigMaps are not read; put the CA in a Secret (key tls.ca or ca.crt)".into(),
-                ));
+        for (field, secret_name, config_map_name) in ca_secrets {
+            if let Some(name) = config_map_name {
+                match config_map(&name)
+                    .ok_or("not found".to_owned())
+                    .and_then(|c| config_map_roots(&c))
+                {
+                    Ok(certs) => out.root_cas.extend(certs),
+                    Err(why) => problems.push((
+                        Severity::Error,
+                        Reason::ConfigMapNotFound,
+                        format!("{field}.configMap"),
+                        format!("ConfigMap {name}: {why}"),
+                    )),
+                }
             }
             let Some(secret_name) = secret_name else {
                 continue;
@@ -214,6 +227,21 @@ fn roots(secret: &Secret) -> Result<Vec<Vec<u8>>, String> {
         .iter()
         .find_map(|key| secret_value(secret, key))
         .ok_or("holds neither tls.ca nor ca.crt")?;
+    pem_roots(bytes, &field)
+}
+
+/// The CA certificates of a ConfigMap's `data` (`tls.ca` or `ca.crt`), DER.
+fn config_map_roots(config_map: &ConfigMap) -> Result<Vec<Vec<u8>>, String> {
+    let data = config_map.data.as_ref();
+    let (text, key) = CA_KEYS
+        .iter()
+        .find_map(|key| Some((data?.get(*key)?, key)))
+        .ok_or("holds neither tls.ca nor ca.crt in data")?;
+    pem_roots(text.as_bytes(), &format!("data.{key}"))
+}
+
+/// The certificates of the PEM `bytes` of `field`, each checked to be X.509, DER.
+fn pem_roots(bytes: &[u8], field: &str) -> Result<Vec<Vec<u8>>, String> {
     let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{field}: not PEM: {e}"))?;
@@ -276,8 +304,38 @@ fn go_duration(text: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use super::go_duration;
+    use super::{config_map_roots, go_duration};
     use std::time::Duration;
+    use traverse_api::ConfigMap;
+
+    fn config_map(data: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..ConfigMap::default()
+        }
+    }
+
+    #[test]
+    fn config_map_cas_are_read_from_tls_ca_or_ca_crt_and_checked() {
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()])
+            .expect("a certificate")
+            .cert;
+        let pem = ca.pem();
+        for key in ["tls.ca", "ca.crt"] {
+            let roots = config_map_roots(&config_map(&[(key, &pem)])).expect("read");
+            assert_eq!(roots, vec![ca.der().to_vec()], "{key}");
+        }
+        let error = config_map_roots(&config_map(&[("other", &pem)])).expect_err("no key");
+        assert!(error.contains("tls.ca"), "{error}");
+        let error =
+            config_map_roots(&config_map(&[("ca.crt", "not a certificate")])).expect_err("no PEM");
+        assert!(error.contains("data.ca.crt"), "{error}");
+        assert!(config_map_roots(&ConfigMap::default()).is_err());
+    }
 
     #[test]
     fn go_durations() {
