@@ -30,6 +30,10 @@ providers:
     directory: manifests
     watch: true
     debounce: 50ms
+metrics:
+  prometheus: {}
+logs:
+  access: {enabled: true, format: json, filePath: access.log}
 ";
 
 /// A `kubernetes.io/tls` Secret as Kubernetes stores it: base64 `data`.
@@ -398,10 +402,10 @@ async fn the_web_entrypoint_redirects_to_websecure() {
         ("HEAD", "/", 301, format!("https://a.test:{port}/")),
         ("POST", "/form", 308, format!("https://a.test:{port}/form")),
     ];
-    for (method, path, status, location) in cases {
-        let body: &[u8] = if method == "POST" { b"x=1" } else { b"" };
+    for (method, path, status, location) in &cases {
+        let body: &[u8] = if *method == "POST" { b"x=1" } else { b"" };
         let response = http_request(web, method, path, &[("host", "a.test:80")], body).await;
-        assert_eq!(response.status, status, "{method} {path}");
+        assert_eq!(response.status, *status, "{method} {path}");
         assert_eq!(
             response.header("location"),
             Some(location.as_str()),
@@ -410,6 +414,44 @@ async fn the_web_entrypoint_redirects_to_websecure() {
     }
     // The route with tls does not serve on the plain entrypoint: every request redirects.
     assert!(hosts._upstreams.0.requests().is_empty());
+
+    // Each answer is recorded like a middleware's: access log and metrics.
+    let path = gateway.dir().join("access.log");
+    let records = eventually(
+        "the redirects logged",
+        Duration::from_secs(10),
+        async || {
+            let text = std::fs::read_to_string(&path).ok()?;
+            let records: Vec<serde_json::Value> = text
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("a JSON record"))
+                .filter(|record: &serde_json::Value| record["entryPointName"] == "web")
+                .collect();
+            (records.len() >= cases.len()).then_some(records)
+        },
+    )
+    .await;
+    for ((method, path, status, _), record) in cases.iter().zip(&records) {
+        assert_eq!(record["RequestMethod"], *method, "{record:#}");
+        assert_eq!(record["RequestPath"], *path, "{record:#}");
+        assert_eq!(record["DownstreamStatus"], *status, "{record:#}");
+        assert_eq!(
+            record["traverse.middleware"], "redirect-web-to-websecure@internal",
+            "{record:#}"
+        );
+    }
+    let metrics = gateway.get("admin", "/metrics", &[]).await.text();
+    let families =
+        traverse_e2e::prometheus::parse(&metrics, traverse_e2e::prometheus::Format::Text)
+            .unwrap_or_else(|e| panic!("{e}\n{metrics}"));
+    let count = |code| {
+        traverse_e2e::prometheus::sum(
+            &families,
+            "traverse_entrypoint_requests_total",
+            &[("entrypoint", "web"), ("code", code)],
+        )
+    };
+    assert_eq!((count("301"), count("308")), (2.0, 1.0), "{metrics}");
 }
 
 /// One TLS connection kept open across requests.

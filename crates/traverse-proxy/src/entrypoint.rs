@@ -36,8 +36,6 @@ pub struct EntryPointApp {
     proxy: Arc<HttpProxy<Gateway>>,
     read_timeout: Duration,
     keepalive_seconds: u64,
-    /// Answers every request with this redirect instead of routing it.
-    redirect: Option<Arc<Redirect>>,
 }
 
 /// A listening service for the entrypoint `name` of `config`, serving from `state`, a
@@ -57,12 +55,12 @@ pub fn entrypoint_service(
     let address = entry_point.listen_address();
     check_listenable(name, &address)?;
     let redirect = match &entry_point.http.redirections.entry_point {
-        Some(redirect) => Some(Arc::new(Redirect::new(config, redirect).map_err(|e| {
-            format!("entryPoints.{name}.http.redirections.entryPoint: {e}")
-        })?)),
+        Some(redirect) => Some(Arc::new(Redirect::new(config, name, redirect).map_err(
+            |e| format!("entryPoints.{name}.http.redirections.entryPoint: {e}"),
+        )?)),
         None => None,
     };
-    let options = GatewayOptions::new(name, entry_point, &config.upstream);
+    let options = GatewayOptions::new(name, entry_point, &config.upstream).with_redirect(redirect);
     let keepalive_seconds = options.keepalive_seconds;
     let mut proxy = http_proxy(conf, Gateway::new(options, Arc::clone(&state)));
     let mut server_options = HttpServerOptions::default();
@@ -72,7 +70,6 @@ pub fn entrypoint_service(
         proxy: Arc::new(proxy),
         read_timeout: entry_point.timeouts.read,
         keepalive_seconds,
-        redirect,
     };
     // On a TLS entrypoint the handshake comes first: the head deadline and the
     // connection limit apply to the decrypted stream.
@@ -182,9 +179,6 @@ impl HttpServerApp for EntryPointApp {
         // Requests pipelined behind this one are answered in order (RFC 9112 §9.3.2), one
         // after another, instead of closing the connection on them.
         session.set_pipelining_enabled(true);
-        if let Some(redirect) = &self.redirect {
-            return redirect.answer(session).await;
-        }
         // A session Pingora marked not reusable (shutting down) stays so.
         if session.get_keepalive().is_some() {
             session.set_keepalive(Some(self.keepalive_seconds));

@@ -17,6 +17,7 @@ use traverse_config::{EntryPoint, Upstream};
 use traverse_model::EjectionPolicy;
 
 use crate::edge::{self, whole_seconds};
+use crate::entrypoint::Redirect;
 use crate::errors::{client_gone, final_status, status_for_error, CLIENT_CLOSED_REQUEST};
 use crate::exchange::{Destination, Ending, Exchange, Peer, Site};
 use crate::forwarded::{Downstream, ForwardedPolicy};
@@ -44,6 +45,8 @@ pub struct GatewayOptions {
     /// Serves parents: the advertisement and health endpoints, cross-cluster attributes.
     uplink: bool,
     limits: edge::Limits,
+    /// `http.redirections.entryPoint`: every request is answered with this redirect.
+    redirect: Option<Arc<Redirect>>,
 }
 
 impl GatewayOptions {
@@ -73,7 +76,14 @@ impl GatewayOptions {
             },
             uplink: entry_point.uplink,
             limits: edge::Limits::of(entry_point),
+            redirect: None,
         }
+    }
+
+    /// Answers every request with `redirect` instead of routing it.
+    pub fn with_redirect(mut self, redirect: Option<Arc<Redirect>>) -> Self {
+        self.redirect = redirect;
+        self
     }
 }
 
@@ -136,6 +146,19 @@ impl ProxyHttp for Gateway {
         );
         if self.options.uplink {
             uplink::annotate_arrival(ctx, self.state.topology(), session.req_header());
+        }
+        // Before routing, as Traefik's redirect router outranks the others; recorded like
+        // a middleware's answer.
+        if let Some(redirect) = &self.options.redirect {
+            let (status, location) = redirect.answer(session.req_header());
+            // Made of a valid Host header and request target.
+            let location = http::HeaderValue::try_from(location)
+                .map_err(|e| Error::because(ErrorType::InternalError, "redirect Location", e))?;
+            ctx.answered_by(redirect.origin().clone());
+            let mut headers = vec![(http::header::LOCATION, location)];
+            headers.extend(ctx.trace_header(telemetry));
+            respond(session, status, Bytes::new(), &headers).await?;
+            return Ok(true);
         }
 
         let decision = routing::decide(

@@ -2,12 +2,9 @@
 //! entrypoint is answered with a redirect to the same URL on another entrypoint's port
 //! and scheme, before routing.
 
-use std::sync::Arc;
-
-use pingora::apps::{HttpPersistentSettings, ReusedHttpStream};
-use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession;
+use pingora::http::RequestHeader;
 use traverse_config::{Config, EntryPointRedirect};
+use traverse_model::Origin;
 
 use crate::host::split_host_port;
 
@@ -18,12 +15,17 @@ pub struct Redirect {
     /// `None` for the scheme's default port (the URL then carries none).
     port: Option<u16>,
     permanent: bool,
+    origin: Origin,
 }
 
 impl Redirect {
-    /// The redirect of `redirect` (validated: `to` is an entrypoint or `:port`), with the
-    /// port of the target entrypoint's address.
-    pub fn new(config: &Config, redirect: &EntryPointRedirect) -> Result<Redirect, String> {
+    /// The redirect of entrypoint `name`'s `redirect` (validated: `to` is an entrypoint or
+    /// `:port`), with the port of the target entrypoint's address.
+    pub fn new(
+        config: &Config,
+        name: &str,
+        redirect: &EntryPointRedirect,
+    ) -> Result<Redirect, String> {
         let address = match config.entry_points.get(&redirect.to) {
             Some(target) => target.address.as_str(),
             None => redirect.to.as_str(),
@@ -40,6 +42,10 @@ impl Redirect {
             scheme: redirect.scheme.clone(),
             port: (port != default).then_some(port),
             permanent: redirect.permanent,
+            origin: Origin {
+                name: internal_name(name, &redirect.to).into(),
+                kind: "RedirectScheme",
+            },
         })
     }
 
@@ -69,42 +75,39 @@ impl Redirect {
         (status, format!("{}://{name}{port}{path}", self.scheme))
     }
 
-    /// Answers the request of `session` with the redirect; the connection stays open
-    /// for the next request when HTTP/1.1 keep-alive allows.
-    pub async fn answer(self: &Arc<Self>, mut session: ServerSession) -> Option<ReusedHttpStream> {
-        match session.read_request().await {
-            Ok(true) => {}
-            _ => return None,
-        }
-        let header = session.req_header();
-        let host = crate::host::request_host(header).unwrap_or_default();
-        let path = header
+    /// Status and `Location` for `request`.
+    pub(crate) fn answer(&self, request: &RequestHeader) -> (u16, String) {
+        let host = crate::host::request_host(request).unwrap_or_default();
+        let path = request
             .uri
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let (status, location) = self.target(&header.method, host, path);
-        let mut response = ResponseHeader::build(status, Some(2)).ok()?;
-        response
-            .insert_header(http::header::LOCATION, location)
-            .ok()?;
-        response
-            .insert_header(http::header::CONTENT_LENGTH, "0")
-            .ok()?;
-        // The body, if any, is not wanted: read it so that the connection can be reused.
-        if session.drain_request_body().await.is_err() {
-            session.set_keepalive(None);
-        }
-        session
-            .write_response_header(Box::new(response))
-            .await
-            .ok()?;
-        let settings = HttpPersistentSettings::for_session(&session);
-        match session.finish().await {
-            Ok(reusable) => reusable.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
-            Err(_) => None,
-        }
+        self.target(&request.method, host, path)
     }
+
+    /// What answers, as the SERVER span and the access log name it: Traefik's internal
+    /// middleware of the redirect (`redirect-web-to-websecure@internal`).
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
+    }
+}
+
+/// Traefik's name of the internal middleware that redirects entrypoint `from` to `to`:
+/// `redirect-web-to-websecure@internal` (characters other than letters, digits and `-`
+/// become `-`, as Traefik normalizes names).
+fn internal_name(from: &str, to: &str) -> String {
+    let name: String = format!("redirect-{from}-to-{to}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{name}@internal")
 }
 
 #[cfg(test)]
@@ -127,7 +130,11 @@ mod tests {
             .entry_point
             .as_ref()
             .expect("redirect");
-        let redirect = Redirect::new(&config, redirect).expect("redirect");
+        let redirect = Redirect::new(&config, "web", redirect).expect("redirect");
+        assert_eq!(
+            &*redirect.origin().name,
+            "redirect-web-to-websecure@internal"
+        );
         let cases = [
             (
                 http::Method::GET,
@@ -170,7 +177,8 @@ mod tests {
             .entry_point
             .as_ref()
             .expect("redirect");
-        let redirect = Redirect::new(&config, redirect).expect("redirect");
+        let redirect = Redirect::new(&config, "web", redirect).expect("redirect");
+        assert_eq!(&*redirect.origin().name, "redirect-web-to--443@internal");
         assert_eq!(
             redirect.target(&http::Method::GET, "a.test", "/"),
             (302, "https://a.test/".to_owned())
