@@ -518,7 +518,11 @@ fn the_role_switches_the_uplink_entrypoint_and_the_children() {
         .keys()
         .map(str_of)
         .collect();
-    assert_eq!(entry_points, ["web"], "a parent has no uplink entrypoint");
+    assert_eq!(
+        entry_points,
+        ["web", "websecure"],
+        "a parent has no uplink entrypoint"
+    );
     assert_eq!(
         str_of(&config["entryPoints"]["web"]["traceContext"]),
         "new-and-link"
@@ -551,9 +555,13 @@ fn the_role_switches_the_uplink_entrypoint_and_the_children() {
     );
 
     // A child without its own clients: only the uplink entrypoint.
-    let uplink_only = rendered(&[], &[r#"{"entryPoints": {"web": {"enabled": false}}}"#]);
+    let uplink_only = rendered(
+        &[],
+        &[r#"{"entryPoints": {"web": {"enabled": false}, "websecure": {"enabled": false}}}"#],
+    );
     let config = uplink_only.config();
     assert!(config["entryPoints"]["web"].is_null());
+    assert!(config["entryPoints"]["websecure"].is_null());
     assert!(config["entryPoints"]["multicluster"].is_mapping());
     assert!(uplink_only.find("Service", "traverse").is_none());
     assert_eq!(uplink_only.container_port("web"), None);
@@ -1022,6 +1030,16 @@ fn contradictory_values_fail_with_a_clear_message() {
             r#"{"tracing": {"otlp": {"htp": {"endpoint": "http://collector:4318"}}}}"#.into(),
             "additional properties 'htp' not allowed",
         ),
+        (
+            r#"{"entryPoints": {"websecure": {"enabled": false},
+                "web": {"redirections": {"entryPoint": {"to": "websecure"}}}}}"#
+                .into(),
+            r#"entryPoints.web.redirections.entryPoint.to: "websecure" is not an enabled entrypoint"#,
+        ),
+        (
+            r#"{"entryPoints": {"websecure": {"port": 8080}}}"#.into(),
+            "entryPoints.websecure.port: 8080 is already entryPoints.web.port",
+        ),
     ];
     for (json, expected) in &cases {
         let message = refused(json);
@@ -1198,4 +1216,57 @@ fn a_configuration_change_rolls_the_pods() {
     assert_eq!(checksum(&before).len(), 64);
     assert_ne!(checksum(&before), checksum(&after));
     assert_eq!(checksum(&before), checksum(&rendered(&[], &[])));
+}
+
+#[test]
+fn websecure_terminates_tls_and_web_can_redirect_to_it() {
+    // By default: a `tls: {}` entrypoint on 8443, port 443 of the client Service.
+    let plain = rendered(&[], &[]);
+    let config = plain.config();
+    let websecure = &config["entryPoints"]["websecure"];
+    assert_eq!(str_of(&websecure["address"]), "0.0.0.0:8443");
+    assert!(
+        websecure["tls"].as_mapping().is_some_and(|tls| tls.is_empty()),
+        "certificates from resources only: {websecure:?}"
+    );
+    assert!(config["entryPoints"]["web"]["http"].is_null(), "no redirect unless asked");
+    assert_eq!(plain.container_port("websecure"), Some(8443));
+    let ports: Vec<(&str, u64, &str)> = seq(&plain.get("Service", "traverse")["spec"]["ports"])
+        .iter()
+        .map(|p| {
+            (
+                str_of(&p["name"]),
+                p["port"].as_u64().unwrap_or_default(),
+                str_of(&p["targetPort"]),
+            )
+        })
+        .collect();
+    assert_eq!(ports, [("web", 80, "web"), ("websecure", 443, "websecure")]);
+
+    // The parent example sends plain HTTP to HTTPS, in Traefik's static shape.
+    let parent = rendered(&[PARENT], &[]);
+    let redirect = &parent.config()["entryPoints"]["web"]["http"]["redirections"]["entryPoint"];
+    assert_eq!(str_of(&redirect["to"]), "websecure");
+    assert_eq!(str_of(&redirect["scheme"]), "https");
+    assert_eq!(redirect["permanent"].as_bool(), Some(true));
+    assert!(parent.notes.contains("Every request on web is redirected to websecure"));
+
+    // Turned off: no entrypoint, no container or Service port.
+    let off = rendered(&[], &[r#"{"entryPoints": {"websecure": {"enabled": false}}}"#]);
+    assert!(off.config()["entryPoints"]["websecure"].is_null());
+    assert_eq!(off.container_port("websecure"), None);
+    let ports = seq(&off.get("Service", "traverse")["spec"]["ports"]);
+    assert_eq!(ports.len(), 1, "{ports:?}");
+
+    // Certificates and CAs are read through the API: the core rule lists Secrets and
+    // ConfigMaps (list and watch, nothing else), and no Secret is mounted for them.
+    let rules = seq(&plain.all("ClusterRole")[0]["rules"]);
+    let core = rules
+        .iter()
+        .find(|rule| seq(&rule["resources"]).iter().any(|r| str_of(r) == "secrets"))
+        .expect("a rule for secrets");
+    let resources: Vec<&str> = seq(&core["resources"]).iter().map(str_of).collect();
+    assert_eq!(resources, ["services", "secrets", "configmaps"]);
+    let verbs: Vec<&str> = seq(&core["verbs"]).iter().map(str_of).collect();
+    assert_eq!(verbs, ["list", "watch"]);
 }

@@ -343,6 +343,10 @@ An entrypoint of the gateway (list NAME VALUES UPLINK TLS-DICT).
 {{- end -}}
 {{- $_ := set $out "timeouts" $timeouts -}}
 {{- end -}}
+{{- with dig "redirections" "entryPoint" nil $values -}}
+{{- $redirect := dict "to" (toString .to) "scheme" (default "https" .scheme) "permanent" (ne (toString (get . "permanent")) "false") -}}
+{{- $_ := set $out "http" (dict "redirections" (dict "entryPoint" $redirect)) -}}
+{{- end -}}
 {{- if index . 2 -}}
 {{- $_ := set $out "uplink" true -}}
 {{- end -}}
@@ -405,6 +409,19 @@ Checks the values for contradictions, and fails naming the keys.
 {{- fail (printf "entryPoints.web.port: %d is already admin.port" (int64 $web.port)) -}}
 {{- end -}}
 {{- $_ := set $ports (toString (int64 $web.port)) "entryPoints.web.port" -}}
+{{- end -}}
+{{- $websecure := $v.entryPoints.websecure -}}
+{{- if $websecure.enabled -}}
+{{- if hasKey $ports (toString (int64 $websecure.port)) -}}
+{{- fail (printf "entryPoints.websecure.port: %d is already %s" (int64 $websecure.port) (get $ports (toString (int64 $websecure.port)))) -}}
+{{- end -}}
+{{- $_ := set $ports (toString (int64 $websecure.port)) "entryPoints.websecure.port" -}}
+{{- end -}}
+{{- with dig "redirections" "entryPoint" nil $web -}}
+{{- $to := toString (get . "to") -}}
+{{- if not (or (and (eq $to "websecure") $websecure.enabled) (regexMatch "^:[0-9]{1,5}$" $to)) -}}
+{{- fail (printf "entryPoints.web.redirections.entryPoint.to: %q is not an enabled entrypoint to redirect to (websecure) or a port such as \":443\"" $to) -}}
+{{- end -}}
 {{- end -}}
 {{- if eq $v.role "child" -}}
 {{- if not (and $uplink $uplink.port) -}}
@@ -526,6 +543,12 @@ The gateway's configuration (docs/configuration.md), as YAML.
 {{- $entryPoints := dict -}}
 {{- if $v.entryPoints.web.enabled -}}
 {{- $_ := set $entryPoints "web" (include "traverse.entryPoint" (list "web" $v.entryPoints.web false (dict)) | fromYaml) -}}
+{{- end -}}
+{{- if $v.entryPoints.websecure.enabled -}}
+{{- $websecure := include "traverse.entryPoint" (list "websecure" $v.entryPoints.websecure false (dict)) | fromYaml -}}
+{{- /* Certificates from resources only. */ -}}
+{{- $_ := set $websecure "tls" (dict) -}}
+{{- $_ := set $entryPoints "websecure" $websecure -}}
 {{- end -}}
 {{- if eq $v.role "child" -}}
 {{- $tls := dict -}}
