@@ -1226,10 +1226,15 @@ fn websecure_terminates_tls_and_web_can_redirect_to_it() {
     let websecure = &config["entryPoints"]["websecure"];
     assert_eq!(str_of(&websecure["address"]), "0.0.0.0:8443");
     assert!(
-        websecure["tls"].as_mapping().is_some_and(|tls| tls.is_empty()),
+        websecure["tls"]
+            .as_mapping()
+            .is_some_and(|tls| tls.is_empty()),
         "certificates from resources only: {websecure:?}"
     );
-    assert!(config["entryPoints"]["web"]["http"].is_null(), "no redirect unless asked");
+    assert!(
+        config["entryPoints"]["web"]["http"].is_null(),
+        "no redirect unless asked"
+    );
     assert_eq!(plain.container_port("websecure"), Some(8443));
     let ports: Vec<(&str, u64, &str)> = seq(&plain.get("Service", "traverse")["spec"]["ports"])
         .iter()
@@ -1249,10 +1254,15 @@ fn websecure_terminates_tls_and_web_can_redirect_to_it() {
     assert_eq!(str_of(&redirect["to"]), "websecure");
     assert_eq!(str_of(&redirect["scheme"]), "https");
     assert_eq!(redirect["permanent"].as_bool(), Some(true));
-    assert!(parent.notes.contains("Every request on web is redirected to websecure"));
+    assert!(parent
+        .notes
+        .contains("Every request on web is redirected to websecure"));
 
     // Turned off: no entrypoint, no container or Service port.
-    let off = rendered(&[], &[r#"{"entryPoints": {"websecure": {"enabled": false}}}"#]);
+    let off = rendered(
+        &[],
+        &[r#"{"entryPoints": {"websecure": {"enabled": false}}}"#],
+    );
     assert!(off.config()["entryPoints"]["websecure"].is_null());
     assert_eq!(off.container_port("websecure"), None);
     let ports = seq(&off.get("Service", "traverse")["spec"]["ports"]);
@@ -1263,7 +1273,11 @@ fn websecure_terminates_tls_and_web_can_redirect_to_it() {
     let rules = seq(&plain.all("ClusterRole")[0]["rules"]);
     let core = rules
         .iter()
-        .find(|rule| seq(&rule["resources"]).iter().any(|r| str_of(r) == "secrets"))
+        .find(|rule| {
+            seq(&rule["resources"])
+                .iter()
+                .any(|r| str_of(r) == "secrets")
+        })
         .expect("a rule for secrets");
     let resources: Vec<&str> = seq(&core["resources"]).iter().map(str_of).collect();
     assert_eq!(resources, ["services", "secrets", "configmaps"]);

@@ -139,7 +139,7 @@ fn one_bad_document_is_rejected_alone_and_points_at_its_line() {
 #[test]
 fn unknown_kinds_and_fields_are_reported_without_rejecting() {
     let text = format!(
-        "{GOOD}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: typo}}\nspec: {{portz: []}}\n"
+        "{GOOD}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: typo}}\nspec: {{portz: []}}\n"
     );
     let (documents, reported) = parse(&text).expect("kept");
     assert_eq!(documents.len(), 3);
