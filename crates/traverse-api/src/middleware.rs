@@ -97,8 +97,7 @@ pub struct MiddlewareSpec {
     pub circuit_breaker: Option<Value>,
     /// Response compression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub compress: Option<Value>,
+    pub compress: Option<Compress>,
     /// Passes the client TLS certificate upstream in headers.
     #[serde(
         default,
@@ -445,4 +444,25 @@ pub struct InFlightReq {
     /// What a source is (default: the request's host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_criterion: Option<SourceCriterion>,
+}
+
+/// `compress` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Compress {
+    /// Response media types never compressed (`application/grpc` always is not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_content_types: Vec<String>,
+    /// The only response media types compressed; exclusive with `excludedContentTypes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_content_types: Vec<String>,
+    /// Responses shorter than this are sent as they are (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_response_body_bytes: Option<i64>,
+    /// Encodings offered, by priority at equal client preference (default gzip, br, zstd).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encodings: Vec<String>,
+    /// Encoding used when the client sends no `Accept-Encoding`, or accepts `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_encoding: Option<String>,
 }

@@ -230,7 +230,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 14] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 15] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -245,6 +245,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 14] = [
     "rateLimit",
     "inFlightReq",
     "chain",
+    "compress",
 ];
 
 /// Fields of a `Middleware` spec that are set but not acted on by the gateway.
@@ -489,7 +490,7 @@ mod tests {
                 ssl_host: Some("a.example".to_owned()),
                 ..Default::default()
             }),
-            compress: Some(json!({})),
+            grpc_web: Some(json!({})),
             basic_auth: Some(BasicAuth {
                 secret: Some("users".to_owned()),
                 ..Default::default()
@@ -503,7 +504,7 @@ mod tests {
         assert_eq!(
             fields(&unsupported_in_middleware(&spec)),
             [
-                "spec.compress",
+                "spec.grpcWeb",
                 "spec.stripPrefix.forceSlash",
                 "spec.headers.sslRedirect",
                 "spec.headers.sslHost",

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 mod auth;
+mod compress;
 mod headers;
 mod ip;
 mod limit;
@@ -16,6 +17,11 @@ mod paths;
 mod tests;
 
 pub use auth::{BasicAuth, Credential, CredentialError};
+pub use mime::Mime;
+
+pub use compress::{
+    media_type_matches, Compress, ContentTypes, Encoding, DEFAULT_ENCODINGS, DEFAULT_MIN_BODY_BYTES,
+};
 pub use headers::{Cors, Security};
 pub use ip::{IpAllowList, IpStrategy, SourceCriterion};
 pub use limit::{Admission, InFlightReq, Permit, RateLimit};
@@ -39,6 +45,7 @@ pub enum Middleware {
     IpAllowList(IpAllowList),
     RateLimit(RateLimit),
     InFlightReq(InFlightReq),
+    Compress(Compress),
 }
 
 /// The Middleware object a step comes from, `namespace/name`, and its Traefik type:

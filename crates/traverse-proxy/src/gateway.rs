@@ -387,10 +387,10 @@ impl ProxyHttp for Gateway {
             // From SIGTERM on, no connection is kept for another request.
             session.set_keepalive(None);
         }
-        if let Some(router) = ctx.router() {
-            middleware::response(&router.middlewares, session.req_header(), ctx, response)?;
-        }
-        Ok(())
+        // The route is shared, so a chain's steps can note what they learn on the exchange.
+        let router = ctx.router().filter(|r| !r.middlewares.is_empty()).cloned();
+        let chain = router.as_deref().map_or(&[][..], |r| &r.middlewares);
+        middleware::response(chain, session.req_header(), ctx, response)
     }
 
     fn response_body_filter(
@@ -400,9 +400,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut Exchange,
     ) -> Result<Option<Duration>> {
-        if let Some(router) = ctx.router() {
-            middleware::response_body(&router.middlewares, body, end_of_stream)?;
-        }
+        middleware::response_body(ctx, body, end_of_stream)?;
         if end_of_stream {
             ctx.response_complete();
         }

@@ -8,8 +8,8 @@
 //!   errors) does so through the [`Exchange`](crate::exchange::Exchange)'s
 //!   `begin_call`/`end_call`, so its CLIENT span belongs to the request's trace;
 //! - [`Step::upstream_request`]: rewrite the request sent upstream (path, headers);
-//! - [`Step::response`] and [`Step::response_body`]: filter the response header and
-//!   stream-filter the body, in reverse order (headers, compress);
+//! - [`Step::response`]: filter the response header, in reverse order (headers); a step
+//!   that rewrites the body as it streams (compress) leaves its encoder in the [`Notes`];
 //! - [`Step::preferred_endpoint`] and [`Step::may_retry`]: a say in upstream choice and
 //!   retries (sticky sessions, retry, circuit breaker).
 //!
@@ -48,6 +48,8 @@ pub(crate) struct Notes {
     pub permits: Vec<Permit>,
     /// `Set-Cookie` values of sticky balancers that chose without a cookie.
     pub set_cookies: Vec<String>,
+    /// The encoder of the response body, when a compress step chose one.
+    pub encoder: Option<compress::Encoder>,
 }
 
 impl Notes {
@@ -138,7 +140,7 @@ pub(crate) trait Step: Sync {
     fn response(
         &self,
         _request: &RequestHeader,
-        _exchange: &Exchange,
+        _exchange: &mut Exchange,
         _response: &mut ResponseHeader,
     ) -> Result<()> {
         Ok(())
@@ -147,11 +149,6 @@ pub(crate) trait Step: Sync {
     /// The Middleware object of a step that may answer, for the span and the access log.
     fn origin(&self) -> Option<&Origin> {
         None
-    }
-
-    /// Filters a chunk of the response body (`None` at the end with no last chunk).
-    fn response_body(&self, _body: &mut Option<Bytes>, _end_of_stream: bool) -> Result<()> {
-        Ok(())
     }
 
     /// An endpoint of `backend` this request should go to, if the step knows one.
@@ -184,6 +181,7 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::IpAllowList(step) => step,
         Middleware::RateLimit(step) => step,
         Middleware::InFlightReq(step) => step,
+        Middleware::Compress(step) => step,
     }
 }
 
@@ -225,7 +223,7 @@ async fn run_request<'a>(
 fn dress<'a>(
     before: impl Iterator<Item = &'a dyn Step>,
     request: &RequestHeader,
-    exchange: &Exchange,
+    exchange: &mut Exchange,
     answer: &mut Answer,
 ) -> Result<()> {
     let mut header = ResponseHeader::build(answer.status, Some(answer.headers.len()))?;
@@ -283,7 +281,7 @@ pub(crate) fn upstream_request(
 pub(crate) fn response(
     chain: &[Middleware],
     request: &RequestHeader,
-    exchange: &Exchange,
+    exchange: &mut Exchange,
     response: &mut ResponseHeader,
 ) -> Result<()> {
     for cookie in &exchange.notes().set_cookies {
@@ -295,16 +293,16 @@ pub(crate) fn response(
         .try_for_each(|middleware| step(middleware).response(request, exchange, response))
 }
 
-/// Runs `response_body` over the chain in reverse order.
+/// Encodes a chunk of the response body, when a step chose an encoder.
 pub(crate) fn response_body(
-    chain: &[Middleware],
+    exchange: &mut Exchange,
     body: &mut Option<Bytes>,
     end_of_stream: bool,
 ) -> Result<()> {
-    chain
-        .iter()
-        .rev()
-        .try_for_each(|middleware| step(middleware).response_body(body, end_of_stream))
+    match &mut exchange.notes_mut().encoder {
+        Some(encoder) => encoder.encode(body, end_of_stream),
+        None => Ok(()),
+    }
 }
 
 /// The endpoint the Service's sticky cookie names, else the first endpoint a step of the
@@ -331,6 +329,7 @@ pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> b
 }
 
 mod access;
+mod compress;
 mod headers;
 mod limit;
 mod paths;

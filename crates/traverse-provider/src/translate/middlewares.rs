@@ -17,6 +17,7 @@ use crate::model::{AddPrefix, Middleware, Origin, StripPrefix};
 use crate::snapshot::Object;
 
 mod access;
+mod content;
 mod headers;
 mod paths;
 mod traffic;
@@ -113,6 +114,7 @@ impl<'a> Translator<'a> {
             )),
             ["rateLimit"] => checked(traffic::rate_limit(spec, origin("rateLimit"))),
             ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
+            ["compress"] => checked(content::compress(spec)),
             ["chain"] => checked(self.chain(object, stack)),
             [kind] => Err((
                 Reason::Unsupported,

@@ -349,7 +349,7 @@ spec:
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {{name: limit, namespace: apps}}
-spec: {{compress: {{}}}}
+spec: {{grpcWeb: {{}}}}
 ---
 apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
@@ -421,7 +421,7 @@ spec:
     );
     assert!(
         found.contains(&(Reason::Unsupported, None)),
-        "compress reported on the Middleware: {found:?}"
+        "grpcWeb reported on the Middleware: {found:?}"
     );
 }
 
@@ -852,6 +852,11 @@ fn invalid_middleware_fields_are_named() {
         ("{rateLimit: {average: 10, period: 2 weeks}}", "spec.rateLimit.period"),
         ("{rateLimit: {average: 10, sourceCriterion: {requestHost: true, requestHeaderName: X-A}}}", "spec.rateLimit.sourceCriterion"),
         ("{inFlightReq: {amount: 0}}", "spec.inFlightReq.amount"),
+        ("{compress: {encodings: [gzip, deflate]}}", "spec.compress.encodings[1]"),
+        ("{compress: {encodings: [br], defaultEncoding: gzip}}", "spec.compress.defaultEncoding"),
+        ("{compress: {excludedContentTypes: [text/csv], includedContentTypes: [text/html]}}", "spec.compress"),
+        ("{compress: {includedContentTypes: [text/html, \"not a type\"]}}", "spec.compress.includedContentTypes[1]"),
+        ("{compress: {minResponseBodyBytes: -1}}", "spec.compress.minResponseBodyBytes"),
     ];
     for (spec, field) in cases {
         let yaml = format!(
@@ -903,6 +908,32 @@ spec: {{rateLimit: {{average: 0}}}}
     let table = translate_all(&yaml);
     assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
     assert!(single_router(&table).middlewares.is_empty());
+}
+
+#[test]
+fn compress_defaults_are_traefiks() {
+    use crate::model::middleware::{ContentTypes, Encoding};
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {{compress: {{}}}}
+{MIDDLEWARE_ROUTE}"#
+    );
+    let table = translate_all(&yaml);
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let [Middleware::Compress(compress)] = single_router(&table).middlewares.as_slice() else {
+        panic!("one compress step")
+    };
+    assert_eq!(
+        compress.encodings,
+        [Encoding::Gzip, Encoding::Brotli, Encoding::Zstd]
+    );
+    assert_eq!(compress.default_encoding, None);
+    assert_eq!(compress.min_body_bytes, 1024);
+    assert_eq!(compress.content_types, ContentTypes::Excluded(Vec::new()));
 }
 
 #[test]
