@@ -677,3 +677,157 @@ logs:
         "the same middleware the span names: {record:#}"
     );
 }
+
+const COMPRESS: &str = "# Enable compression
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-compress
+spec:
+  compress: {}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-compress-options
+spec:
+  compress:
+    encodings:
+      - zstd
+      - br
+    defaultEncoding: zstd
+    minResponseBodyBytes: 1200
+    excludedContentTypes:
+      - text/event-stream
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-compress-included
+spec:
+  compress:
+    includedContentTypes:
+      - application/json
+      - text/html
+      - text/plain
+";
+
+/// The body as the client reads it, decoded per its `Content-Encoding`.
+fn decoded(response: &Response) -> Vec<u8> {
+    use std::io::Read;
+    let body = response.body.as_slice();
+    let mut out = Vec::new();
+    let read = match response.header("Content-Encoding") {
+        None => return response.body.clone(),
+        Some("gzip") => flate2::read::GzDecoder::new(body).read_to_end(&mut out),
+        Some("br") => brotli::Decompressor::new(body, 4096).read_to_end(&mut out),
+        Some("zstd") => zstd::stream::read::Decoder::new(body).and_then(|mut d| d.read_to_end(&mut out)),
+        Some(other) => panic!("unexpected Content-Encoding {other}"),
+    };
+    read.unwrap_or_else(|e| panic!("the body does not decode: {e}"));
+    out
+}
+
+#[tokio::test]
+async fn responses_are_compressed_as_the_client_prefers() {
+    let routes = routes(&[
+        ("PathPrefix(`/default`)", "{name: test-compress}"),
+        ("PathPrefix(`/options`)", "{name: test-compress-options}"),
+        ("PathPrefix(`/included`)", "{name: test-compress-included}"),
+    ]);
+    let (gateway, _upstream) = start(COMPRESS, &routes, "").await;
+    // The upstream echoes request headers: a long one makes its answer long.
+    let pad = "compressible ".repeat(200);
+    let get = |path: &'static str, headers: Vec<(&'static str, String)>| {
+        let gateway = &gateway;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            send(gateway, "web", "GET", path, &headers).await
+        }
+    };
+    let long = |accept: Option<&str>| {
+        let mut headers = vec![("X-Pad", pad.clone())];
+        if let Some(accept) = accept {
+            headers.push(("Accept-Encoding", accept.to_owned()));
+        }
+        headers
+    };
+
+    // Quality values decide; ties go to the order of `encodings` (gzip, br, zstd).
+    for (accept, expected) in [
+        ("gzip;q=0.5, br;q=1.0, zstd;q=0.8", Some("br")),
+        ("gzip, deflate, br, zstd", Some("gzip")),
+        ("zstd", Some("zstd")),
+        ("deflate", None),
+        ("gzip;q=0, identity", None),
+    ] {
+        let response = get("/default", long(Some(accept))).await;
+        assert_eq!(response.status, 200, "{accept}");
+        assert_eq!(response.header("Content-Encoding"), expected, "{accept}");
+        assert!(
+            response
+                .header_all("Vary")
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case("Accept-Encoding")),
+            "{accept}: {:?}",
+            response.headers
+        );
+        if expected.is_some() {
+            assert_eq!(response.header("Content-Length"), None, "{accept}");
+            assert!(response.body.len() < pad.len(), "{accept}: compressed");
+        }
+        let body: serde_json::Value = serde_json::from_slice(&decoded(&response))
+            .unwrap_or_else(|e| panic!("{accept}: decoded body is the upstream's JSON: {e}"));
+        assert_eq!(body["path"], "/default", "{accept}");
+        let echoed = body["headers"]
+            .as_array()
+            .and_then(|h| h.iter().find(|p| p[0].as_str() == Some("X-Pad")))
+            .map(|p| p[1].clone());
+        assert_eq!(echoed, Some(serde_json::json!(pad.trim_end())), "{accept}");
+    }
+
+    // Without Accept-Encoding (and no defaultEncoding), or below 1024 bytes: as sent.
+    let response = get("/default", long(None)).await;
+    assert_eq!(response.header("Content-Encoding"), None);
+    assert!(response.header("Content-Length").is_some());
+    let small = get("/default", vec![("Accept-Encoding", "gzip".into())]).await;
+    assert!(small.body.len() < 1024, "{}", small.body.len());
+    assert_eq!(small.header("Content-Encoding"), None);
+    assert_eq!(small.json()["path"], "/default");
+
+    // A body of unknown length is compressed as it streams.
+    let mut headers = long(Some("gzip"));
+    headers.push(("X-Response-Chunked", "yes".into()));
+    let response = get("/default", headers).await;
+    assert_eq!(response.header("Content-Encoding"), Some("gzip"));
+    let body: serde_json::Value = serde_json::from_slice(&decoded(&response)).expect("JSON");
+    assert_eq!(body["path"], "/default");
+
+    // The options: defaultEncoding for no header and for `*`; gzip is not offered;
+    // an excluded type is sent as it is.
+    for (accept, expected) in [
+        (None, Some("zstd")),
+        (Some("*"), Some("zstd")),
+        (Some("gzip"), None),
+        (Some("gzip, br"), Some("br")),
+    ] {
+        let response = get("/options", long(accept)).await;
+        assert_eq!(response.header("Content-Encoding"), expected, "{accept:?}");
+        let body: serde_json::Value = serde_json::from_slice(&decoded(&response)).expect("JSON");
+        assert_eq!(body["path"], "/options");
+    }
+    let mut events = long(Some("zstd"));
+    events.push(("X-Response-Type", "text/event-stream".into()));
+    let response = get("/options", events).await;
+    assert_eq!(response.header("Content-Encoding"), None);
+    assert_eq!(response.header("Content-Type"), Some("text/event-stream"));
+
+    // Only the included types are compressed.
+    let response = get("/included", long(Some("br"))).await;
+    assert_eq!(response.header("Content-Encoding"), Some("br"));
+    let mut image = long(Some("br"));
+    image.push(("X-Response-Type", "image/png".into()));
+    let response = get("/included", image).await;
+    assert_eq!(response.header("Content-Encoding"), None);
+}
