@@ -244,9 +244,7 @@ async fn serve(stream: TcpStream, name: String, log: Log) {
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("Status");
-        let content_type = head
-            .header("x-response-type")
-            .unwrap_or("application/json");
+        let content_type = head.header("x-response-type").unwrap_or("application/json");
         let chunked = head.header("x-response-chunked").is_some();
         let mut response = format!(
             "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nX-Upstream: {name}\r\nX-Upstream-Secret: s3cret\r\n"

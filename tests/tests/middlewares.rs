@@ -721,7 +721,9 @@ fn decoded(response: &Response) -> Vec<u8> {
         None => return response.body.clone(),
         Some("gzip") => flate2::read::GzDecoder::new(body).read_to_end(&mut out),
         Some("br") => brotli::Decompressor::new(body, 4096).read_to_end(&mut out),
-        Some("zstd") => zstd::stream::read::Decoder::new(body).and_then(|mut d| d.read_to_end(&mut out)),
+        Some("zstd") => {
+            zstd::stream::read::Decoder::new(body).and_then(|mut d| d.read_to_end(&mut out))
+        }
         Some(other) => panic!("unexpected Content-Encoding {other}"),
     };
     read.unwrap_or_else(|e| panic!("the body does not decode: {e}"));
@@ -830,4 +832,125 @@ async fn responses_are_compressed_as_the_client_prefers() {
     image.push(("X-Response-Type", "image/png".into()));
     let response = get("/included", image).await;
     assert_eq!(response.header("Content-Encoding"), None);
+}
+
+const RETRY: &str = "# Retry 4 times with exponential backoff
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-retry
+spec:
+  retry:
+    attempts: 3
+    initialInterval: 100ms
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-retry-long
+spec:
+  retry:
+    attempts: 6
+    initialInterval: 100ms
+";
+
+#[tokio::test]
+async fn retry_makes_its_attempts_with_backoff_each_a_client_span() {
+    let collector = Collector::start().await;
+    let extra = format!(
+        "tracing:
+  queue: {{scheduleDelay: 50ms}}
+  otlp: {{http: {{endpoint: \"{}\"}}}}
+",
+        collector.traces_http_url()
+    );
+    let down = std::net::SocketAddr::from(([127, 0, 0, 1], Upstream::closed_port()));
+    let late = std::net::SocketAddr::from(([127, 0, 0, 1], Upstream::closed_port()));
+    let routes = "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: routes
+spec:
+  routes:
+    - match: PathPrefix(`/retried`)
+      middlewares: [{name: test-retry}]
+      services: [{name: down, port: 80}]
+    - match: PathPrefix(`/once`)
+      services: [{name: down, port: 80}]
+    - match: PathPrefix(`/late`)
+      middlewares: [{name: test-retry-long}]
+      services: [{name: late, port: 80}]
+";
+    let gateway = Gateway::start(
+        &config(&extra),
+        &[
+            ("down", &service("down", &[down])),
+            ("late", &service("late", &[late])),
+            ("middlewares", RETRY),
+            ("routes", routes),
+        ],
+    )
+    .await;
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+
+    let client_spans_of = async |path: &str, expected: usize| {
+        let server = eventually("the SERVER span", WAIT, async || {
+            collector
+                .spans()
+                .into_iter()
+                .find(|s| s.kind == SpanKind::Server && s.attr("url.path") == Some(path))
+        })
+        .await;
+        eventually("every CLIENT span", WAIT, async || {
+            let clients: Vec<_> = collector
+                .spans()
+                .into_iter()
+                .filter(|s| s.kind == SpanKind::Client && s.trace_id == server.trace_id)
+                .collect();
+            (clients.len() >= expected).then_some(clients)
+        })
+        .await
+    };
+
+    // Three attempts, waiting 50-150ms then 71-212ms between them.
+    let started = std::time::Instant::now();
+    let response = send(&gateway, "web", "GET", "/retried", &[]).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status, 502, "{}", response.text());
+    assert!(elapsed >= Duration::from_millis(120), "{elapsed:?}");
+    let clients = client_spans_of("/retried", 3).await;
+    assert_eq!(
+        clients.len(),
+        3,
+        "one CLIENT span per attempt: {clients:#?}"
+    );
+    assert!(
+        clients.iter().all(|s| s.attr("error.type").is_some()),
+        "{clients:#?}"
+    );
+
+    // Without the middleware: one attempt (no other endpoint to try).
+    let response = send(&gateway, "web", "GET", "/once", &[]).await;
+    assert_eq!(response.status, 502);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(client_spans_of("/once", 1).await.len(), 1);
+
+    // An endpoint that starts listening while the request is being retried answers it.
+    let request = tokio::spawn({
+        let addr = gateway.addr("web");
+        async move { http_request(addr, "GET", "/late", &[], b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _late = Upstream::start_on("late", late).expect("the late endpoint's port is free");
+    let response = request.await.expect("request");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.server().as_deref(), Some("late"));
+    let clients = client_spans_of("/late", 2).await;
+    assert!(
+        clients
+            .iter()
+            .any(|s| s.attr("http.response.status_code") == Some("200")),
+        "{clients:#?}"
+    );
 }

@@ -108,8 +108,7 @@ pub struct MiddlewareSpec {
     pub pass_tls_client_cert: Option<Value>,
     /// Retries failed requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub retry: Option<Value>,
+    pub retry: Option<Retry>,
     /// Content-Type auto-detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::free_form_object")]
@@ -465,4 +464,34 @@ pub struct Compress {
     /// Encoding used when the client sends no `Accept-Encoding`, or accepts `*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_encoding: Option<String>,
+}
+
+/// `retry` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Retry {
+    /// Attempts in all, the first included (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i64>,
+    /// First wait of the exponential backoff (seconds, or a duration such as `100ms`);
+    /// the longest wait is twice this. None: retry at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub initial_interval: Option<IntOrString>,
+    /// Time allowed for all attempts together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub timeout: Option<IntOrString>,
+    /// Largest request body kept for replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<i64>,
+    /// Response statuses (or ranges such as `500-599`) also retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<String>,
+    /// Do not retry on network errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_retry_on_network_error: Option<bool>,
+    /// Retry non-idempotent methods too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_non_idempotent_method: Option<bool>,
 }

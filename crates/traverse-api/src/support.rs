@@ -230,7 +230,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 15] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 16] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -246,7 +246,11 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 15] = [
     "inFlightReq",
     "chain",
     "compress",
+    "retry",
 ];
+
+/// Attempts a `retry` middleware gets at most: the first and the data plane's 16 retries.
+pub const MAX_RETRY_ATTEMPTS: i64 = 17;
 
 /// Fields of a `Middleware` spec that are set but not acted on by the gateway.
 pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
@@ -280,6 +284,32 @@ pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
             has_text(auth.secret.as_deref()),
             "secret",
             "Secrets are not loaded yet: users in the Secret are not read; list them in users",
+        );
+    }
+    if let Some(retry) = &spec.retry {
+        report.prefix = "spec.retry".to_owned();
+        report.flag(
+            retry.attempts.is_some_and(|a| a > MAX_RETRY_ATTEMPTS),
+            "attempts",
+            "more than 17 attempts are not made (the data plane's limit of 16 retries)",
+        );
+        const REASON: &str = "not implemented: only network errors are retried, within attempts";
+        report.flag(retry.timeout.is_some(), "timeout", REASON);
+        report.flag(
+            retry.max_request_body_bytes.is_some(),
+            "maxRequestBodyBytes",
+            REASON,
+        );
+        report.flag(!retry.status.is_empty(), "status", REASON);
+        report.flag(
+            retry.disable_retry_on_network_error.is_some(),
+            "disableRetryOnNetworkError",
+            REASON,
+        );
+        report.flag(
+            retry.retry_non_idempotent_method.is_some(),
+            "retryNonIdempotentMethod",
+            REASON,
         );
     }
     if let Some(limit) = &spec.rate_limit {
@@ -510,6 +540,27 @@ mod tests {
                 "spec.headers.sslHost",
                 "spec.basicAuth.secret",
                 "spec.rateLimit.redis",
+            ]
+        );
+    }
+
+    #[test]
+    fn retry_fields_beyond_network_errors_are_reported() {
+        let spec = MiddlewareSpec {
+            retry: Some(crate::middleware::Retry {
+                attempts: Some(20),
+                status: vec!["500-599".to_owned()],
+                retry_non_idempotent_method: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(&unsupported_in_middleware(&spec)),
+            [
+                "spec.retry.attempts",
+                "spec.retry.status",
+                "spec.retry.retryNonIdempotentMethod"
             ]
         );
     }

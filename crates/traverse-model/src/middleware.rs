@@ -13,6 +13,7 @@ mod headers;
 mod ip;
 mod limit;
 mod paths;
+mod retry;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ pub use limit::{Admission, InFlightReq, Permit, RateLimit};
 pub use paths::{
     redirect_status, RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex, StripPrefixRegex,
 };
+pub use retry::Retry;
 
 /// A request/response transformation, already validated. Each kind is its own type, so
 /// the data plane gives each its behaviour in one place.
@@ -46,6 +48,7 @@ pub enum Middleware {
     RateLimit(RateLimit),
     InFlightReq(InFlightReq),
     Compress(Compress),
+    Retry(Retry),
 }
 
 /// The Middleware object a step comes from, `namespace/name`, and its Traefik type:

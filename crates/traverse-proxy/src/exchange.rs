@@ -274,6 +274,11 @@ impl Exchange {
         }
     }
 
+    /// Forgets the endpoints tried: a retry that found none untried starts a new round.
+    pub(crate) fn forget_tried(&mut self) {
+        self.tried_len = 0;
+    }
+
     /// Attempts begun so far.
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts

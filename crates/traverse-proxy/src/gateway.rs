@@ -188,7 +188,23 @@ impl ProxyHttp for Gateway {
             _ => None,
         };
         let topology = self.state.topology();
-        let Some(selected) = select::next(ctx, preferred) else {
+        let retry_delay = match ctx.router() {
+            Some(router) if ctx.attempts() > 0 => {
+                middleware::retry_delay(&router.middlewares, ctx.attempts())
+            }
+            _ => None,
+        };
+        if let Some(delay) = retry_delay.filter(|d| !d.is_zero()) {
+            tokio::time::sleep(delay).await;
+        }
+        let mut selected = select::next(ctx, preferred);
+        if selected.is_none() && retry_delay.is_some() {
+            // A retry middleware's attempts go on over endpoints already tried, as
+            // Traefik's balancer would pick them again.
+            ctx.forget_tried();
+            selected = select::next(ctx, preferred);
+        }
+        let Some(selected) = selected else {
             let reason = match ctx.destination() {
                 Some(Destination::Uplink { .. }) => "no available child cluster",
                 _ => "no available server",

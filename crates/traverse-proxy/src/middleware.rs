@@ -10,8 +10,8 @@
 //! - [`Step::upstream_request`]: rewrite the request sent upstream (path, headers);
 //! - [`Step::response`]: filter the response header, in reverse order (headers); a step
 //!   that rewrites the body as it streams (compress) leaves its encoder in the [`Notes`];
-//! - [`Step::preferred_endpoint`] and [`Step::may_retry`]: a say in upstream choice and
-//!   retries (sticky sessions, retry, circuit breaker).
+//! - [`Step::preferred_endpoint`], [`Step::may_retry`] and [`Step::retry_delay`]: a say
+//!   in upstream choice and retries (sticky sessions, retry, circuit breaker).
 //!
 //! A step that answers is named on the request's SERVER span and in its access log
 //! record ([`Notes::answered_by`]), and its answer passes through the `response` hooks
@@ -20,6 +20,7 @@
 //! upstream, an in-flight permit) it keeps in the exchange's [`Notes`].
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -164,6 +165,12 @@ pub(crate) trait Step: Sync {
     fn may_retry(&self, _attempts: u32) -> Option<bool> {
         None
     }
+
+    /// How long to wait before the attempt after the `attempts`-th; `None`: the step
+    /// does not retry.
+    fn retry_delay(&self, _attempts: u32) -> Option<Duration> {
+        None
+    }
 }
 
 /// The behaviour of a middleware of the runtime model.
@@ -182,6 +189,7 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::RateLimit(step) => step,
         Middleware::InFlightReq(step) => step,
         Middleware::Compress(step) => step,
+        Middleware::Retry(step) => step,
     }
 }
 
@@ -319,6 +327,13 @@ pub(crate) fn preferred_endpoint(
     })
 }
 
+/// The wait before the attempt after the `attempts`-th, when a step of the chain retries.
+pub(crate) fn retry_delay(chain: &[Middleware], attempts: u32) -> Option<Duration> {
+    chain
+        .iter()
+        .find_map(|middleware| step(middleware).retry_delay(attempts))
+}
+
 /// Whether the chain lets the `attempts`-th failed attempt be retried: the first step
 /// with an opinion decides; without one, `default`.
 pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> bool {
@@ -334,6 +349,7 @@ mod headers;
 mod limit;
 mod paths;
 mod redirect;
+mod retry;
 
 #[cfg(test)]
 mod tests;

@@ -115,6 +115,7 @@ impl<'a> Translator<'a> {
             ["rateLimit"] => checked(traffic::rate_limit(spec, origin("rateLimit"))),
             ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
             ["compress"] => checked(content::compress(spec)),
+            ["retry"] => checked(traffic::retry(spec)),
             ["chain"] => checked(self.chain(object, stack)),
             [kind] => Err((
                 Reason::Unsupported,

@@ -857,6 +857,9 @@ fn invalid_middleware_fields_are_named() {
         ("{compress: {excludedContentTypes: [text/csv], includedContentTypes: [text/html]}}", "spec.compress"),
         ("{compress: {includedContentTypes: [text/html, \"not a type\"]}}", "spec.compress.includedContentTypes[1]"),
         ("{compress: {minResponseBodyBytes: -1}}", "spec.compress.minResponseBodyBytes"),
+        ("{retry: {initialInterval: 100ms}}", "spec.retry.attempts"),
+        ("{retry: {attempts: 0}}", "spec.retry.attempts"),
+        ("{retry: {attempts: 3, initialInterval: soon}}", "spec.retry.initialInterval"),
     ];
     for (spec, field) in cases {
         let yaml = format!(
@@ -934,6 +937,32 @@ spec: {{compress: {{}}}}
     assert_eq!(compress.default_encoding, None);
     assert_eq!(compress.min_body_bytes, 1024);
     assert_eq!(compress.content_types, ContentTypes::Excluded(Vec::new()));
+}
+
+#[test]
+fn retry_intervals_are_seconds_or_durations() {
+    use crate::model::middleware::Retry;
+    for (interval, expected) in [("100ms", 100), ("2", 2000), ("\"1s\"", 1000)] {
+        let yaml = format!(
+            r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {{retry: {{attempts: 4, initialInterval: {interval}}}}}
+{MIDDLEWARE_ROUTE}"#
+        );
+        let table = translate_all(&yaml);
+        assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+        assert_eq!(
+            single_router(&table).middlewares,
+            [Middleware::Retry(Retry {
+                attempts: 4,
+                initial_interval: std::time::Duration::from_millis(expected),
+            })],
+            "{interval}"
+        );
+    }
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! `rateLimit` and `inFlightReq`.
 
+use std::time::Duration;
+
 use traverse_api::middleware::SourceCriterion as SourceCriterionSpec;
+use traverse_api::support::MAX_RETRY_ATTEMPTS;
 use traverse_api::{IntOrString, MiddlewareSpec};
 
 use super::access::ip_strategy;
 use super::{header_name, Built};
+use crate::model::middleware::Retry;
 use crate::model::{InFlightReq, IpStrategy, Middleware, Origin, RateLimit, SourceCriterion};
 
 const SECOND_NS: u64 = 1_000_000_000;
@@ -55,6 +59,37 @@ pub(super) fn rate_limit(spec: &MiddlewareSpec, origin: Origin) -> Built {
         max_delay_ns,
         source,
     ))])
+}
+
+pub(super) fn retry(spec: &MiddlewareSpec) -> Built {
+    let Some(config) = spec.retry.as_ref() else {
+        return Err("spec.retry is empty".into());
+    };
+    let attempts = match config.attempts {
+        // More is reported as a warning and capped.
+        Some(attempts) if attempts > 0 => {
+            u32::try_from(attempts.min(MAX_RETRY_ATTEMPTS)).unwrap_or(1)
+        }
+        Some(attempts) => {
+            return Err(format!(
+                "spec.retry.attempts: {attempts} must be at least 1"
+            ))
+        }
+        None => return Err("spec.retry.attempts is required".into()),
+    };
+    let initial_interval_ns = match &config.initial_interval {
+        None => 0,
+        Some(IntOrString::Int(seconds)) => u64::try_from(*seconds)
+            .map_err(|_| format!("spec.retry.initialInterval: {seconds} is negative"))?
+            .saturating_mul(SECOND_NS),
+        Some(IntOrString::String(text)) => go_duration(text).ok_or_else(|| {
+            format!("spec.retry.initialInterval: {text:?} is not a duration (e.g. 100ms)")
+        })?,
+    };
+    Ok(vec![Middleware::Retry(Retry {
+        attempts,
+        initial_interval: Duration::from_nanos(initial_interval_ns),
+    })])
 }
 
 pub(super) fn in_flight_req(spec: &MiddlewareSpec, origin: Origin) -> Built {
