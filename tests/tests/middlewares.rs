@@ -954,3 +954,124 @@ spec:
         "{clients:#?}"
     );
 }
+
+const ERRORS: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-errors
+spec:
+  errors:
+    status:
+      - \"500\"
+      - \"501\"
+      - \"503\"
+      - \"505-599\"
+    query: /{status}.html
+    service:
+      name: error-pages
+      port: 80
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-errors-url
+spec:
+  errors:
+    status: [\"404\", \"418\"]
+    query: \"/page?code={status}&from={url}\"
+    service:
+      name: error-pages
+      port: 80
+";
+
+#[tokio::test]
+async fn error_pages_replace_listed_statuses_in_the_requests_trace() {
+    let collector = Collector::start().await;
+    let extra = format!(
+        "tracing:
+  queue: {{scheduleDelay: 50ms}}
+  otlp: {{http: {{endpoint: \"{}\"}}}}
+",
+        collector.traces_http_url()
+    );
+    let app = Upstream::start("app");
+    let pages = Upstream::start("pages");
+    let routes = routes(&[
+        ("PathPrefix(`/status/5`)", "{name: test-errors}"),
+        ("PathPrefix(`/status/4`)", "{name: test-errors-url}"),
+        ("PathPrefix(`/status/2`)", "{name: test-errors}"),
+    ]);
+    let gateway = Gateway::start(
+        &config(&extra),
+        &[
+            ("app", &service("app", &[app.addr()])),
+            ("error-pages", &service("error-pages", &[pages.addr()])),
+            ("middlewares", ERRORS),
+            ("routes", &routes),
+        ],
+    )
+    .await;
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+
+    // A listed status keeps its code and gets the page's body and headers.
+    for status in [500u16, 503, 599] {
+        let path = format!("/status/{status}");
+        let response = send(&gateway, "web", "GET", &path, &[]).await;
+        assert_eq!(response.status, status);
+        assert_eq!(response.server().as_deref(), Some("pages"), "{path}");
+        assert_eq!(response.upstream_path(), Some(format!("/{status}.html")));
+        assert_eq!(
+            response.header("X-Upstream"),
+            Some("pages"),
+            "the page's headers"
+        );
+        assert_eq!(
+            response.header("Content-Length"),
+            Some(response.body.len().to_string().as_str())
+        );
+    }
+    // Others pass as the upstream sent them.
+    for status in [502u16, 504, 200] {
+        let path = format!("/status/{status}");
+        let response = send(&gateway, "web", "GET", &path, &[]).await;
+        assert_eq!(response.status, status);
+        assert_eq!(response.server().as_deref(), Some("app"), "{path}");
+    }
+    // `{url}` is the request's target, query-escaped.
+    let response = send(&gateway, "web", "GET", "/status/418?x=1", &[]).await;
+    assert_eq!(response.status, 418);
+    assert_eq!(
+        response.upstream_path().as_deref(),
+        Some("/page?code=418&from=%2Fstatus%2F418%3Fx%3D1")
+    );
+
+    // The page request is a CLIENT span of the request's trace, and carries its context.
+    let server = eventually("the SERVER span of the 503", WAIT, async || {
+        collector
+            .spans()
+            .into_iter()
+            .find(|s| s.kind == SpanKind::Server && s.attr("url.path") == Some("/status/503"))
+    })
+    .await;
+    let call = eventually("the error page's CLIENT span", WAIT, async || {
+        collector.spans().into_iter().find(|s| {
+            s.kind == SpanKind::Client
+                && s.trace_id == server.trace_id
+                && s.attr("traverse.call") == Some("errors")
+        })
+    })
+    .await;
+    assert_eq!(call.parent_id.as_deref(), Some(server.span_id.as_str()));
+    assert_eq!(call.attr("http.response.status_code"), Some("200"));
+    let page_request = pages
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/503.html")
+        .expect("the page request");
+    let traceparent = page_request.header("traceparent").expect("traceparent");
+    assert!(
+        traceparent.contains(&format!("-{}-{}-", server.trace_id, call.span_id)),
+        "{traceparent} names the CLIENT span"
+    );
+}

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ingress_route::MiddlewareRef;
+use crate::ingress_route::{MiddlewareRef, ServiceRef};
 use crate::IntOrString;
 
 /// Desired state of a `Middleware`. Exactly one field should be set.
@@ -62,8 +62,7 @@ pub struct MiddlewareSpec {
     pub encoded_characters: Option<Value>,
     /// Custom error pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub errors: Option<Value>,
+    pub errors: Option<Errors>,
     /// Rate limiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
@@ -494,4 +493,22 @@ pub struct Retry {
     /// Retry non-idempotent methods too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_non_idempotent_method: Option<bool>,
+}
+
+/// `errors` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Errors {
+    /// Statuses that get the error page: codes or ranges such as `500-599`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<String>,
+    /// Statuses sent instead of the upstream's (`"418": 404`, `"500-599": 500`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub status_rewrites: BTreeMap<String, i64>,
+    /// The Service serving the error pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+    /// Path of the error page; `{status}` and `{url}` are replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
 }

@@ -230,7 +230,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 16] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 17] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -247,6 +247,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 16] = [
     "chain",
     "compress",
     "retry",
+    "errors",
 ];
 
 /// Attempts a `retry` middleware gets at most: the first and the data plane's 16 retries.
@@ -285,6 +286,18 @@ pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
             "secret",
             "Secrets are not loaded yet: users in the Secret are not read; list them in users",
         );
+    }
+    if let Some(errors) = &spec.errors {
+        report.prefix = "spec.errors".to_owned();
+        report.flag(
+            !errors.status_rewrites.is_empty(),
+            "statusRewrites",
+            "not implemented: the upstream's status is kept",
+        );
+        if let Some(service) = &errors.service {
+            report.prefix = "spec.errors.service".to_owned();
+            service_ref(&mut report, service);
+        }
     }
     if let Some(retry) = &spec.retry {
         report.prefix = "spec.retry".to_owned();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 mod auth;
 mod compress;
+mod errors;
 mod headers;
 mod ip;
 mod limit;
@@ -23,6 +24,7 @@ pub use mime::Mime;
 pub use compress::{
     media_type_matches, Compress, ContentTypes, Encoding, DEFAULT_ENCODINGS, DEFAULT_MIN_BODY_BYTES,
 };
+pub use errors::{parse_status_ranges, Errors};
 pub use headers::{Cors, Security};
 pub use ip::{IpAllowList, IpStrategy, SourceCriterion};
 pub use limit::{Admission, InFlightReq, Permit, RateLimit};
@@ -49,6 +51,7 @@ pub enum Middleware {
     InFlightReq(InFlightReq),
     Compress(Compress),
     Retry(Retry),
+    Errors(Errors),
 }
 
 /// The Middleware object a step comes from, `namespace/name`, and its Traefik type:

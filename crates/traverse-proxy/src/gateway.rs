@@ -406,6 +406,8 @@ impl ProxyHttp for Gateway {
         // The route is shared, so a chain's steps can note what they learn on the exchange.
         let router = ctx.router().filter(|r| !r.middlewares.is_empty()).cloned();
         let chain = router.as_deref().map_or(&[][..], |r| &r.middlewares);
+        let telemetry = self.state.telemetry();
+        middleware::intercept(chain, session.req_header(), ctx, response, telemetry).await?;
         middleware::response(chain, session.req_header(), ctx, response)
     }
 

@@ -51,6 +51,9 @@ pub(crate) struct Notes {
     pub set_cookies: Vec<String>,
     /// The encoder of the response body, when a compress step chose one.
     pub encoder: Option<compress::Encoder>,
+    /// The body that replaces the upstream's (an error page): `Some(Some(_))` until
+    /// sent, then `Some(None)` while the upstream's chunks are dropped.
+    pub page: Option<Option<Bytes>>,
 }
 
 impl Notes {
@@ -127,6 +130,24 @@ pub(crate) trait Step: Sync {
         Ok(Verdict::Continue)
     }
 
+    /// Whether [`Step::intercept`] does anything.
+    fn intercepts(&self) -> bool {
+        false
+    }
+
+    /// Runs on the upstream's response header before the `response` hooks, and may call
+    /// out (through [`Exchange::begin_call`]) for a body to send instead, which it notes
+    /// on the exchange (errors).
+    async fn intercept(
+        &self,
+        _request: &RequestHeader,
+        _exchange: &mut Exchange,
+        _response: &mut ResponseHeader,
+        _telemetry: &Telemetry,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Rewrites the request sent upstream.
     fn upstream_request(
         &self,
@@ -190,6 +211,7 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::InFlightReq(step) => step,
         Middleware::Compress(step) => step,
         Middleware::Retry(step) => step,
+        Middleware::Errors(step) => step,
     }
 }
 
@@ -301,13 +323,33 @@ pub(crate) fn response(
         .try_for_each(|middleware| step(middleware).response(request, exchange, response))
 }
 
-/// Encodes a chunk of the response body, when a step chose an encoder.
+/// Runs `intercept` over the chain in reverse order, on the upstream's response.
+pub(crate) async fn intercept(
+    chain: &[Middleware],
+    request: &RequestHeader,
+    exchange: &mut Exchange,
+    response: &mut ResponseHeader,
+    telemetry: &Telemetry,
+) -> Result<()> {
+    for step in chain.iter().rev().map(step).filter(|s| s.intercepts()) {
+        step.intercept(request, exchange, response, telemetry)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Replaces a chunk of the response body by the page a step fetched, then encodes it when
+/// a step chose an encoder.
 pub(crate) fn response_body(
     exchange: &mut Exchange,
     body: &mut Option<Bytes>,
     end_of_stream: bool,
 ) -> Result<()> {
-    match &mut exchange.notes_mut().encoder {
+    let notes = exchange.notes_mut();
+    if let Some(page) = &mut notes.page {
+        *body = page.take();
+    }
+    match &mut notes.encoder {
         Some(encoder) => encoder.encode(body, end_of_stream),
         None => Ok(()),
     }
@@ -345,6 +387,7 @@ pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> b
 
 mod access;
 mod compress;
+mod errors;
 mod headers;
 mod limit;
 mod paths;

@@ -18,6 +18,7 @@ use crate::snapshot::Object;
 
 mod access;
 mod content;
+mod errors;
 mod headers;
 mod paths;
 mod traffic;
@@ -116,6 +117,7 @@ impl<'a> Translator<'a> {
             ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
             ["compress"] => checked(content::compress(spec)),
             ["retry"] => checked(traffic::retry(spec)),
+            ["errors"] => checked(self.errors(object, origin("errors"))),
             ["chain"] => checked(self.chain(object, stack)),
             [kind] => Err((
                 Reason::Unsupported,

@@ -860,6 +860,10 @@ fn invalid_middleware_fields_are_named() {
         ("{retry: {initialInterval: 100ms}}", "spec.retry.attempts"),
         ("{retry: {attempts: 0}}", "spec.retry.attempts"),
         ("{retry: {attempts: 3, initialInterval: soon}}", "spec.retry.initialInterval"),
+        ("{errors: {status: [\"5xx\"], service: {name: app, port: 80}}}", "spec.errors.status[0]"),
+        ("{errors: {service: {name: app, port: 80}}}", "spec.errors.status"),
+        ("{errors: {status: [\"500\"]}}", "spec.errors.service"),
+        ("{errors: {status: [\"500\"], service: {name: nowhere, port: 80}}}", "spec.errors.service"),
     ];
     for (spec, field) in cases {
         let yaml = format!(
