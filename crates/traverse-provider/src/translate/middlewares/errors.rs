@@ -6,7 +6,7 @@ use traverse_api::{Middleware as MiddlewareObject, ServiceKind};
 
 use super::Built;
 use crate::model::middleware::{parse_status_ranges, Errors};
-use crate::model::{Middleware, Origin};
+use crate::model::{Middleware, Origin, Scheme};
 use crate::snapshot::Object;
 use crate::translate::Translator;
 
@@ -42,6 +42,12 @@ impl Translator<'_> {
                 None,
             )
             .map_err(|why| format!("spec.errors.service: {why}"))?;
+        if backend.scheme != Scheme::Http {
+            return Err(format!(
+                "spec.errors.service.scheme: {} is not supported for error pages; use http",
+                backend.scheme.as_str()
+            ));
+        }
         let query = match config.query.as_deref().map(str::trim) {
             None | Some("") => "/".to_owned(),
             Some(query) if query.starts_with('/') => query.to_owned(),
