@@ -279,14 +279,6 @@ pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
         report.prefix = "spec.headers".to_owned();
         unsupported_headers(&mut report, headers);
     }
-    if let Some(auth) = &spec.basic_auth {
-        report.prefix = "spec.basicAuth".to_owned();
-        report.flag(
-            has_text(auth.secret.as_deref()),
-            "secret",
-            "Secrets are not loaded yet: users in the Secret are not read; list them in users",
-        );
-    }
     if let Some(errors) = &spec.errors {
         report.prefix = "spec.errors".to_owned();
         report.flag(
@@ -551,7 +543,6 @@ mod tests {
                 "spec.stripPrefix.forceSlash",
                 "spec.headers.sslRedirect",
                 "spec.headers.sslHost",
-                "spec.basicAuth.secret",
                 "spec.rateLimit.redis",
             ]
         );

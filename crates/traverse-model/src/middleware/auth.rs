@@ -69,6 +69,12 @@ impl std::fmt::Display for CredentialError {
 }
 
 impl Credential {
+    /// The `{SHA}` credential of a password given in clear (a `kubernetes.io/basic-auth`
+    /// Secret's), as Traefik derives it.
+    pub fn sha1_of(password: &[u8]) -> Self {
+        Credential::Sha1(Sha1::digest(password).to_vec())
+    }
+
     /// Parses an htpasswd hash.
     pub fn parse(hash: &str) -> Result<Self, CredentialError> {
         if let Some(digest) = hash.strip_prefix("{SHA}") {

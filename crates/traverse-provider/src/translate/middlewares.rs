@@ -102,7 +102,12 @@ impl<'a> Translator<'a> {
             ["redirectScheme"] => checked(paths::redirect_scheme(spec, origin("redirectScheme"))),
             ["redirectRegex"] => checked(paths::redirect_regex(spec, origin("redirectRegex"))),
             ["headers"] => checked(headers::headers(spec, origin("headers"))),
-            ["basicAuth"] => checked(access::basic_auth(spec, origin("basicAuth"))),
+            ["basicAuth"] => checked(access::basic_auth(
+                spec,
+                namespace,
+                &self.snapshot.secrets,
+                origin("basicAuth"),
+            )),
             ["ipAllowList"] => checked(access::ip_allow_list(
                 spec.ip_allow_list.as_ref(),
                 "spec.ipAllowList",

@@ -28,6 +28,9 @@ pub(super) fn snapshot(yaml: &str) -> Snapshot {
             Some("Uplink") => snapshot
                 .uplinks
                 .push(Arc::new(serde_yaml::from_value(value).expect("Uplink"))),
+            Some("Secret") => snapshot
+                .secrets
+                .push(Arc::new(serde_yaml::from_value(value).expect("Secret"))),
             other => panic!("unexpected kind {other:?}"),
         }
     }
@@ -966,6 +969,75 @@ spec: {{retry: {{attempts: 4, initialInterval: {interval}}}}}
             })],
             "{interval}"
         );
+    }
+}
+
+#[test]
+fn basic_auth_reads_users_from_secrets_as_traefik() {
+    let yaml = |secret: &str| {
+        format!(
+            r#"{APP}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: authsecret, namespace: apps}}
+{secret}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {{basicAuth: {{secret: authsecret}}}}
+{MIDDLEWARE_ROUTE}"#
+        )
+    };
+    let users = |table: &RoutingTable| match single_router(table).middlewares.as_slice() {
+        [Middleware::BasicAuth(auth)] => auth.users.clone(),
+        other => panic!("{other:?}: {:?}", table.diagnostics),
+    };
+    // htpasswd lines in the Secret's one entry (myName:myPassword, then test:test).
+    let table = translate_all(&yaml(
+        "stringData:\n  users: |\n    myName:{SHA}VBPuJHI7uixaa6LQGWx4s+5GKNE=\n\n    test:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/\n",
+    ));
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let found = users(&table);
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].0, "myName");
+    assert!(found[0].1.verify(b"myPassword"));
+    assert!(found[1].1.verify(b"test"));
+    // A kubernetes.io/basic-auth Secret: one user, password in clear.
+    let table = translate_all(&yaml(
+        "type: kubernetes.io/basic-auth\nstringData: {username: alice, password: s3cret}",
+    ));
+    let found = users(&table);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "alice");
+    assert!(found[0].1.verify(b"s3cret") && !found[0].1.verify(b"other"));
+    // Unusable Secrets are errors naming the field; the route answers 503.
+    for secret in [
+        "stringData: {users: \"a:{SHA}VBPuJHI7uixaa6LQGWx4s+5GKNE=\", more: x}",
+        "stringData: {users: \"a:plaintext\"}",
+        "stringData: {users: \"\"}",
+        "type: kubernetes.io/basic-auth\nstringData: {username: alice}",
+    ] {
+        let table = translate_all(&yaml(secret));
+        assert!(
+            matches!(
+                single_router(&table).target,
+                Target::Unavailable { status: 503, .. }
+            ),
+            "{secret}"
+        );
+        let error = table
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == Severity::Error)
+            .unwrap_or_else(|| panic!("{secret}: {:?}", table.diagnostics));
+        assert_eq!(
+            error.field.as_deref(),
+            Some("spec.basicAuth.secret"),
+            "{error}"
+        );
+        assert!(!error.message.contains("plaintext"), "{error}");
     }
 }
 
