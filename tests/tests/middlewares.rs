@@ -1148,3 +1148,125 @@ async fn basic_auth_reads_its_users_from_a_secret() {
         assert_eq!(response.status, status, "{path} {credentials}");
     }
 }
+
+fn forward_auth_middlewares(auth: std::net::SocketAddr) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-auth
+spec:
+  forwardAuth:
+    address: http://{auth}/status/200
+    authResponseHeaders:
+      - X-Upstream
+    authResponseHeadersRegex: ^X-Upstream-S
+    authRequestHeaders:
+      - Accept
+      - X-Keep
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-auth-deny
+spec:
+  forwardAuth:
+    address: http://{auth}/status/403
+"
+    )
+}
+
+#[tokio::test]
+async fn forward_auth_asks_the_server_in_the_requests_trace() {
+    let collector = Collector::start().await;
+    let extra = format!(
+        "tracing:
+  queue: {{scheduleDelay: 50ms}}
+  otlp: {{http: {{endpoint: \"{}\"}}}}
+",
+        collector.traces_http_url()
+    );
+    let auth = Upstream::start("auth");
+    let routes = routes(&[
+        ("PathPrefix(`/allowed`)", "{name: test-auth}"),
+        ("PathPrefix(`/denied`)", "{name: test-auth-deny}"),
+    ]);
+    let (gateway, upstream) = start(&forward_auth_middlewares(auth.addr()), &routes, &extra).await;
+
+    // Allowed: the server's named headers replace the client's on the upstream request.
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/allowed/page?q=1",
+        &[
+            ("X-Keep", "kept"),
+            ("X-Drop", "not for the server"),
+            ("X-Upstream", "forged"),
+            ("X-Upstream-Secret", "forged"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.server().as_deref(), Some("app"));
+    assert_eq!(response.upstream_headers("X-Upstream"), ["auth"]);
+    assert_eq!(response.upstream_headers("X-Upstream-Secret"), ["s3cret"]);
+    let asked = auth.requests();
+    let asked = asked.last().expect("the server was asked");
+    assert_eq!(asked.method, "GET");
+    assert_eq!(asked.path, "/status/200");
+    assert_eq!(asked.header("X-Keep"), Some("kept"));
+    assert_eq!(asked.header("X-Drop"), None, "only authRequestHeaders");
+    assert_eq!(asked.header("X-Forwarded-Method"), Some("GET"));
+    assert_eq!(asked.header("X-Forwarded-Uri"), Some("/allowed/page?q=1"));
+    assert_eq!(asked.header("X-Forwarded-Proto"), Some("http"));
+    assert_eq!(asked.header("X-Forwarded-For"), Some("127.0.0.1"));
+    assert!(asked.header("X-Forwarded-Host").is_some());
+    let traceparent = asked
+        .header("traceparent")
+        .expect("trace context")
+        .to_owned();
+    assert_eq!(upstream.count(), 1);
+
+    // Denied: the server's answer is the client's, and the upstream never sees it.
+    let response = send(&gateway, "web", "GET", "/denied", &[]).await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.server().as_deref(), Some("auth"));
+    assert_eq!(response.header("X-Upstream"), Some("auth"));
+    assert_eq!(upstream.count(), 1);
+
+    // The call is a CLIENT span of the request's trace, the one whose context it carried;
+    // a refusal is named on the SERVER span.
+    let server = eventually("the SERVER span of /allowed", WAIT, async || {
+        collector
+            .spans()
+            .into_iter()
+            .find(|s| s.kind == SpanKind::Server && s.attr("url.path") == Some("/allowed/page"))
+    })
+    .await;
+    let call = eventually("the forwardAuth CLIENT span", WAIT, async || {
+        collector.spans().into_iter().find(|s| {
+            s.kind == SpanKind::Client
+                && s.trace_id == server.trace_id
+                && s.attr("traverse.call") == Some("forwardAuth")
+        })
+    })
+    .await;
+    assert_eq!(call.parent_id.as_deref(), Some(server.span_id.as_str()));
+    assert!(
+        traceparent.contains(&format!("-{}-{}-", server.trace_id, call.span_id)),
+        "{traceparent}"
+    );
+    let denied = eventually("the SERVER span of /denied", WAIT, async || {
+        collector
+            .spans()
+            .into_iter()
+            .find(|s| s.kind == SpanKind::Server && s.attr("url.path") == Some("/denied"))
+    })
+    .await;
+    assert_eq!(denied.attr("traverse.middleware.type"), Some("forwardAuth"));
+    assert_eq!(
+        denied.attr("traverse.middleware"),
+        Some("default/test-auth-deny")
+    );
+}

@@ -81,8 +81,7 @@ pub struct MiddlewareSpec {
     pub digest_auth: Option<Value>,
     /// Delegates authentication to an external service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub forward_auth: Option<Value>,
+    pub forward_auth: Option<ForwardAuth>,
     /// Limits concurrent in-flight requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_req: Option<InFlightReq>,
@@ -511,4 +510,50 @@ pub struct Errors {
     /// Path of the error page; `{status}` and `{url}` are replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+}
+
+/// `forwardAuth` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardAuth {
+    /// URL of the authentication server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Pass the client's `X-Forwarded-*` headers on instead of setting them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_forward_header: Option<bool>,
+    /// Headers copied from the server's answer onto the upstream request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth_response_headers: Vec<String>,
+    /// Headers copied from the server's answer whose name matches this expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_response_headers_regex: Option<String>,
+    /// Request headers sent to the server (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth_request_headers: Vec<String>,
+    /// TLS towards the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub tls: Option<Value>,
+    /// Cookies of the server's answer added to the response.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_auth_cookies_to_response: Vec<String>,
+    /// Send the request body to the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_body: Option<bool>,
+    /// Largest body sent with `forwardBody`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<i64>,
+    /// Header carrying the authenticated user upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_field: Option<String>,
+    /// Keep a relative `Location` of the server's answer as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_location_header: Option<bool>,
+    /// Send the request's method instead of GET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_request_method: Option<bool>,
+    /// Largest answer read from the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_body_size: Option<i64>,
 }

@@ -230,7 +230,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 17] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 18] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -248,6 +248,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 17] = [
     "compress",
     "retry",
     "errors",
+    "forwardAuth",
 ];
 
 /// Attempts a `retry` middleware gets at most: the first and the data plane's 16 retries.
@@ -278,6 +279,42 @@ pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
     if let Some(headers) = &spec.headers {
         report.prefix = "spec.headers".to_owned();
         unsupported_headers(&mut report, headers);
+    }
+    if let Some(auth) = &spec.forward_auth {
+        report.prefix = "spec.forwardAuth".to_owned();
+        const REASON: &str = "not implemented";
+        report.flag(
+            auth.tls.is_some(),
+            "tls",
+            "TLS towards the authentication server is not implemented; use an http address",
+        );
+        report.flag(
+            !auth.add_auth_cookies_to_response.is_empty(),
+            "addAuthCookiesToResponse",
+            REASON,
+        );
+        report.flag(is_true(auth.forward_body), "forwardBody", REASON);
+        report.flag(auth.max_body_size.is_some(), "maxBodySize", REASON);
+        report.flag(
+            has_text(auth.header_field.as_deref()),
+            "headerField",
+            REASON,
+        );
+        report.flag(
+            is_true(auth.preserve_location_header),
+            "preserveLocationHeader",
+            REASON,
+        );
+        report.flag(
+            is_true(auth.preserve_request_method),
+            "preserveRequestMethod",
+            REASON,
+        );
+        report.flag(
+            auth.max_response_body_size.is_some(),
+            "maxResponseBodySize",
+            REASON,
+        );
     }
     if let Some(errors) = &spec.errors {
         report.prefix = "spec.errors".to_owned();

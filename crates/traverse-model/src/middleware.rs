@@ -18,7 +18,7 @@ mod retry;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{BasicAuth, Credential, CredentialError};
+pub use auth::{BasicAuth, Credential, CredentialError, ForwardAuth};
 pub use mime::Mime;
 
 pub use compress::{
@@ -52,6 +52,7 @@ pub enum Middleware {
     Compress(Compress),
     Retry(Retry),
     Errors(Errors),
+    ForwardAuth(ForwardAuth),
 }
 
 /// The Middleware object a step comes from, `namespace/name`, and its Traefik type:

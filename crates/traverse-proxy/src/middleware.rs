@@ -39,8 +39,9 @@ pub(crate) struct Notes {
     /// The client may set `X-Forwarded-*` (a trusted proxy): known once a route with
     /// middlewares matched.
     pub forwarded_trusted: bool,
-    /// Headers to set on the upstream request (basicAuth's `headerField`).
-    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers to set (or, with no value, remove) on the upstream request, in order
+    /// (basicAuth's `headerField`, forwardAuth's `authResponseHeaders`).
+    pub upstream_headers: Vec<(HeaderName, Option<HeaderValue>)>,
     /// The user an authentication step identified (the access log's `ClientUsername`).
     pub user: Option<String>,
     /// The step that answered the request itself.
@@ -212,6 +213,7 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::Compress(step) => step,
         Middleware::Retry(step) => step,
         Middleware::Errors(step) => step,
+        Middleware::ForwardAuth(step) => step,
     }
 }
 
@@ -280,7 +282,12 @@ pub(crate) fn upstream_request(
     exchange: &Exchange,
 ) -> Result<()> {
     for (name, value) in &exchange.notes().upstream_headers {
-        request.insert_header(name.clone(), value.clone())?;
+        match value {
+            Some(value) => request.insert_header(name.clone(), value.clone())?,
+            None => {
+                request.remove_header(name);
+            }
+        }
     }
     let mut path = PathRewrite::default();
     for middleware in chain {
@@ -386,8 +393,10 @@ pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> b
 }
 
 mod access;
+mod calls;
 mod compress;
 mod errors;
+mod forward_auth;
 mod headers;
 mod limit;
 mod paths;

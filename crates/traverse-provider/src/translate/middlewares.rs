@@ -123,6 +123,7 @@ impl<'a> Translator<'a> {
             ["compress"] => checked(content::compress(spec)),
             ["retry"] => checked(traffic::retry(spec)),
             ["errors"] => checked(self.errors(object, origin("errors"))),
+            ["forwardAuth"] => checked(access::forward_auth(spec, origin("forwardAuth"))),
             ["chain"] => checked(self.chain(object, stack)),
             [kind] => Err((
                 Reason::Unsupported,

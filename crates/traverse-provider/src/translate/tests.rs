@@ -866,6 +866,10 @@ fn invalid_middleware_fields_are_named() {
         ("{errors: {status: [\"5xx\"], service: {name: app, port: 80}}}", "spec.errors.status[0]"),
         ("{errors: {service: {name: app, port: 80}}}", "spec.errors.status"),
         ("{errors: {status: [\"500\"]}}", "spec.errors.service"),
+        ("{forwardAuth: {trustForwardHeader: true}}", "spec.forwardAuth.address"),
+        ("{forwardAuth: {address: \"https://auth.example/verify\"}}", "spec.forwardAuth.address"),
+        ("{forwardAuth: {address: \"http://auth\", authResponseHeaders: [\"bad header\"]}}", "spec.forwardAuth.authResponseHeaders[0]"),
+        ("{forwardAuth: {address: \"http://auth\", authResponseHeadersRegex: \"(\"}}", "spec.forwardAuth.authResponseHeadersRegex"),
         ("{errors: {status: [\"500\"], service: {name: nowhere, port: 80}}}", "spec.errors.service"),
     ];
     for (spec, field) in cases {

@@ -2,22 +2,19 @@
 //! error page fetched from another Service, and keeps its status, as in Traefik. The page
 //! request is a CLIENT span of the request's trace, with its context injected.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::HeaderName;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Empty;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::Result;
 use traverse_model::middleware::Errors;
 use traverse_model::Origin;
 
+use super::calls::call;
 use super::Step;
 use crate::clock::now_ms;
 use crate::exchange::Exchange;
@@ -28,14 +25,6 @@ use crate::Telemetry;
 const MAX_PAGE_BYTES: usize = 1 << 20;
 /// How long fetching a page may take.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(5);
-
-type PageClient = Client<HttpConnector, Empty<Bytes>>;
-
-/// One pooled client for every error page of the process, made on first use.
-fn client() -> &'static PageClient {
-    static CLIENT: OnceLock<PageClient> = OnceLock::new();
-    CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http())
-}
 
 /// A fetched page: what replaces the upstream's response.
 pub(crate) struct Page {
@@ -132,26 +121,12 @@ async fn fetch(
         }
     }
     let page_request = builder.body(Empty::new()).map_err(|e| e.to_string())?;
-    let exchange = async {
-        let response = client()
-            .request(page_request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, MAX_PAGE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        let headers = parts
-            .headers
-            .iter()
-            .filter(|(name, _)| ![CONNECTION, TRANSFER_ENCODING, CONTENT_LENGTH].contains(name))
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        Ok((parts.status.as_u16(), Page { headers, body }))
-    };
-    tokio::time::timeout(PAGE_TIMEOUT, exchange)
-        .await
-        .map_err(|_| "the error page took too long".to_owned())?
+    let (parts, body) = call(page_request, PAGE_TIMEOUT, MAX_PAGE_BYTES).await?;
+    let headers = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| ![CONNECTION, TRANSFER_ENCODING, CONTENT_LENGTH].contains(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    Ok((parts.status.as_u16(), Page { headers, body }))
 }

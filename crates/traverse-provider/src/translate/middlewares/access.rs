@@ -7,7 +7,8 @@ use ipnet::IpNet;
 use traverse_api::middleware::{IpAllowList as IpAllowListSpec, IpStrategy as IpStrategySpec};
 use traverse_api::{MiddlewareSpec, Secret};
 
-use super::{header_name, header_value, Built};
+use super::{header_name, header_value, pattern, Built};
+use crate::model::middleware::ForwardAuth;
 use crate::model::{BasicAuth, Credential, IpAllowList, IpStrategy, Middleware, Origin};
 use crate::snapshot::Object;
 use crate::tls::secret_value;
@@ -138,6 +139,63 @@ fn secret_users(
         )?;
     }
     Ok(())
+}
+
+pub(super) fn forward_auth(spec: &MiddlewareSpec, origin: Origin) -> Built {
+    let Some(config) = spec.forward_auth.as_ref() else {
+        return Err("spec.forwardAuth is empty".into());
+    };
+    let field = "spec.forwardAuth.address";
+    let text = config
+        .address
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| format!("{field} is required"))?;
+    let address: http::Uri = text
+        .parse()
+        .map_err(|_| format!("{field}: {text:?} is not a URL"))?;
+    match address.scheme_str() {
+        Some("http") if address.authority().is_some() => {}
+        Some("https") => {
+            return Err(format!(
+                "{field}: https is not supported yet (TLS towards the server); use http"
+            ))
+        }
+        _ => return Err(format!("{field}: {text:?} is not an http:// URL")),
+    }
+    let names = |list: &[String], field: &str| {
+        list.iter()
+            .enumerate()
+            .map(|(i, name)| header_name(name, &format!("{field}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let response_headers_regex = config
+        .auth_response_headers_regex
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            // Header names are compared in lower case, as they are stored.
+            pattern(
+                &format!("(?i){r}"),
+                "spec.forwardAuth.authResponseHeadersRegex",
+            )
+        })
+        .transpose()?;
+    Ok(vec![Middleware::ForwardAuth(ForwardAuth {
+        origin,
+        address,
+        trust_forward_header: config.trust_forward_header == Some(true),
+        response_headers: names(
+            &config.auth_response_headers,
+            "spec.forwardAuth.authResponseHeaders",
+        )?,
+        response_headers_regex,
+        request_headers: names(
+            &config.auth_request_headers,
+            "spec.forwardAuth.authRequestHeaders",
+        )?,
+    })])
 }
 
 pub(super) fn ip_allow_list(
