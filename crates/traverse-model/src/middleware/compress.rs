@@ -70,7 +70,7 @@ struct Acceptable {
 impl Compress {
     /// The encoding for a request whose `Accept-Encoding` field lines are `lines`
     /// (`None` when the header is absent); `None`: send the response as it is.
-    pub fn choose<'a>(&self, lines: Option<&[&'a str]>) -> Option<Encoding> {
+    pub fn choose(&self, lines: Option<&[&str]>) -> Option<Encoding> {
         let Some(lines) = lines else {
             return self.default_encoding;
         };

@@ -365,7 +365,8 @@ mod tests {
     fn responses_that_cannot_or_need_not_be_compressed_are_untouched() {
         let json = ("content-type", "application/json");
         let long = ("content-length", "4096");
-        let cases: &[(&str, u16, &[(&str, &str)])] = &[
+        type Case<'a> = (&'a str, u16, &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
             ("small", 200, &[json, ("content-length", "1023")]),
             ("encoded", 200, &[json, long, ("content-encoding", "gzip")]),
             ("no content", 204, &[json]),
