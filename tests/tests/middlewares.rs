@@ -1270,3 +1270,57 @@ async fn forward_auth_asks_the_server_in_the_requests_trace() {
         Some("default/test-auth-deny")
     );
 }
+
+const CIRCUIT: &str = "# Latency Check
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-cb
+spec:
+  circuitBreaker:
+    expression: ResponseCodeRatio(500, 600, 0, 600) > 0.50
+    checkPeriod: 100ms
+    fallbackDuration: 1s
+    recoveryDuration: 1s
+";
+
+#[tokio::test]
+async fn a_circuit_breaker_trips_falls_back_and_recovers() {
+    let routes = routes(&[("PathPrefix(`/status`)", "{name: test-cb}")]);
+    let (gateway, upstream) = start(CIRCUIT, &routes, "").await;
+
+    // Mostly server errors: the next check trips the breaker.
+    for _ in 0..6 {
+        let response = send(&gateway, "web", "GET", "/status/500", &[]).await;
+        assert_eq!(response.status, 500);
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let seen = upstream.count();
+    let tripped = send(&gateway, "web", "GET", "/status/200", &[]).await;
+    assert_eq!(tripped.status, 503, "{}", tripped.text());
+    assert_eq!(tripped.text(), "Service Unavailable");
+    for _ in 0..3 {
+        assert_eq!(
+            send(&gateway, "web", "GET", "/status/200", &[])
+                .await
+                .status,
+            503
+        );
+    }
+    assert_eq!(
+        upstream.count(),
+        seen,
+        "nothing reached the upstream while tripped"
+    );
+
+    // After fallbackDuration and recoveryDuration, all requests pass again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..5 {
+        assert_eq!(
+            send(&gateway, "web", "GET", "/status/200", &[])
+                .await
+                .status,
+            200
+        );
+    }
+}

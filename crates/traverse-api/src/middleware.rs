@@ -91,8 +91,7 @@ pub struct MiddlewareSpec {
     pub buffering: Option<Value>,
     /// Circuit breaker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub circuit_breaker: Option<Value>,
+    pub circuit_breaker: Option<CircuitBreaker>,
     /// Response compression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compress: Option<Compress>,
@@ -556,4 +555,28 @@ pub struct ForwardAuth {
     /// Largest answer read from the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_response_body_size: Option<i64>,
+}
+
+/// `circuitBreaker` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreaker {
+    /// When to trip, e.g. `NetworkErrorRatio() > 0.30`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    /// How often the expression is checked (default 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub check_period: Option<IntOrString>,
+    /// How long a tripped breaker answers `responseCode` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub fallback_duration: Option<IntOrString>,
+    /// How long the recovery ramp lasts (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub recovery_duration: Option<IntOrString>,
+    /// Status answered while tripped (default 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<i64>,
 }

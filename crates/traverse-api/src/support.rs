@@ -230,7 +230,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 18] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 19] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -249,6 +249,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 18] = [
     "retry",
     "errors",
     "forwardAuth",
+    "circuitBreaker",
 ];
 
 /// Attempts a `retry` middleware gets at most: the first and the data plane's 16 retries.

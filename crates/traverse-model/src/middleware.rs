@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 mod auth;
+mod circuit;
 mod compress;
 mod errors;
 mod headers;
@@ -21,6 +22,7 @@ mod tests;
 pub use auth::{BasicAuth, Credential, CredentialError, ForwardAuth};
 pub use mime::Mime;
 
+pub use circuit::{Circuit, CircuitBreaker, Expression};
 pub use compress::{
     media_type_matches, Compress, ContentTypes, Encoding, DEFAULT_ENCODINGS, DEFAULT_MIN_BODY_BYTES,
 };
@@ -53,6 +55,7 @@ pub enum Middleware {
     Retry(Retry),
     Errors(Errors),
     ForwardAuth(ForwardAuth),
+    CircuitBreaker(CircuitBreaker),
 }
 
 /// The Middleware object a step comes from, `namespace/name`, and its Traefik type:

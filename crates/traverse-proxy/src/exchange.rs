@@ -279,6 +279,11 @@ impl Exchange {
         self.tried_len = 0;
     }
 
+    /// Time since the request arrived.
+    pub(crate) fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
     /// Attempts begun so far.
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts

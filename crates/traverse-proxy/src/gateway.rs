@@ -472,6 +472,7 @@ impl ProxyHttp for Gateway {
             status: final_status(response.map(|r| r.status.as_u16()), error),
             error,
         };
+        middleware::finished(ctx, ending.status);
         ctx.finish(&self.options.site, self.state.telemetry(), &ending);
     }
 }

@@ -20,6 +20,7 @@
 //! upstream, an in-flight permit) it keeps in the exchange's [`Notes`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,7 +28,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Uri};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
-use traverse_model::middleware::Permit;
+use traverse_model::middleware::{Circuit, Permit};
 use traverse_model::{Backend, Middleware, Origin};
 
 use crate::exchange::Exchange;
@@ -55,6 +56,8 @@ pub(crate) struct Notes {
     /// The body that replaces the upstream's (an error page): `Some(Some(_))` until
     /// sent, then `Some(None)` while the upstream's chunks are dropped.
     pub page: Option<Option<Bytes>>,
+    /// The circuit breakers that let the request through, told how it ended.
+    pub circuits: Vec<Arc<Circuit>>,
 }
 
 impl Notes {
@@ -214,6 +217,7 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::Retry(step) => step,
         Middleware::Errors(step) => step,
         Middleware::ForwardAuth(step) => step,
+        Middleware::CircuitBreaker(step) => step,
     }
 }
 
@@ -376,6 +380,19 @@ pub(crate) fn preferred_endpoint(
     })
 }
 
+/// Tells the circuit breakers that let the request through how it ended.
+pub(crate) fn finished(exchange: &Exchange, status: u16) {
+    let circuits = &exchange.notes().circuits;
+    if circuits.is_empty() {
+        return;
+    }
+    let latency_ms = exchange.elapsed().as_millis() as u64;
+    let now = crate::clock::now_ms();
+    for circuit in circuits {
+        circuit.record(now, status, latency_ms);
+    }
+}
+
 /// The wait before the attempt after the `attempts`-th, when a step of the chain retries.
 pub(crate) fn retry_delay(chain: &[Middleware], attempts: u32) -> Option<Duration> {
     chain
@@ -394,6 +411,7 @@ pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> b
 
 mod access;
 mod calls;
+mod circuit;
 mod compress;
 mod errors;
 mod forward_auth;

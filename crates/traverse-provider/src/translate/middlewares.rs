@@ -122,6 +122,7 @@ impl<'a> Translator<'a> {
             ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
             ["compress"] => checked(content::compress(spec)),
             ["retry"] => checked(traffic::retry(spec)),
+            ["circuitBreaker"] => checked(traffic::circuit_breaker(spec, origin("circuitBreaker"))),
             ["errors"] => checked(self.errors(object, origin("errors"))),
             ["forwardAuth"] => checked(access::forward_auth(spec, origin("forwardAuth"))),
             ["chain"] => checked(self.chain(object, stack)),
