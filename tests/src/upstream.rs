@@ -4,7 +4,9 @@
 //! `{"server", "method", "path", "headers": [[name, value], ...], "body"}`, except
 //! `/delay/{ms}` (answers after sleeping) and `/status/{code}` (answers that status).
 //! Every response also carries `X-Upstream: <name>` and `X-Upstream-Secret: s3cret`
-//! (so a test can check that a middleware removes a response header).
+//! (so a test can check that a middleware removes a response header). On HTTP/1.1, a
+//! request header `X-Response-Type` sets the response's `Content-Type` (else
+//! `application/json`), and `X-Response-Chunked` sends the body chunked, in two chunks.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
@@ -242,10 +244,14 @@ async fn serve(stream: TcpStream, name: String, log: Log) {
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("Status");
+        let content_type = head.header("x-response-type").unwrap_or("application/json");
+        let chunked = head.header("x-response-chunked").is_some();
         let mut response = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nX-Upstream: {name}\r\nX-Upstream-Secret: s3cret\r\n"
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nX-Upstream: {name}\r\nX-Upstream-Secret: s3cret\r\n"
         );
-        if status != 204 && status != 304 {
+        if chunked {
+            response.push_str("Transfer-Encoding: chunked\r\n");
+        } else if status != 204 && status != 304 {
             response.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         if close {
@@ -253,7 +259,19 @@ async fn serve(stream: TcpStream, name: String, log: Log) {
         }
         response.push_str("\r\n");
         let mut bytes = response.into_bytes();
-        bytes.extend_from_slice(&body);
+        if chunked {
+            let (first, second) = body.split_at(body.len() / 2);
+            for chunk in [first, second] {
+                if !chunk.is_empty() {
+                    bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    bytes.extend_from_slice(chunk);
+                    bytes.extend_from_slice(b"\r\n");
+                }
+            }
+            bytes.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            bytes.extend_from_slice(&body);
+        }
         let stream = reader.get_mut();
         if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() || close {
             return;

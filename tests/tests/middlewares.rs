@@ -677,3 +677,650 @@ logs:
         "the same middleware the span names: {record:#}"
     );
 }
+
+const COMPRESS: &str = "# Enable compression
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-compress
+spec:
+  compress: {}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-compress-options
+spec:
+  compress:
+    encodings:
+      - zstd
+      - br
+    defaultEncoding: zstd
+    minResponseBodyBytes: 1200
+    excludedContentTypes:
+      - text/event-stream
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-compress-included
+spec:
+  compress:
+    includedContentTypes:
+      - application/json
+      - text/html
+      - text/plain
+";
+
+/// The body as the client reads it, decoded per its `Content-Encoding`.
+fn decoded(response: &Response) -> Vec<u8> {
+    use std::io::Read;
+    let body = response.body.as_slice();
+    let mut out = Vec::new();
+    let read = match response.header("Content-Encoding") {
+        None => return response.body.clone(),
+        Some("gzip") => flate2::read::GzDecoder::new(body).read_to_end(&mut out),
+        Some("br") => brotli::Decompressor::new(body, 4096).read_to_end(&mut out),
+        Some("zstd") => {
+            zstd::stream::read::Decoder::new(body).and_then(|mut d| d.read_to_end(&mut out))
+        }
+        Some(other) => panic!("unexpected Content-Encoding {other}"),
+    };
+    read.unwrap_or_else(|e| panic!("the body does not decode: {e}"));
+    out
+}
+
+#[tokio::test]
+async fn responses_are_compressed_as_the_client_prefers() {
+    let routes = routes(&[
+        ("PathPrefix(`/default`)", "{name: test-compress}"),
+        ("PathPrefix(`/options`)", "{name: test-compress-options}"),
+        ("PathPrefix(`/included`)", "{name: test-compress-included}"),
+    ]);
+    let (gateway, _upstream) = start(COMPRESS, &routes, "").await;
+    // The upstream echoes request headers: a long one makes its answer long.
+    let pad = "compressible ".repeat(200);
+    let get = |path: &'static str, headers: Vec<(&'static str, String)>| {
+        let gateway = &gateway;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            send(gateway, "web", "GET", path, &headers).await
+        }
+    };
+    let long = |accept: Option<&str>| {
+        let mut headers = vec![("X-Pad", pad.clone())];
+        if let Some(accept) = accept {
+            headers.push(("Accept-Encoding", accept.to_owned()));
+        }
+        headers
+    };
+
+    // Quality values decide; ties go to the order of `encodings` (gzip, br, zstd).
+    for (accept, expected) in [
+        ("gzip;q=0.5, br;q=1.0, zstd;q=0.8", Some("br")),
+        ("gzip, deflate, br, zstd", Some("gzip")),
+        ("zstd", Some("zstd")),
+        ("deflate", None),
+        ("gzip;q=0, identity", None),
+    ] {
+        let response = get("/default", long(Some(accept))).await;
+        assert_eq!(response.status, 200, "{accept}");
+        assert_eq!(response.header("Content-Encoding"), expected, "{accept}");
+        assert!(
+            response
+                .header_all("Vary")
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case("Accept-Encoding")),
+            "{accept}: {:?}",
+            response.headers
+        );
+        if expected.is_some() {
+            assert_eq!(response.header("Content-Length"), None, "{accept}");
+            assert!(response.body.len() < pad.len(), "{accept}: compressed");
+        }
+        let body: serde_json::Value = serde_json::from_slice(&decoded(&response))
+            .unwrap_or_else(|e| panic!("{accept}: decoded body is the upstream's JSON: {e}"));
+        assert_eq!(body["path"], "/default", "{accept}");
+        let echoed = body["headers"]
+            .as_array()
+            .and_then(|h| h.iter().find(|p| p[0].as_str() == Some("X-Pad")))
+            .map(|p| p[1].clone());
+        assert_eq!(echoed, Some(serde_json::json!(pad.trim_end())), "{accept}");
+    }
+
+    // Without Accept-Encoding (and no defaultEncoding), or below 1024 bytes: as sent.
+    let response = get("/default", long(None)).await;
+    assert_eq!(response.header("Content-Encoding"), None);
+    assert!(response.header("Content-Length").is_some());
+    let small = get("/default", vec![("Accept-Encoding", "gzip".into())]).await;
+    assert!(small.body.len() < 1024, "{}", small.body.len());
+    assert_eq!(small.header("Content-Encoding"), None);
+    assert_eq!(small.json()["path"], "/default");
+
+    // A body of unknown length is compressed as it streams.
+    let mut headers = long(Some("gzip"));
+    headers.push(("X-Response-Chunked", "yes".into()));
+    let response = get("/default", headers).await;
+    assert_eq!(response.header("Content-Encoding"), Some("gzip"));
+    let body: serde_json::Value = serde_json::from_slice(&decoded(&response)).expect("JSON");
+    assert_eq!(body["path"], "/default");
+
+    // The options: defaultEncoding for no header and for `*`; gzip is not offered;
+    // an excluded type is sent as it is.
+    for (accept, expected) in [
+        (None, Some("zstd")),
+        (Some("*"), Some("zstd")),
+        (Some("gzip"), None),
+        (Some("gzip, br"), Some("br")),
+    ] {
+        let response = get("/options", long(accept)).await;
+        assert_eq!(response.header("Content-Encoding"), expected, "{accept:?}");
+        let body: serde_json::Value = serde_json::from_slice(&decoded(&response)).expect("JSON");
+        assert_eq!(body["path"], "/options");
+    }
+    let mut events = long(Some("zstd"));
+    events.push(("X-Response-Type", "text/event-stream".into()));
+    let response = get("/options", events).await;
+    assert_eq!(response.header("Content-Encoding"), None);
+    assert_eq!(response.header("Content-Type"), Some("text/event-stream"));
+
+    // Only the included types are compressed.
+    let response = get("/included", long(Some("br"))).await;
+    assert_eq!(response.header("Content-Encoding"), Some("br"));
+    let mut image = long(Some("br"));
+    image.push(("X-Response-Type", "image/png".into()));
+    let response = get("/included", image).await;
+    assert_eq!(response.header("Content-Encoding"), None);
+}
+
+const RETRY: &str = "# Retry 4 times with exponential backoff
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-retry
+spec:
+  retry:
+    attempts: 3
+    initialInterval: 100ms
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-retry-long
+spec:
+  retry:
+    attempts: 6
+    initialInterval: 100ms
+";
+
+#[tokio::test]
+async fn retry_makes_its_attempts_with_backoff_each_a_client_span() {
+    let collector = Collector::start().await;
+    let extra = format!(
+        "tracing:
+  queue: {{scheduleDelay: 50ms}}
+  otlp: {{http: {{endpoint: \"{}\"}}}}
+",
+        collector.traces_http_url()
+    );
+    let down = std::net::SocketAddr::from(([127, 0, 0, 1], Upstream::closed_port()));
+    let late = std::net::SocketAddr::from(([127, 0, 0, 1], Upstream::closed_port()));
+    let routes = "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: routes
+spec:
+  routes:
+    - match: PathPrefix(`/retried`)
+      middlewares: [{name: test-retry}]
+      services: [{name: down, port: 80}]
+    - match: PathPrefix(`/once`)
+      services: [{name: down, port: 80}]
+    - match: PathPrefix(`/late`)
+      middlewares: [{name: test-retry-long}]
+      services: [{name: late, port: 80}]
+";
+    let gateway = Gateway::start(
+        &config(&extra),
+        &[
+            ("down", &service("down", &[down])),
+            ("late", &service("late", &[late])),
+            ("middlewares", RETRY),
+            ("routes", routes),
+        ],
+    )
+    .await;
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+
+    let client_spans_of = async |path: &str, expected: usize| {
+        let server = eventually("the SERVER span", WAIT, async || {
+            collector
+                .spans()
+                .into_iter()
+                .find(|s| s.kind == SpanKind::Server && s.attr("url.path") == Some(path))
+        })
+        .await;
+        eventually("every CLIENT span", WAIT, async || {
+            let clients: Vec<_> = collector
+                .spans()
+                .into_iter()
+                .filter(|s| s.kind == SpanKind::Client && s.trace_id == server.trace_id)
+                .collect();
+            (clients.len() >= expected).then_some(clients)
+        })
+        .await
+    };
+
+    // Three attempts, waiting 50-150ms then 71-212ms between them.
+    let started = std::time::Instant::now();
+    let response = send(&gateway, "web", "GET", "/retried", &[]).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status, 502, "{}", response.text());
+    assert!(elapsed >= Duration::from_millis(120), "{elapsed:?}");
+    let clients = client_spans_of("/retried", 3).await;
+    assert_eq!(
+        clients.len(),
+        3,
+        "one CLIENT span per attempt: {clients:#?}"
+    );
+    assert!(
+        clients.iter().all(|s| s.attr("error.type").is_some()),
+        "{clients:#?}"
+    );
+
+    // Without the middleware: one attempt (no other endpoint to try).
+    let response = send(&gateway, "web", "GET", "/once", &[]).await;
+    assert_eq!(response.status, 502);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(client_spans_of("/once", 1).await.len(), 1);
+
+    // An endpoint that starts listening while the request is being retried answers it.
+    let request = tokio::spawn({
+        let addr = gateway.addr("web");
+        async move { http_request(addr, "GET", "/late", &[], b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _late = Upstream::start_on("late", late).expect("the late endpoint's port is free");
+    let response = request.await.expect("request");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.server().as_deref(), Some("late"));
+    let clients = client_spans_of("/late", 2).await;
+    assert!(
+        clients
+            .iter()
+            .any(|s| s.attr("http.response.status_code") == Some("200")),
+        "{clients:#?}"
+    );
+}
+
+const ERRORS: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-errors
+spec:
+  errors:
+    status:
+      - \"500\"
+      - \"501\"
+      - \"503\"
+      - \"505-599\"
+    query: /{status}.html
+    service:
+      name: error-pages
+      port: 80
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-errors-url
+spec:
+  errors:
+    status: [\"404\", \"418\"]
+    query: \"/page?code={status}&from={url}\"
+    service:
+      name: error-pages
+      port: 80
+";
+
+#[tokio::test]
+async fn error_pages_replace_listed_statuses_in_the_requests_trace() {
+    let collector = Collector::start().await;
+    let extra = format!(
+        "tracing:
+  queue: {{scheduleDelay: 50ms}}
+  otlp: {{http: {{endpoint: \"{}\"}}}}
+",
+        collector.traces_http_url()
+    );
+    let app = Upstream::start("app");
+    let pages = Upstream::start("pages");
+    let routes = routes(&[
+        ("PathPrefix(`/status/5`)", "{name: test-errors}"),
+        ("PathPrefix(`/status/4`)", "{name: test-errors-url}"),
+        ("PathPrefix(`/status/2`)", "{name: test-errors}"),
+    ]);
+    let gateway = Gateway::start(
+        &config(&extra),
+        &[
+            ("app", &service("app", &[app.addr()])),
+            ("error-pages", &service("error-pages", &[pages.addr()])),
+            ("middlewares", ERRORS),
+            ("routes", &routes),
+        ],
+    )
+    .await;
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+
+    // A listed status keeps its code and gets the page's body and headers.
+    for status in [500u16, 503, 599] {
+        let path = format!("/status/{status}");
+        let response = send(&gateway, "web", "GET", &path, &[]).await;
+        assert_eq!(response.status, status);
+        assert_eq!(response.server().as_deref(), Some("pages"), "{path}");
+        assert_eq!(response.upstream_path(), Some(format!("/{status}.html")));
+        assert_eq!(
+            response.header("X-Upstream"),
+            Some("pages"),
+            "the page's headers"
+        );
+        assert_eq!(
+            response.header("Content-Length"),
+            Some(response.body.len().to_string().as_str())
+        );
+    }
+    // Others pass as the upstream sent them.
+    for status in [502u16, 504, 200] {
+        let path = format!("/status/{status}");
+        let response = send(&gateway, "web", "GET", &path, &[]).await;
+        assert_eq!(response.status, status);
+        assert_eq!(response.server().as_deref(), Some("app"), "{path}");
+    }
+    // `{url}` is the request's target, query-escaped.
+    let response = send(&gateway, "web", "GET", "/status/418?x=1", &[]).await;
+    assert_eq!(response.status, 418);
+    assert_eq!(
+        response.upstream_path().as_deref(),
+        Some("/page?code=418&from=%2Fstatus%2F418%3Fx%3D1")
+    );
+
+    // The page request is a CLIENT span of the request's trace, and carries its context.
+    let server = eventually("the SERVER span of the 503", WAIT, async || {
+        collector
+            .spans()
+            .into_iter()
+            .find(|s| s.kind == SpanKind::Server && s.attr("url.path") == Some("/status/503"))
+    })
+    .await;
+    let call = eventually("the error page's CLIENT span", WAIT, async || {
+        collector.spans().into_iter().find(|s| {
+            s.kind == SpanKind::Client
+                && s.trace_id == server.trace_id
+                && s.attr("traverse.call") == Some("errors")
+        })
+    })
+    .await;
+    assert_eq!(call.parent_id.as_deref(), Some(server.span_id.as_str()));
+    assert_eq!(call.attr("http.response.status_code"), Some("200"));
+    let page_request = pages
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/503.html")
+        .expect("the page request");
+    let traceparent = page_request.header("traceparent").expect("traceparent");
+    assert!(
+        traceparent.contains(&format!("-{}-{}-", server.trace_id, call.span_id)),
+        "{traceparent} names the CLIENT span"
+    );
+}
+
+const SECRET_AUTH: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-auth
+spec:
+  basicAuth:
+    secret: authsecret
+---
+# Note: in a kubernetes secret the string (e.g. generated by htpasswd) must be base64-encoded first.
+apiVersion: v1
+kind: Secret
+metadata:
+  name: authsecret
+  namespace: default
+# Traefik's example writes the value as a `|2` block; its trailing newline is not base64
+# to the Secret type used here (Go's decoder skips it), so it is one plain scalar.
+data:
+  users: dGVzdDokYXByMSRINnVza2trVyRJZ1hMUDZld1RyU3VCa1RycUU4d2ovCnRlc3QyOiRhcHIxJGQ5aHI5SEJCJDRIeHdnVWlyM0hQNEVzZ2dQL1FObzAK
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-auth-typed
+spec:
+  basicAuth:
+    secret: authsecret-typed
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: authsecret-typed
+  namespace: default
+type: kubernetes.io/basic-auth
+data:
+  username: dXNlcg== # username: user
+  password: cGFzc3dvcmQ= # password: password
+";
+
+#[tokio::test]
+async fn basic_auth_reads_its_users_from_a_secret() {
+    let routes = routes(&[
+        ("PathPrefix(`/lines`)", "{name: test-auth}"),
+        ("PathPrefix(`/typed`)", "{name: test-auth-typed}"),
+    ]);
+    let (gateway, _upstream) = start(SECRET_AUTH, &routes, "").await;
+    use base64::Engine as _;
+    let basic = |credentials: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    };
+    for (path, credentials, status) in [
+        ("/lines", "test:test", 200),
+        ("/lines", "test2:test2", 200),
+        ("/lines", "test:test2", 401),
+        ("/typed", "user:password", 200),
+        ("/typed", "user:wrong", 401),
+        ("/typed", "test:test", 401),
+    ] {
+        let authorization = basic(credentials);
+        let response = send(
+            &gateway,
+            "web",
+            "GET",
+            path,
+            &[("Authorization", &authorization)],
+        )
+        .await;
+        assert_eq!(response.status, status, "{path} {credentials}");
+    }
+}
+
+fn forward_auth_middlewares(auth: std::net::SocketAddr) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-auth
+spec:
+  forwardAuth:
+    address: http://{auth}/status/200
+    authResponseHeaders:
+      - X-Upstream
+    authResponseHeadersRegex: ^X-Upstream-S
+    authRequestHeaders:
+      - Accept
+      - X-Keep
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-auth-deny
+spec:
+  forwardAuth:
+    address: http://{auth}/status/403
+"
+    )
+}
+
+#[tokio::test]
+async fn forward_auth_asks_the_server_in_the_requests_trace() {
+    let collector = Collector::start().await;
+    let extra = format!(
+        "tracing:
+  queue: {{scheduleDelay: 50ms}}
+  otlp: {{http: {{endpoint: \"{}\"}}}}
+",
+        collector.traces_http_url()
+    );
+    let auth = Upstream::start("auth");
+    let routes = routes(&[
+        ("PathPrefix(`/allowed`)", "{name: test-auth}"),
+        ("PathPrefix(`/denied`)", "{name: test-auth-deny}"),
+    ]);
+    let (gateway, upstream) = start(&forward_auth_middlewares(auth.addr()), &routes, &extra).await;
+
+    // Allowed: the server's named headers replace the client's on the upstream request.
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/allowed/page?q=1",
+        &[
+            ("X-Keep", "kept"),
+            ("X-Drop", "not for the server"),
+            ("X-Upstream", "forged"),
+            ("X-Upstream-Secret", "forged"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.server().as_deref(), Some("app"));
+    assert_eq!(response.upstream_headers("X-Upstream"), ["auth"]);
+    assert_eq!(response.upstream_headers("X-Upstream-Secret"), ["s3cret"]);
+    let asked = auth.requests();
+    let asked = asked.last().expect("the server was asked");
+    assert_eq!(asked.method, "GET");
+    assert_eq!(asked.path, "/status/200");
+    assert_eq!(asked.header("X-Keep"), Some("kept"));
+    assert_eq!(asked.header("X-Drop"), None, "only authRequestHeaders");
+    assert_eq!(asked.header("X-Forwarded-Method"), Some("GET"));
+    assert_eq!(asked.header("X-Forwarded-Uri"), Some("/allowed/page?q=1"));
+    assert_eq!(asked.header("X-Forwarded-Proto"), Some("http"));
+    assert_eq!(asked.header("X-Forwarded-For"), Some("127.0.0.1"));
+    assert!(asked.header("X-Forwarded-Host").is_some());
+    let traceparent = asked
+        .header("traceparent")
+        .expect("trace context")
+        .to_owned();
+    assert_eq!(upstream.count(), 1);
+
+    // Denied: the server's answer is the client's, and the upstream never sees it.
+    let response = send(&gateway, "web", "GET", "/denied", &[]).await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.server().as_deref(), Some("auth"));
+    assert_eq!(response.header("X-Upstream"), Some("auth"));
+    assert_eq!(upstream.count(), 1);
+
+    // The call is a CLIENT span of the request's trace, the one whose context it carried;
+    // a refusal is named on the SERVER span.
+    let server = eventually("the SERVER span of /allowed", WAIT, async || {
+        collector
+            .spans()
+            .into_iter()
+            .find(|s| s.kind == SpanKind::Server && s.attr("url.path") == Some("/allowed/page"))
+    })
+    .await;
+    let call = eventually("the forwardAuth CLIENT span", WAIT, async || {
+        collector.spans().into_iter().find(|s| {
+            s.kind == SpanKind::Client
+                && s.trace_id == server.trace_id
+                && s.attr("traverse.call") == Some("forwardAuth")
+        })
+    })
+    .await;
+    assert_eq!(call.parent_id.as_deref(), Some(server.span_id.as_str()));
+    assert!(
+        traceparent.contains(&format!("-{}-{}-", server.trace_id, call.span_id)),
+        "{traceparent}"
+    );
+    let denied = eventually("the SERVER span of /denied", WAIT, async || {
+        collector
+            .spans()
+            .into_iter()
+            .find(|s| s.kind == SpanKind::Server && s.attr("url.path") == Some("/denied"))
+    })
+    .await;
+    assert_eq!(denied.attr("traverse.middleware.type"), Some("forwardAuth"));
+    assert_eq!(
+        denied.attr("traverse.middleware"),
+        Some("default/test-auth-deny")
+    );
+}
+
+const CIRCUIT: &str = "# Latency Check
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-cb
+spec:
+  circuitBreaker:
+    expression: ResponseCodeRatio(500, 600, 0, 600) > 0.50
+    checkPeriod: 100ms
+    fallbackDuration: 1s
+    recoveryDuration: 1s
+";
+
+#[tokio::test]
+async fn a_circuit_breaker_trips_falls_back_and_recovers() {
+    let routes = routes(&[("PathPrefix(`/status`)", "{name: test-cb}")]);
+    let (gateway, upstream) = start(CIRCUIT, &routes, "").await;
+
+    // Mostly server errors: the next check trips the breaker.
+    for _ in 0..6 {
+        let response = send(&gateway, "web", "GET", "/status/500", &[]).await;
+        assert_eq!(response.status, 500);
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let seen = upstream.count();
+    let tripped = send(&gateway, "web", "GET", "/status/200", &[]).await;
+    assert_eq!(tripped.status, 503, "{}", tripped.text());
+    assert_eq!(tripped.text(), "Service Unavailable");
+    for _ in 0..3 {
+        assert_eq!(
+            send(&gateway, "web", "GET", "/status/200", &[])
+                .await
+                .status,
+            503
+        );
+    }
+    assert_eq!(
+        upstream.count(),
+        seen,
+        "nothing reached the upstream while tripped"
+    );
+
+    // After fallbackDuration and recoveryDuration, all requests pass again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..5 {
+        assert_eq!(
+            send(&gateway, "web", "GET", "/status/200", &[])
+                .await
+                .status,
+            200
+        );
+    }
+}

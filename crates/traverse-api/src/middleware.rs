@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ingress_route::MiddlewareRef;
+use crate::ingress_route::{MiddlewareRef, ServiceRef};
 use crate::IntOrString;
 
 /// Desired state of a `Middleware`. Exactly one field should be set.
@@ -62,8 +62,7 @@ pub struct MiddlewareSpec {
     pub encoded_characters: Option<Value>,
     /// Custom error pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub errors: Option<Value>,
+    pub errors: Option<Errors>,
     /// Rate limiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
@@ -82,8 +81,7 @@ pub struct MiddlewareSpec {
     pub digest_auth: Option<Value>,
     /// Delegates authentication to an external service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub forward_auth: Option<Value>,
+    pub forward_auth: Option<ForwardAuth>,
     /// Limits concurrent in-flight requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_req: Option<InFlightReq>,
@@ -93,12 +91,10 @@ pub struct MiddlewareSpec {
     pub buffering: Option<Value>,
     /// Circuit breaker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub circuit_breaker: Option<Value>,
+    pub circuit_breaker: Option<CircuitBreaker>,
     /// Response compression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub compress: Option<Value>,
+    pub compress: Option<Compress>,
     /// Passes the client TLS certificate upstream in headers.
     #[serde(
         default,
@@ -109,8 +105,7 @@ pub struct MiddlewareSpec {
     pub pass_tls_client_cert: Option<Value>,
     /// Retries failed requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub retry: Option<Value>,
+    pub retry: Option<Retry>,
     /// Content-Type auto-detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::free_form_object")]
@@ -445,4 +440,143 @@ pub struct InFlightReq {
     /// What a source is (default: the request's host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_criterion: Option<SourceCriterion>,
+}
+
+/// `compress` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Compress {
+    /// Response media types never compressed (`application/grpc` always is not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_content_types: Vec<String>,
+    /// The only response media types compressed; exclusive with `excludedContentTypes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_content_types: Vec<String>,
+    /// Responses shorter than this are sent as they are (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_response_body_bytes: Option<i64>,
+    /// Encodings offered, by priority at equal client preference (default gzip, br, zstd).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encodings: Vec<String>,
+    /// Encoding used when the client sends no `Accept-Encoding`, or accepts `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_encoding: Option<String>,
+}
+
+/// `retry` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Retry {
+    /// Attempts in all, the first included (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i64>,
+    /// First wait of the exponential backoff (seconds, or a duration such as `100ms`);
+    /// the longest wait is twice this. None: retry at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub initial_interval: Option<IntOrString>,
+    /// Time allowed for all attempts together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub timeout: Option<IntOrString>,
+    /// Largest request body kept for replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<i64>,
+    /// Response statuses (or ranges such as `500-599`) also retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<String>,
+    /// Do not retry on network errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_retry_on_network_error: Option<bool>,
+    /// Retry non-idempotent methods too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_non_idempotent_method: Option<bool>,
+}
+
+/// `errors` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Errors {
+    /// Statuses that get the error page: codes or ranges such as `500-599`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<String>,
+    /// Statuses sent instead of the upstream's (`"418": 404`, `"500-599": 500`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub status_rewrites: BTreeMap<String, i64>,
+    /// The Service serving the error pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+    /// Path of the error page; `{status}` and `{url}` are replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+/// `forwardAuth` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardAuth {
+    /// URL of the authentication server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Pass the client's `X-Forwarded-*` headers on instead of setting them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_forward_header: Option<bool>,
+    /// Headers copied from the server's answer onto the upstream request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth_response_headers: Vec<String>,
+    /// Headers copied from the server's answer whose name matches this expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_response_headers_regex: Option<String>,
+    /// Request headers sent to the server (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auth_request_headers: Vec<String>,
+    /// TLS towards the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::free_form_object")]
+    pub tls: Option<Value>,
+    /// Cookies of the server's answer added to the response.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_auth_cookies_to_response: Vec<String>,
+    /// Send the request body to the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_body: Option<bool>,
+    /// Largest body sent with `forwardBody`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_size: Option<i64>,
+    /// Header carrying the authenticated user upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_field: Option<String>,
+    /// Keep a relative `Location` of the server's answer as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_location_header: Option<bool>,
+    /// Send the request's method instead of GET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_request_method: Option<bool>,
+    /// Largest answer read from the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_body_size: Option<i64>,
+}
+
+/// `circuitBreaker` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreaker {
+    /// When to trip, e.g. `NetworkErrorRatio() > 0.30`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    /// How often the expression is checked (default 100ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub check_period: Option<IntOrString>,
+    /// How long a tripped breaker answers `responseCode` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub fallback_duration: Option<IntOrString>,
+    /// How long the recovery ramp lasts (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::int_or_string")]
+    pub recovery_duration: Option<IntOrString>,
+    /// Status answered while tripped (default 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<i64>,
 }

@@ -230,7 +230,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 14] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 19] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -245,7 +245,15 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 14] = [
     "rateLimit",
     "inFlightReq",
     "chain",
+    "compress",
+    "retry",
+    "errors",
+    "forwardAuth",
+    "circuitBreaker",
 ];
+
+/// Attempts a `retry` middleware gets at most: the first and the data plane's 16 retries.
+pub const MAX_RETRY_ATTEMPTS: i64 = 17;
 
 /// Fields of a `Middleware` spec that are set but not acted on by the gateway.
 pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
@@ -273,12 +281,78 @@ pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
         report.prefix = "spec.headers".to_owned();
         unsupported_headers(&mut report, headers);
     }
-    if let Some(auth) = &spec.basic_auth {
-        report.prefix = "spec.basicAuth".to_owned();
+    if let Some(auth) = &spec.forward_auth {
+        report.prefix = "spec.forwardAuth".to_owned();
+        const REASON: &str = "not implemented";
         report.flag(
-            has_text(auth.secret.as_deref()),
-            "secret",
-            "Secrets are not loaded yet: users in the Secret are not read; list them in users",
+            auth.tls.is_some(),
+            "tls",
+            "TLS towards the authentication server is not implemented; use an http address",
+        );
+        report.flag(
+            !auth.add_auth_cookies_to_response.is_empty(),
+            "addAuthCookiesToResponse",
+            REASON,
+        );
+        report.flag(is_true(auth.forward_body), "forwardBody", REASON);
+        report.flag(auth.max_body_size.is_some(), "maxBodySize", REASON);
+        report.flag(
+            has_text(auth.header_field.as_deref()),
+            "headerField",
+            REASON,
+        );
+        report.flag(
+            is_true(auth.preserve_location_header),
+            "preserveLocationHeader",
+            REASON,
+        );
+        report.flag(
+            is_true(auth.preserve_request_method),
+            "preserveRequestMethod",
+            REASON,
+        );
+        report.flag(
+            auth.max_response_body_size.is_some(),
+            "maxResponseBodySize",
+            REASON,
+        );
+    }
+    if let Some(errors) = &spec.errors {
+        report.prefix = "spec.errors".to_owned();
+        report.flag(
+            !errors.status_rewrites.is_empty(),
+            "statusRewrites",
+            "not implemented: the upstream's status is kept",
+        );
+        if let Some(service) = &errors.service {
+            report.prefix = "spec.errors.service".to_owned();
+            service_ref(&mut report, service);
+        }
+    }
+    if let Some(retry) = &spec.retry {
+        report.prefix = "spec.retry".to_owned();
+        report.flag(
+            retry.attempts.is_some_and(|a| a > MAX_RETRY_ATTEMPTS),
+            "attempts",
+            "more than 17 attempts are not made (the data plane's limit of 16 retries)",
+        );
+        const REASON: &str = "not implemented: only network errors are retried, within attempts";
+        report.flag(retry.timeout.is_some(), "timeout", REASON);
+        report.flag(
+            retry.max_request_body_bytes.is_some(),
+            "maxRequestBodyBytes",
+            REASON,
+        );
+        report.flag(!retry.status.is_empty(), "status", REASON);
+        report.flag(
+            retry.disable_retry_on_network_error.is_some(),
+            "disableRetryOnNetworkError",
+            REASON,
+        );
+        report.flag(
+            retry.retry_non_idempotent_method.is_some(),
+            "retryNonIdempotentMethod",
+            REASON,
         );
     }
     if let Some(limit) = &spec.rate_limit {
@@ -489,7 +563,7 @@ mod tests {
                 ssl_host: Some("a.example".to_owned()),
                 ..Default::default()
             }),
-            compress: Some(json!({})),
+            grpc_web: Some(json!({})),
             basic_auth: Some(BasicAuth {
                 secret: Some("users".to_owned()),
                 ..Default::default()
@@ -503,12 +577,32 @@ mod tests {
         assert_eq!(
             fields(&unsupported_in_middleware(&spec)),
             [
-                "spec.compress",
+                "spec.grpcWeb",
                 "spec.stripPrefix.forceSlash",
                 "spec.headers.sslRedirect",
                 "spec.headers.sslHost",
-                "spec.basicAuth.secret",
                 "spec.rateLimit.redis",
+            ]
+        );
+    }
+
+    #[test]
+    fn retry_fields_beyond_network_errors_are_reported() {
+        let spec = MiddlewareSpec {
+            retry: Some(crate::middleware::Retry {
+                attempts: Some(20),
+                status: vec!["500-599".to_owned()],
+                retry_non_idempotent_method: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(&unsupported_in_middleware(&spec)),
+            [
+                "spec.retry.attempts",
+                "spec.retry.status",
+                "spec.retry.retryNonIdempotentMethod"
             ]
         );
     }

@@ -450,7 +450,7 @@ fn chain_and_free_form_middlewares() {
     assert_eq!(plugin["geoblock"]["countries"], json!(["FR", "DE"]));
     assert_eq!(
         middleware(&fixture, "compress").spec.compress,
-        Some(json!({}))
+        Some(traverse_api::middleware::Compress::default())
     );
 
     assert_eq!(
@@ -631,8 +631,9 @@ fn middleware_crd() {
         spec["rateLimit"]["properties"]["redis"]["x-kubernetes-preserve-unknown-fields"],
         true
     );
+    assert!(spec["compress"]["properties"]["minResponseBodyBytes"].is_object());
     assert_eq!(
-        spec["compress"]["x-kubernetes-preserve-unknown-fields"],
+        spec["grpcWeb"]["x-kubernetes-preserve-unknown-fields"],
         true
     );
     assert!(spec["headers"]["properties"]["forceSTSHeader"].is_object());

@@ -8,20 +8,32 @@
 use std::sync::Arc;
 
 mod auth;
+mod circuit;
+mod compress;
+mod errors;
 mod headers;
 mod ip;
 mod limit;
 mod paths;
+mod retry;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{BasicAuth, Credential, CredentialError};
+pub use auth::{BasicAuth, Credential, CredentialError, ForwardAuth};
+pub use mime::Mime;
+
+pub use circuit::{Circuit, CircuitBreaker, Expression};
+pub use compress::{
+    media_type_matches, Compress, ContentTypes, Encoding, DEFAULT_ENCODINGS, DEFAULT_MIN_BODY_BYTES,
+};
+pub use errors::{parse_status_ranges, Errors};
 pub use headers::{Cors, Security};
 pub use ip::{IpAllowList, IpStrategy, SourceCriterion};
 pub use limit::{Admission, InFlightReq, Permit, RateLimit};
 pub use paths::{
     redirect_status, RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex, StripPrefixRegex,
 };
+pub use retry::Retry;
 
 /// A request/response transformation, already validated. Each kind is its own type, so
 /// the data plane gives each its behaviour in one place.
@@ -39,6 +51,11 @@ pub enum Middleware {
     IpAllowList(IpAllowList),
     RateLimit(RateLimit),
     InFlightReq(InFlightReq),
+    Compress(Compress),
+    Retry(Retry),
+    Errors(Errors),
+    ForwardAuth(ForwardAuth),
+    CircuitBreaker(CircuitBreaker),
 }
 
 /// The Middleware object a step comes from, `namespace/name`, and its Traefik type:

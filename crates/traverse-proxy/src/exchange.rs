@@ -293,6 +293,16 @@ impl Exchange {
         }
     }
 
+    /// Forgets the endpoints tried: a retry that found none untried starts a new round.
+    pub(crate) fn forget_tried(&mut self) {
+        self.tried_len = 0;
+    }
+
+    /// Time since the request arrived.
+    pub(crate) fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
     /// Attempts begun so far.
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts

@@ -213,7 +213,23 @@ impl ProxyHttp for Gateway {
             _ => None,
         };
         let topology = self.state.topology();
-        let Some(selected) = select::next(ctx, preferred) else {
+        let retry_delay = match ctx.router() {
+            Some(router) if ctx.attempts() > 0 => {
+                middleware::retry_delay(&router.middlewares, ctx.attempts())
+            }
+            _ => None,
+        };
+        if let Some(delay) = retry_delay.filter(|d| !d.is_zero()) {
+            tokio::time::sleep(delay).await;
+        }
+        let mut selected = select::next(ctx, preferred);
+        if selected.is_none() && retry_delay.is_some() {
+            // A retry middleware's attempts go on over endpoints already tried, as
+            // Traefik's balancer would pick them again.
+            ctx.forget_tried();
+            selected = select::next(ctx, preferred);
+        }
+        let Some(selected) = selected else {
             let reason = match ctx.destination() {
                 Some(Destination::Uplink { .. }) => "no available child cluster",
                 _ => "no available server",
@@ -412,10 +428,12 @@ impl ProxyHttp for Gateway {
             // From SIGTERM on, no connection is kept for another request.
             session.set_keepalive(None);
         }
-        if let Some(router) = ctx.router() {
-            middleware::response(&router.middlewares, session.req_header(), ctx, response)?;
-        }
-        Ok(())
+        // The route is shared, so a chain's steps can note what they learn on the exchange.
+        let router = ctx.router().filter(|r| !r.middlewares.is_empty()).cloned();
+        let chain = router.as_deref().map_or(&[][..], |r| &r.middlewares);
+        let telemetry = self.state.telemetry();
+        middleware::intercept(chain, session.req_header(), ctx, response, telemetry).await?;
+        middleware::response(chain, session.req_header(), ctx, response)
     }
 
     fn response_body_filter(
@@ -425,9 +443,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut Exchange,
     ) -> Result<Option<Duration>> {
-        if let Some(router) = ctx.router() {
-            middleware::response_body(&router.middlewares, body, end_of_stream)?;
-        }
+        middleware::response_body(ctx, body, end_of_stream)?;
         if end_of_stream {
             ctx.response_complete();
         }
@@ -481,6 +497,7 @@ impl ProxyHttp for Gateway {
             status: final_status(response.map(|r| r.status.as_u16()), error),
             error,
         };
+        middleware::finished(ctx, ending.status);
         ctx.finish(&self.options.site, self.state.telemetry(), &ending);
     }
 }

@@ -8,10 +8,10 @@
 //!   errors) does so through the [`Exchange`](crate::exchange::Exchange)'s
 //!   `begin_call`/`end_call`, so its CLIENT span belongs to the request's trace;
 //! - [`Step::upstream_request`]: rewrite the request sent upstream (path, headers);
-//! - [`Step::response`] and [`Step::response_body`]: filter the response header and
-//!   stream-filter the body, in reverse order (headers, compress);
-//! - [`Step::preferred_endpoint`] and [`Step::may_retry`]: a say in upstream choice and
-//!   retries (sticky sessions, retry, circuit breaker).
+//! - [`Step::response`]: filter the response header, in reverse order (headers); a step
+//!   that rewrites the body as it streams (compress) leaves its encoder in the [`Notes`];
+//! - [`Step::preferred_endpoint`], [`Step::may_retry`] and [`Step::retry_delay`]: a say
+//!   in upstream choice and retries (sticky sessions, retry, circuit breaker).
 //!
 //! A step that answers is named on the request's SERVER span and in its access log
 //! record ([`Notes::answered_by`]), and its answer passes through the `response` hooks
@@ -20,13 +20,15 @@
 //! upstream, an in-flight permit) it keeps in the exchange's [`Notes`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Uri};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::{Error, ErrorType, Result};
-use traverse_model::middleware::Permit;
+use traverse_model::middleware::{Circuit, Permit};
 use traverse_model::{Backend, Middleware, Origin};
 
 use crate::exchange::Exchange;
@@ -38,8 +40,9 @@ pub(crate) struct Notes {
     /// The client may set `X-Forwarded-*` (a trusted proxy): known once a route with
     /// middlewares matched.
     pub forwarded_trusted: bool,
-    /// Headers to set on the upstream request (basicAuth's `headerField`).
-    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers to set (or, with no value, remove) on the upstream request, in order
+    /// (basicAuth's `headerField`, forwardAuth's `authResponseHeaders`).
+    pub upstream_headers: Vec<(HeaderName, Option<HeaderValue>)>,
     /// The user an authentication step identified (the access log's `ClientUsername`).
     pub user: Option<String>,
     /// The step that answered the request itself.
@@ -48,6 +51,13 @@ pub(crate) struct Notes {
     pub permits: Vec<Permit>,
     /// `Set-Cookie` values of sticky balancers that chose without a cookie.
     pub set_cookies: Vec<String>,
+    /// The encoder of the response body, when a compress step chose one.
+    pub encoder: Option<compress::Encoder>,
+    /// The body that replaces the upstream's (an error page): `Some(Some(_))` until
+    /// sent, then `Some(None)` while the upstream's chunks are dropped.
+    pub page: Option<Option<Bytes>>,
+    /// The circuit breakers that let the request through, told how it ended.
+    pub circuits: Vec<Arc<Circuit>>,
 }
 
 impl Notes {
@@ -124,6 +134,24 @@ pub(crate) trait Step: Sync {
         Ok(Verdict::Continue)
     }
 
+    /// Whether [`Step::intercept`] does anything.
+    fn intercepts(&self) -> bool {
+        false
+    }
+
+    /// Runs on the upstream's response header before the `response` hooks, and may call
+    /// out (through [`Exchange::begin_call`]) for a body to send instead, which it notes
+    /// on the exchange (errors).
+    async fn intercept(
+        &self,
+        _request: &RequestHeader,
+        _exchange: &mut Exchange,
+        _response: &mut ResponseHeader,
+        _telemetry: &Telemetry,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Rewrites the request sent upstream.
     fn upstream_request(
         &self,
@@ -138,7 +166,7 @@ pub(crate) trait Step: Sync {
     fn response(
         &self,
         _request: &RequestHeader,
-        _exchange: &Exchange,
+        _exchange: &mut Exchange,
         _response: &mut ResponseHeader,
     ) -> Result<()> {
         Ok(())
@@ -147,11 +175,6 @@ pub(crate) trait Step: Sync {
     /// The Middleware object of a step that may answer, for the span and the access log.
     fn origin(&self) -> Option<&Origin> {
         None
-    }
-
-    /// Filters a chunk of the response body (`None` at the end with no last chunk).
-    fn response_body(&self, _body: &mut Option<Bytes>, _end_of_stream: bool) -> Result<()> {
-        Ok(())
     }
 
     /// An endpoint of `backend` this request should go to, if the step knows one.
@@ -165,6 +188,12 @@ pub(crate) trait Step: Sync {
 
     /// Whether a failed attempt (the `attempts`-th) may be retried; `None`: no opinion.
     fn may_retry(&self, _attempts: u32) -> Option<bool> {
+        None
+    }
+
+    /// How long to wait before the attempt after the `attempts`-th; `None`: the step
+    /// does not retry.
+    fn retry_delay(&self, _attempts: u32) -> Option<Duration> {
         None
     }
 }
@@ -184,6 +213,11 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::IpAllowList(step) => step,
         Middleware::RateLimit(step) => step,
         Middleware::InFlightReq(step) => step,
+        Middleware::Compress(step) => step,
+        Middleware::Retry(step) => step,
+        Middleware::Errors(step) => step,
+        Middleware::ForwardAuth(step) => step,
+        Middleware::CircuitBreaker(step) => step,
     }
 }
 
@@ -225,7 +259,7 @@ async fn run_request<'a>(
 fn dress<'a>(
     before: impl Iterator<Item = &'a dyn Step>,
     request: &RequestHeader,
-    exchange: &Exchange,
+    exchange: &mut Exchange,
     answer: &mut Answer,
 ) -> Result<()> {
     let mut header = ResponseHeader::build(answer.status, Some(answer.headers.len()))?;
@@ -252,7 +286,12 @@ pub(crate) fn upstream_request(
     exchange: &Exchange,
 ) -> Result<()> {
     for (name, value) in &exchange.notes().upstream_headers {
-        request.insert_header(name.clone(), value.clone())?;
+        match value {
+            Some(value) => request.insert_header(name.clone(), value.clone())?,
+            None => {
+                request.remove_header(name);
+            }
+        }
     }
     let mut path = PathRewrite::default();
     for middleware in chain {
@@ -283,7 +322,7 @@ pub(crate) fn upstream_request(
 pub(crate) fn response(
     chain: &[Middleware],
     request: &RequestHeader,
-    exchange: &Exchange,
+    exchange: &mut Exchange,
     response: &mut ResponseHeader,
 ) -> Result<()> {
     for cookie in &exchange.notes().set_cookies {
@@ -295,16 +334,36 @@ pub(crate) fn response(
         .try_for_each(|middleware| step(middleware).response(request, exchange, response))
 }
 
-/// Runs `response_body` over the chain in reverse order.
-pub(crate) fn response_body(
+/// Runs `intercept` over the chain in reverse order, on the upstream's response.
+pub(crate) async fn intercept(
     chain: &[Middleware],
+    request: &RequestHeader,
+    exchange: &mut Exchange,
+    response: &mut ResponseHeader,
+    telemetry: &Telemetry,
+) -> Result<()> {
+    for step in chain.iter().rev().map(step).filter(|s| s.intercepts()) {
+        step.intercept(request, exchange, response, telemetry)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Replaces a chunk of the response body by the page a step fetched, then encodes it when
+/// a step chose an encoder.
+pub(crate) fn response_body(
+    exchange: &mut Exchange,
     body: &mut Option<Bytes>,
     end_of_stream: bool,
 ) -> Result<()> {
-    chain
-        .iter()
-        .rev()
-        .try_for_each(|middleware| step(middleware).response_body(body, end_of_stream))
+    let notes = exchange.notes_mut();
+    if let Some(page) = &mut notes.page {
+        *body = page.take();
+    }
+    match &mut notes.encoder {
+        Some(encoder) => encoder.encode(body, end_of_stream),
+        None => Ok(()),
+    }
 }
 
 /// The endpoint the Service's sticky cookie names, else the first endpoint a step of the
@@ -321,6 +380,26 @@ pub(crate) fn preferred_endpoint(
     })
 }
 
+/// Tells the circuit breakers that let the request through how it ended.
+pub(crate) fn finished(exchange: &Exchange, status: u16) {
+    let circuits = &exchange.notes().circuits;
+    if circuits.is_empty() {
+        return;
+    }
+    let latency_ms = exchange.elapsed().as_millis() as u64;
+    let now = crate::clock::now_ms();
+    for circuit in circuits {
+        circuit.record(now, status, latency_ms);
+    }
+}
+
+/// The wait before the attempt after the `attempts`-th, when a step of the chain retries.
+pub(crate) fn retry_delay(chain: &[Middleware], attempts: u32) -> Option<Duration> {
+    chain
+        .iter()
+        .find_map(|middleware| step(middleware).retry_delay(attempts))
+}
+
 /// Whether the chain lets the `attempts`-th failed attempt be retried: the first step
 /// with an opinion decides; without one, `default`.
 pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> bool {
@@ -331,10 +410,16 @@ pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> b
 }
 
 mod access;
+mod calls;
+mod circuit;
+mod compress;
+mod errors;
+mod forward_auth;
 mod headers;
 mod limit;
 mod paths;
 mod redirect;
+mod retry;
 
 #[cfg(test)]
 mod tests;

@@ -17,8 +17,9 @@ pub(crate) async fn respond(
     headers: &[(HeaderName, HeaderValue)],
 ) -> Result<()> {
     let mut header = ResponseHeader::build(status, Some(3 + headers.len()))?;
+    // Appended: a middleware's answer may repeat a header (an auth server's Set-Cookie).
     for (name, value) in headers {
-        header.insert_header(name.clone(), value.clone())?;
+        header.append_header(name.clone(), value.clone())?;
     }
     if !header.headers.contains_key(http::header::CONTENT_TYPE) {
         header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;

@@ -69,6 +69,12 @@ impl std::fmt::Display for CredentialError {
 }
 
 impl Credential {
+    /// The `{SHA}` credential of a password given in clear (a `kubernetes.io/basic-auth`
+    /// Secret's), as Traefik derives it.
+    pub fn sha1_of(password: &[u8]) -> Self {
+        Credential::Sha1(Sha1::digest(password).to_vec())
+    }
+
     /// Parses an htpasswd hash.
     pub fn parse(hash: &str) -> Result<Self, CredentialError> {
         if let Some(digest) = hash.strip_prefix("{SHA}") {
@@ -193,4 +199,20 @@ fn md5_crypt(password: &[u8], salt: &[u8], magic: &str) -> String {
     }
     encode(d(11), 2);
     out
+}
+
+/// Traefik `forwardAuth`, validated: each request is first sent (as a GET, without body)
+/// to `address`; a 2xx answer lets it through, any other is the client's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardAuth {
+    pub origin: Origin,
+    /// An `http` URL.
+    pub address: http::Uri,
+    /// Keep the client's `X-Forwarded-*` rather than set them.
+    pub trust_forward_header: bool,
+    /// Copied from a 2xx answer onto the upstream request (and removed from it first).
+    pub response_headers: Vec<HeaderName>,
+    pub response_headers_regex: Option<super::Pattern>,
+    /// Sent to the server; empty: all the client's headers.
+    pub request_headers: Vec<HeaderName>,
 }

@@ -17,6 +17,8 @@ use crate::model::{AddPrefix, Middleware, Origin, StripPrefix};
 use crate::snapshot::Object;
 
 mod access;
+mod content;
+mod errors;
 mod headers;
 mod paths;
 mod traffic;
@@ -100,7 +102,12 @@ impl<'a> Translator<'a> {
             ["redirectScheme"] => checked(paths::redirect_scheme(spec, origin("redirectScheme"))),
             ["redirectRegex"] => checked(paths::redirect_regex(spec, origin("redirectRegex"))),
             ["headers"] => checked(headers::headers(spec, origin("headers"))),
-            ["basicAuth"] => checked(access::basic_auth(spec, origin("basicAuth"))),
+            ["basicAuth"] => checked(access::basic_auth(
+                spec,
+                namespace,
+                &self.snapshot.secrets,
+                origin("basicAuth"),
+            )),
             ["ipAllowList"] => checked(access::ip_allow_list(
                 spec.ip_allow_list.as_ref(),
                 "spec.ipAllowList",
@@ -113,6 +120,11 @@ impl<'a> Translator<'a> {
             )),
             ["rateLimit"] => checked(traffic::rate_limit(spec, origin("rateLimit"))),
             ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
+            ["compress"] => checked(content::compress(spec)),
+            ["retry"] => checked(traffic::retry(spec)),
+            ["circuitBreaker"] => checked(traffic::circuit_breaker(spec, origin("circuitBreaker"))),
+            ["errors"] => checked(self.errors(object, origin("errors"))),
+            ["forwardAuth"] => checked(access::forward_auth(spec, origin("forwardAuth"))),
             ["chain"] => checked(self.chain(object, stack)),
             [kind] => Err((
                 Reason::Unsupported,

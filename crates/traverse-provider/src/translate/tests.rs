@@ -28,6 +28,9 @@ pub(super) fn snapshot(yaml: &str) -> Snapshot {
             Some("Uplink") => snapshot
                 .uplinks
                 .push(Arc::new(serde_yaml::from_value(value).expect("Uplink"))),
+            Some("Secret") => snapshot
+                .secrets
+                .push(Arc::new(serde_yaml::from_value(value).expect("Secret"))),
             other => panic!("unexpected kind {other:?}"),
         }
     }
@@ -349,7 +352,7 @@ spec:
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {{name: limit, namespace: apps}}
-spec: {{compress: {{}}}}
+spec: {{grpcWeb: {{}}}}
 ---
 apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
@@ -421,7 +424,7 @@ spec:
     );
     assert!(
         found.contains(&(Reason::Unsupported, None)),
-        "compress reported on the Middleware: {found:?}"
+        "grpcWeb reported on the Middleware: {found:?}"
     );
 }
 
@@ -852,6 +855,26 @@ fn invalid_middleware_fields_are_named() {
         ("{rateLimit: {average: 10, period: 2 weeks}}", "spec.rateLimit.period"),
         ("{rateLimit: {average: 10, sourceCriterion: {requestHost: true, requestHeaderName: X-A}}}", "spec.rateLimit.sourceCriterion"),
         ("{inFlightReq: {amount: 0}}", "spec.inFlightReq.amount"),
+        ("{compress: {encodings: [gzip, deflate]}}", "spec.compress.encodings[1]"),
+        ("{compress: {encodings: [br], defaultEncoding: gzip}}", "spec.compress.defaultEncoding"),
+        ("{compress: {excludedContentTypes: [text/csv], includedContentTypes: [text/html]}}", "spec.compress"),
+        ("{compress: {includedContentTypes: [text/html, \"not a type\"]}}", "spec.compress.includedContentTypes[1]"),
+        ("{compress: {minResponseBodyBytes: -1}}", "spec.compress.minResponseBodyBytes"),
+        ("{retry: {initialInterval: 100ms}}", "spec.retry.attempts"),
+        ("{retry: {attempts: 0}}", "spec.retry.attempts"),
+        ("{retry: {attempts: 3, initialInterval: soon}}", "spec.retry.initialInterval"),
+        ("{errors: {status: [\"5xx\"], service: {name: app, port: 80}}}", "spec.errors.status[0]"),
+        ("{errors: {service: {name: app, port: 80}}}", "spec.errors.status"),
+        ("{errors: {status: [\"500\"]}}", "spec.errors.service"),
+        ("{forwardAuth: {trustForwardHeader: true}}", "spec.forwardAuth.address"),
+        ("{circuitBreaker: {checkPeriod: 1s}}", "spec.circuitBreaker.expression"),
+        ("{circuitBreaker: {expression: \"NetworkErrorRatio() >\"}}", "spec.circuitBreaker.expression"),
+        ("{circuitBreaker: {expression: \"NetworkErrorRatio() > 0.5\", fallbackDuration: later}}", "spec.circuitBreaker.fallbackDuration"),
+        ("{circuitBreaker: {expression: \"NetworkErrorRatio() > 0.5\", responseCode: 42}}", "spec.circuitBreaker.responseCode"),
+        ("{forwardAuth: {address: \"https://auth.example/verify\"}}", "spec.forwardAuth.address"),
+        ("{forwardAuth: {address: \"http://auth\", authResponseHeaders: [\"bad header\"]}}", "spec.forwardAuth.authResponseHeaders[0]"),
+        ("{forwardAuth: {address: \"http://auth\", authResponseHeadersRegex: \"(\"}}", "spec.forwardAuth.authResponseHeadersRegex"),
+        ("{errors: {status: [\"500\"], service: {name: nowhere, port: 80}}}", "spec.errors.service"),
     ];
     for (spec, field) in cases {
         let yaml = format!(
@@ -903,6 +926,127 @@ spec: {{rateLimit: {{average: 0}}}}
     let table = translate_all(&yaml);
     assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
     assert!(single_router(&table).middlewares.is_empty());
+}
+
+#[test]
+fn compress_defaults_are_traefiks() {
+    use crate::model::middleware::{ContentTypes, Encoding};
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {{compress: {{}}}}
+{MIDDLEWARE_ROUTE}"#
+    );
+    let table = translate_all(&yaml);
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let [Middleware::Compress(compress)] = single_router(&table).middlewares.as_slice() else {
+        panic!("one compress step")
+    };
+    assert_eq!(
+        compress.encodings,
+        [Encoding::Gzip, Encoding::Brotli, Encoding::Zstd]
+    );
+    assert_eq!(compress.default_encoding, None);
+    assert_eq!(compress.min_body_bytes, 1024);
+    assert_eq!(compress.content_types, ContentTypes::Excluded(Vec::new()));
+}
+
+#[test]
+fn retry_intervals_are_seconds_or_durations() {
+    use crate::model::middleware::Retry;
+    for (interval, expected) in [("100ms", 100), ("2", 2000), ("\"1s\"", 1000)] {
+        let yaml = format!(
+            r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {{retry: {{attempts: 4, initialInterval: {interval}}}}}
+{MIDDLEWARE_ROUTE}"#
+        );
+        let table = translate_all(&yaml);
+        assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+        assert_eq!(
+            single_router(&table).middlewares,
+            [Middleware::Retry(Retry {
+                attempts: 4,
+                initial_interval: std::time::Duration::from_millis(expected),
+            })],
+            "{interval}"
+        );
+    }
+}
+
+#[test]
+fn basic_auth_reads_users_from_secrets_as_traefik() {
+    let yaml = |secret: &str| {
+        format!(
+            r#"{APP}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: authsecret, namespace: apps}}
+{secret}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {{basicAuth: {{secret: authsecret}}}}
+{MIDDLEWARE_ROUTE}"#
+        )
+    };
+    let users = |table: &RoutingTable| match single_router(table).middlewares.as_slice() {
+        [Middleware::BasicAuth(auth)] => auth.users.clone(),
+        other => panic!("{other:?}: {:?}", table.diagnostics),
+    };
+    // htpasswd lines in the Secret's one entry (myName:myPassword, then test:test).
+    let table = translate_all(&yaml(
+        "stringData:\n  users: |\n    myName:{SHA}VBPuJHI7uixaa6LQGWx4s+5GKNE=\n\n    test:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/\n",
+    ));
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let found = users(&table);
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].0, "myName");
+    assert!(found[0].1.verify(b"myPassword"));
+    assert!(found[1].1.verify(b"test"));
+    // A kubernetes.io/basic-auth Secret: one user, password in clear.
+    let table = translate_all(&yaml(
+        "type: kubernetes.io/basic-auth\nstringData: {username: alice, password: s3cret}",
+    ));
+    let found = users(&table);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "alice");
+    assert!(found[0].1.verify(b"s3cret") && !found[0].1.verify(b"other"));
+    // Unusable Secrets are errors naming the field; the route answers 503.
+    for secret in [
+        "stringData: {users: \"a:{SHA}VBPuJHI7uixaa6LQGWx4s+5GKNE=\", more: x}",
+        "stringData: {users: \"a:plaintext\"}",
+        "stringData: {users: \"\"}",
+        "type: kubernetes.io/basic-auth\nstringData: {username: alice}",
+    ] {
+        let table = translate_all(&yaml(secret));
+        assert!(
+            matches!(
+                single_router(&table).target,
+                Target::Unavailable { status: 503, .. }
+            ),
+            "{secret}"
+        );
+        let error = table
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == Severity::Error)
+            .unwrap_or_else(|| panic!("{secret}: {:?}", table.diagnostics));
+        assert_eq!(
+            error.field.as_deref(),
+            Some("spec.basicAuth.secret"),
+            "{error}"
+        );
+        assert!(!error.message.contains("plaintext"), "{error}");
+    }
 }
 
 #[test]

@@ -53,7 +53,7 @@ impl Step for BasicAuth {
                 exchange
                     .notes_mut()
                     .upstream_headers
-                    .push((field.clone(), value));
+                    .push((field.clone(), Some(value)));
             }
         }
         Ok(Verdict::Continue)

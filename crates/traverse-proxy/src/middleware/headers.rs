@@ -77,7 +77,7 @@ impl Step for Headers {
     fn response(
         &self,
         request: &RequestHeader,
-        exchange: &Exchange,
+        exchange: &mut Exchange,
         response: &mut ResponseHeader,
     ) -> Result<()> {
         if let Some(security) = &self.security {

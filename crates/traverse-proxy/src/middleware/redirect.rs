@@ -74,7 +74,7 @@ impl Step for RedirectRegex {
 
 /// The scheme the client used: the connection's, or a trusted proxy's
 /// `X-Forwarded-Proto` (`ws`/`wss` counting as `http`/`https`).
-fn client_scheme(request: &RequestHeader, exchange: &Exchange) -> &'static str {
+pub(super) fn client_scheme(request: &RequestHeader, exchange: &Exchange) -> &'static str {
     let forwarded = exchange
         .notes()
         .forwarded_trusted

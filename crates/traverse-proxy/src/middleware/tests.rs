@@ -102,7 +102,7 @@ fn responses_are_filtered_in_reverse_order() {
     ];
     let mut resp = ResponseHeader::build(200, None).expect("response");
     resp.insert_header("server", "upstream").expect("header");
-    response(&chain, &request("/"), &Exchange::new(None), &mut resp).expect("filter");
+    response(&chain, &request("/"), &mut Exchange::new(None), &mut resp).expect("filter");
     assert_eq!(resp.headers.get("x-layer").expect("layer"), "outer");
     assert!(resp.headers.get("server").is_none());
 }
@@ -346,7 +346,7 @@ fn cors_and_security_headers_on_responses() {
         .expect("h");
     let mut resp = ResponseHeader::build(200, None).expect("response");
     resp.insert_header("vary", "Accept-Encoding").expect("h");
-    response(&chain, &req, &Exchange::new(None), &mut resp).expect("filter");
+    response(&chain, &req, &mut Exchange::new(None), &mut resp).expect("filter");
     assert!(resp.headers.get("access-control-allow-origin").is_none());
     assert_eq!(
         resp.headers.get("vary").expect("vary"),
@@ -362,7 +362,7 @@ fn cors_and_security_headers_on_responses() {
     req.insert_header("origin", "https://app.example")
         .expect("h");
     let mut resp = ResponseHeader::build(200, None).expect("response");
-    response(&chain, &req, &Exchange::new(None), &mut resp).expect("filter");
+    response(&chain, &req, &mut Exchange::new(None), &mut resp).expect("filter");
     assert_eq!(
         resp.headers
             .get("access-control-allow-origin")

@@ -1,41 +1,53 @@
 //! `basicAuth`, `ipAllowList` (and its deprecated alias `ipWhiteList`).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use traverse_api::middleware::{IpAllowList as IpAllowListSpec, IpStrategy as IpStrategySpec};
-use traverse_api::MiddlewareSpec;
+use traverse_api::{MiddlewareSpec, Secret};
 
-use super::{header_name, header_value, Built};
+use super::{header_name, header_value, pattern, Built};
+use crate::model::middleware::ForwardAuth;
 use crate::model::{BasicAuth, Credential, IpAllowList, IpStrategy, Middleware, Origin};
+use crate::snapshot::Object;
+use crate::tls::secret_value;
+
+/// The Secret type whose `username` and `password` are one user.
+const BASIC_AUTH_SECRET: &str = "kubernetes.io/basic-auth";
 
 /// Traefik's default realm.
 const DEFAULT_REALM: &str = "traefik";
 
-pub(super) fn basic_auth(spec: &MiddlewareSpec, origin: Origin) -> Built {
+/// `basicAuth`; `secret` names a Secret of the Middleware's `namespace` among `secrets`.
+pub(super) fn basic_auth(
+    spec: &MiddlewareSpec,
+    namespace: &str,
+    secrets: &[Arc<Secret>],
+    origin: Origin,
+) -> Built {
     let Some(config) = spec.basic_auth.as_ref() else {
         return Err("spec.basicAuth is empty".into());
     };
     let mut users = Vec::new();
     for (i, line) in config.users.iter().enumerate() {
         let field = format!("spec.basicAuth.users[{i}]");
-        // Lines are `user:hash`; the hash is never repeated in a message.
-        let mut parts = line.split(':');
-        let (Some(user), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("{field}: expected user:hash"));
-        };
-        let credential =
-            Credential::parse(hash).map_err(|e| format!("{field} (user {user:?}): {e}"))?;
-        users.retain(|(name, _): &(String, Credential)| name != user);
-        users.push((user.to_owned(), credential));
+        add_user(&mut users, line, &field)?;
+    }
+    if let Some(name) = config.secret.as_deref().filter(|s| !s.is_empty()) {
+        let field = "spec.basicAuth.secret";
+        let secret = secrets
+            .iter()
+            .find(|s| s.key() == (namespace, name))
+            .ok_or_else(|| format!("{field}: Secret {namespace}/{name} not found"))?;
+        secret_users(
+            &mut users,
+            secret,
+            &format!("{field} (Secret {namespace}/{name})"),
+        )?;
     }
     if users.is_empty() {
-        let why = if config.secret.as_deref().is_some_and(|s| !s.is_empty()) {
-            "spec.basicAuth.secret is not read (Secrets are not loaded yet) and spec.basicAuth.users lists no users"
-        } else {
-            "spec.basicAuth.users lists no users"
-        };
-        return Err(why.into());
+        return Err("spec.basicAuth.users lists no users, and no secret names any".into());
     }
     let realm = config
         .realm
@@ -58,6 +70,131 @@ pub(super) fn basic_auth(spec: &MiddlewareSpec, origin: Origin) -> Built {
         challenge,
         remove_header: config.remove_header == Some(true),
         header_field,
+    })])
+}
+
+/// Adds htpasswd line `user:hash` (a later line for the same user wins).
+fn add_user(users: &mut Vec<(String, Credential)>, line: &str, field: &str) -> Result<(), String> {
+    // The hash is never repeated in a message.
+    let mut parts = line.split(':');
+    let (Some(user), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("{field}: expected user:hash"));
+    };
+    let credential =
+        Credential::parse(hash).map_err(|e| format!("{field} (user {user:?}): {e}"))?;
+    users.retain(|(name, _)| name != user);
+    users.push((user.to_owned(), credential));
+    Ok(())
+}
+
+/// The users of a Secret, as Traefik reads them: a `kubernetes.io/basic-auth` Secret's
+/// `username` and `password` (in clear), else the htpasswd lines of its one entry.
+fn secret_users(
+    users: &mut Vec<(String, Credential)>,
+    secret: &Secret,
+    field: &str,
+) -> Result<(), String> {
+    if secret.type_.as_deref() == Some(BASIC_AUTH_SECRET) {
+        let (Some((user, _)), Some((password, _))) = (
+            secret_value(secret, "username"),
+            secret_value(secret, "password"),
+        ) else {
+            return Err(format!(
+                "{field}: a {BASIC_AUTH_SECRET} Secret holds username and password"
+            ));
+        };
+        let user = String::from_utf8_lossy(user).into_owned();
+        users.retain(|(name, _)| *name != user);
+        users.push((user, Credential::sha1_of(password)));
+        return Ok(());
+    }
+    let keys: Vec<&String> = secret
+        .data
+        .iter()
+        .flat_map(|d| d.keys())
+        .chain(secret.string_data.iter().flat_map(|d| d.keys()))
+        .collect();
+    let [key] = keys.as_slice() else {
+        return Err(format!(
+            "{field}: holds {} entries; exactly one, of htpasswd lines, is read",
+            keys.len()
+        ));
+    };
+    let Some((bytes, entry)) = secret_value(secret, key) else {
+        return Err(format!("{field}: entry {key} is unreadable"));
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| format!("{field}: {entry} is not text"))?;
+    if text.trim().is_empty() {
+        return Err(format!("{field}: {entry} holds no users"));
+    }
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        add_user(
+            users,
+            line.trim(),
+            &format!("{field} {entry} line {}", i + 1),
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn forward_auth(spec: &MiddlewareSpec, origin: Origin) -> Built {
+    let Some(config) = spec.forward_auth.as_ref() else {
+        return Err("spec.forwardAuth is empty".into());
+    };
+    let field = "spec.forwardAuth.address";
+    let text = config
+        .address
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| format!("{field} is required"))?;
+    let address: http::Uri = text
+        .parse()
+        .map_err(|_| format!("{field}: {text:?} is not a URL"))?;
+    match address.scheme_str() {
+        Some("http") if address.authority().is_some() => {}
+        Some("https") => {
+            return Err(format!(
+                "{field}: https is not supported yet (TLS towards the server); use http"
+            ))
+        }
+        _ => return Err(format!("{field}: {text:?} is not an http:// URL")),
+    }
+    let names = |list: &[String], field: &str| {
+        list.iter()
+            .enumerate()
+            .map(|(i, name)| header_name(name, &format!("{field}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let response_headers_regex = config
+        .auth_response_headers_regex
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            // Header names are compared in lower case, as they are stored.
+            pattern(
+                &format!("(?i){r}"),
+                "spec.forwardAuth.authResponseHeadersRegex",
+            )
+        })
+        .transpose()?;
+    Ok(vec![Middleware::ForwardAuth(ForwardAuth {
+        origin,
+        address,
+        trust_forward_header: config.trust_forward_header == Some(true),
+        response_headers: names(
+            &config.auth_response_headers,
+            "spec.forwardAuth.authResponseHeaders",
+        )?,
+        response_headers_regex,
+        request_headers: names(
+            &config.auth_request_headers,
+            "spec.forwardAuth.authRequestHeaders",
+        )?,
     })])
 }
 

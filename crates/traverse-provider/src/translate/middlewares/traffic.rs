@@ -1,10 +1,14 @@
 //! `rateLimit` and `inFlightReq`.
 
+use std::time::Duration;
+
 use traverse_api::middleware::SourceCriterion as SourceCriterionSpec;
+use traverse_api::support::MAX_RETRY_ATTEMPTS;
 use traverse_api::{IntOrString, MiddlewareSpec};
 
 use super::access::ip_strategy;
 use super::{header_name, Built};
+use crate::model::middleware::{CircuitBreaker, Expression, Retry};
 use crate::model::{InFlightReq, IpStrategy, Middleware, Origin, RateLimit, SourceCriterion};
 
 const SECOND_NS: u64 = 1_000_000_000;
@@ -55,6 +59,79 @@ pub(super) fn rate_limit(spec: &MiddlewareSpec, origin: Origin) -> Built {
         max_delay_ns,
         source,
     ))])
+}
+
+pub(super) fn retry(spec: &MiddlewareSpec) -> Built {
+    let Some(config) = spec.retry.as_ref() else {
+        return Err("spec.retry is empty".into());
+    };
+    let attempts = match config.attempts {
+        // More is reported as a warning and capped.
+        Some(attempts) if attempts > 0 => {
+            u32::try_from(attempts.min(MAX_RETRY_ATTEMPTS)).unwrap_or(1)
+        }
+        Some(attempts) => {
+            return Err(format!(
+                "spec.retry.attempts: {attempts} must be at least 1"
+            ))
+        }
+        None => return Err("spec.retry.attempts is required".into()),
+    };
+    let initial_interval_ns = match &config.initial_interval {
+        None => 0,
+        Some(IntOrString::Int(seconds)) => u64::try_from(*seconds)
+            .map_err(|_| format!("spec.retry.initialInterval: {seconds} is negative"))?
+            .saturating_mul(SECOND_NS),
+        Some(IntOrString::String(text)) => go_duration(text).ok_or_else(|| {
+            format!("spec.retry.initialInterval: {text:?} is not a duration (e.g. 100ms)")
+        })?,
+    };
+    Ok(vec![Middleware::Retry(Retry {
+        attempts,
+        initial_interval: Duration::from_nanos(initial_interval_ns),
+    })])
+}
+
+pub(super) fn circuit_breaker(spec: &MiddlewareSpec, origin: Origin) -> Built {
+    let Some(config) = spec.circuit_breaker.as_ref() else {
+        return Err("spec.circuitBreaker is empty".into());
+    };
+    let text = config
+        .expression
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+        .ok_or("spec.circuitBreaker.expression is required")?;
+    let expression =
+        Expression::parse(text).map_err(|why| format!("spec.circuitBreaker.expression: {why}"))?;
+    let millis = |value: &Option<IntOrString>, field: &str, default_ms: u64| match value {
+        None => Ok(default_ms),
+        Some(IntOrString::Int(seconds)) => u64::try_from(*seconds)
+            .map(|s| s.saturating_mul(1000))
+            .map_err(|_| format!("spec.circuitBreaker.{field}: {seconds} is negative")),
+        Some(IntOrString::String(text)) => {
+            go_duration(text).map(|ns| ns / 1_000_000).ok_or_else(|| {
+                format!("spec.circuitBreaker.{field}: {text:?} is not a duration (e.g. 10s)")
+            })
+        }
+    };
+    let response_code = match config.response_code {
+        None => 503,
+        Some(code) if (100..=599).contains(&code) => u16::try_from(code).unwrap_or(503),
+        Some(code) => {
+            return Err(format!(
+                "spec.circuitBreaker.responseCode: {code} is not an HTTP status"
+            ))
+        }
+    };
+    Ok(vec![Middleware::CircuitBreaker(CircuitBreaker {
+        origin,
+        expression,
+        check_period_ms: millis(&config.check_period, "checkPeriod", 100)?.max(1),
+        fallback_ms: millis(&config.fallback_duration, "fallbackDuration", 10_000)?,
+        recovery_ms: millis(&config.recovery_duration, "recoveryDuration", 10_000)?,
+        response_code,
+        circuit: Default::default(),
+    })])
 }
 
 pub(super) fn in_flight_req(spec: &MiddlewareSpec, origin: Origin) -> Built {
