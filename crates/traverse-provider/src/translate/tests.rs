@@ -7,33 +7,33 @@ use crate::model::{Headers, Router, StripPrefix, Target};
 /// Builds a snapshot from a multi-document manifest, as the file provider would.
 pub(super) fn snapshot(yaml: &str) -> Snapshot {
     let mut snapshot = Snapshot::default();
-    for document in serde_yaml::Deserializer::from_str(yaml) {
-        let value = serde_yaml::Value::deserialize(document).expect("yaml");
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple_with_options(yaml, crate::yaml::options()).expect("yaml");
+    for value in documents {
         match value.get("kind").and_then(|k| k.as_str()) {
             Some("IngressRoute") => snapshot.ingress_routes.push(Arc::new(
-                serde_yaml::from_value(value).expect("IngressRoute"),
+                serde_json::from_value(value).expect("IngressRoute"),
             )),
             Some("Middleware") => snapshot
                 .middlewares
-                .push(Arc::new(serde_yaml::from_value(value).expect("Middleware"))),
+                .push(Arc::new(serde_json::from_value(value).expect("Middleware"))),
             Some("TraefikService") => snapshot.traefik_services.push(Arc::new(
-                serde_yaml::from_value(value).expect("TraefikService"),
+                serde_json::from_value(value).expect("TraefikService"),
             )),
             Some("Service") => snapshot
                 .services
-                .push(Arc::new(serde_yaml::from_value(value).expect("Service"))),
+                .push(Arc::new(serde_json::from_value(value).expect("Service"))),
             Some("EndpointSlice") => snapshot.endpoint_slices.push(Arc::new(
-                serde_yaml::from_value(value).expect("EndpointSlice"),
+                serde_json::from_value(value).expect("EndpointSlice"),
             )),
             Some("Uplink") => snapshot
                 .uplinks
-                .push(Arc::new(serde_yaml::from_value(value).expect("Uplink"))),
+                .push(Arc::new(serde_json::from_value(value).expect("Uplink"))),
             other => panic!("unexpected kind {other:?}"),
         }
     }
     snapshot
 }
-use serde::Deserialize;
 
 pub(super) const APP: &str = r#"
 apiVersion: v1
