@@ -528,5 +528,8 @@ fn parse_errors_name_the_line_once() {
     }
     // YAML 1.2 booleans only: `on` is a string, so a boolean key rejects it by name.
     let error = parse("providers: {file: {directory: d, watch: on}}").expect_err("not a boolean");
-    assert!(error.to_string().contains("providers.file.watch"), "{error}");
+    assert!(
+        error.to_string().contains("providers.file.watch"),
+        "{error}"
+    );
 }
