@@ -135,6 +135,7 @@ fn translate_with(
         uplinks: index(&snapshot.uplinks),
         uplink_routers: HashMap::new(),
         transports: HashMap::new(),
+        backends: HashMap::new(),
     };
     for slice in &snapshot.endpoint_slices {
         let (namespace, _) = slice.key();
@@ -211,6 +212,37 @@ struct Translator<'a> {
     uplink_routers: HashMap<(&'a str, &'a str), Vec<BoundRouter>>,
     /// Each ServersTransport converted once, or `None` when it does not exist.
     transports: HashMap<(String, String), Option<Arc<crate::model::ServersTransport>>>,
+    /// Backends resolved without a problem, shared by every route naming them alike.
+    backends: HashMap<BackendKey<'a>, Arc<crate::model::Backend>>,
+}
+
+/// What a resolved backend depends on in a service reference (a sticky cookie aside).
+#[derive(PartialEq, Eq, Hash)]
+struct BackendKey<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    /// The port by number, or by name.
+    port: (Option<i32>, Option<&'a str>),
+    scheme: Option<&'a str>,
+    pass_host_header: Option<bool>,
+    servers_transport: Option<&'a str>,
+}
+
+impl<'a> BackendKey<'a> {
+    fn of(namespace: &'a str, reference: &'a traverse_api::ServiceRef) -> Self {
+        BackendKey {
+            namespace,
+            name: &reference.name,
+            port: match &reference.port {
+                Some(traverse_api::IntOrString::Int(number)) => (Some(*number), None),
+                Some(traverse_api::IntOrString::String(name)) => (None, Some(name)),
+                None => (None, None),
+            },
+            scheme: reference.scheme.as_deref(),
+            pass_host_header: reference.pass_host_header,
+            servers_transport: reference.servers_transport.as_deref(),
+        }
+    }
 }
 
 /// A router an IngressRoute binds to an Uplink.

@@ -917,3 +917,49 @@ fn go_durations() {
     assert_eq!(go("2 weeks"), None);
     assert_eq!(go(""), None);
 }
+
+#[test]
+fn routes_naming_a_service_alike_share_its_backend() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: web, namespace: apps}}
+spec:
+  entryPoints: [web]
+  routes:
+    - {{match: "PathPrefix(`/a`)", services: [{{name: app, port: 80}}]}}
+    - {{match: "PathPrefix(`/b`)", services: [{{name: app, port: 80, weight: 3}}]}}
+    - {{match: "PathPrefix(`/c`)", services: [{{name: app, port: http}}]}}
+    - {{match: "PathPrefix(`/d`)", services: [{{name: app, port: 80, sticky: {{cookie: {{}}}}}}]}}
+    - {{match: "PathPrefix(`/e`)", services: [{{name: ghost, port: 80}}]}}
+    - {{match: "PathPrefix(`/f`)", services: [{{name: ghost, port: 80}}]}}
+"#
+    );
+    let table = translate_all(&yaml);
+    let backend = |prefix: &str| {
+        let router = table
+            .routes
+            .routes()
+            .find(|r| r.value.rule.contains(prefix))
+            .expect("route");
+        match &router.value.target {
+            Target::Services(services) => Arc::clone(services.backends()[0].0),
+            _ => panic!("{prefix}: not served"),
+        }
+    };
+    // The same reference (its weight aside) shares one backend, endpoints and rotation.
+    assert!(Arc::ptr_eq(&backend("/a"), &backend("/b")));
+    // Written differently, or with a sticky cookie of its own: resolved on its own.
+    assert!(!Arc::ptr_eq(&backend("/a"), &backend("/c")));
+    assert!(!Arc::ptr_eq(&backend("/a"), &backend("/d")));
+    assert_eq!(backend("/c").servers.items().len(), 2);
+    // A reference that reports a problem reports it for every route that makes it.
+    let missing: Vec<_> = table
+        .diagnostics
+        .iter()
+        .filter(|d| d.reason == Reason::ServiceNotFound)
+        .collect();
+    assert_eq!(missing.len(), 2, "{missing:?}");
+}
