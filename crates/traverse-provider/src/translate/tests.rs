@@ -963,3 +963,77 @@ spec:
         .collect();
     assert_eq!(missing.len(), 2, "{missing:?}");
 }
+
+#[test]
+fn a_translation_reuses_the_routes_of_unchanged_ingress_routes() {
+    let yaml = format!(
+        "{APP}{}{}",
+        route("PathPrefix(`/a`)", "[{name: app, port: 80}]"),
+        route("PathPrefix(`/b`)", "[{name: ghost, port: 80}]").replace("name: web", "name: other")
+    );
+    let mut snapshot = snapshot(&yaml);
+    let entry_points = EntryPoints::new([("web".to_owned(), false)]);
+    let routers = |table: &RoutingTable| -> Vec<Arc<Router>> {
+        table
+            .routes
+            .routes()
+            .map(|r| Arc::clone(&r.value))
+            .collect()
+    };
+    let first = translate(&snapshot, &entry_points);
+    let again = translate(&snapshot, &entry_points);
+    assert_eq!(routers(&first).len(), 2);
+    assert!(routers(&first)
+        .iter()
+        .zip(routers(&again).iter())
+        .all(|(a, b)| Arc::ptr_eq(a, b)));
+    // The reused IngressRoute's problems are still reported.
+    assert_eq!(first.diagnostics, again.diagnostics);
+
+    // One IngressRoute changes: it alone is translated again.
+    let mut changed = (*snapshot.ingress_routes[1]).clone();
+    changed.spec.routes[0].r#match = "PathPrefix(`/c`)".into();
+    snapshot.ingress_routes[1] = Arc::new(changed);
+    let third = translate(&snapshot, &entry_points);
+    let kept = |table: &RoutingTable, name: &str| {
+        routers(table)
+            .into_iter()
+            .find(|r| r.name.starts_with(name))
+            .expect("router")
+    };
+    assert!(Arc::ptr_eq(
+        &kept(&first, "apps/web#"),
+        &kept(&third, "apps/web#")
+    ));
+    assert!(!Arc::ptr_eq(
+        &kept(&first, "apps/other#"),
+        &kept(&third, "apps/other#")
+    ));
+    assert_eq!(&*kept(&third, "apps/other#").rule, "PathPrefix(`/c`)");
+    // As a translation from scratch would have it.
+    let fresh = Snapshot {
+        rules: crate::Rules::default(),
+        ..snapshot.clone()
+    };
+    assert_eq!(
+        translate(&fresh, &entry_points).diagnostics,
+        third.diagnostics
+    );
+
+    // Anything else changes (here the Service): every route is translated again.
+    snapshot.services[0] = Arc::new((*snapshot.services[0]).clone());
+    let fourth = translate(&snapshot, &entry_points);
+    assert!(!Arc::ptr_eq(
+        &kept(&third, "apps/web#"),
+        &kept(&fourth, "apps/web#")
+    ));
+    // And so does every route on other entrypoints.
+    let fifth = translate(
+        &snapshot,
+        &EntryPoints::new([("web".to_owned(), false), ("admin".to_owned(), false)]),
+    );
+    assert!(!Arc::ptr_eq(
+        &kept(&fourth, "apps/web#"),
+        &kept(&fifth, "apps/web#")
+    ));
+}
