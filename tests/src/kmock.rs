@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -413,9 +412,9 @@ current-context: kmock
     /// it with [`Kmock::patch_status`]. Returns the objects as stored.
     pub async fn apply(&self, yaml: &str) -> Vec<Value> {
         let mut stored = Vec::new();
-        for document in serde_yaml::Deserializer::from_str(yaml) {
-            let value = Value::deserialize(document)
-                .unwrap_or_else(|e| panic!("a document of the YAML does not parse: {e}"));
+        let documents: Vec<Value> = serde_saphyr::from_multiple(yaml)
+            .unwrap_or_else(|e| panic!("a document of the YAML does not parse: {e}"));
+        for value in documents {
             if value.is_null() {
                 continue;
             }

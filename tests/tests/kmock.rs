@@ -129,7 +129,7 @@ async fn serves_discovery_and_writes_a_kubeconfig() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = kmock.kubeconfig(dir.path());
     let config: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&path).expect("kubeconfig")).expect("YAML");
+        serde_saphyr::from_str(&std::fs::read_to_string(&path).expect("kubeconfig")).expect("YAML");
     assert_eq!(config["current-context"], "kmock");
     assert_eq!(config["clusters"][0]["cluster"]["server"], kmock.url());
     assert_eq!(config["contexts"][0]["context"]["cluster"], "kmock");

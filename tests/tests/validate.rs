@@ -149,6 +149,47 @@ fn broken_manifests_fail_naming_file_object_and_field() {
 }
 
 #[test]
+fn diagnostics_point_at_the_fields_own_line() {
+    // ROUTE is eight lines, so the second document starts on line 10.
+    let routes = format!(
+        "{ROUTE}---\napiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata:\n  name: second\nspec:\n  routes:\n    - match: PathPrefix(`/b`)\n      services:\n        - name: ghost\n          port: 80\n          weight: 1\n          stickyy: {{cookie: {{}}}}\n"
+    );
+    // The second document breaks on line 14, where `namespace` is indented under a scalar.
+    let broken = format!(
+        "{ROUTE}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: x\n   namespace: y\n"
+    );
+    let (code, stdout, stderr) = validate(
+        CONFIG,
+        &[
+            ("backend", BACKEND),
+            ("route", &routes),
+            ("broken", &broken),
+        ],
+        false,
+    );
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_mentions(
+        &stderr,
+        &[
+            // Translating: the missing Service, at its name's line.
+            "route.yaml:18: IngressRoute default/second: spec.routes[0].services[0].name",
+            // Reading: the unknown field, at its own line.
+            "route.yaml:21: IngressRoute default/second: spec.routes[0].services[0].stickyy",
+            "broken.yaml:14: invalid YAML: ",
+        ],
+        "lines",
+    );
+    let syntax = stderr
+        .lines()
+        .find(|l| l.contains("invalid YAML"))
+        .expect("the syntax error");
+    assert!(
+        !syntax.contains("line"),
+        "the line is given once, counted from the file's start: {syntax}"
+    );
+}
+
+#[test]
 fn unknown_config_key_fails_naming_the_key() {
     let config = CONFIG.replace("address: 127.0.0.1:8080", "adress: 127.0.0.1:8080");
     let (code, stdout, stderr) = validate(&config, &[("route", ROUTE)], false);

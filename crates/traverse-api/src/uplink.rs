@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn a_hub_style_manifest_parses() {
-        let uplink: Uplink = serde_yaml::from_str(
+        let uplink: Uplink = serde_saphyr::from_str(
             "apiVersion: traverse.dev/v1alpha1\nkind: Uplink\nmetadata: {name: api, namespace: apps}\nspec:\n  weight: 5\n  entryPoints: [multicluster]\n",
         )
         .expect("uplink");

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use kube::{CustomResourceExt, Resource};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use traverse_api::ingress_route::{RouteKind, ServiceKind};
 use traverse_api::support::{
@@ -35,8 +34,9 @@ fn read(file: &str) -> String {
 
 fn load(file: &str) -> Fixture {
     let mut fixture = Fixture::default();
-    for document in serde_yaml::Deserializer::from_str(&read(file)) {
-        let raw = Value::deserialize(document).expect("fixture document is valid YAML");
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(&read(file)).expect("fixture documents are valid YAML");
+    for raw in documents {
         assert_eq!(raw["apiVersion"], "traefik.io/v1alpha1", "{file}: {raw}");
         let name = raw["metadata"]["name"]
             .as_str()
@@ -65,8 +65,8 @@ fn load(file: &str) -> Fixture {
 fn parse<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(raw: &Value) -> T {
     let from_json: T = serde_json::from_value(raw.clone())
         .unwrap_or_else(|e| panic!("parse {}: {e}", raw["metadata"]["name"]));
-    let yaml = serde_yaml::to_string(raw).expect("YAML from JSON");
-    let from_yaml: T = serde_yaml::from_str(&yaml).expect("typed from YAML");
+    let yaml = serde_saphyr::to_string(raw).expect("YAML from JSON");
+    let from_yaml: T = serde_saphyr::from_str(&yaml).expect("typed from YAML");
     assert_eq!(from_json, from_yaml);
     from_json
 }
@@ -99,8 +99,8 @@ where
     let json = serde_json::to_value(typed).expect("serialize to JSON");
     let back: T = serde_json::from_value(json).expect("deserialize from JSON");
     assert_eq!(&back, typed);
-    let yaml = serde_yaml::to_string(typed).expect("serialize to YAML");
-    let back: T = serde_yaml::from_str(&yaml).expect("deserialize from YAML");
+    let yaml = serde_saphyr::to_string(typed).expect("serialize to YAML");
+    let back: T = serde_saphyr::from_str(&yaml).expect("deserialize from YAML");
     assert_eq!(&back, typed);
 }
 

@@ -10,7 +10,7 @@ use super::*;
 
 /// The section `T` parsed from `{}`, and `T::default()`, both as `Debug` text.
 fn empty_and_default<T: DeserializeOwned + Default + Debug>() -> (&'static str, String, String) {
-    let parsed: T = serde_yaml::from_str("{}")
+    let parsed: T = serde_saphyr::from_str("{}")
         .unwrap_or_else(|e| panic!("{}: an empty section: {e}", type_name::<T>()));
     (
         type_name::<T>(),
@@ -61,12 +61,12 @@ fn an_empty_section_is_its_default() {
 
 #[test]
 fn sections_with_a_required_key_default_the_rest_like_their_constructor() {
-    let entry_point: EntryPoint = serde_yaml::from_str("{address: ':1'}").expect("entrypoint");
+    let entry_point: EntryPoint = serde_saphyr::from_str("{address: ':1'}").expect("entrypoint");
     assert_eq!(
         format!("{entry_point:?}"),
         format!("{:?}", EntryPoint::new(":1"))
     );
-    let file: FileProvider = serde_yaml::from_str("{directory: d}").expect("file provider");
+    let file: FileProvider = serde_saphyr::from_str("{directory: d}").expect("file provider");
     assert_eq!(format!("{file:?}"), format!("{:?}", FileProvider::new("d")));
 }
 

@@ -52,10 +52,12 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The YAML does not match the schema (unknown key, wrong type, ...).
-    #[error("{origin}: {key}: {message}")]
+    /// The YAML does not match the schema (unknown key, wrong type, ...), or is not YAML.
+    #[error("{origin}{}: {key}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     Parse {
         origin: String,
+        /// Where the parser stopped, when it says.
+        line: Option<u64>,
         key: String,
         message: String,
     },
@@ -175,18 +177,37 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         // An empty file is a valid, all-defaults configuration.
         let text = if text.trim().is_empty() { "{}" } else { text };
-        let deserializer = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let key = err.path().to_string();
-            ConfigError::Parse {
-                origin: origin.to_owned(),
-                key: if key == "." {
-                    "(top level)".to_owned()
-                } else {
-                    key
-                },
-                message: err.into_inner().to_string(),
-            }
+        // Only `true` and `false` are booleans (YAML 1.2): `on` or `y` stay strings.
+        let options = serde_saphyr::options! { strict_booleans: true, with_snippet: false };
+        // The key where deserializing stopped; none when the text is not YAML at all.
+        let mut key = String::from(".");
+        let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+            serde_path_to_error::deserialize(de).map_err(|error| {
+                key = error.path().to_string();
+                error.into_inner()
+            })
+        });
+        let error = match parsed {
+            Ok(config) => return Ok(config),
+            Err(error) => error,
+        };
+        let error = error.without_snippet();
+        Err(ConfigError::Parse {
+            origin: origin.to_owned(),
+            line: error.location().map(|l| l.line()).filter(|l| *l > 0),
+            key: if key == "." {
+                "(top level)".to_owned()
+            } else {
+                key
+            },
+            // The message alone: the line is given once, beside the file's name.
+            message: serde_saphyr::MessageFormatter::format_message(
+                &serde_saphyr::DefaultMessageFormatter,
+                error,
+            )
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect(),
         })
     }
 

@@ -72,7 +72,7 @@ fn unknown_keys_are_errors_naming_the_key() {
         (
             "shutdown: {grace: 1s}",
             "shutdown.grace",
-            "expected `gracePeriod`",
+            "expected one of gracePeriod",
         ),
         ("shutdown: {gracePeriod: soon}", "shutdown.gracePeriod", ""),
         ("role: grandparent", "role", "grandparent"),
@@ -504,4 +504,32 @@ entryPoints:
     ] {
         assert!(keys.contains(&expected), "{expected} missing from {keys:?}");
     }
+}
+
+#[test]
+fn parse_errors_name_the_line_once() {
+    let text = "entryPoints:\n  web:\n    address: ':80'\n    adress: ':81'\n";
+    let error = parse(text).expect_err("unknown key");
+    let shown = error.to_string();
+    assert!(
+        shown.starts_with("test.yaml:4: entryPoints.web.adress: unknown field"),
+        "{shown}"
+    );
+    assert!(!shown.contains("line"), "one line number: {shown}");
+
+    let error = parse("entryPoints:\n  web: {address: ':80'\nadmin: {}\n").expect_err("not YAML");
+    match error {
+        // Read as it streams: the key is where the parser had got to.
+        ConfigError::Parse { line, key, .. } => {
+            assert!(key.starts_with("entryPoints"), "{key}");
+            assert!(line.is_some_and(|l| l >= 2), "{line:?}");
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    // YAML 1.2 booleans only: `on` is a string, so a boolean key rejects it by name.
+    let error = parse("providers: {file: {directory: d, watch: on}}").expect_err("not a boolean");
+    assert!(
+        error.to_string().contains("providers.file.watch"),
+        "{error}"
+    );
 }

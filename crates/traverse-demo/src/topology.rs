@@ -7,8 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize as _;
-use serde_yaml::Value;
+use serde_json::Value;
 
 /// `examples/multicluster`, embedded so `traverse demo` runs from any directory.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -159,10 +158,7 @@ impl Topology {
         };
 
         let names: Vec<String> = match lookup(&parent_yaml, &["multicluster", "children"]) {
-            Some(Value::Mapping(children)) => children
-                .keys()
-                .filter_map(|k| k.as_str().map(str::to_owned))
-                .collect(),
+            Some(Value::Object(children)) => children.keys().cloned().collect(),
             _ => Vec::new(),
         };
         if names.is_empty() {
@@ -230,7 +226,7 @@ impl Topology {
 fn load(path: &Path) -> anyhow::Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    serde_saphyr::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn lookup<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a Value> {
@@ -257,11 +253,11 @@ fn admin(value: &Value, path: &Path) -> anyhow::Result<SocketAddr> {
 }
 
 fn entry_points(value: &Value, path: &Path) -> anyhow::Result<Vec<(String, SocketAddr)>> {
-    let Some(Value::Mapping(entries)) = lookup(value, &["entryPoints"]) else {
+    let Some(Value::Object(entries)) = lookup(value, &["entryPoints"]) else {
         anyhow::bail!("{}: entryPoints is not set", path.display());
     };
     let mut list = Vec::new();
-    for name in entries.keys().filter_map(Value::as_str) {
+    for name in entries.keys() {
         list.push((
             name.to_owned(),
             address(value, &["entryPoints", name, "address"], path)?,
@@ -319,10 +315,9 @@ fn app_addresses(manifests: &Path) -> anyhow::Result<Vec<SocketAddr>> {
     for file in files {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {}", file.display()))?;
-        for document in serde_yaml::Deserializer::from_str(&text) {
-            let Ok(document) = Value::deserialize(document) else {
-                continue; // the gateway reports broken documents itself
-            };
+        // The gateway reports broken documents itself.
+        let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap_or_default();
+        for document in documents {
             if document.get("kind").and_then(Value::as_str) != Some("EndpointSlice") {
                 continue;
             }
@@ -332,9 +327,9 @@ fn app_addresses(manifests: &Path) -> anyhow::Result<Vec<SocketAddr>> {
                 .and_then(Value::as_u64)
                 .and_then(|p| u16::try_from(p).ok());
             let Some(port) = port else { continue };
-            let endpoints = lookup(&document, &["endpoints"]).and_then(Value::as_sequence);
+            let endpoints = lookup(&document, &["endpoints"]).and_then(Value::as_array);
             for endpoint in endpoints.into_iter().flatten() {
-                let ips = endpoint.get("addresses").and_then(Value::as_sequence);
+                let ips = endpoint.get("addresses").and_then(Value::as_array);
                 for ip in ips.into_iter().flatten().filter_map(Value::as_str) {
                     let address = connectable(&format!("{ip}:{port}"))
                         .with_context(|| format!("{}: EndpointSlice address", file.display()))?;

@@ -147,6 +147,11 @@ impl Diagnostics {
         self.0.iter()
     }
 
+    /// The problems, to refine (a provider placing them on their lines).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Diagnostic> {
+        self.0.iter_mut()
+    }
+
     /// Problems about one object.
     pub fn for_object<'a>(&'a self, object: &'a ObjectRef) -> impl Iterator<Item = &'a Diagnostic> {
         self.0

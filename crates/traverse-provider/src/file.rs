@@ -26,6 +26,7 @@ use traverse_router::Interner;
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 use crate::parse::typed;
 use crate::snapshot::{Object, Rules, Snapshot};
+use crate::yaml;
 
 #[cfg(test)]
 mod tests;
@@ -484,14 +485,14 @@ fn parse_file_with(path: &Path, text: &str, rules: &mut Interner) -> ParsedFile 
     let mut parsed = ParsedFile::default();
     for (line, text) in split_documents(text) {
         let source = format!("{}:{line}", path.display());
-        let value: serde_yaml::Value = match serde_yaml::from_str(&text) {
+        let value = match yaml::document(&text) {
             Ok(value) => value,
             Err(error) => {
-                let at = error.location().map(|l| line + l.line() - 1);
+                let at = line + error.line.map_or(0, |l| l - 1);
                 parsed.diagnostics.push(file_error(
                     path,
-                    at.or(Some(line)),
-                    format!("invalid YAML: {error}"),
+                    Some(at),
+                    format!("invalid YAML: {}", error.message),
                 ));
                 parsed.documents.push(Parsed::Rejected {
                     object: None,
@@ -501,7 +502,8 @@ fn parse_file_with(path: &Path, text: &str, rules: &mut Interner) -> ParsedFile 
             }
         };
         match parse_document(value, &source, rules) {
-            Ok(Some((document, warnings))) => {
+            Ok(Some((document, mut warnings))) => {
+                place_fields(warnings.iter_mut(), path, line, &text);
                 parsed.diagnostics.extend(warnings);
                 parsed.documents.push(Parsed::Document(document, source));
             }
@@ -510,7 +512,8 @@ fn parse_file_with(path: &Path, text: &str, rules: &mut Interner) -> ParsedFile 
             Err(diagnostic) if diagnostic.reason == Reason::UnknownKind => {
                 parsed.diagnostics.push(*diagnostic);
             }
-            Err(diagnostic) => {
+            Err(mut diagnostic) => {
+                place_fields(std::iter::once(&mut *diagnostic), path, line, &text);
                 // Only an object named by kind and name can keep a last good version.
                 let object = diagnostic
                     .object
@@ -524,9 +527,58 @@ fn parse_file_with(path: &Path, text: &str, rules: &mut Interner) -> ParsedFile 
     parsed
 }
 
+/// Points each diagnostic that names a field of a document read from a file (its source is
+/// the document's first line, `file.yaml:12`, as translating reports it) at that field's own
+/// line. Files are read again, once each, so this is for diagnostics about to be shown.
+pub fn place_on_lines<'a>(diagnostics: impl IntoIterator<Item = &'a mut Diagnostic>) {
+    let mut files: BTreeMap<PathBuf, Vec<(usize, String)>> = BTreeMap::new();
+    for diagnostic in diagnostics {
+        let (Some(_), Some(source)) = (&diagnostic.field, &diagnostic.source) else {
+            continue;
+        };
+        let Some((path, start)) = source
+            .rsplit_once(':')
+            .and_then(|(path, line)| Some((PathBuf::from(path), line.parse::<usize>().ok()?)))
+        else {
+            continue;
+        };
+        let documents = files.entry(path.clone()).or_insert_with_key(|path| {
+            std::fs::read_to_string(path)
+                .map(|text| split_documents(&text))
+                .unwrap_or_default()
+        });
+        if let Some((_, text)) = documents.iter().find(|(line, _)| *line == start) {
+            place_fields(std::iter::once(diagnostic), &path, start, text);
+        }
+    }
+}
+
+/// Points each diagnostic that names a field at that field's line of the file (the document
+/// starting at `start`), instead of the document's first line.
+fn place_fields<'a>(
+    diagnostics: impl Iterator<Item = &'a mut Diagnostic>,
+    path: &Path,
+    start: usize,
+    text: &str,
+) {
+    let mut fields = None;
+    for diagnostic in diagnostics {
+        let Some(field) = &diagnostic.field else {
+            continue;
+        };
+        // Read the document's shape once, and only when a field is named.
+        let Some(fields) = fields.get_or_insert_with(|| yaml::Fields::of(text)) else {
+            return;
+        };
+        if let Some(at) = fields.line(field) {
+            diagnostic.source = Some(format!("{}:{}", path.display(), start + at - 1));
+        }
+    }
+}
+
 /// Parses one document by its apiVersion/kind. `Ok(None)` for an empty document.
 fn parse_document(
-    value: serde_yaml::Value,
+    value: serde_json::Value,
     source: &str,
     rules: &mut Interner,
 ) -> Result<Option<(Document, Diagnostics)>, Box<Diagnostic>> {

@@ -11,6 +11,7 @@ mod snapshot;
 pub mod status;
 pub mod tls;
 mod translate;
+mod yaml;
 
 // The runtime model has its own crate, so the data plane need not depend on providers;
 // re-exported here for the providers' code.

@@ -39,18 +39,32 @@ pub struct Snapshot {
 
 /// A provider's compiled rules and regexes, shared by every snapshot it produces, so
 /// that translating a snapshot compiles only the rules the previous one did not have
-/// and a regex used by thousands of routes is compiled once. Each clone is a handle
-/// to the same interner; the default is a fresh, empty one.
+/// and a regex used by thousands of routes is compiled once; and the routes of the last
+/// translation, so that the next one reuses those of the IngressRoutes that did not
+/// change. Each clone is a handle to the same caches; the default is a fresh, empty one.
 #[derive(Clone, Default)]
-pub struct Rules(Arc<Mutex<Interner>>);
+pub struct Rules {
+    interner: Arc<Mutex<Interner>>,
+    routes: Arc<Mutex<crate::translate::Memo>>,
+}
 
 impl Rules {
     /// The interner, for one translation (or validation) at a time.
     pub fn lock(&self) -> MutexGuard<'_, Interner> {
         // The interner is a cache: one left half-updated by a panic is still valid.
-        self.0
+        self.interner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The routes of the last translation, by IngressRoute.
+    pub(crate) fn routes(&self) -> MutexGuard<'_, crate::translate::Memo> {
+        // A memo left half-updated by a panic is emptied: it is only a cache.
+        self.routes.lock().unwrap_or_else(|poisoned| {
+            let mut memo = poisoned.into_inner();
+            *memo = Default::default();
+            memo
+        })
     }
 }
 
@@ -64,7 +78,7 @@ impl PartialEq for Rules {
 impl std::fmt::Debug for Rules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // `try_lock`: a snapshot may be printed while its interner is in use.
-        match self.0.try_lock() {
+        match self.interner.try_lock() {
             Ok(interner) => f
                 .debug_struct("Rules")
                 .field("rules", &interner.rules())

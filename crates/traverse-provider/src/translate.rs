@@ -33,7 +33,7 @@ mod tests;
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// The entrypoints configured on a gateway, and which of them are uplink entrypoints.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EntryPoints {
     names: BTreeSet<String>,
     uplinks: BTreeSet<String>,
@@ -112,7 +112,8 @@ impl EntryPoints {
 /// fresh interner.
 pub fn translate(snapshot: &Snapshot, entry_points: &EntryPoints) -> RoutingTable {
     let mut rules = snapshot.rules.lock();
-    let table = translate_with(snapshot, entry_points, &mut rules);
+    let mut memo = snapshot.rules.routes();
+    let table = translate_with(snapshot, entry_points, &mut rules, &mut memo);
     // Keep what the new table (and the one still serving) use, forget the rest.
     rules.sweep();
     table
@@ -122,6 +123,7 @@ fn translate_with(
     snapshot: &Snapshot,
     entry_points: &EntryPoints,
     rules: &mut Interner,
+    memo: &mut Memo,
 ) -> RoutingTable {
     let mut translator = Translator {
         snapshot,
@@ -135,6 +137,7 @@ fn translate_with(
         uplinks: index(&snapshot.uplinks),
         uplink_routers: HashMap::new(),
         transports: HashMap::new(),
+        backends: HashMap::new(),
     };
     for slice in &snapshot.endpoint_slices {
         let (namespace, _) = slice.key();
@@ -162,19 +165,68 @@ fn translate_with(
     }
     translator.resolve_traefik_services();
 
-    let mut ingress_routes: Vec<&IngressRoute> = Vec::new();
+    let mut ingress_routes: Vec<&Arc<IngressRoute>> = Vec::new();
     let mut seen = BTreeSet::new();
     for ingress_route in &snapshot.ingress_routes {
         if seen.insert(ingress_route.key()) {
-            ingress_routes.push(ingress_route.as_ref());
+            ingress_routes.push(ingress_route);
         }
     }
     // Sorted so that equal-priority ties resolve the same way whatever the input order.
     ingress_routes.sort_by_key(|r| r.key());
     let mut routes = Vec::new();
+    let reusable = memo.against.as_ref() == Some(&(Others::of(snapshot), entry_points.clone()));
+    let mut next = Memo {
+        against: Some((Others::of(snapshot), entry_points.clone())),
+        routes: HashMap::with_capacity(ingress_routes.len()),
+    };
     for ingress_route in ingress_routes {
+        let key = Arc::as_ptr(ingress_route) as usize;
+        let sources = snapshot.sources.get(&ingress_route.object_ref());
+        let kept = memo
+            .routes
+            .remove(&key)
+            .filter(|kept| reusable && kept.sources.as_ref() == sources);
+        if let Some(kept) = kept {
+            routes.extend(kept.routes.iter().cloned());
+            for diagnostic in &kept.diagnostics {
+                translator.diagnostics.push(diagnostic.clone());
+            }
+            next.routes.insert(key, kept);
+            continue;
+        }
+        let (routes_before, reported_before) = (routes.len(), translator.diagnostics.len());
+        let bound_before = translator
+            .uplink_routers
+            .values()
+            .map(Vec::len)
+            .sum::<usize>();
         translator.ingress_route(ingress_route, entry_points, &mut routes);
+        // Routes bound to an Uplink also feed its advertisement: always translated.
+        if translator
+            .uplink_routers
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+            == bound_before
+        {
+            next.routes.insert(
+                key,
+                Translated {
+                    _object: Arc::clone(ingress_route),
+                    sources: sources.cloned(),
+                    routes: routes[routes_before..].to_vec(),
+                    diagnostics: translator
+                        .diagnostics
+                        .iter()
+                        .skip(reported_before)
+                        .cloned()
+                        .collect(),
+                },
+            );
+        }
     }
+    *memo = next;
     let uplinks = translator.advertised_uplinks(entry_points);
 
     let mut diagnostics = translator.diagnostics;
@@ -183,6 +235,74 @@ fn translate_with(
         routes: RouteTable::new(routes),
         diagnostics,
         uplinks,
+    }
+}
+
+/// The routes of the last translation by IngressRoute. The next translation reuses those
+/// of every IngressRoute it still holds (the same object, from the same place) as long as
+/// nothing they resolve against changed: any other object, or the entrypoints. A change
+/// to an IngressRoute translates that one alone; a change to anything else, all of them.
+#[derive(Default)]
+pub(crate) struct Memo {
+    against: Option<(Others, EntryPoints)>,
+    /// By the IngressRoute's address: its `Arc` is kept here, so no other takes it.
+    routes: HashMap<usize, Translated>,
+}
+
+struct Translated {
+    /// Held so that the address keying it stays this object's.
+    _object: Arc<IngressRoute>,
+    sources: Option<Vec<String>>,
+    routes: Vec<traverse_router::Route<Arc<crate::model::Router>>>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Every object of a snapshot but its IngressRoutes, compared by identity: providers hand
+/// on the same object while it is unchanged.
+struct Others {
+    objects: Vec<usize>,
+    /// Held so that no address above is taken by another object.
+    _held: Snapshot,
+}
+
+impl Others {
+    fn of(snapshot: &Snapshot) -> Others {
+        let held = Snapshot {
+            middlewares: snapshot.middlewares.clone(),
+            traefik_services: snapshot.traefik_services.clone(),
+            services: snapshot.services.clone(),
+            endpoint_slices: snapshot.endpoint_slices.clone(),
+            uplinks: snapshot.uplinks.clone(),
+            secrets: snapshot.secrets.clone(),
+            tls_stores: snapshot.tls_stores.clone(),
+            tls_options: snapshot.tls_options.clone(),
+            servers_transports: snapshot.servers_transports.clone(),
+            ..Snapshot::default()
+        };
+        fn addresses<T>(objects: &[Arc<T>]) -> impl Iterator<Item = usize> + '_ {
+            // The count between kinds keeps two lists from reading as one.
+            std::iter::once(objects.len()).chain(objects.iter().map(|o| Arc::as_ptr(o) as usize))
+        }
+        let objects = addresses(&held.middlewares)
+            .chain(addresses(&held.traefik_services))
+            .chain(addresses(&held.services))
+            .chain(addresses(&held.endpoint_slices))
+            .chain(addresses(&held.uplinks))
+            .chain(addresses(&held.secrets))
+            .chain(addresses(&held.tls_stores))
+            .chain(addresses(&held.tls_options))
+            .chain(addresses(&held.servers_transports))
+            .collect();
+        Others {
+            objects,
+            _held: held,
+        }
+    }
+}
+
+impl PartialEq for Others {
+    fn eq(&self, other: &Others) -> bool {
+        self.objects == other.objects
     }
 }
 
@@ -211,6 +331,37 @@ struct Translator<'a> {
     uplink_routers: HashMap<(&'a str, &'a str), Vec<BoundRouter>>,
     /// Each ServersTransport converted once, or `None` when it does not exist.
     transports: HashMap<(String, String), Option<Arc<crate::model::ServersTransport>>>,
+    /// Backends resolved without a problem, shared by every route naming them alike.
+    backends: HashMap<BackendKey<'a>, Arc<crate::model::Backend>>,
+}
+
+/// What a resolved backend depends on in a service reference (a sticky cookie aside).
+#[derive(PartialEq, Eq, Hash)]
+struct BackendKey<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    /// The port by number, or by name.
+    port: (Option<i32>, Option<&'a str>),
+    scheme: Option<&'a str>,
+    pass_host_header: Option<bool>,
+    servers_transport: Option<&'a str>,
+}
+
+impl<'a> BackendKey<'a> {
+    fn of(namespace: &'a str, reference: &'a traverse_api::ServiceRef) -> Self {
+        BackendKey {
+            namespace,
+            name: &reference.name,
+            port: match &reference.port {
+                Some(traverse_api::IntOrString::Int(number)) => (Some(*number), None),
+                Some(traverse_api::IntOrString::String(name)) => (None, Some(name)),
+                None => (None, None),
+            },
+            scheme: reference.scheme.as_deref(),
+            pass_host_header: reference.pass_host_header,
+            servers_transport: reference.servers_transport.as_deref(),
+        }
+    }
 }
 
 /// A router an IngressRoute binds to an Uplink.

@@ -641,7 +641,14 @@ impl Applier {
         diagnostics.normalize();
 
         let current: HashSet<Diagnostic> = diagnostics.iter().cloned().collect();
-        for diagnostic in diagnostics.iter().filter(|d| !self.reported.contains(*d)) {
+        // Each new problem is shown once, at its field's line when a file holds it.
+        let mut new: Vec<Diagnostic> = diagnostics
+            .iter()
+            .filter(|d| !self.reported.contains(*d))
+            .cloned()
+            .collect();
+        traverse_provider::file::place_on_lines(&mut new);
+        for diagnostic in &new {
             match diagnostic.severity {
                 Severity::Error => tracing::error!("{diagnostic}"),
                 Severity::Warning => tracing::warn!("{diagnostic}"),

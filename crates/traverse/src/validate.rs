@@ -41,6 +41,7 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
     // Certificates are checked as `run` checks them (without a last good one to keep).
     let (_, tls) = TlsTranslator::default().translate(&snapshot, &entry_points);
     diagnostics.extend(tls);
+    traverse_provider::file::place_on_lines(diagnostics.iter_mut());
     diagnostics.normalize();
 
     for diagnostic in diagnostics.iter() {

@@ -49,40 +49,41 @@ fn documents_carry_their_starting_line() {
 
 #[test]
 fn bad_documents_name_file_object_and_field() {
-    // (document, expected source, expected object, expected field, message fragment)
+    // (document, expected source: the field's own line, expected object, expected field,
+    // message fragment)
     let cases = [
-        ("a: [unclosed", "dir/app.yaml:2", None, None, "invalid YAML"),
+        ("a: [unclosed", "dir/app.yaml:1", None, None, "invalid YAML"),
         (
             "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: r}\nspec:\n  routes:\n    - match: Host(`a`) &&\n",
-            "dir/app.yaml:1",
+            "dir/app.yaml:6",
             Some("IngressRoute default/r"),
             Some("spec.routes[0].match"),
             "column",
         ),
         (
             "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: r, namespace: ns}\nspec:\n  routes:\n    - match: Path(`/`)\n      services: [{name: s, port: [1]}]\n",
-            "dir/app.yaml:1",
+            "dir/app.yaml:7",
             Some("IngressRoute ns/r"),
             Some("spec.routes[0].services[0].port"),
             "",
         ),
         (
             "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {name: r}\nspec:\n  routes:\n    - match: Path(`/`)\n      services: [{name: s, port: 70000}]\n",
-            "dir/app.yaml:1",
+            "dir/app.yaml:7",
             Some("IngressRoute default/r"),
             Some("spec.routes[0].services[0].port"),
             "not a port number",
         ),
         (
             "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 0}]}\n",
-            "dir/app.yaml:1",
+            "dir/app.yaml:4",
             Some("Service default/s"),
             Some("spec.ports[0].port"),
             "not a port number",
         ),
         (
             "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e}\naddressType: IPv4\nendpoints: [{addresses: [not-an-ip]}]\n",
-            "dir/app.yaml:1",
+            "dir/app.yaml:5",
             Some("EndpointSlice default/e"),
             Some("endpoints[0].addresses[0]"),
             "not an IP address",
@@ -114,7 +115,8 @@ fn one_bad_document_is_rejected_alone_and_points_at_its_line() {
     let text = format!("{GOOD}---\napiVersion: v1\nkind: Service\nmetadata: {{name: bad}}\nspec: {{ports: [{{port: nope}}]}}\n");
     let found = errors(&text);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].source.as_deref(), Some("dir/app.yaml:16"));
+    // The document starts on line 16; the port is on line 19.
+    assert_eq!(found[0].source.as_deref(), Some("dir/app.yaml:19"));
     assert_eq!(found[0].field.as_deref(), Some("spec.ports[0].port"));
     // The file's other documents are kept.
     let parsed = parse_file(Path::new("dir/app.yaml"), &text);
@@ -298,8 +300,9 @@ fn a_bad_document_is_rejected_alone_and_keeps_its_last_good_version() {
     assert_eq!(
         errors,
         [
-            ("b".to_owned(), Some(format!("{}:9", path.display()))),
-            ("d".to_owned(), Some(format!("{}:25", path.display())))
+            // Each at its rule's line: the documents start on lines 9 and 25.
+            ("b".to_owned(), Some(format!("{}:14", path.display()))),
+            ("d".to_owned(), Some(format!("{}:30", path.display())))
         ]
     );
     let kept: Vec<&str> = diagnostics
@@ -375,4 +378,43 @@ fn loads_share_compiled_rules_with_the_translation() {
     assert_eq!(stats.rules_parsed, 2, "{stats:?}");
     let first = table.routes.routes().next().expect("route");
     assert!(again.routes.routes().any(|r| r.rule.ptr_eq(&first.rule)));
+}
+
+#[test]
+fn a_syntax_error_names_one_line_counted_from_the_file_start() {
+    // The second document (from line 16) breaks on its fifth line, line 20 of the file.
+    let text = format!(
+        "{GOOD}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: x\n   namespace: y\n"
+    );
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].source.as_deref(),
+        Some("dir/app.yaml:20"),
+        "{found:?}"
+    );
+    assert!(found[0].message.starts_with("invalid YAML: "), "{found:?}");
+    assert!(
+        !found[0].message.contains("line"),
+        "one line number: {found:?}"
+    );
+}
+
+#[test]
+fn warnings_about_fields_point_at_the_field() {
+    let text = format!(
+        "{GOOD}---\napiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {{name: other}}\nspec:\n  routes:\n    - match: Host(`b.example`)\n      services:\n        - name: app\n          port: 80\n          stickyy: {{cookie: {{}}}}\n"
+    );
+    let (_, reported) = parse(&text).expect("kept");
+    let found: Vec<_> = reported
+        .iter()
+        .map(|d| (d.field.as_deref(), d.source.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            Some("spec.routes[0].services[0].stickyy"),
+            Some("dir/app.yaml:25")
+        )]
+    );
 }

@@ -15,14 +15,14 @@ fn secret(name: &str, cert: &str, key: &str) -> Arc<Secret> {
     let yaml = format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: {cert:?}\n  tls.key: {key:?}\n"
     );
-    Arc::new(serde_yaml::from_str(&yaml).expect("secret"))
+    Arc::new(serde_saphyr::from_str(&yaml).expect("secret"))
 }
 
 fn route(name: &str, host: &str, secret: &str) -> Arc<IngressRoute> {
     let yaml = format!(
         "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  routes: [{{match: \"Host(`{host}`)\"}}]\n  tls: {{secretName: {secret}}}\n"
     );
-    Arc::new(serde_yaml::from_str(&yaml).expect("route"))
+    Arc::new(serde_saphyr::from_str(&yaml).expect("route"))
 }
 
 fn entry_points() -> EntryPoints {
@@ -128,7 +128,7 @@ fn unusable_contents_name_their_field() {
         assert_eq!(error.field, field, "{error:?}");
         assert!(error.message.contains(says), "{error:?}");
     }
-    let empty: Secret = serde_yaml::from_str("metadata: {name: s}\ndata: {}\n").expect("secret");
+    let empty: Secret = serde_saphyr::from_str("metadata: {name: s}\ndata: {}\n").expect("secret");
     let error = certificate_from_secret(&empty).expect_err("empty");
     assert_eq!(error.field, "data.tls.crt");
 }
@@ -143,7 +143,7 @@ fn base64_data_is_read_like_string_data() {
         b64(&cert),
         b64(&key)
     );
-    let secret: Secret = serde_yaml::from_str(&yaml).expect("secret");
+    let secret: Secret = serde_saphyr::from_str(&yaml).expect("secret");
     let certificate = certificate_from_secret(&secret).expect("usable");
     assert_eq!(certificate.names, ["a.test", "*.a.test"]);
 }
@@ -152,7 +152,7 @@ fn base64_data_is_read_like_string_data() {
 fn missing_secrets_and_the_default_store() {
     let (cert, key) = identity(&["fallback.test"]);
     let store: Arc<TLSStore> = Arc::new(
-        serde_yaml::from_str(
+        serde_saphyr::from_str(
             "apiVersion: traefik.io/v1alpha1\nkind: TLSStore\nmetadata: {name: default, namespace: default}\nspec:\n  defaultCertificate: {secretName: fallback}\n  certificates: [{secretName: nowhere}]\n",
         )
         .expect("store"),
@@ -196,14 +196,14 @@ fn tls_option(yaml_spec: &str) -> Arc<TLSOption> {
     let yaml = format!(
         "apiVersion: traefik.io/v1alpha1\nkind: TLSOption\nmetadata: {{name: strict, namespace: default}}\nspec:\n{yaml_spec}"
     );
-    Arc::new(serde_yaml::from_str(&yaml).expect("option"))
+    Arc::new(serde_saphyr::from_str(&yaml).expect("option"))
 }
 
 fn route_with_options(name: &str, rule: &str, options: &str) -> Arc<IngressRoute> {
     let yaml = format!(
         "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  routes: [{{match: \"{rule}\"}}]\n  tls: {{options: {{name: {options}}}}}\n"
     );
-    Arc::new(serde_yaml::from_str(&yaml).expect("route"))
+    Arc::new(serde_saphyr::from_str(&yaml).expect("route"))
 }
 
 #[test]

@@ -7,36 +7,36 @@ use crate::model::{Headers, Router, StripPrefix, Target};
 /// Builds a snapshot from a multi-document manifest, as the file provider would.
 pub(super) fn snapshot(yaml: &str) -> Snapshot {
     let mut snapshot = Snapshot::default();
-    for document in serde_yaml::Deserializer::from_str(yaml) {
-        let value = serde_yaml::Value::deserialize(document).expect("yaml");
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple_with_options(yaml, crate::yaml::options()).expect("yaml");
+    for value in documents {
         match value.get("kind").and_then(|k| k.as_str()) {
             Some("IngressRoute") => snapshot.ingress_routes.push(Arc::new(
-                serde_yaml::from_value(value).expect("IngressRoute"),
+                serde_json::from_value(value).expect("IngressRoute"),
             )),
             Some("Middleware") => snapshot
                 .middlewares
-                .push(Arc::new(serde_yaml::from_value(value).expect("Middleware"))),
+                .push(Arc::new(serde_json::from_value(value).expect("Middleware"))),
             Some("TraefikService") => snapshot.traefik_services.push(Arc::new(
-                serde_yaml::from_value(value).expect("TraefikService"),
+                serde_json::from_value(value).expect("TraefikService"),
             )),
             Some("Service") => snapshot
                 .services
-                .push(Arc::new(serde_yaml::from_value(value).expect("Service"))),
+                .push(Arc::new(serde_json::from_value(value).expect("Service"))),
             Some("EndpointSlice") => snapshot.endpoint_slices.push(Arc::new(
-                serde_yaml::from_value(value).expect("EndpointSlice"),
+                serde_json::from_value(value).expect("EndpointSlice"),
             )),
             Some("Uplink") => snapshot
                 .uplinks
-                .push(Arc::new(serde_yaml::from_value(value).expect("Uplink"))),
+                .push(Arc::new(serde_json::from_value(value).expect("Uplink"))),
             Some("Secret") => snapshot
                 .secrets
-                .push(Arc::new(serde_yaml::from_value(value).expect("Secret"))),
+                .push(Arc::new(serde_json::from_value(value).expect("Secret"))),
             other => panic!("unexpected kind {other:?}"),
         }
     }
     snapshot
 }
-use serde::Deserialize;
 
 pub(super) const APP: &str = r#"
 apiVersion: v1
@@ -1060,4 +1060,124 @@ fn go_durations() {
     assert_eq!(go("10"), None, "a unit is required");
     assert_eq!(go("2 weeks"), None);
     assert_eq!(go(""), None);
+}
+
+#[test]
+fn routes_naming_a_service_alike_share_its_backend() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: web, namespace: apps}}
+spec:
+  entryPoints: [web]
+  routes:
+    - {{match: "PathPrefix(`/a`)", services: [{{name: app, port: 80}}]}}
+    - {{match: "PathPrefix(`/b`)", services: [{{name: app, port: 80, weight: 3}}]}}
+    - {{match: "PathPrefix(`/c`)", services: [{{name: app, port: http}}]}}
+    - {{match: "PathPrefix(`/d`)", services: [{{name: app, port: 80, sticky: {{cookie: {{}}}}}}]}}
+    - {{match: "PathPrefix(`/e`)", services: [{{name: ghost, port: 80}}]}}
+    - {{match: "PathPrefix(`/f`)", services: [{{name: ghost, port: 80}}]}}
+"#
+    );
+    let table = translate_all(&yaml);
+    let backend = |prefix: &str| {
+        let router = table
+            .routes
+            .routes()
+            .find(|r| r.value.rule.contains(prefix))
+            .expect("route");
+        match &router.value.target {
+            Target::Services(services) => Arc::clone(services.backends()[0].0),
+            _ => panic!("{prefix}: not served"),
+        }
+    };
+    // The same reference (its weight aside) shares one backend, endpoints and rotation.
+    assert!(Arc::ptr_eq(&backend("/a"), &backend("/b")));
+    // Written differently, or with a sticky cookie of its own: resolved on its own.
+    assert!(!Arc::ptr_eq(&backend("/a"), &backend("/c")));
+    assert!(!Arc::ptr_eq(&backend("/a"), &backend("/d")));
+    assert_eq!(backend("/c").servers.items().len(), 2);
+    // A reference that reports a problem reports it for every route that makes it.
+    let missing: Vec<_> = table
+        .diagnostics
+        .iter()
+        .filter(|d| d.reason == Reason::ServiceNotFound)
+        .collect();
+    assert_eq!(missing.len(), 2, "{missing:?}");
+}
+
+#[test]
+fn a_translation_reuses_the_routes_of_unchanged_ingress_routes() {
+    let yaml = format!(
+        "{APP}{}{}",
+        route("PathPrefix(`/a`)", "[{name: app, port: 80}]"),
+        route("PathPrefix(`/b`)", "[{name: ghost, port: 80}]").replace("name: web", "name: other")
+    );
+    let mut snapshot = snapshot(&yaml);
+    let entry_points = EntryPoints::new([("web".to_owned(), false)]);
+    let routers = |table: &RoutingTable| -> Vec<Arc<Router>> {
+        table
+            .routes
+            .routes()
+            .map(|r| Arc::clone(&r.value))
+            .collect()
+    };
+    let first = translate(&snapshot, &entry_points);
+    let again = translate(&snapshot, &entry_points);
+    assert_eq!(routers(&first).len(), 2);
+    assert!(routers(&first)
+        .iter()
+        .zip(routers(&again).iter())
+        .all(|(a, b)| Arc::ptr_eq(a, b)));
+    // The reused IngressRoute's problems are still reported.
+    assert_eq!(first.diagnostics, again.diagnostics);
+
+    // One IngressRoute changes: it alone is translated again.
+    let mut changed = (*snapshot.ingress_routes[1]).clone();
+    changed.spec.routes[0].r#match = "PathPrefix(`/c`)".into();
+    snapshot.ingress_routes[1] = Arc::new(changed);
+    let third = translate(&snapshot, &entry_points);
+    let kept = |table: &RoutingTable, name: &str| {
+        routers(table)
+            .into_iter()
+            .find(|r| r.name.starts_with(name))
+            .expect("router")
+    };
+    assert!(Arc::ptr_eq(
+        &kept(&first, "apps/web#"),
+        &kept(&third, "apps/web#")
+    ));
+    assert!(!Arc::ptr_eq(
+        &kept(&first, "apps/other#"),
+        &kept(&third, "apps/other#")
+    ));
+    assert_eq!(&*kept(&third, "apps/other#").rule, "PathPrefix(`/c`)");
+    // As a translation from scratch would have it.
+    let fresh = Snapshot {
+        rules: crate::Rules::default(),
+        ..snapshot.clone()
+    };
+    assert_eq!(
+        translate(&fresh, &entry_points).diagnostics,
+        third.diagnostics
+    );
+
+    // Anything else changes (here the Service): every route is translated again.
+    snapshot.services[0] = Arc::new((*snapshot.services[0]).clone());
+    let fourth = translate(&snapshot, &entry_points);
+    assert!(!Arc::ptr_eq(
+        &kept(&third, "apps/web#"),
+        &kept(&fourth, "apps/web#")
+    ));
+    // And so does every route on other entrypoints.
+    let fifth = translate(
+        &snapshot,
+        &EntryPoints::new([("web".to_owned(), false), ("admin".to_owned(), false)]),
+    );
+    assert!(!Arc::ptr_eq(
+        &kept(&fourth, "apps/web#"),
+        &kept(&fifth, "apps/web#")
+    ));
 }

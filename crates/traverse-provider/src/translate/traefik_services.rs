@@ -12,7 +12,7 @@ use std::sync::Arc;
 use traverse_api::support::unsupported_in_traefik_service;
 use traverse_api::{IntOrString, ServiceKind, ServiceRef, TraefikService};
 
-use super::Translator;
+use super::{BackendKey, Translator};
 use crate::diagnostics::{ObjectRef, Reason, Severity};
 use crate::model::balancer::{default_cookie_name, sanitize_cookie_name};
 use crate::model::{Balancer, Node, Sticky, StickyCookie};
@@ -214,8 +214,24 @@ impl<'a> Translator<'a> {
                 return Resolved::Unusable(format!("{field}.sticky.{sticky_field}: {message}"));
             }
         };
+        // Routes naming the same Service port the same way share one backend (its
+        // endpoints and their rotation) when resolving it reported nothing, so it
+        // reports nothing for the next route either. A sticky cookie keeps its own.
+        let key = cookie
+            .is_none()
+            .then(|| BackendKey::of(service_namespace, reference));
+        if let Some(backend) = key.as_ref().and_then(|key| self.backends.get(key)) {
+            return Resolved::Node(Node::Backend(Arc::clone(backend)), weight);
+        }
+        let reported = self.diagnostics.len();
         match self.backend(me, namespace, reference, field, cookie) {
-            Ok(backend) => Resolved::Node(Node::Backend(Arc::new(backend)), weight),
+            Ok(backend) => {
+                let backend = Arc::new(backend);
+                if let Some(key) = key.filter(|_| self.diagnostics.len() == reported) {
+                    self.backends.insert(key, Arc::clone(&backend));
+                }
+                Resolved::Node(Node::Backend(backend), weight)
+            }
             Err(message) => Resolved::Dropped(message),
         }
     }

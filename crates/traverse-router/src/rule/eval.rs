@@ -112,7 +112,7 @@ impl Matcher {
             }),
             Matcher::QueryRegexp { key, regex } => req.query.is_some_and(|q| {
                 query_pairs(q)
-                    .any(|(k, v)| decoded_eq(k, key.as_bytes()) && regex.is_match(&decode(v)))
+                    .any(|(k, v)| decoded_eq(k, key.as_bytes()) && regex.is_match(decode(v)))
             }),
             Matcher::ClientIp(nets) => req.client_ip.is_some_and(|ip| {
                 // Like Go's net.IPNet, an IPv4-mapped IPv6 client (::ffff:a.b.c.d)

@@ -14,9 +14,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use regex::Regex;
 use regex_syntax::hir::{HirKind, Look};
 
+use super::compiled::Regex;
 use super::{parse, ParseError, Pattern, Rule};
 
 /// Parsed rules by text and compiled regexes by pattern, shared by every rule
@@ -25,7 +25,7 @@ use super::{parse, ParseError, Pattern, Rule};
 pub struct Interner {
     rules: HashMap<Arc<str>, Rule>,
     regexes: HashMap<Box<str>, Arc<Regex>>,
-    bytes_regexes: HashMap<Box<str>, Arc<regex::bytes::Regex>>,
+    bytes_regexes: HashMap<Box<str>, Arc<Regex>>,
     stats: InternStats,
 }
 
@@ -96,7 +96,7 @@ impl Interner {
 
     /// A `HostRegexp`/`PathRegexp` pattern: a string comparison when the regex is
     /// an anchored literal, otherwise the shared compiled regex.
-    pub(super) fn pattern(&mut self, pattern: &str) -> Result<Pattern, regex::Error> {
+    pub(super) fn pattern(&mut self, pattern: &str) -> Result<Pattern, String> {
         if let Some(literal) = anchored_literal(pattern) {
             self.stats.regexes_as_literals += 1;
             return Ok(literal);
@@ -104,26 +104,24 @@ impl Interner {
         self.regex(pattern).map(Pattern::Regex)
     }
 
-    pub(super) fn regex(&mut self, pattern: &str) -> Result<Arc<Regex>, regex::Error> {
+    pub(super) fn regex(&mut self, pattern: &str) -> Result<Arc<Regex>, String> {
         if let Some(re) = self.regexes.get(pattern) {
             self.stats.regexes_reused += 1;
             return Ok(Arc::clone(re));
         }
-        let re = Arc::new(Regex::new(pattern)?);
+        let re = Arc::new(Regex::new(pattern, true)?);
         self.stats.regexes_compiled += 1;
         self.regexes.insert(pattern.into(), Arc::clone(&re));
         Ok(re)
     }
 
-    pub(super) fn bytes_regex(
-        &mut self,
-        pattern: &str,
-    ) -> Result<Arc<regex::bytes::Regex>, regex::Error> {
+    /// A regex for header and query values, which need not be UTF-8.
+    pub(super) fn bytes_regex(&mut self, pattern: &str) -> Result<Arc<Regex>, String> {
         if let Some(re) = self.bytes_regexes.get(pattern) {
             self.stats.regexes_reused += 1;
             return Ok(Arc::clone(re));
         }
-        let re = Arc::new(regex::bytes::Regex::new(pattern)?);
+        let re = Arc::new(Regex::new(pattern, false)?);
         self.stats.regexes_compiled += 1;
         self.bytes_regexes.insert(pattern.into(), Arc::clone(&re));
         Ok(re)
@@ -201,7 +199,7 @@ mod tests {
             "", "/", "/api", "/api/", "/apix", "/API", "/a.b", "/axb", "x/api", "/api\n",
         ];
         for pattern in ["^/api$", "^/api", r"^/a\.b$", "^/api/", r"^/api\n$"] {
-            let re = Regex::new(pattern).unwrap();
+            let re = regex::Regex::new(pattern).unwrap();
             let literal = anchored_literal(pattern).unwrap();
             for path in paths {
                 assert_eq!(

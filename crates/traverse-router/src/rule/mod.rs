@@ -13,6 +13,7 @@
 //! Matcher names are accepted in the spellings Traefik accepts: as written
 //! (`PathPrefix`), all lowercase, all uppercase and title case (`Pathprefix`).
 
+mod compiled;
 mod eval;
 mod intern;
 mod parse;
@@ -21,8 +22,8 @@ mod route;
 use std::fmt;
 use std::sync::Arc;
 
+use self::compiled::Regex;
 use ipnet::IpNet;
-use regex::Regex;
 
 use crate::request::Request;
 
@@ -213,7 +214,7 @@ pub(crate) enum Matcher {
     },
     HeaderRegexp {
         name: Option<http::HeaderName>,
-        regex: Arc<regex::bytes::Regex>,
+        regex: Arc<Regex>,
     },
     Method(Vec<String>),
     /// `value: None` (one-argument form) only requires the key to be present.
@@ -223,7 +224,7 @@ pub(crate) enum Matcher {
     },
     QueryRegexp {
         key: String,
-        regex: Arc<regex::bytes::Regex>,
+        regex: Arc<Regex>,
     },
     ClientIp(Vec<IpNet>),
 }

@@ -552,7 +552,7 @@ fn bytes_regex(
     pattern: &str,
     column: usize,
     interner: &mut Interner,
-) -> Result<std::sync::Arc<regex::bytes::Regex>, ParseError> {
+) -> Result<std::sync::Arc<super::compiled::Regex>, ParseError> {
     interner
         .bytes_regex(pattern)
         .map_err(|e| err(column, format!("invalid regex: {e}")))
