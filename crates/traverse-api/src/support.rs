@@ -152,11 +152,6 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
         "balancing to node ports is not implemented; endpoints are used",
     );
     report.flag(
-        service.health_check.is_some(),
-        "healthCheck",
-        "active health checks are not implemented",
-    );
-    report.flag(
         service.passive_health_check.is_some(),
         "passiveHealthCheck",
         "passive health checks are not implemented",

@@ -16,6 +16,7 @@ fn backend(name: &str, ports: &[u16], sticky: Option<StickyCookie>) -> Arc<Backe
         servers: Weighted::new(addresses.iter().map(|a| (Endpoint::new(*a), 1)).collect()),
         transport: None,
         sticky: sticky.map(|c| Sticky::new(c, urls.iter().map(String::as_str))),
+        health_check: None,
     })
 }
 
