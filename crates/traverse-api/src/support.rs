@@ -159,7 +159,7 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
 }
 
 /// Fields of a `TraefikService` spec that are set but not acted on by the gateway
-/// (`mirroring` and `failover` are not either: the translation refuses them).
+/// (`mirroring` is not either: the translation refuses it; it reads `failover` itself).
 pub fn unsupported_in_traefik_service(spec: &TraefikServiceSpec) -> Vec<Unsupported> {
     let mut out = Vec::new();
     if let Some(weighted) = &spec.weighted {

@@ -20,6 +20,9 @@ pub struct Balancer {
     pub sticky: Option<Sticky>,
     /// Whether some child with a positive weight has an endpoint.
     available: bool,
+    /// Traefik's `failover`: the first child that can serve, in order, instead of
+    /// weighted round robin.
+    in_order: bool,
 }
 
 /// One child of a [`Balancer`].
@@ -56,6 +59,19 @@ impl Balancer {
             children: Weighted::new(children),
             sticky,
             available,
+            in_order: false,
+        }
+    }
+
+    /// A failover: `service` while it has an endpoint in rotation, else `fallback`.
+    pub fn failover(name: Arc<str>, service: Node, fallback: Option<Node>) -> Self {
+        let children = std::iter::once(service)
+            .chain(fallback)
+            .map(|n| (n, 1))
+            .collect();
+        Balancer {
+            in_order: true,
+            ..Balancer::new(name, children, None)
         }
     }
 
@@ -105,7 +121,13 @@ impl Balancer {
         let index = match stuck {
             Some(index) => index,
             None => {
-                let index = self.children.pick_index_where(serves)?;
+                let index = if self.in_order {
+                    items
+                        .iter()
+                        .position(|(node, weight)| *weight > 0 && serves(node))?
+                } else {
+                    self.children.pick_index_where(serves)?
+                };
                 if let Some(sticky) = &self.sticky {
                     set_cookies.push(sticky.set_cookie(index));
                 }

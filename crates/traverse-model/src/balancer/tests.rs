@@ -214,3 +214,26 @@ fn children_out_of_rotation_are_skipped_until_none_is_left() {
     a_health.check_turned(false);
     assert_eq!(picks(""), ["ns/a:80"; 4]);
 }
+
+#[test]
+fn a_failover_serves_from_its_service_while_it_has_an_endpoint_in_rotation() {
+    let main = backend("ns/main:80", &[1], None);
+    let spare = backend("ns/spare:80", &[2], None);
+    let health = Arc::new(crate::PassiveHealth::default());
+    main.servers.items()[0].0.attach_health(Arc::clone(&health));
+    let failover = Balancer::failover(
+        "ns/fo".into(),
+        Node::Backend(main),
+        Some(Node::Backend(spare)),
+    );
+    let pick = || {
+        let picked = failover.pick(&http::HeaderMap::new(), 0, &mut Vec::new());
+        picked.expect("pick").name.to_string()
+    };
+    assert_eq!([pick(), pick(), pick()], ["ns/main:80"; 3]);
+    health.check_turned(true);
+    assert_eq!([pick(), pick(), pick()], ["ns/spare:80"; 3]);
+    health.check_turned(false);
+    assert_eq!(pick(), "ns/main:80");
+    assert_eq!(failover.backends().len(), 2);
+}
