@@ -277,3 +277,98 @@ spec:
     }
     assert_eq!(flaky.served.load(Ordering::SeqCst), served);
 }
+
+/// A `failover` TraefikService sends everything to its service while that has an
+/// endpoint in rotation, to its fallback while it has none, and back.
+#[tokio::test]
+async fn a_failover_uses_its_fallback_while_its_service_is_down() {
+    let spare = Upstream::start("spare");
+    let main = Switchable::start("main", SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await;
+    let services = "apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: main
+spec:
+  weighted:
+    services:
+      - name: main
+        port: 80
+        healthCheck: {path: /health, interval: 100ms}
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: spare
+spec:
+  weighted:
+    services:
+      - name: spare
+        port: 80
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: failover
+spec:
+  failover:
+    service: main
+    fallback: spare
+    healthCheck: {}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: failover
+spec:
+  routes:
+    - match: PathPrefix(`/`)
+      services:
+        - name: failover
+          kind: TraefikService
+";
+    let backends = [
+        service("main", &[main.address]),
+        service("spare", &[spare.addr()]),
+    ]
+    .join("---\n");
+    let gateway = Gateway::start(
+        &config(""),
+        &[("backends", &backends), ("services", services)],
+    )
+    .await;
+    let json = gateway.routes_json().await;
+    assert!(diagnostics(&json).is_empty(), "{json:#}");
+
+    let upstreams = async |from: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        for i in 0..6 {
+            let response = gateway.get("web", &format!("/{from}/{i}"), &[]).await;
+            assert_eq!(response.status, 200, "{from} {i}");
+            seen.push(response.header("x-upstream").unwrap_or("").to_owned());
+        }
+        seen
+    };
+    assert_eq!(upstreams("up").await, ["main"; 6]);
+    assert_eq!(
+        spare.count(),
+        0,
+        "the fallback gets nothing while the service is up"
+    );
+
+    main.health.store(503, Ordering::SeqCst);
+    gateway
+        .wait_for("the main endpoint out of rotation", WAIT, |json| {
+            json["routes"][0]["services"][0]["unhealthy"]
+                == serde_json::json!([main.address.to_string()])
+        })
+        .await;
+    assert_eq!(upstreams("down").await, ["spare"; 6]);
+
+    main.health.store(200, Ordering::SeqCst);
+    gateway
+        .wait_for("the main endpoint back", WAIT, |json| {
+            json["routes"][0]["services"][0].get("unhealthy").is_none()
+        })
+        .await;
+    assert_eq!(upstreams("back").await, ["main"; 6]);
+}
