@@ -372,3 +372,51 @@ spec:
         .await;
     assert_eq!(upstreams("back").await, ["main"; 6]);
 }
+
+/// A reload that removes the check puts an endpoint that was failing it back in
+/// rotation: the check stops and lets go of the address.
+#[tokio::test]
+async fn removing_the_check_puts_the_endpoint_back() {
+    let steady = Upstream::start("steady");
+    let flaky_address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), steady.port()));
+    let flaky = Switchable::start("flaky", flaky_address).await;
+    flaky.health.store(503, Ordering::SeqCst);
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            (
+                "backends",
+                &service("pair", &[steady.addr(), flaky_address]),
+            ),
+            ("routes", &routes("{path: /health, interval: 100ms}")),
+        ],
+    )
+    .await;
+    gateway
+        .wait_for("the flaky endpoint out of rotation", WAIT, |json| {
+            json["routes"][0]["services"][0]["unhealthy"]
+                == serde_json::json!([flaky_address.to_string()])
+        })
+        .await;
+    gateway.write_manifest(
+        "routes",
+        &traverse_e2e::route("checked", "PathPrefix(`/`)", "pair"),
+    );
+    gateway
+        .wait_for("the check gone", WAIT, |json| {
+            json["routes"][0]["services"][0]["healthCheck"] == false
+        })
+        .await;
+    let json = gateway.routes_json().await;
+    assert!(
+        json["routes"][0]["services"][0].get("unhealthy").is_none(),
+        "{json:#}"
+    );
+    let mut flaky_served = 0;
+    for i in 0..6 {
+        let response = gateway.get("web", &format!("/{i}"), &[]).await;
+        assert_eq!(response.status, 200);
+        flaky_served += usize::from(response.header("x-upstream") == Some("flaky"));
+    }
+    assert_eq!(flaky_served, 3, "unchecked, both endpoints serve");
+}
