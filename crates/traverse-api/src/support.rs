@@ -163,15 +163,8 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
 pub fn unsupported_in_traefik_service(spec: &TraefikServiceSpec) -> Vec<Unsupported> {
     let mut out = Vec::new();
     if let Some(weighted) = &spec.weighted {
-        let mut report = Report {
-            out: &mut out,
-            prefix: "spec.weighted".to_owned(),
-        };
-        report.flag(
-            weighted.health_check.is_some(),
-            "healthCheck",
-            "health propagation from the services' active health checks is not implemented",
-        );
+        // `healthCheck` (propagating the children's health) needs no flag: a balancer
+        // always reads its children's health.
         for (j, service) in weighted.services.iter().enumerate() {
             service_ref(
                 &mut Report {
