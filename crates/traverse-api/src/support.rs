@@ -152,11 +152,6 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
         "balancing to node ports is not implemented; endpoints are used",
     );
     report.flag(
-        service.health_check.is_some(),
-        "healthCheck",
-        "active health checks are not implemented",
-    );
-    report.flag(
         service.passive_health_check.is_some(),
         "passiveHealthCheck",
         "passive health checks are not implemented",
@@ -164,19 +159,12 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
 }
 
 /// Fields of a `TraefikService` spec that are set but not acted on by the gateway
-/// (`mirroring` and `failover` are not either: the translation refuses them).
+/// (`mirroring` is not either: the translation refuses it; it reads `failover` itself).
 pub fn unsupported_in_traefik_service(spec: &TraefikServiceSpec) -> Vec<Unsupported> {
     let mut out = Vec::new();
     if let Some(weighted) = &spec.weighted {
-        let mut report = Report {
-            out: &mut out,
-            prefix: "spec.weighted".to_owned(),
-        };
-        report.flag(
-            weighted.health_check.is_some(),
-            "healthCheck",
-            "health propagation from the services' active health checks is not implemented",
-        );
+        // `healthCheck` (propagating the children's health) needs no flag: a balancer
+        // always reads its children's health.
         for (j, service) in weighted.services.iter().enumerate() {
             service_ref(
                 &mut Report {

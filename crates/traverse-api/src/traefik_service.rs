@@ -1,8 +1,8 @@
 //! Traefik `TraefikService` (`traefik.io/v1alpha1`): a load balancer over other services.
 //!
 //! `weighted` is modelled field by field; `mirroring` and `failover` keep their
-//! configuration as free-form JSON, so they parse and round-trip, and the translation
-//! reports them as not implemented.
+//! configuration as free-form JSON, so they parse and round-trip: the translation reads
+//! `failover` and reports `mirroring` as not implemented.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;

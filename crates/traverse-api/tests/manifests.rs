@@ -288,7 +288,6 @@ fn load_balancer_fields() {
             "spec.routes[0].services[1].middlewares",
             "spec.routes[0].services[1].strategy",
             "spec.routes[0].services[1].nativeLB",
-            "spec.routes[1].services[0].healthCheck",
             "spec.routes[1].services[0].passiveHealthCheck",
             "spec.parentRefs",
         ]

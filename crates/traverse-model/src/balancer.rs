@@ -20,6 +20,9 @@ pub struct Balancer {
     pub sticky: Option<Sticky>,
     /// Whether some child with a positive weight has an endpoint.
     available: bool,
+    /// Traefik's `failover`: the first child that can serve, in order, instead of
+    /// weighted round robin.
+    in_order: bool,
 }
 
 /// One child of a [`Balancer`].
@@ -37,6 +40,15 @@ impl Node {
             Node::Balancer(balancer) => balancer.available,
         }
     }
+
+    /// Whether a request sent here finds an endpoint in rotation at `now_ms` (not
+    /// ejected, not failing its health check).
+    pub fn healthy(&self, now_ms: u64) -> bool {
+        match self {
+            Node::Backend(backend) => backend.servers.has_selectable(&[], now_ms),
+            Node::Balancer(balancer) => balancer.healthy(now_ms),
+        }
+    }
 }
 
 impl Balancer {
@@ -47,6 +59,19 @@ impl Balancer {
             children: Weighted::new(children),
             sticky,
             available,
+            in_order: false,
+        }
+    }
+
+    /// A failover: `service` while it has an endpoint in rotation, else `fallback`.
+    pub fn failover(name: Arc<str>, service: Node, fallback: Option<Node>) -> Self {
+        let children = std::iter::once(service)
+            .chain(fallback)
+            .map(|n| (n, 1))
+            .collect();
+        Balancer {
+            in_order: true,
+            ..Balancer::new(name, children, None)
         }
     }
 
@@ -55,26 +80,54 @@ impl Balancer {
         self.available
     }
 
-    /// The Service port a request with `headers` goes to: at each level the child its
-    /// sticky cookie names, when that child can serve, else the next in weighted order
-    /// among those that can. A level that chose without its cookie adds the
-    /// `Set-Cookie` value that keeps the client there to `set_cookies`.
+    /// Whether a request finds an endpoint in rotation through this balancer at `now_ms`.
+    pub fn healthy(&self, now_ms: u64) -> bool {
+        self.children
+            .items()
+            .iter()
+            .any(|(node, weight)| *weight > 0 && node.healthy(now_ms))
+    }
+
+    /// The Service port a request with `headers` goes to at `now_ms`: at each level the
+    /// child its sticky cookie names, when that child can serve, else the next in
+    /// weighted order among those that can. Children with an endpoint in rotation come
+    /// first; when none has one, any child with endpoints (trying beats refusing). A
+    /// level that chose without its cookie adds the `Set-Cookie` value that keeps the
+    /// client there to `set_cookies`.
     pub fn pick(
         &self,
         headers: &http::HeaderMap,
+        now_ms: u64,
         set_cookies: &mut Vec<String>,
+    ) -> Option<&Arc<Backend>> {
+        self.pick_where(headers, now_ms, set_cookies, &|node| node.healthy(now_ms))
+            .or_else(|| self.pick_where(headers, now_ms, set_cookies, &Node::available))
+    }
+
+    fn pick_where(
+        &self,
+        headers: &http::HeaderMap,
+        now_ms: u64,
+        set_cookies: &mut Vec<String>,
+        serves: &dyn Fn(&Node) -> bool,
     ) -> Option<&Arc<Backend>> {
         let items = self.children.items();
         let stuck = self.sticky.as_ref().and_then(|sticky| {
             let value = cookie_value(headers, &sticky.cookie.name)?;
             let index = sticky.index_of(value)?;
             let (node, weight) = items.get(index)?;
-            (*weight > 0 && node.available()).then_some(index)
+            (*weight > 0 && serves(node)).then_some(index)
         });
         let index = match stuck {
             Some(index) => index,
             None => {
-                let index = self.children.pick_index_where(Node::available)?;
+                let index = if self.in_order {
+                    items
+                        .iter()
+                        .position(|(node, weight)| *weight > 0 && serves(node))?
+                } else {
+                    self.children.pick_index_where(serves)?
+                };
                 if let Some(sticky) = &self.sticky {
                     set_cookies.push(sticky.set_cookie(index));
                 }
@@ -83,7 +136,7 @@ impl Balancer {
         };
         match &items.get(index)?.0 {
             Node::Backend(backend) => Some(backend),
-            Node::Balancer(balancer) => balancer.pick(headers, set_cookies),
+            Node::Balancer(balancer) => balancer.pick(headers, now_ms, set_cookies),
         }
     }
 

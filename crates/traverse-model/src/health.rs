@@ -1,10 +1,44 @@
-//! Passive health: consecutive failed attempts take an endpoint (a Service endpoint or a
-//! child gateway) out of rotation for a while. Lock-free: a few atomics per endpoint.
+//! Endpoint health. Passive: consecutive failed attempts take an endpoint (a Service
+//! endpoint or a child gateway) out of rotation for a while. Active: a Service's
+//! `healthCheck` probes each endpoint in the background and keeps a failing one out
+//! until a check passes. Lock-free: a few atomics per endpoint.
 //!
 //! Times are milliseconds on a clock the caller supplies, so this stays free of clocks.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
+
+/// A Service's active health check (Traefik's `healthCheck`), checked and defaulted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthCheck {
+    /// `http` or `https`; the Service's scheme unless set.
+    pub scheme: Option<crate::Scheme>,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    pub method: http::Method,
+    /// The Host header sent; the endpoint's address unless set.
+    pub hostname: Option<String>,
+    /// The port checked; the endpoint's unless set.
+    pub port: Option<u16>,
+    /// The status a passing check answers; any 2xx or 3xx when unset.
+    pub status: Option<u16>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub interval: Duration,
+    /// Between checks of an endpoint that is down.
+    pub unhealthy_interval: Duration,
+    pub timeout: Duration,
+    pub follow_redirects: bool,
+}
+
+impl HealthCheck {
+    /// Whether a final answer with `status` passes.
+    pub fn passes(&self, status: u16) -> bool {
+        match self.status {
+            Some(expected) => status == expected,
+            None => (200..400).contains(&status),
+        }
+    }
+}
 
 /// When consecutive failures eject an endpoint, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +55,9 @@ pub struct PassiveHealth {
     failures: AtomicU32,
     /// Out of rotation until this time; 0 when never ejected.
     ejected_until_ms: AtomicU64,
+    /// Active checks of this address whose last probe failed (several Services may
+    /// check one address); out of rotation while positive.
+    failing_checks: AtomicU32,
 }
 
 impl PassiveHealth {
@@ -53,6 +90,21 @@ impl PassiveHealth {
     /// Ends an ejection early (an active health check passed).
     pub fn end_ejection(&self) {
         self.ejected_until_ms.store(0, Ordering::Release);
+    }
+
+    /// Whether an active health check keeps the endpoint out of rotation.
+    pub fn down(&self) -> bool {
+        self.failing_checks.load(Ordering::Acquire) > 0
+    }
+
+    /// One active check of this address turned from passing to failing (`true`) or
+    /// back; true when that changed whether the address is down.
+    pub fn check_turned(&self, failing: bool) -> bool {
+        if failing {
+            self.failing_checks.fetch_add(1, Ordering::AcqRel) == 0
+        } else {
+            self.failing_checks.fetch_sub(1, Ordering::AcqRel) == 1
+        }
     }
 
     /// How long the ejection still lasts at `now_ms`.
@@ -113,5 +165,50 @@ mod tests {
         assert!(health.ejected(14_000), "extended from the later failure");
         health.end_ejection();
         assert!(!health.ejected(5_000));
+    }
+
+    #[test]
+    fn an_address_is_down_while_any_of_its_checks_fails() {
+        let health = PassiveHealth::default();
+        assert!(
+            health.check_turned(true),
+            "the first failing check takes it down"
+        );
+        assert!(!health.check_turned(true), "a second one changes nothing");
+        assert!(health.down());
+        assert!(!health.check_turned(false));
+        assert!(health.down(), "one check still fails");
+        assert!(health.check_turned(false));
+        assert!(!health.down());
+    }
+
+    #[test]
+    fn a_check_passes_on_its_status_or_any_2xx_3xx() {
+        let mut check = HealthCheck {
+            scheme: None,
+            path: "/health".into(),
+            method: http::Method::GET,
+            hostname: None,
+            port: None,
+            status: None,
+            headers: Vec::new(),
+            interval: Duration::from_secs(30),
+            unhealthy_interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            follow_redirects: true,
+        };
+        for (status, passes) in [
+            (200, true),
+            (204, true),
+            (302, true),
+            (199, false),
+            (404, false),
+            (503, false),
+        ] {
+            assert_eq!(check.passes(status), passes, "{status}");
+        }
+        check.status = Some(204);
+        assert!(check.passes(204));
+        assert!(!check.passes(200));
     }
 }

@@ -14,7 +14,7 @@ mod weighted;
 
 pub use balancer::{Balancer, Node, Sticky, StickyCookie};
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
-pub use health::{EjectionPolicy, PassiveHealth};
+pub use health::{EjectionPolicy, HealthCheck, PassiveHealth};
 pub use middleware::{
     AddPrefix, BasicAuth, Cors, Credential, Headers, InFlightReq, IpAllowList, IpStrategy,
     Middleware, Origin, Pattern, RateLimit, RedirectRegex, RedirectScheme, ReplacePath,

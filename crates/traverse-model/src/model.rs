@@ -10,7 +10,7 @@ use traverse_router::RouteTable;
 
 use crate::balancer::{cookie_value, Balancer, Sticky};
 use crate::diagnostics::Diagnostics;
-use crate::health::PassiveHealth;
+use crate::health::{HealthCheck, PassiveHealth};
 use crate::middleware::Middleware;
 use crate::weighted::{Candidate, Weighted};
 
@@ -84,6 +84,8 @@ pub struct Backend {
     pub transport: Option<Arc<ServersTransport>>,
     /// `sticky.cookie`: keeps a client on one endpoint (keys are the endpoints' URLs).
     pub sticky: Option<Sticky>,
+    /// `healthCheck`: probes each endpoint in the background.
+    pub health_check: Option<Arc<HealthCheck>>,
 }
 
 impl Backend {
@@ -145,6 +147,11 @@ impl Endpoint {
     pub fn health(&self) -> Option<&PassiveHealth> {
         self.health.get().map(Arc::as_ref)
     }
+
+    /// The shared health state, for the background checks that write it.
+    pub fn shared_health(&self) -> Option<Arc<PassiveHealth>> {
+        self.health.get().cloned()
+    }
 }
 
 impl Candidate for Endpoint {
@@ -153,7 +160,8 @@ impl Candidate for Endpoint {
     }
 
     fn usable(&self, now_ms: u64) -> bool {
-        self.health().is_none_or(|h| !h.ejected(now_ms))
+        self.health()
+            .is_none_or(|h| !h.ejected(now_ms) && !h.down())
     }
 }
 
@@ -208,7 +216,7 @@ impl std::fmt::Display for UplinkRef {
 }
 
 /// How to speak to an upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
     Http,
     Https,

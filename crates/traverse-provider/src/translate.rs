@@ -9,6 +9,7 @@
 //!   left with no service answers 503 instead of vanishing into a 404;
 //! - fields that parse but are not acted on are reported as warnings.
 
+mod health_checks;
 mod middlewares;
 mod routes;
 mod services;

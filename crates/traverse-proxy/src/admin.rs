@@ -327,6 +327,12 @@ struct ServiceView<'a> {
     /// Endpoints passively ejected now.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ejected: Vec<String>,
+    /// Whether the Service has an active `healthCheck`.
+    #[serde(rename = "healthCheck")]
+    health_check: bool,
+    /// Endpoints failing their active health check now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unhealthy: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -397,6 +403,14 @@ impl<'a> ServiceView<'a> {
                 .items()
                 .iter()
                 .filter(|(e, _)| e.health().is_some_and(|h| h.ejected(now_ms())))
+                .map(|(e, _)| e.address.to_string())
+                .collect(),
+            health_check: backend.health_check.is_some(),
+            unhealthy: backend
+                .servers
+                .items()
+                .iter()
+                .filter(|(e, _)| e.health().is_some_and(|h| h.down()))
                 .map(|(e, _)| e.address.to_string())
                 .collect(),
         }

@@ -19,6 +19,7 @@ mod errors;
 pub mod exchange;
 mod forwarded;
 pub mod gateway;
+pub mod health_check;
 mod host;
 mod middleware;
 pub mod multicluster;
@@ -69,6 +70,8 @@ pub struct GatewayState {
     /// to each table's endpoints when it is published, so a reload keeps it. Locked only
     /// by `publish`.
     endpoint_health: Mutex<HashMap<SocketAddr, Arc<PassiveHealth>>>,
+    /// Woken at each publish, for the active health checks to follow the table.
+    tables_published: tokio::sync::Notify,
     /// Connection counts per entrypoint, by name. Locked only when an entrypoint starts
     /// and when the admin API reads them.
     connections: Mutex<BTreeMap<String, Arc<ConnectionStats>>>,
@@ -192,6 +195,7 @@ impl GatewayState {
         self.routing.store(Arc::new(table));
         self.ready.store(true, Ordering::Release);
         self.advertise();
+        self.tables_published.notify_one();
     }
 
     /// Gives `table`'s endpoints the health state of their addresses: one state per
@@ -263,7 +267,8 @@ impl GatewayState {
     }
 }
 
-/// Whether a Service endpoint takes new requests now (not passively ejected).
+/// Whether a Service endpoint takes new requests now (not passively ejected, not
+/// failing an active health check).
 pub fn in_rotation(endpoint: &traverse_model::Endpoint) -> bool {
     traverse_model::Candidate::usable(endpoint, clock::now_ms())
 }

@@ -47,7 +47,7 @@ pub(crate) fn decide(
         }
         Target::Services(services) => {
             let mut cookies = Vec::new();
-            match services.pick(&header.headers, &mut cookies) {
+            match services.pick(&header.headers, crate::clock::now_ms(), &mut cookies) {
                 Some(backend) if backend.servers.has_available() => {
                     let destination = Destination::Service(Arc::clone(backend));
                     Decision::Proxy(router, destination, cookies)

@@ -119,6 +119,7 @@ mod tests {
             servers: Weighted::new(vec![]),
             transport: transport.map(Arc::new),
             sticky: None,
+            health_check: None,
         }
     }
 

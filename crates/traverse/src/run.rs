@@ -214,13 +214,13 @@ fn start_telemetry(
     Ok((state, outputs))
 }
 
-/// `traverse.service.server.up`: 1 for each endpoint in rotation, per service, read
-/// from the routing table in force at each collection.
+/// `traverse.service.server.up`: 1 for each endpoint in rotation (not ejected, not failing
+/// its health check), per service, read from the routing table in force at each collection.
 fn observe_servers(metrics: &Metrics, state: &Arc<GatewayState>) {
     let state = Arc::downgrade(state);
     metrics.observe_gauge(
         "traverse.service.server.up",
-        "Whether an upstream endpoint is in rotation (1) or not: weight 0 or passively ejected (0), per service",
+        "Whether an upstream endpoint is in rotation (1) or not: weight 0, passively ejected or failing its active health check (0), per service",
         move || {
             let Some(state) = state.upgrade() else {
                 return Vec::new();
@@ -428,6 +428,7 @@ async fn control(
     if let Some(children) = &state.topology().children {
         multicluster::follow::start(children, &config.multicluster.health_check);
     }
+    traverse_proxy::health_check::start(&state);
     let mut applier = Applier::new(Arc::clone(&state), certificates, entry_points(&config));
     let kubernetes = match &config.providers.kubernetes {
         Some(settings) => Some((

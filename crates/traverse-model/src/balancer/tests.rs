@@ -16,6 +16,7 @@ fn backend(name: &str, ports: &[u16], sticky: Option<StickyCookie>) -> Arc<Backe
         servers: Weighted::new(addresses.iter().map(|a| (Endpoint::new(*a), 1)).collect()),
         transport: None,
         sticky: sticky.map(|c| Sticky::new(c, urls.iter().map(String::as_str))),
+        health_check: None,
     })
 }
 
@@ -97,7 +98,7 @@ fn sticky_balancer_follows_its_cookie_and_sets_one_otherwise() {
     );
     let mut set = Vec::new();
     let first = balancer
-        .pick(&http::HeaderMap::new(), &mut set)
+        .pick(&http::HeaderMap::new(), 0, &mut set)
         .expect("pick");
     assert_eq!(set.len(), 1, "a chosen child gets a cookie");
     let value = set[0]
@@ -108,14 +109,14 @@ fn sticky_balancer_follows_its_cookie_and_sets_one_otherwise() {
     for _ in 0..10 {
         let mut again = Vec::new();
         let picked = balancer
-            .pick(&headers(&format!("lb={value}")), &mut again)
+            .pick(&headers(&format!("lb={value}")), 0, &mut again)
             .expect("pick");
         assert_eq!(picked.name, first.name, "the cookie wins over round robin");
         assert!(again.is_empty(), "a followed cookie is not set again");
     }
     let mut unknown = Vec::new();
     balancer
-        .pick(&headers("lb=nonsense"), &mut unknown)
+        .pick(&headers("lb=nonsense"), 0, &mut unknown)
         .expect("pick");
     assert_eq!(unknown.len(), 1, "an unknown value is replaced");
 }
@@ -142,7 +143,7 @@ fn nested_balancers_pick_by_weight_and_skip_children_without_endpoints() {
     let mut counts = std::collections::BTreeMap::new();
     for _ in 0..400 {
         let picked = outer
-            .pick(&http::HeaderMap::new(), &mut Vec::new())
+            .pick(&http::HeaderMap::new(), 0, &mut Vec::new())
             .expect("pick");
         *counts.entry(picked.name.to_string()).or_insert(0) += 1;
     }
@@ -153,7 +154,7 @@ fn nested_balancers_pick_by_weight_and_skip_children_without_endpoints() {
     let nothing = Balancer::new("x".into(), vec![(Node::Backend(empty), 1)], None);
     assert!(!nothing.available());
     assert!(nothing
-        .pick(&http::HeaderMap::new(), &mut Vec::new())
+        .pick(&http::HeaderMap::new(), 0, &mut Vec::new())
         .is_none());
 }
 
@@ -166,4 +167,73 @@ fn a_backend_finds_the_endpoint_its_cookie_names() {
         Some(SocketAddr::from(([127, 0, 0, 1], 2)))
     );
     assert_eq!(backend.sticky_endpoint(&headers("srv=zzz")), None);
+}
+
+#[test]
+fn children_out_of_rotation_are_skipped_until_none_is_left() {
+    let attach = |backend: &Arc<Backend>| {
+        let health = Arc::new(crate::PassiveHealth::default());
+        for (endpoint, _) in backend.servers.items() {
+            endpoint.attach_health(Arc::clone(&health));
+        }
+        health
+    };
+    let a = backend("ns/a:80", &[1], Some(cookie("srv")));
+    let b = backend("ns/b:80", &[2], None);
+    let (a_health, b_health) = (attach(&a), attach(&b));
+    let balancer = Balancer::new(
+        "ns/wrr".into(),
+        vec![(Node::Backend(a), 1), (Node::Backend(b), 1)],
+        Some(Sticky::new(cookie("lb"), ["ns-a-80", "ns-b-80"])),
+    );
+    let picks = |cookie: &str| -> Vec<String> {
+        (0..4)
+            .map(|_| {
+                let picked = balancer.pick(&headers(cookie), 0, &mut Vec::new());
+                picked.expect("pick").name.to_string()
+            })
+            .collect()
+    };
+    let to_a = format!("lb={}", sticky_key("ns-a-80"));
+    assert_eq!(picks(&to_a), ["ns/a:80"; 4]);
+    a_health.check_turned(true);
+    assert!(!balancer.children.items()[0].0.healthy(0));
+    assert!(balancer.healthy(0));
+    assert_eq!(
+        picks(&to_a),
+        ["ns/b:80"; 4],
+        "a cookie to a child out of rotation is not followed"
+    );
+    b_health.check_turned(true);
+    assert!(!balancer.healthy(0));
+    assert_eq!(
+        picks("").len(),
+        4,
+        "with every child out, one is still tried"
+    );
+    a_health.check_turned(false);
+    assert_eq!(picks(""), ["ns/a:80"; 4]);
+}
+
+#[test]
+fn a_failover_serves_from_its_service_while_it_has_an_endpoint_in_rotation() {
+    let main = backend("ns/main:80", &[1], None);
+    let spare = backend("ns/spare:80", &[2], None);
+    let health = Arc::new(crate::PassiveHealth::default());
+    main.servers.items()[0].0.attach_health(Arc::clone(&health));
+    let failover = Balancer::failover(
+        "ns/fo".into(),
+        Node::Backend(main),
+        Some(Node::Backend(spare)),
+    );
+    let pick = || {
+        let picked = failover.pick(&http::HeaderMap::new(), 0, &mut Vec::new());
+        picked.expect("pick").name.to_string()
+    };
+    assert_eq!([pick(), pick(), pick()], ["ns/main:80"; 3]);
+    health.check_turned(true);
+    assert_eq!([pick(), pick(), pick()], ["ns/spare:80"; 3]);
+    health.check_turned(false);
+    assert_eq!(pick(), "ns/main:80");
+    assert_eq!(failover.backends().len(), 2);
 }

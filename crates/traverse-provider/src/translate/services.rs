@@ -150,6 +150,7 @@ impl Translator<'_> {
             None if port.port == 443 || port_name == "https" => Scheme::Https,
             None => Scheme::Http,
         };
+        let health_check = self.health_check(me, reference.health_check.as_ref(), scheme, field);
         let transport = reference
             .servers_transport
             .as_deref()
@@ -167,6 +168,7 @@ impl Translator<'_> {
             pass_host_header: reference.pass_host_header.unwrap_or(true),
             servers: Weighted::new(servers.into_iter().map(|s| (Endpoint::new(s), 1)).collect()),
             sticky: cookie.map(|c| Sticky::new(c, urls.iter().map(String::as_str))),
+            health_check,
         })
     }
 }

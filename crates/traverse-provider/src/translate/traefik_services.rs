@@ -2,8 +2,9 @@
 //!
 //! A `weighted` TraefikService becomes a [`Balancer`] over Service ports and other
 //! TraefikServices, resolved once per table whatever the number of references, and
-//! refusing loops. A TraefikService that cannot be used (no type, `mirroring` or
-//! `failover`, an invalid sticky cookie, a loop) is an error on the object naming the
+//! refusing loops; a `failover` one is a balancer that keeps to its first child while it
+//! can serve. A TraefikService that cannot be used (no type, `mirroring`, an invalid
+//! sticky cookie, a missing failover target, a loop) is an error on the object naming the
 //! field, and the routes using it answer 503. A Kubernetes Service it names that does
 //! not resolve is left out, as on a route.
 
@@ -105,6 +106,12 @@ impl<'a> Translator<'a> {
                     "sets none of weighted, mirroring, failover".into(),
                 )
             }
+            (["failover"], _) => {
+                return match self.failover(object, stack) {
+                    Ok(balancer) => Ok(balancer),
+                    Err((field, message)) => fail(self, Some(field), message),
+                }
+            }
             ([kind], _) => {
                 return fail(
                     self,
@@ -159,6 +166,61 @@ impl<'a> Translator<'a> {
         }
         let sticky = cookie.map(|c| Sticky::new(c, names.iter().map(String::as_str)));
         Ok(Arc::new(Balancer::new(own_name.into(), children, sticky)))
+    }
+
+    /// Traefik's `failover`: `service` and `fallback` name TraefikServices of the same
+    /// namespace. An error names the field.
+    fn failover(
+        &mut self,
+        object: &'a TraefikService,
+        stack: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<Arc<Balancer>, (String, String)> {
+        let me = object.object_ref();
+        let (namespace, name) = object.key();
+        let Some(fields) = object.spec.failover.as_ref().and_then(|v| v.as_object()) else {
+            return Err(("spec.failover".into(), "is not an object".into()));
+        };
+        for key in fields.keys() {
+            if !["service", "fallback", "healthCheck"].contains(&key.as_str()) {
+                self.report(
+                    &me,
+                    Severity::Warning,
+                    Reason::Unsupported,
+                    Some(format!("spec.failover.{key}")),
+                    "unknown field; ignored".into(),
+                );
+            }
+        }
+        let mut resolve = |this: &mut Self, key: &str| -> Result<Option<Node>, (String, String)> {
+            let field = format!("spec.failover.{key}");
+            let Some(value) = fields.get(key) else {
+                return Ok(None);
+            };
+            let Some(target) = value.as_str().filter(|t| !t.is_empty()) else {
+                return Err((field, "is not the name of a TraefikService".into()));
+            };
+            let target = target.strip_suffix("@kubernetescrd").unwrap_or(target);
+            match this.traefik_service((namespace, target), stack) {
+                Some(Ok(balancer)) => Ok(Some(Node::Balancer(balancer))),
+                Some(Err(why)) => Err((
+                    field,
+                    format!("TraefikService {namespace}/{target} is unusable: {why}"),
+                )),
+                None => Err((
+                    field,
+                    format!("TraefikService {namespace}/{target} not found"),
+                )),
+            }
+        };
+        let Some(service) = resolve(self, "service")? else {
+            return Err(("spec.failover.service".into(), "names no service".into()));
+        };
+        let fallback = resolve(self, "fallback")?;
+        Ok(Arc::new(Balancer::failover(
+            format!("{namespace}/{name}").into(),
+            service,
+            fallback,
+        )))
     }
 
     /// Resolves one service reference of `me` (a route's or a TraefikService's), in

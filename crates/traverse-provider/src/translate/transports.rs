@@ -272,7 +272,7 @@ fn identity(secret: &Secret) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
 }
 
 /// A Go duration (`30s`, `1m30s`, `500ms`, `1h`); a bare number is seconds.
-fn go_duration(text: &str) -> Option<Duration> {
+pub(super) fn go_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

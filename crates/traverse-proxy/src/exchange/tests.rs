@@ -50,6 +50,7 @@ fn backend(ports: &[u16]) -> Arc<Backend> {
         servers: Weighted::new(servers),
         transport: None,
         sticky: None,
+        health_check: None,
     })
 }
 

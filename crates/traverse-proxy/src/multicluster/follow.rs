@@ -230,7 +230,8 @@ async fn resolve(child: &Child) -> Result<(), String> {
     Ok(())
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// An error with its causes, on one line.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

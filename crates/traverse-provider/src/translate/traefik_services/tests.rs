@@ -83,7 +83,7 @@ fn a_weighted_traefik_service_nests_services_and_traefik_services() {
 }
 
 #[test]
-fn mirroring_and_failover_are_refused_and_their_routes_answer_503() {
+fn mirroring_is_refused_and_its_routes_answer_503() {
     let yaml = format!(
         "{APP}{}{}",
         traefik_service("mirror", "  mirroring:\n    name: app\n    port: 80"),
@@ -180,4 +180,68 @@ fn a_service_sticky_cookie_keys_its_endpoints_by_url() {
     assert_eq!(sticky.cookie.max_age, 10);
     let key = crate::model::balancer::sticky_key("http://10.0.0.2:8080");
     assert_eq!(sticky.index_of(&key), Some(1));
+}
+
+#[test]
+fn a_failover_names_its_service_and_fallback() {
+    let yaml = format!(
+        "{APP}{}{}{}{}",
+        traefik_service("main", "  weighted:\n    services:\n      - {name: app, port: 80}"),
+        traefik_service("spare", "  weighted:\n    services:\n      - {name: app, port: metrics}"),
+        traefik_service(
+            "fo",
+            "  failover:\n    service: main\n    fallback: spare@kubernetescrd\n    healthCheck: {}\n    extra: 1"
+        ),
+        route_to("[{name: fo, kind: TraefikService}]"),
+    );
+    let table = translate_all(&yaml);
+    assert_eq!(
+        reasons(&table),
+        [(Reason::Unsupported, Some("spec.failover.extra".into()))],
+        "an unknown field is reported"
+    );
+    let Target::Services(balancer) = target(&table) else {
+        panic!("services");
+    };
+    assert_eq!(&*balancer.name, "apps/fo");
+    let backends: Vec<String> = balancer
+        .backends()
+        .into_iter()
+        .map(|(b, _)| b.name.to_string())
+        .collect();
+    assert_eq!(backends, ["apps/app:http", "apps/app:metrics"]);
+    let picked = balancer.pick(&http::HeaderMap::new(), 0, &mut Vec::new());
+    assert_eq!(&*picked.expect("pick").name, "apps/app:http");
+
+    for (spec, field) in [
+        ("  failover:\n    fallback: main", "spec.failover.service"),
+        ("  failover:\n    service: nope", "spec.failover.service"),
+        (
+            "  failover:\n    service: main\n    fallback: 3",
+            "spec.failover.fallback",
+        ),
+    ] {
+        let yaml = format!(
+            "{APP}{}{}{}",
+            traefik_service(
+                "main",
+                "  weighted:\n    services:\n      - {name: app, port: 80}"
+            ),
+            traefik_service("fo", spec),
+            route_to("[{name: fo, kind: TraefikService}]"),
+        );
+        let table = translate_all(&yaml);
+        assert!(
+            table
+                .diagnostics
+                .iter()
+                .any(|d| d.severity == Severity::Error && d.field.as_deref() == Some(field)),
+            "{spec}: {:?}",
+            table.diagnostics
+        );
+        assert!(
+            matches!(target(&table), Target::Unavailable { status: 503, .. }),
+            "{spec}"
+        );
+    }
 }

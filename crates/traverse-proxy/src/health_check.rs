@@ -1,0 +1,244 @@
+//! Active health checks of Service endpoints (a Service reference's `healthCheck`).
+//!
+//! One background task per (endpoint address, check) in the table in force, on the
+//! control runtime: it probes the endpoint every `interval` (`unhealthyInterval` while it
+//! fails) and writes the verdict to the address's shared health state, the atomics the
+//! request path already reads. A failing check takes the address out of rotation; the
+//! next passing one puts it back. Tasks follow the published tables: a check that stays
+//! keeps its task and state across reloads, one that goes away stops and lets go.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::task::JoinHandle;
+use traverse_model::{HealthCheck, PassiveHealth, Target};
+
+use crate::multicluster::follow::error_chain;
+use crate::GatewayState;
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// Redirects followed before a check fails, as Go's HTTP client (Traefik's).
+const MAX_REDIRECTS: usize = 10;
+
+/// Starts checking, on the current runtime, the endpoints of every table `state`
+/// publishes from now on.
+pub fn start(state: &Arc<GatewayState>) {
+    tokio::spawn(follow_tables(Arc::clone(state)));
+}
+
+/// One running check; stopped when dropped.
+struct Running(JoinHandle<()>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn follow_tables(state: Arc<GatewayState>) {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .build(http);
+    let mut running: HashMap<(SocketAddr, Arc<HealthCheck>), Running> = HashMap::new();
+    loop {
+        // Registered before reading the table, so a table published meanwhile wakes us.
+        let published = state.tables_published.notified();
+        let table = state.routing();
+        let mut wanted = HashMap::new();
+        for route in table.routes.routes() {
+            let Target::Services(balancer) = &route.value.target else {
+                continue;
+            };
+            for (backend, _) in balancer.backends() {
+                let Some(check) = &backend.health_check else {
+                    continue;
+                };
+                for (endpoint, _) in backend.servers.items() {
+                    if let Some(health) = endpoint.shared_health() {
+                        wanted
+                            .entry((endpoint.address, Arc::clone(check)))
+                            .or_insert((health, Arc::clone(&backend.name)));
+                    }
+                }
+            }
+        }
+        running.retain(|key, _| wanted.contains_key(key));
+        for (key, (health, service)) in wanted {
+            running.entry(key.clone()).or_insert_with(|| {
+                let (address, check) = key;
+                Running(tokio::spawn(check_endpoint(
+                    client.clone(),
+                    address,
+                    check,
+                    health,
+                    service,
+                )))
+            });
+        }
+        published.await;
+    }
+}
+
+/// Whether this check's last probe failed, counted in the address's health state; the
+/// count is given back when the check stops.
+struct Verdict {
+    health: Arc<PassiveHealth>,
+    failing: bool,
+}
+
+impl Drop for Verdict {
+    fn drop(&mut self) {
+        if self.failing {
+            self.health.check_turned(false);
+        }
+    }
+}
+
+async fn check_endpoint(
+    client: HttpClient,
+    address: SocketAddr,
+    check: Arc<HealthCheck>,
+    health: Arc<PassiveHealth>,
+    service: Arc<str>,
+) {
+    let mut verdict = Verdict {
+        health,
+        failing: false,
+    };
+    loop {
+        match probe(&client, address, &check).await {
+            Ok(()) if verdict.failing => {
+                verdict.failing = false;
+                if verdict.health.check_turned(false) {
+                    // Back from a failed check: a passive ejection from the same outage ends too.
+                    verdict.health.end_ejection();
+                    tracing::info!(%service, endpoint = %address, "endpoint passed its health check; back in rotation");
+                }
+            }
+            Err(error) if !verdict.failing => {
+                verdict.failing = true;
+                if verdict.health.check_turned(true) {
+                    tracing::warn!(%service, endpoint = %address, %error, "endpoint failed its health check; out of rotation");
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%service, endpoint = %address, %error, "endpoint still fails its health check")
+            }
+            Ok(()) => {}
+        }
+        let wait = if verdict.failing {
+            check.unhealthy_interval
+        } else {
+            check.interval
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One check: the request, redirects followed when asked, all within `timeout`.
+async fn probe(
+    client: &HttpClient,
+    address: SocketAddr,
+    check: &HealthCheck,
+) -> Result<(), String> {
+    let port = check.port.unwrap_or(address.port());
+    let target = SocketAddr::new(address.ip(), port);
+    let first: Uri = format!("http://{target}{}", check.path)
+        .parse()
+        .map_err(|e| format!("bad check URL: {e}"))?;
+    let status = tokio::time::timeout(check.timeout, async {
+        let (mut uri, mut method) = (first.clone(), check.method.clone());
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = Request::builder().method(method.clone()).uri(uri.clone());
+            // The configured Host goes with the check's own host only, as Go keeps it.
+            if let Some(host) = check
+                .hostname
+                .as_deref()
+                .filter(|_| uri.authority() == first.authority())
+            {
+                request = request.header(header::HOST, host);
+            }
+            for (name, value) in &check.headers {
+                request = request.header(name, value);
+            }
+            let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
+            let response = client.request(request).await.map_err(|e| error_chain(&e))?;
+            let status = response.status();
+            let location = response.headers().get(header::LOCATION).cloned();
+            // Read the (short) body so the connection goes back to the pool.
+            let _ = response.into_body().collect().await;
+            let Some(location) =
+                location.filter(|_| check.follow_redirects && status.is_redirection())
+            else {
+                return Ok(status);
+            };
+            uri = redirected(&uri, location.to_str().unwrap_or(""))?;
+            if matches!(
+                status,
+                StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER
+            ) && method != http::Method::HEAD
+            {
+                method = http::Method::GET;
+            }
+        }
+        Err(format!("more than {MAX_REDIRECTS} redirects"))
+    })
+    .await
+    .map_err(|_| format!("no answer within {:?}", check.timeout))??;
+    if check.passes(status.as_u16()) {
+        Ok(())
+    } else {
+        Err(format!("answered {status}"))
+    }
+}
+
+/// Where a `Location` sends a request made to `from`: an absolute `http` URL, or a path
+/// on the same host.
+fn redirected(from: &Uri, location: &str) -> Result<Uri, String> {
+    let bad = || format!("cannot follow the redirect to {location:?}");
+    if location.starts_with('/') && !location.starts_with("//") {
+        let authority = from.authority().ok_or_else(bad)?;
+        return format!("http://{authority}{location}")
+            .parse()
+            .map_err(|_| bad());
+    }
+    let uri: Uri = location.parse().map_err(|_| bad())?;
+    if uri.scheme_str() == Some("http") && uri.authority().is_some() {
+        Ok(uri)
+    } else {
+        Err(bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirected;
+
+    #[test]
+    fn redirects_stay_on_http() {
+        let from: http::Uri = "http://10.0.0.1:8080/health".parse().expect("uri");
+        assert_eq!(
+            redirected(&from, "/ready?x=1").expect("path").to_string(),
+            "http://10.0.0.1:8080/ready?x=1"
+        );
+        assert_eq!(
+            redirected(&from, "http://other:81/h")
+                .expect("absolute")
+                .to_string(),
+            "http://other:81/h"
+        );
+        for refused in ["https://other/h", "//other/h", "relative", ""] {
+            assert!(redirected(&from, refused).is_err(), "{refused}");
+        }
+    }
+}

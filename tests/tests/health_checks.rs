@@ -1,0 +1,422 @@
+//! Active health checks (`healthCheck` on a route's Service) end to end: an endpoint
+//! whose health path starts failing leaves rotation while it keeps answering other
+//! paths, requests keep succeeding on the healthy one, and it comes back once its
+//! health path passes again; `/api/routes` and `traverse.service.server.up` say so.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use traverse_e2e::prometheus::{self, Format};
+use traverse_e2e::{config, diagnostics, service, Gateway, Upstream};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// An HTTP/1.1 server whose `/health` answers a status the test sets, and every other
+/// path `200` with `X-Upstream: <name>`; it counts the other requests and keeps the
+/// head of the last health check.
+struct Switchable {
+    health: Arc<AtomicU16>,
+    served: Arc<AtomicUsize>,
+    last_check: Arc<Mutex<String>>,
+    address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Switchable {
+    async fn start(name: &'static str, address: SocketAddr) -> Switchable {
+        let listener = TcpListener::bind(address).await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (health, served) = (Arc::new(AtomicU16::new(200)), Arc::new(AtomicUsize::new(0)));
+        let last_check = Arc::new(Mutex::new(String::new()));
+        let (h, s, l) = (health.clone(), served.clone(), last_check.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (h, s, l) = (h.clone(), s.clone(), l.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                        buffer.drain(..end + 4);
+                        let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                        let status = if path == "/health" {
+                            *l.lock().expect("lock") = head;
+                            h.load(Ordering::SeqCst)
+                        } else {
+                            s.fetch_add(1, Ordering::SeqCst);
+                            200
+                        };
+                        let response = format!(
+                            "HTTP/1.1 {status} X\r\nX-Upstream: {name}\r\nContent-Length: 2\r\n\r\nok"
+                        );
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Switchable {
+            health,
+            served,
+            last_check,
+            address,
+            task,
+        }
+    }
+}
+
+impl Drop for Switchable {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn routes(check: &str) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: checked
+spec:
+  routes:
+    - match: PathPrefix(`/`)
+      services:
+        - name: pair
+          port: 80
+          healthCheck: {check}
+"
+    )
+}
+
+async fn server_up(gateway: &Gateway, address: SocketAddr) -> f64 {
+    let text = gateway.get("admin", "/metrics", &[]).await.text();
+    let families = prometheus::parse(&text, Format::Text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    prometheus::sum(
+        &families,
+        "traverse_service_server_up",
+        &[("url", &format!("http://{address}"))],
+    )
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_its_health_check_leaves_rotation_until_it_passes() {
+    let steady = Upstream::start("steady");
+    let flaky_address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), steady.port()));
+    let flaky = Switchable::start("flaky", flaky_address).await;
+    let check = "{path: /health, interval: 100ms, timeout: 1s, hostname: health.local, headers: {X-Probe: traverse}}";
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            (
+                "backends",
+                &service("pair", &[steady.addr(), flaky_address]),
+            ),
+            ("routes", &routes(check)),
+        ],
+    )
+    .await;
+    let json = gateway.routes_json().await;
+    assert!(diagnostics(&json).is_empty(), "{json:#}");
+    assert_eq!(
+        json["routes"][0]["services"][0]["healthCheck"], true,
+        "{json:#}"
+    );
+
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..10 {
+        let response = gateway.get("web", &format!("/before/{i}"), &[]).await;
+        assert_eq!(response.status, 200);
+        seen.insert(response.header("x-upstream").unwrap_or("").to_owned());
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "both endpoints serve while healthy: {seen:?}"
+    );
+    let probe = flaky.last_check.lock().expect("lock").clone();
+    assert!(probe.starts_with("GET /health HTTP/1.1"), "{probe}");
+    let probe = probe.to_ascii_lowercase();
+    assert!(probe.contains("host: health.local"), "{probe}");
+    assert!(probe.contains("x-probe: traverse"), "{probe}");
+
+    flaky.health.store(503, Ordering::SeqCst);
+    gateway
+        .wait_for("the flaky endpoint out of rotation", WAIT, |json| {
+            json["routes"][0]["services"][0]["unhealthy"]
+                == serde_json::json!([flaky_address.to_string()])
+        })
+        .await;
+    assert_eq!(server_up(&gateway, flaky_address).await, 0.0);
+    assert_eq!(server_up(&gateway, steady.addr()).await, 1.0);
+    let served = flaky.served.load(Ordering::SeqCst);
+    for i in 0..20 {
+        let response = gateway.get("web", &format!("/during/{i}"), &[]).await;
+        assert_eq!(response.status, 200, "request {i}");
+        assert_eq!(response.header("x-upstream"), Some("steady"), "request {i}");
+    }
+    assert_eq!(
+        flaky.served.load(Ordering::SeqCst),
+        served,
+        "no request reached the unhealthy endpoint"
+    );
+
+    flaky.health.store(200, Ordering::SeqCst);
+    gateway
+        .wait_for("the flaky endpoint back in rotation", WAIT, |json| {
+            json["routes"][0]["services"][0].get("unhealthy").is_none()
+        })
+        .await;
+    assert_eq!(server_up(&gateway, flaky_address).await, 1.0);
+    let mut back = 0;
+    for i in 0..10 {
+        let response = gateway.get("web", &format!("/after/{i}"), &[]).await;
+        assert_eq!(response.status, 200);
+        back += usize::from(response.header("x-upstream") == Some("flaky"));
+    }
+    assert_eq!(back, 5, "round robin again over both endpoints");
+}
+
+/// A check expecting one status fails an endpoint that answers another.
+#[tokio::test]
+async fn a_check_expecting_a_status_fails_on_any_other() {
+    let steady = Upstream::start("steady");
+    let flaky_address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), steady.port()));
+    let flaky = Switchable::start("flaky", flaky_address).await;
+    // The test upstream answers /status/204 with 204; the switchable one answers 200 to
+    // any path but /health, which is not what this check expects.
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            (
+                "backends",
+                &service("pair", &[steady.addr(), flaky_address]),
+            ),
+            (
+                "routes",
+                &routes("{path: /status/204, interval: 100ms, status: 204}"),
+            ),
+        ],
+    )
+    .await;
+    gateway
+        .wait_for(
+            "only the endpoint answering 204 in rotation",
+            WAIT,
+            |json| {
+                json["routes"][0]["services"][0]["unhealthy"]
+                    == serde_json::json!([flaky_address.to_string()])
+            },
+        )
+        .await;
+    for i in 0..6 {
+        let response = gateway.get("web", &format!("/{i}"), &[]).await;
+        assert_eq!(response.header("x-upstream"), Some("steady"), "request {i}");
+    }
+    drop(flaky);
+}
+
+/// Between Services: a route's Service whose every endpoint fails its check gets no
+/// requests while the other Service serves.
+#[tokio::test]
+async fn a_service_whose_endpoints_all_fail_their_checks_is_skipped() {
+    let steady = Upstream::start("steady");
+    let flaky = Switchable::start("flaky", SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await;
+    let flaky_address = flaky.address;
+    let routes = "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: two
+spec:
+  routes:
+    - match: PathPrefix(`/`)
+      services:
+        - name: steady
+          port: 80
+          healthCheck: {path: /health, interval: 100ms}
+        - name: flaky
+          port: 80
+          healthCheck: {path: /health, interval: 100ms}
+";
+    let backends = [
+        service("steady", &[steady.addr()]),
+        service("flaky", &[flaky_address]),
+    ]
+    .join("---\n");
+    let gateway = Gateway::start(&config(""), &[("backends", &backends), ("routes", routes)]).await;
+    gateway
+        .wait_for("both services serving", WAIT, |json| {
+            json["routes"][0]["services"]
+                .as_array()
+                .is_some_and(|s| s.len() == 2)
+        })
+        .await;
+    flaky.health.store(500, Ordering::SeqCst);
+    gateway
+        .wait_for("the flaky service out of rotation", WAIT, |json| {
+            json["routes"][0]["services"][1]["unhealthy"]
+                == serde_json::json!([flaky_address.to_string()])
+        })
+        .await;
+    let served = flaky.served.load(Ordering::SeqCst);
+    for i in 0..10 {
+        let response = gateway.get("web", &format!("/{i}"), &[]).await;
+        assert_eq!(response.status, 200, "request {i}");
+        assert_eq!(response.header("x-upstream"), Some("steady"), "request {i}");
+    }
+    assert_eq!(flaky.served.load(Ordering::SeqCst), served);
+}
+
+/// A `failover` TraefikService sends everything to its service while that has an
+/// endpoint in rotation, to its fallback while it has none, and back.
+#[tokio::test]
+async fn a_failover_uses_its_fallback_while_its_service_is_down() {
+    let spare = Upstream::start("spare");
+    let main = Switchable::start("main", SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await;
+    let services = "apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: main
+spec:
+  weighted:
+    services:
+      - name: main
+        port: 80
+        healthCheck: {path: /health, interval: 100ms}
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: spare
+spec:
+  weighted:
+    services:
+      - name: spare
+        port: 80
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: failover
+spec:
+  failover:
+    service: main
+    fallback: spare
+    healthCheck: {}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: failover
+spec:
+  routes:
+    - match: PathPrefix(`/`)
+      services:
+        - name: failover
+          kind: TraefikService
+";
+    let backends = [
+        service("main", &[main.address]),
+        service("spare", &[spare.addr()]),
+    ]
+    .join("---\n");
+    let gateway = Gateway::start(
+        &config(""),
+        &[("backends", &backends), ("services", services)],
+    )
+    .await;
+    let json = gateway.routes_json().await;
+    assert!(diagnostics(&json).is_empty(), "{json:#}");
+
+    let upstreams = async |from: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        for i in 0..6 {
+            let response = gateway.get("web", &format!("/{from}/{i}"), &[]).await;
+            assert_eq!(response.status, 200, "{from} {i}");
+            seen.push(response.header("x-upstream").unwrap_or("").to_owned());
+        }
+        seen
+    };
+    assert_eq!(upstreams("up").await, ["main"; 6]);
+    assert_eq!(
+        spare.count(),
+        0,
+        "the fallback gets nothing while the service is up"
+    );
+
+    main.health.store(503, Ordering::SeqCst);
+    gateway
+        .wait_for("the main endpoint out of rotation", WAIT, |json| {
+            json["routes"][0]["services"][0]["unhealthy"]
+                == serde_json::json!([main.address.to_string()])
+        })
+        .await;
+    assert_eq!(upstreams("down").await, ["spare"; 6]);
+
+    main.health.store(200, Ordering::SeqCst);
+    gateway
+        .wait_for("the main endpoint back", WAIT, |json| {
+            json["routes"][0]["services"][0].get("unhealthy").is_none()
+        })
+        .await;
+    assert_eq!(upstreams("back").await, ["main"; 6]);
+}
+
+/// A reload that removes the check puts an endpoint that was failing it back in
+/// rotation: the check stops and lets go of the address.
+#[tokio::test]
+async fn removing_the_check_puts_the_endpoint_back() {
+    let steady = Upstream::start("steady");
+    let flaky_address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), steady.port()));
+    let flaky = Switchable::start("flaky", flaky_address).await;
+    flaky.health.store(503, Ordering::SeqCst);
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            (
+                "backends",
+                &service("pair", &[steady.addr(), flaky_address]),
+            ),
+            ("routes", &routes("{path: /health, interval: 100ms}")),
+        ],
+    )
+    .await;
+    gateway
+        .wait_for("the flaky endpoint out of rotation", WAIT, |json| {
+            json["routes"][0]["services"][0]["unhealthy"]
+                == serde_json::json!([flaky_address.to_string()])
+        })
+        .await;
+    gateway.write_manifest(
+        "routes",
+        &traverse_e2e::route("checked", "PathPrefix(`/`)", "pair"),
+    );
+    gateway
+        .wait_for("the check gone", WAIT, |json| {
+            json["routes"][0]["services"][0]["healthCheck"] == false
+        })
+        .await;
+    let json = gateway.routes_json().await;
+    assert!(
+        json["routes"][0]["services"][0].get("unhealthy").is_none(),
+        "{json:#}"
+    );
+    let mut flaky_served = 0;
+    for i in 0..6 {
+        let response = gateway.get("web", &format!("/{i}"), &[]).await;
+        assert_eq!(response.status, 200);
+        flaky_served += usize::from(response.header("x-upstream") == Some("flaky"));
+    }
+    assert_eq!(flaky_served, 3, "unchecked, both endpoints serve");
+}
