@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope as ProtoScope;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use prost::bytes::{Buf, BufMut};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::encoding::{encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 
 use crate::export::OtlpRequest;
@@ -57,9 +57,7 @@ pub(crate) fn encode_span(span: &SpanView<'_>, buf: &mut Vec<u8>) {
     fixed64_field(7, nanos(span.start), buf);
     fixed64_field(8, nanos(span.end), buf);
     for attribute in span.attributes {
-        message_field(9, key_value_len(attribute), buf, |buf| {
-            encode_key_value(attribute, buf)
-        });
+        key_value_field(9, attribute, buf);
     }
     for link in span.links {
         message_field(13, link_len(link), buf, |buf| encode_link(link, buf));
@@ -202,9 +200,7 @@ fn encode_link(link: &Link, buf: &mut Vec<u8>) {
     bytes_field(2, &context.span_id().to_bytes(), buf);
     string_field(3, &context.trace_state().header(), buf);
     for attribute in &link.attributes {
-        message_field(4, key_value_len(attribute), buf, |buf| {
-            encode_key_value(attribute, buf)
-        });
+        key_value_field(4, attribute, buf);
     }
     varint_field(5, u64::from(link.dropped_attributes_count), buf);
     fixed32_field(
@@ -228,10 +224,17 @@ fn link_len(link: &Link) -> usize {
         + 5
 }
 
-fn encode_key_value(attribute: &KeyValue, buf: &mut Vec<u8>) {
-    string_field(1, attribute.key.as_str(), buf);
-    message_field(2, any_value_len(&attribute.value), buf, |buf| {
-        encode_any_value(&attribute.value, buf)
+/// A `KeyValue` message as field `tag`; the value's length is computed once, for both
+/// lengths that need it (a span has a dozen attributes: this is most of its encoding).
+fn key_value_field(tag: u32, attribute: &KeyValue, buf: &mut Vec<u8>) {
+    let key = attribute.key.as_str();
+    let value_len = any_value_len(&attribute.value);
+    let len = string_len(key) + len_delimited_len(value_len);
+    message_field(tag, len, buf, |buf| {
+        string_field(1, key, buf);
+        message_field(2, value_len, buf, |buf| {
+            encode_any_value(&attribute.value, buf)
+        });
     });
 }
 
@@ -301,8 +304,23 @@ fn array_len(array: &Array) -> usize {
 // variants are for oneof members and framing, which are written regardless.
 
 fn length_prefix(tag: u32, len: usize, buf: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
+    key(tag, WireType::LengthDelimited, buf);
+    varint(len as u64, buf);
+}
+
+/// A field's key. Every tag here but one is below 16, so the key is one byte.
+fn key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    varint(u64::from((tag << 3) | wire_type as u32), buf);
+}
+
+/// Most varints here (keys, lengths of names and values) are below 128: one byte,
+/// pushed without prost's general loop.
+fn varint(value: u64, buf: &mut Vec<u8>) {
+    if value < 0x80 {
+        buf.push(value as u8);
+    } else {
+        encode_varint(value, buf);
+    }
 }
 
 fn message_field(tag: u32, len: usize, buf: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
@@ -328,8 +346,8 @@ fn string_field(tag: u32, text: &str, buf: &mut Vec<u8>) {
 }
 
 fn varint_always(tag: u32, value: u64, buf: &mut Vec<u8>) {
-    encode_key(tag, WireType::Varint, buf);
-    encode_varint(value, buf);
+    key(tag, WireType::Varint, buf);
+    varint(value, buf);
 }
 
 fn varint_field(tag: u32, value: u64, buf: &mut Vec<u8>) {
@@ -339,7 +357,7 @@ fn varint_field(tag: u32, value: u64, buf: &mut Vec<u8>) {
 }
 
 fn fixed64_always(tag: u32, value: u64, buf: &mut Vec<u8>) {
-    encode_key(tag, WireType::SixtyFourBit, buf);
+    key(tag, WireType::SixtyFourBit, buf);
     buf.extend_from_slice(&value.to_le_bytes());
 }
 
@@ -351,7 +369,7 @@ fn fixed64_field(tag: u32, value: u64, buf: &mut Vec<u8>) {
 
 fn fixed32_field(tag: u32, value: u32, buf: &mut Vec<u8>) {
     if value != 0 {
-        encode_key(tag, WireType::ThirtyTwoBit, buf);
+        key(tag, WireType::ThirtyTwoBit, buf);
         buf.extend_from_slice(&value.to_le_bytes());
     }
 }
