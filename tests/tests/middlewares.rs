@@ -1324,3 +1324,66 @@ async fn a_circuit_breaker_trips_falls_back_and_recovers() {
         );
     }
 }
+
+/// A Middleware in another namespace, and the route that names it.
+const SHARED_HEADERS: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: shared-headers
+  namespace: shared
+spec:
+  headers:
+    customRequestHeaders:
+      X-Shared: \"yes\"
+";
+
+#[tokio::test]
+async fn cross_namespace_references_follow_the_provider_setting() {
+    let upstream = Upstream::start("app");
+    let routes = routes(&[
+        (
+            "PathPrefix(`/cross`)",
+            "{name: shared-headers, namespace: shared}",
+        ),
+        ("PathPrefix(`/elsewhere`)", "{name: shared-headers@docker}"),
+        ("PathPrefix(`/local`)", ""),
+    ]);
+    let files = [
+        ("app", service("app", &[upstream.addr()])),
+        ("middlewares", SHARED_HEADERS.to_owned()),
+        ("routes", routes),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+
+    // Traefik's default: refused, the field named, the route closed, the others serving.
+    let gateway = Gateway::start(&config(""), &files).await;
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    for field in [
+        "spec.routes[0].middlewares[0].namespace",
+        "spec.routes[1].middlewares[0].name",
+    ] {
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| traverse_e2e::field(d, "field") == field),
+            "{field}: {diagnostics:#?}"
+        );
+    }
+    assert_eq!(send(&gateway, "web", "GET", "/cross", &[]).await.status, 503);
+    assert_eq!(
+        send(&gateway, "web", "GET", "/elsewhere", &[]).await.status,
+        503
+    );
+    assert_eq!(send(&gateway, "web", "GET", "/local", &[]).await.status, 200);
+    drop(gateway);
+
+    // Allowed by the provider, the same reference resolves.
+    let gateway = Gateway::start(&config("    allowCrossNamespace: true\n"), &files).await;
+    let response = send(&gateway, "web", "GET", "/cross", &[]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.upstream_header("X-Shared").as_deref(), Some("yes"));
+    assert_eq!(
+        send(&gateway, "web", "GET", "/elsewhere", &[]).await.status,
+        503
+    );
+}
