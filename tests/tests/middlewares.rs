@@ -1369,12 +1369,18 @@ async fn cross_namespace_references_follow_the_provider_setting() {
             "{field}: {diagnostics:#?}"
         );
     }
-    assert_eq!(send(&gateway, "web", "GET", "/cross", &[]).await.status, 503);
+    assert_eq!(
+        send(&gateway, "web", "GET", "/cross", &[]).await.status,
+        503
+    );
     assert_eq!(
         send(&gateway, "web", "GET", "/elsewhere", &[]).await.status,
         503
     );
-    assert_eq!(send(&gateway, "web", "GET", "/local", &[]).await.status, 200);
+    assert_eq!(
+        send(&gateway, "web", "GET", "/local", &[]).await.status,
+        200
+    );
     drop(gateway);
 
     // Allowed by the provider, the same reference resolves.
@@ -1386,4 +1392,86 @@ async fn cross_namespace_references_follow_the_provider_setting() {
         send(&gateway, "web", "GET", "/elsewhere", &[]).await.status,
         503
     );
+}
+
+/// Traefik's documented shapes, with small limits.
+const BUFFERING: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: limit-request
+spec:
+  buffering:
+    maxRequestBodyBytes: 64
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: limit-response
+spec:
+  buffering:
+    maxResponseBodyBytes: 2000
+";
+
+#[tokio::test]
+async fn buffering_limits_request_and_response_bodies() {
+    let routes = routes(&[
+        ("PathPrefix(`/request`)", "{name: limit-request}"),
+        ("PathPrefix(`/response`)", "{name: limit-response}"),
+    ]);
+    let (gateway, upstream) = start(BUFFERING, &routes, "").await;
+    let post = |path: &'static str, body: Vec<u8>| {
+        let addr = gateway.addr("web");
+        async move { http_request(addr, "POST", path, &[], &body).await }
+    };
+
+    let response = post("/request/small", vec![b'a'; 64]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let response = post("/request/large", vec![b'a'; 65]).await;
+    assert_eq!(response.status, 413);
+    assert_eq!(response.text(), "Request Entity Too Large");
+    assert_eq!(
+        upstream.count_path("/request/large"),
+        0,
+        "a body announced too large never reaches the upstream"
+    );
+
+    // The upstream echoes the request's headers: a long one makes a long answer.
+    let pad = "p".repeat(3000);
+    let response = send(&gateway, "web", "GET", "/response/small", &[]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/response/large",
+        &[("X-Pad", &pad)],
+    )
+    .await;
+    assert_eq!(response.status, 500);
+    assert_eq!(response.text(), "Internal Server Error");
+    // Without Content-Length the size is known only as the body streams: a 500 while the
+    // response header has not left yet, else the response is cut; never a whole 200.
+    let chunked = traverse_e2e::client::send(
+        gateway.addr("web"),
+        "GET",
+        "/response/chunked",
+        &[("X-Pad", &pad), ("X-Response-Chunked", "1")],
+        b"",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    if let Ok(response) = chunked {
+        assert_eq!(response.status, 500, "{}", response.text());
+    }
+    let small = traverse_e2e::client::send(
+        gateway.addr("web"),
+        "GET",
+        "/response/chunked-small",
+        &[("X-Response-Chunked", "1")],
+        b"",
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("a chunked body under the limit passes");
+    assert_eq!(small.status, 200);
 }

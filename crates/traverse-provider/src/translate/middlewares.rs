@@ -121,6 +121,7 @@ impl<'a> Translator<'a> {
             ["rateLimit"] => checked(traffic::rate_limit(spec, origin("rateLimit"))),
             ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
             ["compress"] => checked(content::compress(spec)),
+            ["buffering"] => checked(content::buffering(spec, origin("buffering"))),
             ["retry"] => checked(traffic::retry(spec)),
             ["circuitBreaker"] => checked(traffic::circuit_breaker(spec, origin("circuitBreaker"))),
             ["errors"] => checked(self.errors(object, origin("errors"))),

@@ -1172,7 +1172,10 @@ spec:
         .map(|r| (r.value.name.as_ref(), r.value.as_ref()))
         .collect();
     for name in ["apps/mw#0", "apps/mw#1"] {
-        assert!(matches!(routers[name].target, Target::Services(_)), "{name}");
+        assert!(
+            matches!(routers[name].target, Target::Services(_)),
+            "{name}"
+        );
         assert_eq!(routers[name].middlewares.len(), 1, "{name}");
     }
     let found = reasons(&table);
