@@ -882,6 +882,8 @@ fn invalid_middleware_fields_are_named() {
         ("{forwardAuth: {address: \"http://auth\", authResponseHeaders: [\"bad header\"]}}", "spec.forwardAuth.authResponseHeaders[0]"),
         ("{forwardAuth: {address: \"http://auth\", authResponseHeadersRegex: \"(\"}}", "spec.forwardAuth.authResponseHeadersRegex"),
         ("{errors: {status: [\"500\"], service: {name: nowhere, port: 80}}}", "spec.errors.service"),
+        ("{buffering: {maxRequestBodyBytes: -1}}", "spec.buffering.maxRequestBodyBytes"),
+        ("{buffering: {maxResponseBodyBytes: -5}}", "spec.buffering.maxResponseBodyBytes"),
     ];
     for (spec, field) in cases {
         let yaml = format!(
@@ -1189,4 +1191,47 @@ spec:
         routers["apps/mw#4"].target,
         Target::Unavailable { status: 503, .. }
     ));
+}
+
+/// `buffering`'s limits (0: none, as in Traefik); the fields about Traefik's memory
+/// thresholds and replays are reported, and the route keeps serving.
+#[test]
+fn buffering_limits_and_reported_fields() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec:
+  buffering:
+    maxRequestBodyBytes: 2000000
+    memRequestBodyBytes: 1048576
+    maxResponseBodyBytes: 0
+    retryExpression: "IsNetworkError() && Attempts() < 2"
+{MIDDLEWARE_ROUTE}"#
+    );
+    let table = translate_all(&yaml);
+    let router = single_router(&table);
+    assert!(matches!(router.target, Target::Services(_)));
+    let [Middleware::Buffering(buffering)] = router.middlewares.as_slice() else {
+        panic!("{:?}", router.middlewares)
+    };
+    assert_eq!(buffering.max_request_body_bytes, Some(2_000_000));
+    assert_eq!(buffering.max_response_body_bytes, None);
+    assert_eq!(&*buffering.origin.name, "apps/entry");
+    let found = reasons(&table);
+    for field in [
+        "spec.buffering.memRequestBodyBytes",
+        "spec.buffering.retryExpression",
+    ] {
+        assert!(
+            found.contains(&(Reason::Unsupported, Some(field.into()))),
+            "{field}: {found:?}"
+        );
+    }
+    assert!(table
+        .diagnostics
+        .iter()
+        .all(|d| d.severity == Severity::Warning));
 }

@@ -122,3 +122,24 @@ pub(crate) fn response_chunk_within_limit(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_response_is_counted_until_past_the_limit() {
+        let mut left = Some(10);
+        let chunk = Bytes::from_static(b"12345");
+        assert!(response_chunk_within_limit(&mut left, Some(&chunk)).is_ok());
+        assert!(response_chunk_within_limit(&mut left, Some(&chunk)).is_ok());
+        assert_eq!(left, Some(0));
+        assert!(response_chunk_within_limit(&mut left, None).is_ok());
+        let error = response_chunk_within_limit(&mut left, Some(&Bytes::from_static(b"x")))
+            .expect_err("one byte too many");
+        assert_eq!(error.etype(), &ErrorType::HTTPStatus(500));
+
+        let mut unlimited = None;
+        assert!(response_chunk_within_limit(&mut unlimited, Some(&chunk)).is_ok());
+    }
+}
