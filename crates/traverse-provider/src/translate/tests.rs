@@ -882,6 +882,7 @@ fn invalid_middleware_fields_are_named() {
         ("{forwardAuth: {address: \"http://auth\", authResponseHeaders: [\"bad header\"]}}", "spec.forwardAuth.authResponseHeaders[0]"),
         ("{forwardAuth: {address: \"http://auth\", authResponseHeadersRegex: \"(\"}}", "spec.forwardAuth.authResponseHeadersRegex"),
         ("{errors: {status: [\"500\"], service: {name: nowhere, port: 80}}}", "spec.errors.service"),
+        ("{errors: {status: [\"500\"], service: {name: app, namespace: shared, port: 80}}}", "spec.errors.service.namespace"),
         ("{buffering: {maxRequestBodyBytes: -1}}", "spec.buffering.maxRequestBodyBytes"),
         ("{buffering: {maxResponseBodyBytes: -5}}", "spec.buffering.maxResponseBodyBytes"),
     ];
