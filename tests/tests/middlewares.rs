@@ -1435,6 +1435,18 @@ async fn buffering_limits_request_and_response_bodies() {
         "a body announced too large never reaches the upstream"
     );
 
+    // A chunked body is counted as it streams: past the limit the client gets the 413.
+    let mut connection = traverse_e2e::client::Connection::open(gateway.addr("web")).await;
+    let chunk = format!("28\r\n{}\r\n", "b".repeat(40));
+    let raw = format!(
+        "POST /request/chunked HTTP/1.1\r\nHost: example\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"
+    );
+    let response = connection
+        .send_raw_and_read(raw.as_bytes(), "POST", std::time::Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status, 413, "{}", response.text());
+
     // The upstream echoes the request's headers: a long one makes a long answer.
     let pad = "p".repeat(3000);
     let response = send(&gateway, "web", "GET", "/response/small", &[]).await;
