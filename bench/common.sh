@@ -103,6 +103,8 @@ metadata: {name: app}
 spec:
   routes:
     - match: PathPrefix(\`/\`)
+      middlewares: [${6:-}]
       services: [{name: app, port: http}]
 CONF
+    if [[ -n ${7:-} ]]; then printf '%s\n' "$7" >"$1/manifests/middlewares.yaml"; fi
 }

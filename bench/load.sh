@@ -8,6 +8,9 @@
 #   access log      default + a JSON access log written to a file
 #   traced          default + 100 % sampling, OTLP/HTTP to a rotel collector
 #   sampled 1 %     default + 1 % sampling, to the same collector
+#   typical chain   default + a route with headers, rateLimit (average far above the load,
+#                   so none is refused) and compress (the 2-byte answer stays under its
+#                   threshold: its decision is measured, not the encoding)
 # Absolute numbers move between machines and runs; compare the ratios.
 #
 #   bench/load.sh                      defaults: 5 s per run, 64 connections, 1 proxy thread
@@ -40,7 +43,7 @@ start_blackhole_collector
 
 # Traverse variants: name, label, configuration added to the common one. The first is the
 # baseline the others are compared with.
-variants=(off default access traced sampled)
+variants=(off default access traced sampled chain)
 declare -A label extra port admin
 label[direct]="upstream direct";     label[nginx]="nginx proxy";  label[bare]="bare Pingora"
 label[off]="traverse metrics off";   extra[off]="metrics: {prometheus: {enabled: false}}"
@@ -51,6 +54,28 @@ label[traced]="traverse traced"
 extra[traced]="tracing: {sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
 label[sampled]="traverse sampled 1 %"
 extra[sampled]="tracing: {sampleRate: 0.01, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
+label[chain]="traverse typical chain";  extra[chain]=""
+declare -A route_middlewares middlewares
+route_middlewares[chain]="{name: headers}, {name: limit}, {name: compress}"
+middlewares[chain]="apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: headers}
+spec:
+  headers:
+    customRequestHeaders: {X-Gateway: traverse}
+    customResponseHeaders: {X-Served-By: traverse}
+    frameDeny: true
+    contentTypeNosniff: true
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: limit}
+spec: {rateLimit: {average: 100000000, burst: 100000000}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: compress}
+spec: {compress: {}}"
 declare -A bin
 if [[ -n ${BEFORE:-} ]]; then
     variants+=(traced_before sampled_before)
@@ -62,7 +87,8 @@ fi
 start_traverse() { # $1 = variant
     local v=$1 dir="$work/$1"
     port[$v]=$(free_port); admin[$v]=$(free_port)
-    traverse_config "$dir" "${port[$v]}" "${admin[$v]}" "$THREADS" "${extra[$v]}"
+    traverse_config "$dir" "${port[$v]}" "${admin[$v]}" "$THREADS" "${extra[$v]}" \
+        "${route_middlewares[$v]:-}" "${middlewares[$v]:-}"
     RUST_LOG=warn pinned proxy "${bin[$v]:-$traverse}" run --config "$dir/traverse.yaml" 2>"$dir/stderr" &
     pids+=($!)
 }
@@ -124,6 +150,7 @@ for t in direct nginx bare "${variants[@]}"; do
     printf '%-30s %12.0f %10.2f %8s %14s %10s\n' "${label[$t]}" "$r" "$(median "${p99[$t]}")" "${err[$t]}" "$ratio" "$vs_bare"
 done
 python3 -c "print(f'traverse default / bare Pingora: {$(median "${rps[default]}") / $bare:.2f}; bare Pingora / nginx: {$bare / $(median "${rps[nginx]}"):.2f}; traverse default / nginx: {$(median "${rps[default]}") / $(median "${rps[nginx]}"):.2f}')"
+python3 -c "print(f'typical chain / default: {$(median "${rps[chain]}") / $(median "${rps[default]}"):.2f}')"
 python3 -c "d = $(median "${rps[default]}"); print(f'traced 100 % / default: {$(median "${rps[traced]}") / d:.2f}; sampled 1 % / default: {$(median "${rps[sampled]}") / d:.2f}')"
 if [[ -n ${BEFORE:-} ]]; then
     python3 -c "d = $(median "${rps[default]}"); print(f'BEFORE: traced 100 % / default: {$(median "${rps[traced_before]}") / d:.2f}; sampled 1 % / default: {$(median "${rps[sampled_before]}") / d:.2f}')"

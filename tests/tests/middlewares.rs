@@ -1324,3 +1324,166 @@ async fn a_circuit_breaker_trips_falls_back_and_recovers() {
         );
     }
 }
+
+/// A Middleware in another namespace, and the route that names it.
+const SHARED_HEADERS: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: shared-headers
+  namespace: shared
+spec:
+  headers:
+    customRequestHeaders:
+      X-Shared: \"yes\"
+";
+
+#[tokio::test]
+async fn cross_namespace_references_follow_the_provider_setting() {
+    let upstream = Upstream::start("app");
+    let routes = routes(&[
+        (
+            "PathPrefix(`/cross`)",
+            "{name: shared-headers, namespace: shared}",
+        ),
+        ("PathPrefix(`/elsewhere`)", "{name: shared-headers@docker}"),
+        ("PathPrefix(`/local`)", ""),
+    ]);
+    let files = [
+        ("app", service("app", &[upstream.addr()])),
+        ("middlewares", SHARED_HEADERS.to_owned()),
+        ("routes", routes),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+
+    // Traefik's default: refused, the field named, the route closed, the others serving.
+    let gateway = Gateway::start(&config(""), &files).await;
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    for field in [
+        "spec.routes[0].middlewares[0].namespace",
+        "spec.routes[1].middlewares[0].name",
+    ] {
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| traverse_e2e::field(d, "field") == field),
+            "{field}: {diagnostics:#?}"
+        );
+    }
+    assert_eq!(
+        send(&gateway, "web", "GET", "/cross", &[]).await.status,
+        503
+    );
+    assert_eq!(
+        send(&gateway, "web", "GET", "/elsewhere", &[]).await.status,
+        503
+    );
+    assert_eq!(
+        send(&gateway, "web", "GET", "/local", &[]).await.status,
+        200
+    );
+    drop(gateway);
+
+    // Allowed by the provider, the same reference resolves.
+    let gateway = Gateway::start(&config("    allowCrossNamespace: true\n"), &files).await;
+    let response = send(&gateway, "web", "GET", "/cross", &[]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.upstream_header("X-Shared").as_deref(), Some("yes"));
+    assert_eq!(
+        send(&gateway, "web", "GET", "/elsewhere", &[]).await.status,
+        503
+    );
+}
+
+/// Traefik's documented shapes, with small limits.
+const BUFFERING: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: limit-request
+spec:
+  buffering:
+    maxRequestBodyBytes: 64
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: limit-response
+spec:
+  buffering:
+    maxResponseBodyBytes: 2000
+";
+
+#[tokio::test]
+async fn buffering_limits_request_and_response_bodies() {
+    let routes = routes(&[
+        ("PathPrefix(`/request`)", "{name: limit-request}"),
+        ("PathPrefix(`/response`)", "{name: limit-response}"),
+    ]);
+    let (gateway, upstream) = start(BUFFERING, &routes, "").await;
+    let post = |path: &'static str, body: Vec<u8>| {
+        let addr = gateway.addr("web");
+        async move { http_request(addr, "POST", path, &[], &body).await }
+    };
+
+    let response = post("/request/small", vec![b'a'; 64]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let response = post("/request/large", vec![b'a'; 65]).await;
+    assert_eq!(response.status, 413);
+    assert_eq!(response.text(), "Request Entity Too Large");
+    assert_eq!(
+        upstream.count_path("/request/large"),
+        0,
+        "a body announced too large never reaches the upstream"
+    );
+
+    // A chunked body is counted as it streams: past the limit the client gets the 413.
+    let mut connection = traverse_e2e::client::Connection::open(gateway.addr("web")).await;
+    let chunk = format!("28\r\n{}\r\n", "b".repeat(40));
+    let raw = format!(
+        "POST /request/chunked HTTP/1.1\r\nHost: example\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"
+    );
+    let response = connection
+        .send_raw_and_read(raw.as_bytes(), "POST", std::time::Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status, 413, "{}", response.text());
+
+    // The upstream echoes the request's headers: a long one makes a long answer.
+    let pad = "p".repeat(3000);
+    let response = send(&gateway, "web", "GET", "/response/small", &[]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/response/large",
+        &[("X-Pad", &pad)],
+    )
+    .await;
+    assert_eq!(response.status, 500);
+    assert_eq!(response.text(), "Internal Server Error");
+    // Without Content-Length the size is known only as the body streams: a 500 while the
+    // response header has not left yet, else the response is cut; never a whole 200.
+    let chunked = traverse_e2e::client::send(
+        gateway.addr("web"),
+        "GET",
+        "/response/chunked",
+        &[("X-Pad", &pad), ("X-Response-Chunked", "1")],
+        b"",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    if let Ok(response) = chunked {
+        assert_eq!(response.status, 500, "{}", response.text());
+    }
+    let small = traverse_e2e::client::send(
+        gateway.addr("web"),
+        "GET",
+        "/response/chunked-small",
+        &[("X-Response-Chunked", "1")],
+        b"",
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("a chunked body under the limit passes");
+    assert_eq!(small.status, 200);
+}

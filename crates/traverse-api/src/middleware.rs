@@ -88,7 +88,7 @@ pub struct MiddlewareSpec {
     /// Buffers requests/responses and limits their size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub buffering: Option<Value>,
+    pub buffering: Option<Buffering>,
     /// Circuit breaker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
@@ -440,6 +440,27 @@ pub struct InFlightReq {
     /// What a source is (default: the request's host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_criterion: Option<SourceCriterion>,
+}
+
+/// `buffering` middleware: body size limits (0 or absent: none).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Buffering {
+    /// A larger request body is answered 413.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body_bytes: Option<i64>,
+    /// Traefik's memory threshold before spilling the request body to disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_request_body_bytes: Option<i64>,
+    /// A larger response body is answered 500.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_body_bytes: Option<i64>,
+    /// Traefik's memory threshold before spilling the response body to disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_response_body_bytes: Option<i64>,
+    /// When to replay the buffered request (e.g. `IsNetworkError() && Attempts() < 2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_expression: Option<String>,
 }
 
 /// `compress` middleware.

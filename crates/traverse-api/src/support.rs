@@ -218,7 +218,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 19] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 20] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -238,6 +238,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 19] = [
     "errors",
     "forwardAuth",
     "circuitBreaker",
+    "buffering",
 ];
 
 /// Attempts a `retry` middleware gets at most: the first and the data plane's 16 retries.
@@ -316,6 +317,25 @@ pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
             report.prefix = "spec.errors.service".to_owned();
             service_ref(&mut report, service);
         }
+    }
+    if let Some(buffering) = &spec.buffering {
+        report.prefix = "spec.buffering".to_owned();
+        const STREAMED: &str = "not acted on: bodies stream through, counted, never held";
+        report.flag(
+            buffering.mem_request_body_bytes.is_some(),
+            "memRequestBodyBytes",
+            STREAMED,
+        );
+        report.flag(
+            buffering.mem_response_body_bytes.is_some(),
+            "memResponseBodyBytes",
+            STREAMED,
+        );
+        report.flag(
+            buffering.retry_expression.is_some(),
+            "retryExpression",
+            "not implemented: a request body is not kept for replay (see the retry middleware)",
+        );
     }
     if let Some(retry) = &spec.retry {
         report.prefix = "spec.retry".to_owned();

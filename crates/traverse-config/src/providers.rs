@@ -35,6 +35,9 @@ pub struct KubernetesProvider {
     pub kubeconfig: Option<PathBuf>,
     /// Of several replicas, only the holder of this Lease writes status and Events.
     pub leader_election: LeaderElection,
+    /// Whether routes, chains and TraefikServices may reference objects in other
+    /// namespaces (Traefik's setting of the same name, false by default).
+    pub allow_cross_namespace: bool,
 }
 
 impl Default for KubernetesProvider {
@@ -46,6 +49,7 @@ impl Default for KubernetesProvider {
             throttle: Duration::from_millis(200),
             kubeconfig: None,
             leader_election: LeaderElection::default(),
+            allow_cross_namespace: false,
         }
     }
 }
@@ -88,6 +92,10 @@ pub struct FileProvider {
     /// `kubectl`-style multi-file write is applied once.
     #[serde(default = "FileProvider::default_debounce", with = "humantime_serde")]
     pub debounce: Duration,
+    /// Whether routes, chains and TraefikServices may reference objects in other
+    /// namespaces (Traefik's `allowCrossNamespace`, false by default).
+    #[serde(default)]
+    pub allow_cross_namespace: bool,
 }
 
 impl FileProvider {
@@ -97,6 +105,7 @@ impl FileProvider {
             directory: directory.into(),
             watch: FileProvider::default_watch(),
             debounce: FileProvider::default_debounce(),
+            allow_cross_namespace: false,
         }
     }
 

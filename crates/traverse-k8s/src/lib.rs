@@ -271,6 +271,7 @@ impl KubernetesProvider {
         }
         let mut snapshot = Snapshot {
             rules: self.rules.clone(),
+            allow_cross_namespace: self.settings.allow_cross_namespace,
             ..Snapshot::default()
         };
         let mut diagnostics = Diagnostics::default();

@@ -16,8 +16,8 @@ pub use balancer::{Balancer, Node, Sticky, StickyCookie};
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 pub use health::{EjectionPolicy, HealthCheck, PassiveHealth};
 pub use middleware::{
-    AddPrefix, BasicAuth, Cors, Credential, Headers, InFlightReq, IpAllowList, IpStrategy,
-    Middleware, Origin, Pattern, RateLimit, RedirectRegex, RedirectScheme, ReplacePath,
+    AddPrefix, BasicAuth, Buffering, Cors, Credential, Headers, InFlightReq, IpAllowList,
+    IpStrategy, Middleware, Origin, Pattern, RateLimit, RedirectRegex, RedirectScheme, ReplacePath,
     ReplacePathRegex, Security, SourceCriterion, StripPrefix, StripPrefixRegex,
 };
 pub use model::{

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 mod auth;
+mod buffering;
 mod circuit;
 mod compress;
 mod errors;
@@ -22,6 +23,7 @@ mod tests;
 pub use auth::{BasicAuth, Credential, CredentialError, ForwardAuth};
 pub use mime::Mime;
 
+pub use buffering::Buffering;
 pub use circuit::{Circuit, CircuitBreaker, Expression};
 pub use compress::{
     media_type_matches, Compress, ContentTypes, Encoding, DEFAULT_ENCODINGS, DEFAULT_MIN_BODY_BYTES,
@@ -56,6 +58,7 @@ pub enum Middleware {
     Errors(Errors),
     ForwardAuth(ForwardAuth),
     CircuitBreaker(CircuitBreaker),
+    Buffering(Buffering),
 }
 
 /// The Middleware object a step comes from, `namespace/name`, and its Traefik type:

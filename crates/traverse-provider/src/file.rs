@@ -85,6 +85,7 @@ pub struct FileProvider {
     /// Rules checked while parsing, handed on with every snapshot so that translating
     /// it reuses them (and the rules of earlier loads).
     rules: Rules,
+    allow_cross_namespace: bool,
 }
 
 /// One document of a file, as parsed.
@@ -134,7 +135,14 @@ impl FileProvider {
             directory: directory.into(),
             files: BTreeMap::new(),
             rules: Rules::default(),
+            allow_cross_namespace: false,
         }
+    }
+
+    /// Lets references name objects in other namespaces (Traefik's `allowCrossNamespace`).
+    pub fn allow_cross_namespace(mut self, allow: bool) -> Self {
+        self.allow_cross_namespace = allow;
+        self
     }
 
     /// Re-reads the directory. A file whose text did not change since the last load is not
@@ -190,6 +198,7 @@ impl FileProvider {
     fn snapshot(&self) -> Snapshot {
         let mut snapshot = Snapshot {
             rules: self.rules.clone(),
+            allow_cross_namespace: self.allow_cross_namespace,
             ..Snapshot::default()
         };
         for contents in self.files.values() {

@@ -32,6 +32,9 @@ pub struct Snapshot {
     /// Origin of each definition of an object (`file.yaml:12` for files), in snapshot
     /// order: more than one means duplicates, and each is reported where it stands.
     pub sources: BTreeMap<ObjectRef, Vec<String>>,
+    /// Whether references may name objects in other namespaces (Traefik's provider
+    /// setting `allowCrossNamespace`, false by default).
+    pub allow_cross_namespace: bool,
     /// Compiled rules kept from one translation to the next by the provider that made
     /// this snapshot; not part of what the snapshot says (equal whatever it holds).
     pub rules: Rules,

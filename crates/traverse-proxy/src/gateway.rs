@@ -455,9 +455,10 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         _body: &mut Option<Bytes>,
         _end_of_stream: bool,
-        _ctx: &mut Exchange,
+        ctx: &mut Exchange,
     ) -> Result<()> {
-        edge::body_within_limit(session.body_bytes_read(), self.options.limits)
+        edge::body_within_limit(session.body_bytes_read(), self.options.limits)?;
+        middleware::request_body_within_limit(session.body_bytes_read(), ctx)
     }
 
     async fn fail_to_proxy(

@@ -58,6 +58,11 @@ pub(crate) struct Notes {
     pub page: Option<Option<Bytes>>,
     /// The circuit breakers that let the request through, told how it ended.
     pub circuits: Vec<Arc<Circuit>>,
+    /// The most request body bytes a buffering step lets through.
+    pub max_request_body: Option<u64>,
+    /// How many more bytes of a response body sent without `Content-Length` a buffering
+    /// step lets through.
+    pub response_body_left: Option<u64>,
 }
 
 impl Notes {
@@ -218,6 +223,7 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::Errors(step) => step,
         Middleware::ForwardAuth(step) => step,
         Middleware::CircuitBreaker(step) => step,
+        Middleware::Buffering(step) => step,
     }
 }
 
@@ -357,6 +363,7 @@ pub(crate) fn response_body(
     end_of_stream: bool,
 ) -> Result<()> {
     let notes = exchange.notes_mut();
+    buffering::response_chunk_within_limit(&mut notes.response_body_left, body.as_ref())?;
     if let Some(page) = &mut notes.page {
         *body = page.take();
     }
@@ -410,6 +417,9 @@ pub(crate) fn may_retry(chain: &[Middleware], attempts: u32, default: bool) -> b
 }
 
 mod access;
+mod buffering;
+
+pub(crate) use buffering::request_body_within_limit;
 mod calls;
 mod circuit;
 mod compress;

@@ -456,16 +456,22 @@ async fn control(
         }
         (Some(file), None) if file.watch => {
             let mut stopped = providers_stopped.clone();
-            Some(tokio::spawn(FileProvider::new(&file.directory).watch(
-                file.debounce,
-                move |snapshot, diagnostics| applier.apply(&snapshot, diagnostics),
-                async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                },
-            )))
+            Some(tokio::spawn(
+                FileProvider::new(&file.directory)
+                    .allow_cross_namespace(file.allow_cross_namespace)
+                    .watch(
+                        file.debounce,
+                        move |snapshot, diagnostics| applier.apply(&snapshot, diagnostics),
+                        async move {
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                        },
+                    ),
+            ))
         }
         (Some(file), None) => {
-            let (snapshot, diagnostics) = FileProvider::new(&file.directory).load();
+            let (snapshot, diagnostics) = FileProvider::new(&file.directory)
+                .allow_cross_namespace(file.allow_cross_namespace)
+                .load();
             applier.apply(&snapshot, diagnostics);
             None
         }

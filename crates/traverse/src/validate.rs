@@ -34,7 +34,9 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
         println!("{}: configuration is valid ({why})", path.display());
         return ExitCode::SUCCESS;
     };
-    let (snapshot, mut diagnostics) = FileProvider::new(&file.directory).load();
+    let (snapshot, mut diagnostics) = FileProvider::new(&file.directory)
+        .allow_cross_namespace(file.allow_cross_namespace)
+        .load();
     let entry_points = crate::run::entry_points(&config);
     let table = translate(&snapshot, &entry_points);
     diagnostics.extend(table.diagnostics);

@@ -121,6 +121,7 @@ impl<'a> Translator<'a> {
             ["rateLimit"] => checked(traffic::rate_limit(spec, origin("rateLimit"))),
             ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
             ["compress"] => checked(content::compress(spec)),
+            ["buffering"] => checked(content::buffering(spec, origin("buffering"))),
             ["retry"] => checked(traffic::retry(spec)),
             ["circuitBreaker"] => checked(traffic::circuit_breaker(spec, origin("circuitBreaker"))),
             ["errors"] => checked(self.errors(object, origin("errors"))),
@@ -157,9 +158,19 @@ impl<'a> Translator<'a> {
         let mut steps = Vec::new();
         let mut result = Ok(());
         for (i, reference) in chain.middlewares.iter().enumerate() {
-            let key =
-                parse_middleware_ref(&reference.name, reference.namespace.as_deref(), namespace);
             let field = format!("spec.chain.middlewares[{i}]");
+            let key = match middleware_ref(
+                &reference.name,
+                reference.namespace.as_deref(),
+                namespace,
+                self.snapshot.allow_cross_namespace,
+            ) {
+                Ok(key) => key,
+                Err((part, why)) => {
+                    result = Err(format!("{field}.{part}: {why}"));
+                    break;
+                }
+            };
             if stack.contains(&key) {
                 result = Err(format!("{field}: chain loops back to {}/{}", key.0, key.1));
                 break;
@@ -189,17 +200,48 @@ impl<'a> Translator<'a> {
     }
 }
 
-/// Middleware references are `name` in the route's namespace, `namespace` when given,
-/// with Traefik's provider suffix (`name@kubernetescrd`) accepted and ignored.
-pub(super) fn parse_middleware_ref<'r>(
+/// Where a Middleware reference points: `name` in the referencing object's namespace
+/// `own`, or in `namespace` when given and allowed. Of Traefik's provider suffixes,
+/// `@kubernetescrd` and `@file` name this gateway's own objects (its file provider reads
+/// the same Kubernetes kinds); another provider is an error. The error is the field
+/// under the reference (`name`, `namespace`) and why.
+pub(super) fn middleware_ref<'r>(
     name: &'r str,
     namespace: Option<&'r str>,
-    default: &'r str,
-) -> (&'r str, &'r str) {
-    if let Some(namespace) = namespace {
-        return (namespace, name);
+    own: &'r str,
+    allow_cross_namespace: bool,
+) -> Result<(&'r str, &'r str), (&'static str, String)> {
+    let name = local_name(name).map_err(|why| ("name", why))?;
+    let namespace = allowed_namespace(namespace, own, allow_cross_namespace)
+        .map_err(|why| ("namespace", why))?;
+    Ok((namespace, name))
+}
+
+/// `name` without a provider suffix naming this gateway's objects.
+pub(super) fn local_name(name: &str) -> Result<&str, String> {
+    match name.rsplit_once('@') {
+        None => Ok(name),
+        Some((local, "kubernetescrd" | "file")) => Ok(local),
+        Some((_, provider)) => Err(format!(
+            "provider {provider:?} is unknown here (this gateway's objects are @kubernetescrd or @file)"
+        )),
     }
-    (default, name.strip_suffix("@kubernetescrd").unwrap_or(name))
+}
+
+/// The namespace a reference points into: `named` when it is `own` or the provider
+/// allows cross-namespace references (Traefik's `allowCrossNamespace`), else an error.
+pub(super) fn allowed_namespace<'r>(
+    named: Option<&'r str>,
+    own: &'r str,
+    allow_cross_namespace: bool,
+) -> Result<&'r str, String> {
+    match named {
+        None => Ok(own),
+        Some(named) if named == own || allow_cross_namespace => Ok(named),
+        Some(named) => Err(format!(
+            "namespace {named} is not {own}, and the provider does not set allowCrossNamespace"
+        )),
+    }
 }
 
 /// Custom headers: an empty value removes the header (Traefik's convention).

@@ -6,7 +6,7 @@ use traverse_api::support::unsupported_in_ingress_route;
 use traverse_api::IngressRoute;
 use traverse_router::Route;
 
-use super::middlewares::parse_middleware_ref;
+use super::middlewares::middleware_ref;
 use super::traefik_services::Resolved;
 use super::uplinks::uplink_ref;
 use super::{BoundRouter, EntryPoints, Translator};
@@ -111,11 +111,26 @@ impl<'a> Translator<'a> {
             let mut middleware_names = Vec::new();
             let mut unusable = Vec::new();
             for (j, reference) in route.middlewares.iter().enumerate() {
-                let (mw_namespace, mw_name) = parse_middleware_ref(
+                let (mw_namespace, mw_name) = match middleware_ref(
                     &reference.name,
                     reference.namespace.as_deref(),
                     namespace,
-                );
+                    self.snapshot.allow_cross_namespace,
+                ) {
+                    Ok(key) => key,
+                    Err((part, why)) => {
+                        let field = format!("{field}.middlewares[{j}].{part}");
+                        self.report(
+                            &me,
+                            Severity::Error,
+                            Reason::InvalidMiddleware,
+                            Some(field.clone()),
+                            format!("{why}; the route answers 503"),
+                        );
+                        unusable.push(format!("{field}: {why}"));
+                        continue;
+                    }
+                };
                 match self.middlewares.get(&(mw_namespace, mw_name)) {
                     Some(Ok(steps)) => {
                         middlewares.extend(steps.iter().cloned());

@@ -88,6 +88,13 @@ pub(super) fn translate_all(yaml: &str) -> RoutingTable {
     )
 }
 
+/// As [`translate_all`], with the provider's `allowCrossNamespace` set.
+fn translate_across_namespaces(yaml: &str) -> RoutingTable {
+    let mut snapshot = snapshot(yaml);
+    snapshot.allow_cross_namespace = true;
+    translate(&snapshot, &EntryPoints::new([("web".to_owned(), false)]))
+}
+
 fn only_router(table: &RoutingTable) -> &Router {
     let routes: Vec<_> = table.routes.routes().collect();
     assert_eq!(routes.len(), 1, "{:?}", table.diagnostics);
@@ -370,7 +377,7 @@ spec:
       services: [{{name: app, port: 80}}]
 "#
     );
-    let table = translate_all(&yaml);
+    let table = translate_across_namespaces(&yaml);
     let routers: BTreeMap<&str, &Router> = table
         .routes
         .routes()
@@ -770,7 +777,7 @@ metadata: {{name: strip, namespace: shared}}
 spec: {{stripPrefixRegex: {{regex: ["/[a-z]+/"]}}}}
 {MIDDLEWARE_ROUTE}"#
     );
-    let table = translate_all(&yaml);
+    let table = translate_across_namespaces(&yaml);
     assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
     let router = single_router(&table);
     let kinds: Vec<&str> = router
@@ -875,6 +882,9 @@ fn invalid_middleware_fields_are_named() {
         ("{forwardAuth: {address: \"http://auth\", authResponseHeaders: [\"bad header\"]}}", "spec.forwardAuth.authResponseHeaders[0]"),
         ("{forwardAuth: {address: \"http://auth\", authResponseHeadersRegex: \"(\"}}", "spec.forwardAuth.authResponseHeadersRegex"),
         ("{errors: {status: [\"500\"], service: {name: nowhere, port: 80}}}", "spec.errors.service"),
+        ("{errors: {status: [\"500\"], service: {name: app, namespace: shared, port: 80}}}", "spec.errors.service.namespace"),
+        ("{buffering: {maxRequestBodyBytes: -1}}", "spec.buffering.maxRequestBodyBytes"),
+        ("{buffering: {maxResponseBodyBytes: -5}}", "spec.buffering.maxResponseBodyBytes"),
     ];
     for (spec, field) in cases {
         let yaml = format!(
@@ -1060,6 +1070,171 @@ fn go_durations() {
     assert_eq!(go("10"), None, "a unit is required");
     assert_eq!(go("2 weeks"), None);
     assert_eq!(go(""), None);
+}
+
+/// Routes, chains and service references in another namespace are refused unless the
+/// provider allows them; provider suffixes `@kubernetescrd` and `@file` name this
+/// gateway's objects, any other is refused. Each refusal names its field and fails the
+/// route closed.
+#[test]
+fn cross_namespace_references_need_the_provider_setting() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: app, namespace: shared}}
+spec: {{ports: [{{name: http, port: 80, targetPort: 8080}}]}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: hdr, namespace: shared}}
+spec: {{headers: {{customRequestHeaders: {{X-Env: prod}}}}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: local, namespace: apps}}
+spec: {{headers: {{customRequestHeaders: {{X-Env: test}}}}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec:
+  chain:
+    middlewares: [{{name: hdr, namespace: shared}}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: mw, namespace: apps}}
+spec:
+  routes:
+    - match: PathPrefix(`/route`)
+      middlewares: [{{name: hdr, namespace: shared}}]
+      services: [{{name: app, port: 80}}]
+    - match: PathPrefix(`/chain`)
+      middlewares: [{{name: entry}}]
+      services: [{{name: app, port: 80}}]
+    - match: PathPrefix(`/service`)
+      services: [{{name: app, namespace: shared, port: 80}}]
+    - match: PathPrefix(`/suffixes`)
+      middlewares: [{{name: local@kubernetescrd}}, {{name: local@file}}, {{name: local, namespace: apps}}]
+      services: [{{name: app, port: 80}}]
+    - match: PathPrefix(`/docker`)
+      middlewares: [{{name: local@docker}}]
+      services: [{{name: app, port: 80}}]
+"#
+    );
+    let table = translate_all(&yaml);
+    let routers: BTreeMap<&str, &Router> = table
+        .routes
+        .routes()
+        .map(|r| (r.value.name.as_ref(), r.value.as_ref()))
+        .collect();
+    for name in ["apps/mw#0", "apps/mw#1", "apps/mw#2", "apps/mw#4"] {
+        assert!(
+            matches!(
+                routers[name].target,
+                Target::Unavailable { status: 503, .. }
+            ),
+            "{name} must fail closed"
+        );
+    }
+    assert!(matches!(routers["apps/mw#3"].target, Target::Services(_)));
+    assert_eq!(routers["apps/mw#3"].middlewares.len(), 3);
+    let found = reasons(&table);
+    for field in [
+        "spec.routes[0].middlewares[0].namespace",
+        "spec.routes[2].services[0].namespace",
+        "spec.routes[4].middlewares[0].name",
+    ] {
+        assert!(
+            found.iter().any(|(_, f)| f.as_deref() == Some(field)),
+            "{field} not reported: {found:?}"
+        );
+    }
+    let chain = table
+        .diagnostics
+        .iter()
+        .find(|d| d.object.as_ref().is_some_and(|o| o.name == "entry"))
+        .expect("the chain is reported");
+    assert_eq!(
+        chain.field.as_deref(),
+        Some("spec.chain.middlewares[0].namespace")
+    );
+    assert!(
+        chain.message.contains("allowCrossNamespace"),
+        "{}",
+        chain.message
+    );
+
+    // Allowed, the same references resolve.
+    let table = translate_across_namespaces(&yaml);
+    let routers: BTreeMap<&str, &Router> = table
+        .routes
+        .routes()
+        .map(|r| (r.value.name.as_ref(), r.value.as_ref()))
+        .collect();
+    for name in ["apps/mw#0", "apps/mw#1"] {
+        assert!(
+            matches!(routers[name].target, Target::Services(_)),
+            "{name}"
+        );
+        assert_eq!(routers[name].middlewares.len(), 1, "{name}");
+    }
+    let found = reasons(&table);
+    assert!(
+        !found
+            .iter()
+            .any(|(_, f)| f.as_deref() == Some("spec.routes[2].services[0].namespace")),
+        "{found:?}"
+    );
+    assert!(matches!(
+        routers["apps/mw#4"].target,
+        Target::Unavailable { status: 503, .. }
+    ));
+}
+
+/// `buffering`'s limits (0: none, as in Traefik); the fields about Traefik's memory
+/// thresholds and replays are reported, and the route keeps serving.
+#[test]
+fn buffering_limits_and_reported_fields() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec:
+  buffering:
+    maxRequestBodyBytes: 2000000
+    memRequestBodyBytes: 1048576
+    maxResponseBodyBytes: 0
+    retryExpression: "IsNetworkError() && Attempts() < 2"
+{MIDDLEWARE_ROUTE}"#
+    );
+    let table = translate_all(&yaml);
+    let router = single_router(&table);
+    assert!(matches!(router.target, Target::Services(_)));
+    let [Middleware::Buffering(buffering)] = router.middlewares.as_slice() else {
+        panic!("{:?}", router.middlewares)
+    };
+    assert_eq!(buffering.max_request_body_bytes, Some(2_000_000));
+    assert_eq!(buffering.max_response_body_bytes, None);
+    assert_eq!(&*buffering.origin.name, "apps/entry");
+    let found = reasons(&table);
+    for field in [
+        "spec.buffering.memRequestBodyBytes",
+        "spec.buffering.retryExpression",
+    ] {
+        assert!(
+            found.contains(&(Reason::Unsupported, Some(field.into()))),
+            "{field}: {found:?}"
+        );
+    }
+    assert!(table
+        .diagnostics
+        .iter()
+        .all(|d| d.severity == Severity::Warning));
 }
 
 #[test]

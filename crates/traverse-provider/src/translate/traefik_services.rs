@@ -13,6 +13,7 @@ use std::sync::Arc;
 use traverse_api::support::unsupported_in_traefik_service;
 use traverse_api::{IntOrString, ServiceKind, ServiceRef, TraefikService};
 
+use super::middlewares::{allowed_namespace, local_name};
 use super::{BackendKey, Translator};
 use crate::diagnostics::{ObjectRef, Reason, Severity};
 use crate::model::balancer::{default_cookie_name, sanitize_cookie_name};
@@ -234,12 +235,36 @@ impl<'a> Translator<'a> {
         stack: &mut Vec<(&'a str, &'a str)>,
     ) -> Resolved {
         let weight = reference.weight.unwrap_or(1).clamp(0, i64::from(u32::MAX)) as u32;
+        let allowed = allowed_namespace(
+            reference.namespace.as_deref(),
+            namespace,
+            self.snapshot.allow_cross_namespace,
+        );
+        if let Err(why) = allowed {
+            self.report(
+                me,
+                Severity::Error,
+                Reason::InvalidService,
+                Some(format!("{field}.namespace")),
+                format!("{why}; the route answers 503"),
+            );
+            return Resolved::Unusable(format!("{field}.namespace: {why}"));
+        }
         if reference.effective_kind() == ServiceKind::TraefikService {
             let target_namespace = reference.namespace.as_deref().unwrap_or(namespace);
-            let target_name = reference
-                .name
-                .strip_suffix("@kubernetescrd")
-                .unwrap_or(&reference.name);
+            let target_name = match local_name(&reference.name) {
+                Ok(name) => name,
+                Err(why) => {
+                    self.report(
+                        me,
+                        Severity::Error,
+                        Reason::InvalidService,
+                        Some(format!("{field}.name")),
+                        format!("{why}; the route answers 503"),
+                    );
+                    return Resolved::Unusable(format!("{field}.name: {why}"));
+                }
+            };
             let key = (target_namespace, target_name);
             let (reason, message) = match self.traefik_service(key, stack) {
                 Some(Ok(balancer)) => return Resolved::Node(Node::Balancer(balancer), weight),

@@ -1,12 +1,13 @@
-//! `compress`.
+//! `compress` and `buffering`.
 
 use traverse_api::MiddlewareSpec;
 
 use super::Built;
+use crate::model::middleware::Buffering;
 use crate::model::middleware::{
     Compress, ContentTypes, Encoding, Mime, DEFAULT_ENCODINGS, DEFAULT_MIN_BODY_BYTES,
 };
-use crate::model::Middleware;
+use crate::model::{Middleware, Origin};
 
 pub(super) fn compress(spec: &MiddlewareSpec) -> Built {
     let Some(config) = spec.compress.as_ref() else {
@@ -75,5 +76,22 @@ pub(super) fn compress(spec: &MiddlewareSpec) -> Built {
         default_encoding,
         min_body_bytes,
         content_types,
+    })])
+}
+
+/// `buffering`: body size limits; 0 or absent is none, as in Traefik.
+pub(super) fn buffering(spec: &MiddlewareSpec, origin: Origin) -> Built {
+    let Some(config) = spec.buffering.as_ref() else {
+        return Err("spec.buffering is empty".into());
+    };
+    let limit = |value: Option<i64>, field: &str| match value {
+        None | Some(0) => Ok(None),
+        Some(bytes) if bytes < 0 => Err(format!("spec.buffering.{field}: {bytes} is negative")),
+        Some(bytes) => Ok(Some(bytes.unsigned_abs())),
+    };
+    Ok(vec![Middleware::Buffering(Buffering {
+        origin,
+        max_request_body_bytes: limit(config.max_request_body_bytes, "maxRequestBodyBytes")?,
+        max_response_body_bytes: limit(config.max_response_body_bytes, "maxResponseBodyBytes")?,
     })])
 }

@@ -33,6 +33,12 @@ impl Translator<'_> {
             );
         }
         let (namespace, _) = object.key();
+        super::allowed_namespace(
+            reference.namespace.as_deref(),
+            namespace,
+            self.snapshot.allow_cross_namespace,
+        )
+        .map_err(|why| format!("spec.errors.service.namespace: {why}"))?;
         let backend = self
             .backend(
                 &object.object_ref(),
