@@ -455,7 +455,7 @@ fn the_rendered_configuration_passes_traverse_validate() {
             "entryPoints": {"web": {"timeouts": {"idle": 30, "read": "60s"},
               "forwardedHeaders": {"trustedIPs": ["10.0.0.0/8"]}}},
             "providers": {"kubernetes": {"namespaces": ["apps", "blog"], "labelSelector": "team=shop",
-              "ingressClass": "traverse", "throttle": "500ms"}},
+              "ingressClass": "traverse", "throttle": "500ms", "allowCrossNamespace": true}},
             "tracing": {"sampleRate": 0.25, "traceIdResponseHeader": "X-Trace-Id",
               "resourceAttributes": {"version": 3},
               "otlp": {"grpc": {"endpoint": "collector:4317", "insecure": true,
@@ -469,6 +469,9 @@ fn the_rendered_configuration_passes_traverse_validate() {
                 "fields": {"general": {"names": {"ClientHost": "drop"}},
                   "headers": {"defaultMode": "redact", "names": {"User-Agent": "keep"}}}}}}"#,
     );
+    let kubernetes = &rendered.config()["providers"]["kubernetes"];
+    assert_eq!(kubernetes["allowCrossNamespace"], Value::Bool(true));
+    assert_eq!(str_of(&kubernetes["labelSelector"]), "team=shop");
     let output = traverse_validate(&rendered);
     assert!(output.contains("configuration is valid"), "{output}");
 }
@@ -494,6 +497,8 @@ fn the_role_switches_the_uplink_entrypoint_and_the_children() {
     );
     assert!(config["multicluster"].is_null(), "a child has no children");
     assert!(config["providers"]["kubernetes"].is_mapping());
+    // Off unless asked for, as in Traefik: the key is left out.
+    assert!(config["providers"]["kubernetes"]["allowCrossNamespace"].is_null());
     assert_eq!(child.container_port("multicluster"), Some(9443));
     let service = child.get("Service", "traverse-uplink");
     let port = &seq(&service["spec"]["ports"])[0];

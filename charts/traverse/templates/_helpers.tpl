@@ -576,6 +576,9 @@ The gateway's configuration (docs/configuration.md), as YAML.
 {{- if $k.ingressClass -}}
 {{- $_ := set $kubernetes "ingressClass" $k.ingressClass -}}
 {{- end -}}
+{{- if $k.allowCrossNamespace -}}
+{{- $_ := set $kubernetes "allowCrossNamespace" true -}}
+{{- end -}}
 {{- if $k.throttle -}}
 {{- $_ := set $kubernetes "throttle" (include "traverse.duration" (list "providers.kubernetes.throttle" $k.throttle)) -}}
 {{- end -}}
