@@ -585,6 +585,20 @@ fn place_fields<'a>(
     }
 }
 
+/// A Secret's `data` values with their line breaks removed. Manifests wrap long base64
+/// over lines (Traefik's documentation does, in `|2` blocks); Go's decoder, which Traefik
+/// and `kubectl` use, skips `\r` and `\n`, while the strict decoder behind `data` does not.
+fn without_line_breaks_in_data(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(data) = value.get_mut("data").and_then(|d| d.as_object_mut()) {
+        for encoded in data.values_mut() {
+            if let Some(text) = encoded.as_str().filter(|t| t.contains(['\r', '\n'])) {
+                *encoded = text.replace(['\r', '\n'], "").into();
+            }
+        }
+    }
+    value
+}
+
 /// Parses one document by its apiVersion/kind. `Ok(None)` for an empty document.
 fn parse_document(
     value: serde_json::Value,
@@ -749,8 +763,13 @@ fn parse_document(
         // `data` is base64 (bad base64 rejects the document, naming the key); whether
         // it holds a usable certificate is checked where a route or store names it.
         ("v1", "Secret") => Document::Secret(Arc::new(
-            typed(value, &object, source, &mut warnings)
-                .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
+            typed(
+                without_line_breaks_in_data(value),
+                &object,
+                source,
+                &mut warnings,
+            )
+            .map_err(|(f, m)| error(Reason::InvalidDocument, f, m))?,
         )),
         ("v1", "ConfigMap") => Document::ConfigMap(Arc::new(
             typed(value, &object, source, &mut warnings)

@@ -418,3 +418,33 @@ fn warnings_about_fields_point_at_the_field() {
         )]
     );
 }
+
+/// Base64 wrapped over lines, as Traefik's documentation writes basicAuth Secrets, decodes
+/// as Go decodes it; anything else that is not base64 still rejects the document.
+#[test]
+fn secret_data_may_wrap_its_base64_over_lines() {
+    let wrapped = "apiVersion: v1\nkind: Secret\nmetadata: {name: authsecret}\ndata:\n  users: |2\n    dGVzdDokYXByMSRINnVza2trVyRJZ1hMUDZld1RyU3VCa1RycUU4d2ovCnRlc3QyOiRhcHIxJGQ5\n    aHI5SEJCJDRIeHdnVWlyM0hQNEVzZ2dQL1FObzAK\n";
+    let (documents, _) = parse(wrapped).expect("valid");
+    let Document::Secret(secret) = &documents[0].0 else {
+        panic!("not a Secret")
+    };
+    let users = &secret.data.as_ref().expect("data")["users"].0;
+    assert_eq!(
+        String::from_utf8_lossy(users),
+        "test:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/\ntest2:$apr1$d9hr9HBB$4HxwgUir3HP4EsggP/QNo0\n"
+    );
+
+    let broken = wrapped.replace("aHI5", "a*I5");
+    let errors = errors(&broken);
+    assert_eq!(
+        errors[0].object.as_ref().expect("object").name,
+        "authsecret"
+    );
+    assert!(
+        errors[0]
+            .field
+            .as_deref()
+            .is_some_and(|f| f.contains("data")),
+        "{errors:?}"
+    );
+}
