@@ -158,7 +158,10 @@ async fn grpc_web_calls_reach_a_grpc_server_and_come_back_as_grpc_web() {
     )
     .await;
     assert_eq!(response.status, 200, "{response:?}");
-    assert_eq!(response.header("content-type"), Some("application/grpc-web"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/grpc-web")
+    );
     assert_eq!(response.header("access-control-allow-origin"), Some(APP));
     assert_eq!(
         response.header("access-control-allow-credentials"),
@@ -168,7 +171,10 @@ async fn grpc_web_calls_reach_a_grpc_server_and_come_back_as_grpc_web() {
         .header("access-control-expose-headers")
         .expect("exposed headers");
     for name in ["grpc-status", "grpc-message", "content-type"] {
-        assert!(exposed.split(", ").any(|n| n == name), "{name} in {exposed}");
+        assert!(
+            exposed.split(", ").any(|n| n == name),
+            "{name} in {exposed}"
+        );
     }
     assert!(response.header("grpc-status").is_none(), "{response:?}");
     let body = parse(&response.body);
@@ -255,7 +261,10 @@ async fn grpc_web_calls_reach_a_grpc_server_and_come_back_as_grpc_web() {
     )
     .await;
     assert_eq!(response.status, 200, "{response:?}");
-    assert_eq!(response.header("content-type"), Some("application/grpc-web"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/grpc-web")
+    );
     assert_eq!(response.header("grpc-status"), Some("9"));
     assert_eq!(
         response.header("grpc-message"),
@@ -294,12 +303,23 @@ async fn cors_preflights_are_answered_for_the_allowed_origins() {
             ),
         ];
         let path = "/test.Echo/Unary";
-        send(gateway.addr("web"), "OPTIONS", path, &headers, b"", DEFAULT_TIMEOUT).await
+        send(
+            gateway.addr("web"),
+            "OPTIONS",
+            path,
+            &headers,
+            b"",
+            DEFAULT_TIMEOUT,
+        )
+        .await
     };
     let response = preflight(APP).await.expect("a response");
     assert_eq!(response.status, 204, "{response:?}");
     assert_eq!(response.header("access-control-allow-origin"), Some(APP));
-    assert_eq!(response.header("access-control-allow-methods"), Some("POST"));
+    assert_eq!(
+        response.header("access-control-allow-methods"),
+        Some("POST")
+    );
     assert_eq!(
         response.header("access-control-allow-headers"),
         Some("content-type,x-grpc-web,x-user-agent")
@@ -324,10 +344,23 @@ async fn plain_grpc_clients_pass_through_the_same_route() {
     let server = GrpcServer::start(None).await;
     let gateway = gateway(&server).await;
     let got = call(gateway.addr("web"), "grpc.test", "Unary", "ping", None).await;
-    assert_eq!((got.code.as_str(), got.responses), ("OK", vec!["echo:ping".to_owned()]));
-    let got = call(gateway.addr("web"), "grpc.test", "StreamThenFail", "no", None).await;
+    assert_eq!(
+        (got.code.as_str(), got.responses),
+        ("OK", vec!["echo:ping".to_owned()])
+    );
+    let got = call(
+        gateway.addr("web"),
+        "grpc.test",
+        "StreamThenFail",
+        "no",
+        None,
+    )
+    .await;
     assert_eq!(got.code, "FAILED_PRECONDITION", "{got:?}");
     assert_eq!(got.details.as_deref(), Some("no"));
     assert_eq!(got.responses, ["item-0", "item-1"]);
-    assert_eq!(got.trailers.get("x-reason").map(String::as_str), Some("precondition"));
+    assert_eq!(
+        got.trailers.get("x-reason").map(String::as_str),
+        Some("precondition")
+    );
 }

@@ -99,7 +99,12 @@ fn grpc_web_preflight(request: &RequestHeader) -> bool {
             .is_some_and(|m| !m.is_empty())
         && headers
             .get(ACCESS_CONTROL_REQUEST_HEADERS)
-            .is_some_and(|h| h.to_str().unwrap_or("").to_ascii_lowercase().contains("x-grpc-web"))
+            .is_some_and(|h| {
+                h.to_str()
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+                    .contains("x-grpc-web")
+            })
 }
 
 /// The client's `Origin`, when `step` allows it.
@@ -116,7 +121,9 @@ fn allowed_origin<'a>(step: &GrpcWeb, request: &'a RequestHeader) -> Option<&'a 
 fn preflight_answer(step: &GrpcWeb, request: &RequestHeader) -> Answer {
     let mut headers = vec![(
         VARY,
-        HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
+        HeaderValue::from_static(
+            "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+        ),
     )];
     let method = request.headers.get(ACCESS_CONTROL_REQUEST_METHOD);
     let method_allowed = method.is_some_and(|m| PREFLIGHT_METHODS.iter().any(|a| m == a));
@@ -245,9 +252,8 @@ pub(crate) fn trailer_frame(trailers: &HeaderMap) -> Result<Bytes> {
         block.put_slice(value.as_bytes());
         block.put_slice(b"\r\n");
     }
-    let length = u32::try_from(block.len()).map_err(|_| {
-        Error::explain(ErrorType::InternalError, "gRPC trailers longer than 4 GiB")
-    })?;
+    let length = u32::try_from(block.len())
+        .map_err(|_| Error::explain(ErrorType::InternalError, "gRPC trailers longer than 4 GiB"))?;
     let mut frame = BytesMut::with_capacity(5 + block.len());
     frame.put_u8(TRAILER_FRAME);
     frame.put_u32(length);
@@ -408,11 +414,18 @@ mod tests {
         trailers.append("x-reason", HeaderValue::from_static("a"));
         trailers.append("x-reason", HeaderValue::from_static("b"));
         let frame = trailer_frame(&trailers).expect("frame");
-        let block = b"grpc-status: 9\r\ngrpc-message: stock%3A 0 left\r\nx-reason: a\r\nx-reason: b\r\n";
+        let block =
+            b"grpc-status: 9\r\ngrpc-message: stock%3A 0 left\r\nx-reason: a\r\nx-reason: b\r\n";
         assert_eq!(frame[0], 0x80);
-        assert_eq!(u32::from_be_bytes(frame[1..5].try_into().expect("4 bytes")), block.len() as u32);
+        assert_eq!(
+            u32::from_be_bytes(frame[1..5].try_into().expect("4 bytes")),
+            block.len() as u32
+        );
         assert_eq!(&frame[5..], block);
-        assert_eq!(&trailer_frame(&HeaderMap::new()).expect("empty")[..], [0x80, 0, 0, 0, 0]);
+        assert_eq!(
+            &trailer_frame(&HeaderMap::new()).expect("empty")[..],
+            [0x80, 0, 0, 0, 0]
+        );
     }
 
     #[test]
@@ -421,7 +434,10 @@ mod tests {
         let second = message(b"pong!");
         // Two separately padded segments, as a client flushing after each message sends.
         let text = format!("{}{}", STANDARD.encode(&first), STANDARD.encode(&second));
-        assert!(text[..text.len() - 1].contains('='), "padding mid-stream: {text}");
+        assert!(
+            text[..text.len() - 1].contains('='),
+            "padding mid-stream: {text}"
+        );
         let expected = [first, second].concat();
         for size in 1..=text.len() {
             let mut conversion = Conversion::new(Encoding::Text);
@@ -443,9 +459,7 @@ mod tests {
         for (text, end) in [("AAAA*AAA", false), ("AAAAAA", true), ("AA=AAAAA", false)] {
             let mut conversion = Conversion::new(Encoding::Text);
             let mut body = Some(Bytes::from(text));
-            let error = conversion
-                .request_chunk(&mut body, end)
-                .expect_err(text);
+            let error = conversion.request_chunk(&mut body, end).expect_err(text);
             assert_eq!(error.etype, ErrorType::HTTPStatus(400), "{text}");
         }
     }
@@ -463,7 +477,11 @@ mod tests {
         let mut text = Conversion::new(Encoding::Text);
         let mut body = Some(frame.clone());
         text.response_chunk(&mut body);
-        assert_eq!(body.as_ref(), Some(&frame), "not converted before a gRPC answer");
+        assert_eq!(
+            body.as_ref(),
+            Some(&frame),
+            "not converted before a gRPC answer"
+        );
         text.converting_response = true;
         text.response_chunk(&mut body);
         assert_eq!(body.expect("encoded"), STANDARD.encode(&frame));
@@ -483,7 +501,10 @@ mod tests {
         assert_eq!(post("application/grpc-web+proto"), Some(Encoding::Binary));
         assert_eq!(post("application/gRPC-Web+proto"), Some(Encoding::Binary));
         assert_eq!(post("application/grpc-web-text"), Some(Encoding::Text));
-        assert_eq!(post("application/grpc-web-text+proto"), Some(Encoding::Text));
+        assert_eq!(
+            post("application/grpc-web-text+proto"),
+            Some(Encoding::Text)
+        );
         assert_eq!(post("application/grpc"), None);
         assert_eq!(post("application/json"), None);
         let get = request("GET", &[("content-type", "application/grpc-web")]);
@@ -499,7 +520,11 @@ mod tests {
         ] {
             let mut upstream = request(
                 "POST",
-                &[("content-type", web), ("content-length", "12"), ("x-grpc-web", "1")],
+                &[
+                    ("content-type", web),
+                    ("content-length", "12"),
+                    ("x-grpc-web", "1"),
+                ],
             );
             step(&[])
                 .upstream_request(&mut upstream, &mut PathRewrite::default())
@@ -508,7 +533,13 @@ mod tests {
             assert_eq!(upstream.headers["te"], "trailers");
             assert!(!upstream.headers.contains_key("content-length"));
         }
-        let mut plain = request("POST", &[("content-type", "application/json"), ("content-length", "2")]);
+        let mut plain = request(
+            "POST",
+            &[
+                ("content-type", "application/json"),
+                ("content-length", "2"),
+            ],
+        );
         step(&[])
             .upstream_request(&mut plain, &mut PathRewrite::default())
             .expect("untouched");
@@ -528,14 +559,20 @@ mod tests {
         let asked = [
             ("origin", "https://app.example"),
             ("access-control-request-method", "POST"),
-            ("access-control-request-headers", "content-type,x-grpc-web,x-user-agent"),
+            (
+                "access-control-request-headers",
+                "content-type,x-grpc-web,x-user-agent",
+            ),
         ];
         let preflight = request("OPTIONS", &asked);
         assert!(grpc_web_preflight(&preflight));
         let answer = preflight_answer(&step(&["https://app.example"]), &preflight);
         assert_eq!(answer.status, 204);
         let h = &answer.headers;
-        assert_eq!(header(h, "access-control-allow-origin"), Some("https://app.example"));
+        assert_eq!(
+            header(h, "access-control-allow-origin"),
+            Some("https://app.example")
+        );
         assert_eq!(header(h, "access-control-allow-methods"), Some("POST"));
         assert_eq!(
             header(h, "access-control-allow-headers"),
@@ -545,19 +582,30 @@ mod tests {
         assert_eq!(header(h, "access-control-max-age"), Some("600"));
 
         // Another origin, or a method the CORS rules do not allow: only Vary.
-        for (origins, method) in [(&["https://other.example"][..], "POST"), (&["*"][..], "PUT")] {
+        for (origins, method) in [
+            (&["https://other.example"][..], "POST"),
+            (&["*"][..], "PUT"),
+        ] {
             let mut asked = asked.to_vec();
             asked[1].1 = method;
             let answer = preflight_answer(&step(origins), &request("OPTIONS", &asked));
             assert_eq!(answer.status, 204);
-            assert_eq!(answer.headers.len(), 1, "{origins:?} {method}: {:?}", answer.headers);
+            assert_eq!(
+                answer.headers.len(),
+                1,
+                "{origins:?} {method}: {:?}",
+                answer.headers
+            );
             assert_eq!(answer.headers[0].0, VARY);
         }
 
         // Not a gRPC-Web preflight: passed on.
         let other = request(
             "OPTIONS",
-            &[("origin", "https://app.example"), ("access-control-request-method", "POST")],
+            &[
+                ("origin", "https://app.example"),
+                ("access-control-request-method", "POST"),
+            ],
         );
         assert!(!grpc_web_preflight(&other));
     }

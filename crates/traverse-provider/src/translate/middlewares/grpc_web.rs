@@ -59,7 +59,7 @@ mod tests {
     use crate::translate::tests::{reasons, translate_all, APP};
 
     /// The table for a route using Middleware `entry` with `spec`.
-    fn table(spec: &str) -> RoutingTable {
+    fn translated(spec: &str) -> RoutingTable {
         translate_all(&format!(
             r#"{APP}
 ---
@@ -83,10 +83,15 @@ spec:
 
     #[test]
     fn traefik_s_example_loads_and_unknown_fields_are_reported() {
-        let table = table(
-            "grpcWeb: {allowOrigins: [\"https://app.example\", \"*\"], corsMaxAge: 60}",
-        );
-        let router = table.routes.routes().next().expect("the route").value.clone();
+        let table =
+            translated("grpcWeb: {allowOrigins: [\"https://app.example\", \"*\"], corsMaxAge: 60}");
+        let router = table
+            .routes
+            .routes()
+            .next()
+            .expect("the route")
+            .value
+            .clone();
         assert!(matches!(router.target, Target::Services(_)));
         let [Middleware::GrpcWeb(GrpcWeb {
             origin,
@@ -106,8 +111,14 @@ spec:
             .iter()
             .all(|d| d.severity == Severity::Warning));
 
-        let table = table("grpcWeb: {}");
-        let router = table.routes.routes().next().expect("the route").value.clone();
+        let table = translated("grpcWeb: {}");
+        let router = table
+            .routes
+            .routes()
+            .next()
+            .expect("the route")
+            .value
+            .clone();
         assert!(
             matches!(router.middlewares.as_slice(), [Middleware::GrpcWeb(g)] if g.allow_origins.is_empty())
         );
@@ -117,12 +128,24 @@ spec:
     #[test]
     fn a_malformed_list_names_its_field_and_the_route_answers_503() {
         for (spec, field) in [
-            ("grpcWeb: {allowOrigins: \"*\"}", "spec.grpcWeb.allowOrigins"),
-            ("grpcWeb: {allowOrigins: [[\"*\"]]}", "spec.grpcWeb.allowOrigins[0]"),
+            (
+                "grpcWeb: {allowOrigins: \"*\"}",
+                "spec.grpcWeb.allowOrigins",
+            ),
+            (
+                "grpcWeb: {allowOrigins: [[\"*\"]]}",
+                "spec.grpcWeb.allowOrigins[0]",
+            ),
             ("grpcWeb: [\"*\"]", "spec.grpcWeb"),
         ] {
-            let table = table(spec);
-            let router = table.routes.routes().next().expect("the route").value.clone();
+            let table = translated(spec);
+            let router = table
+                .routes
+                .routes()
+                .next()
+                .expect("the route")
+                .value
+                .clone();
             assert!(
                 matches!(router.target, Target::Unavailable { status: 503, .. }),
                 "{spec}"
