@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use traverse_e2e::client::{send, Response, DEFAULT_TIMEOUT};
 use traverse_e2e::grpc::{call, GrpcServer};
+use traverse_e2e::pki::{TestCa, Usage};
 use traverse_e2e::{service, Gateway};
 
 const APP: &str = "https://app.example";
@@ -15,6 +16,11 @@ const APP: &str = "https://app.example";
 /// A route to the server over h2c through a grpcWeb middleware in the shape of Traefik's
 /// documentation.
 async fn gateway(server: &GrpcServer) -> Gateway {
+    gateway_with(server, "scheme: h2c", "").await
+}
+
+/// As [`gateway`], the route's service with `settings`, and more `manifests`.
+async fn gateway_with(server: &GrpcServer, settings: &str, more: &str) -> Gateway {
     let manifests = format!(
         "{}---
 apiVersion: traefik.io/v1alpha1
@@ -33,8 +39,8 @@ spec:
   routes:
     - match: Host(`grpc.test`)
       middlewares: [{{name: test-grpcweb}}]
-      services: [{{name: grpc, port: 80, scheme: h2c}}]
-",
+      services: [{{name: grpc, port: 80, {settings}}}]
+{more}",
         service("grpc", &[server.addr()])
     );
     let gateway = Gateway::start(&traverse_e2e::config(""), &[("all", &manifests)]).await;
@@ -362,5 +368,58 @@ async fn plain_grpc_clients_pass_through_the_same_route() {
     assert_eq!(
         got.trailers.get("x-reason").map(String::as_str),
         Some("precondition")
+    );
+}
+
+#[tokio::test]
+async fn grpc_web_calls_reach_an_https_upstream_that_chooses_http2() {
+    let ca = TestCa::new();
+    let server = GrpcServer::start(Some(&ca.issue("backend.internal", &[Usage::ServerAuth]))).await;
+    let transport = format!(
+        "---
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata: {{name: internal}}
+spec:
+  serverName: backend.internal
+  rootCAs: [{{secret: backend-ca}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: backend-ca}}
+stringData:
+  ca.crt: {:?}
+",
+        ca.pem
+    );
+    let gateway = gateway_with(
+        &server,
+        "scheme: https, serversTransport: internal",
+        &transport,
+    )
+    .await;
+    let response = web_call(
+        &gateway,
+        "StreamThenFail",
+        "application/grpc-web-text+proto",
+        STANDARD.encode(frame(b"out of stock")).as_bytes(),
+        APP,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/grpc-web-text")
+    );
+    let body = parse(&decode_text(&response.body));
+    assert_eq!(body.messages, ["item-0", "item-1"]);
+    let status = body.trailers.expect("a trailer frame");
+    assert!(
+        status.contains(&("grpc-status".into(), "9".into())),
+        "{status:?}"
+    );
+    assert!(
+        status.contains(&("grpc-message".into(), "out of stock".into())),
+        "{status:?}"
     );
 }
