@@ -12,6 +12,7 @@ use traverse_e2e::pki::{TestCa, Usage};
 use traverse_e2e::{service, Gateway};
 
 const APP: &str = "https://app.example";
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A route to the server over h2c through a grpcWeb middleware in the shape of Traefik's
 /// documentation.
@@ -43,7 +44,10 @@ spec:
 {more}",
         service("grpc", &[server.addr()])
     );
-    let gateway = Gateway::start(&traverse_e2e::config(""), &[("all", &manifests)]).await;
+    let config = traverse_e2e::config(
+        "logs:\n  access: {enabled: true, format: json, filePath: access.log}\n",
+    );
+    let gateway = Gateway::start(&config, &[("all", &manifests)]).await;
     let problems = traverse_e2e::diagnostics(&gateway.routes_json().await);
     assert!(problems.is_empty(), "{problems:?}");
     gateway
@@ -343,6 +347,29 @@ async fn cors_preflights_are_answered_for_the_allowed_origins() {
         "{response:?}"
     );
     assert!(response.header("access-control-allow-methods").is_none());
+
+    // Both answered by the gateway, which the access log names; the server saw neither.
+    let path = gateway.dir().join("access.log");
+    let records = traverse_e2e::eventually("the two preflights logged", WAIT, async || {
+        let text = std::fs::read_to_string(&path).ok()?;
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON record"))
+            .collect();
+        (records.len() >= 2).then_some(records)
+    })
+    .await;
+    for record in &records {
+        assert_eq!(record["DownstreamStatus"], 204, "{record:#}");
+        assert_eq!(
+            record["traverse.middleware"], "default/test-grpcweb",
+            "{record:#}"
+        );
+        assert!(
+            record.get("OriginStatus").is_none_or(|s| s.is_null()),
+            "{record:#}"
+        );
+    }
 }
 
 #[tokio::test]
