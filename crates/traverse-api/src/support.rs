@@ -218,7 +218,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 20] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 21] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -239,6 +239,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 20] = [
     "forwardAuth",
     "circuitBreaker",
     "buffering",
+    "grpcWeb",
 ];
 
 /// Attempts a `retry` middleware gets at most: the first and the data plane's 16 retries.
@@ -571,7 +572,7 @@ mod tests {
                 ssl_host: Some("a.example".to_owned()),
                 ..Default::default()
             }),
-            grpc_web: Some(json!({})),
+            tap: Some(json!({})),
             basic_auth: Some(BasicAuth {
                 secret: Some("users".to_owned()),
                 ..Default::default()
@@ -585,7 +586,7 @@ mod tests {
         assert_eq!(
             fields(&unsupported_in_middleware(&spec)),
             [
-                "spec.grpcWeb",
+                "spec.tap",
                 "spec.stripPrefix.forceSlash",
                 "spec.headers.sslRedirect",
                 "spec.headers.sslHost",

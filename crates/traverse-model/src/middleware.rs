@@ -12,6 +12,7 @@ mod buffering;
 mod circuit;
 mod compress;
 mod errors;
+mod grpc_web;
 mod headers;
 mod ip;
 mod limit;
@@ -29,6 +30,7 @@ pub use compress::{
     media_type_matches, Compress, ContentTypes, Encoding, DEFAULT_ENCODINGS, DEFAULT_MIN_BODY_BYTES,
 };
 pub use errors::{parse_status_ranges, Errors};
+pub use grpc_web::GrpcWeb;
 pub use headers::{Cors, Security};
 pub use ip::{IpAllowList, IpStrategy, SourceCriterion};
 pub use limit::{Admission, InFlightReq, Permit, RateLimit};
@@ -59,6 +61,7 @@ pub enum Middleware {
     ForwardAuth(ForwardAuth),
     CircuitBreaker(CircuitBreaker),
     Buffering(Buffering),
+    GrpcWeb(GrpcWeb),
 }
 
 /// The Middleware object a step comes from, `namespace/name`, and its Traefik type:

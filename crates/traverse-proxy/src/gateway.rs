@@ -453,12 +453,27 @@ impl ProxyHttp for Gateway {
     async fn request_body_filter(
         &self,
         session: &mut Session,
-        _body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
         ctx: &mut Exchange,
     ) -> Result<()> {
         edge::body_within_limit(session.body_bytes_read(), self.options.limits)?;
-        middleware::request_body_within_limit(session.body_bytes_read(), ctx)
+        middleware::request_body_within_limit(session.body_bytes_read(), ctx)?;
+        middleware::request_body(ctx, body, end_of_stream)
+    }
+
+    async fn response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        trailers: &mut http::HeaderMap,
+        ctx: &mut Exchange,
+    ) -> Result<Option<Bytes>> {
+        // Bytes returned here end the body instead of trailers (grpcWeb).
+        let ending = middleware::response_trailers(ctx, trailers)?;
+        if ending.is_some() {
+            ctx.response_complete();
+        }
+        Ok(ending)
     }
 
     async fn fail_to_proxy(

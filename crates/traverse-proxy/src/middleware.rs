@@ -63,6 +63,8 @@ pub(crate) struct Notes {
     /// How many more bytes of a response body sent without `Content-Length` a buffering
     /// step lets through.
     pub response_body_left: Option<u64>,
+    /// The gRPC-Web call a grpcWeb step is converting.
+    pub grpc_web: Option<grpc_web::Conversion>,
 }
 
 impl Notes {
@@ -224,6 +226,7 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::ForwardAuth(step) => step,
         Middleware::CircuitBreaker(step) => step,
         Middleware::Buffering(step) => step,
+        Middleware::GrpcWeb(step) => step,
     }
 }
 
@@ -367,9 +370,36 @@ pub(crate) fn response_body(
     if let Some(page) = &mut notes.page {
         *body = page.take();
     }
+    if let Some(conversion) = &mut notes.grpc_web {
+        conversion.response_chunk(body);
+    }
     match &mut notes.encoder {
         Some(encoder) => encoder.encode(body, end_of_stream),
         None => Ok(()),
+    }
+}
+
+/// Decodes a chunk of the request body when a grpcWeb step converts a text call.
+pub(crate) fn request_body(
+    exchange: &mut Exchange,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+) -> Result<()> {
+    match &mut exchange.notes_mut().grpc_web {
+        Some(conversion) => conversion.request_chunk(body, end_of_stream),
+        None => Ok(()),
+    }
+}
+
+/// The bytes that end the response body in place of the upstream's trailers, when a
+/// grpcWeb step converts the call.
+pub(crate) fn response_trailers(
+    exchange: &mut Exchange,
+    trailers: &http::HeaderMap,
+) -> Result<Option<Bytes>> {
+    match &mut exchange.notes_mut().grpc_web {
+        Some(conversion) => conversion.trailers(trailers),
+        None => Ok(None),
     }
 }
 
@@ -425,6 +455,7 @@ mod circuit;
 mod compress;
 mod errors;
 mod forward_auth;
+mod grpc_web;
 mod headers;
 mod limit;
 mod paths;

@@ -19,6 +19,7 @@ use crate::snapshot::Object;
 mod access;
 mod content;
 mod errors;
+mod grpc_web;
 mod headers;
 mod paths;
 mod traffic;
@@ -126,6 +127,7 @@ impl<'a> Translator<'a> {
             ["circuitBreaker"] => checked(traffic::circuit_breaker(spec, origin("circuitBreaker"))),
             ["errors"] => checked(self.errors(object, origin("errors"))),
             ["forwardAuth"] => checked(access::forward_auth(spec, origin("forwardAuth"))),
+            ["grpcWeb"] => checked(self.grpc_web(object, origin("grpcWeb"))),
             ["chain"] => checked(self.chain(object, stack)),
             [kind] => Err((
                 Reason::Unsupported,

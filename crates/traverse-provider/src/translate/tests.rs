@@ -359,7 +359,7 @@ spec:
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata: {{name: limit, namespace: apps}}
-spec: {{grpcWeb: {{}}}}
+spec: {{tap: {{}}}}
 ---
 apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
@@ -431,7 +431,7 @@ spec:
     );
     assert!(
         found.contains(&(Reason::Unsupported, None)),
-        "grpcWeb reported on the Middleware: {found:?}"
+        "tap reported on the Middleware: {found:?}"
     );
 }
 
