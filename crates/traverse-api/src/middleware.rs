@@ -77,8 +77,7 @@ pub struct MiddlewareSpec {
     pub basic_auth: Option<BasicAuth>,
     /// HTTP digest authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub digest_auth: Option<Value>,
+    pub digest_auth: Option<DigestAuth>,
     /// Delegates authentication to an external service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_auth: Option<ForwardAuth>,
@@ -352,6 +351,29 @@ pub struct BasicAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     /// Realm of the `WWW-Authenticate` challenge (default `traefik`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// Remove the `Authorization` header before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_header: Option<bool>,
+    /// Header that carries the authenticated user upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_field: Option<String>,
+}
+
+/// `digestAuth` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DigestAuth {
+    /// `user:realm:hash` lines in htdigest format (the hash is MD5 of `user:realm:password`).
+    /// Traefik's file provider field; its CRD reads users from `secret` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Name of the Secret holding the users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Realm of the `WWW-Authenticate` challenge (default `traefik`); only users of this
+    /// realm authenticate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
     /// Remove the `Authorization` header before forwarding.

@@ -218,7 +218,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 20] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 21] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -228,6 +228,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 20] = [
     "redirectRegex",
     "headers",
     "basicAuth",
+    "digestAuth",
     "ipAllowList",
     "ipWhiteList",
     "rateLimit",

@@ -20,7 +20,10 @@ mod retry;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{BasicAuth, Credential, CredentialError, ForwardAuth};
+pub use auth::{
+    md5_hex, parse_htdigest, BasicAuth, Credential, CredentialError, DigestAuth, DigestResponse,
+    ForwardAuth,
+};
 pub use mime::Mime;
 
 pub use buffering::Buffering;
@@ -50,6 +53,7 @@ pub enum Middleware {
     RedirectScheme(RedirectScheme),
     RedirectRegex(RedirectRegex),
     BasicAuth(BasicAuth),
+    DigestAuth(DigestAuth),
     IpAllowList(IpAllowList),
     RateLimit(RateLimit),
     InFlightReq(InFlightReq),

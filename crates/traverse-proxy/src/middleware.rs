@@ -215,6 +215,7 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::RedirectScheme(step) => step,
         Middleware::RedirectRegex(step) => step,
         Middleware::BasicAuth(step) => step,
+        Middleware::DigestAuth(step) => step,
         Middleware::IpAllowList(step) => step,
         Middleware::RateLimit(step) => step,
         Middleware::InFlightReq(step) => step,
@@ -423,6 +424,7 @@ pub(crate) use buffering::request_body_within_limit;
 mod calls;
 mod circuit;
 mod compress;
+mod digest;
 mod errors;
 mod forward_auth;
 mod headers;

@@ -108,6 +108,12 @@ impl<'a> Translator<'a> {
                 &self.snapshot.secrets,
                 origin("basicAuth"),
             )),
+            ["digestAuth"] => checked(access::digest_auth(
+                spec,
+                namespace,
+                &self.snapshot.secrets,
+                origin("digestAuth"),
+            )),
             ["ipAllowList"] => checked(access::ip_allow_list(
                 spec.ip_allow_list.as_ref(),
                 "spec.ipAllowList",
