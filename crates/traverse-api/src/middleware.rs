@@ -100,8 +100,7 @@ pub struct MiddlewareSpec {
         rename = "passTLSClientCert",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub pass_tls_client_cert: Option<Value>,
+    pub pass_tls_client_cert: Option<PassTlsClientCert>,
     /// Retries failed requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
@@ -382,6 +381,79 @@ pub struct DigestAuth {
     /// Header that carries the authenticated user upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_field: Option<String>,
+}
+
+/// `passTLSClientCert` middleware: what of the client's TLS certificates goes upstream.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PassTlsClientCert {
+    /// Send the certificates, base64 DER, in `X-Forwarded-Tls-Client-Cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<bool>,
+    /// Send the selected fields in `X-Forwarded-Tls-Client-Cert-Info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<TlsClientCertInfo>,
+}
+
+/// `passTLSClientCert.info`: the certificate fields sent.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsClientCertInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<bool>,
+    /// Subject alternative names: DNS names, e-mail addresses, IPs, URIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sans: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<TlsClientCertSubject>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<TlsClientCertIssuer>,
+}
+
+/// `passTLSClientCert.info.subject`: the subject's attributes sent.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsClientCertSubject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub province: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizational_unit: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_component: Option<bool>,
+}
+
+/// `passTLSClientCert.info.issuer`: the issuer's attributes sent.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsClientCertIssuer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub province: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_component: Option<bool>,
 }
 
 /// How the client IP is read (Traefik `ipStrategy`).

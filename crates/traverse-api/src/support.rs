@@ -218,7 +218,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 21] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 22] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -229,6 +229,7 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 21] = [
     "headers",
     "basicAuth",
     "digestAuth",
+    "passTLSClientCert",
     "ipAllowList",
     "ipWhiteList",
     "rateLimit",

@@ -216,6 +216,7 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::RedirectRegex(step) => step,
         Middleware::BasicAuth(step) => step,
         Middleware::DigestAuth(step) => step,
+        Middleware::PassTlsClientCert(step) => step,
         Middleware::IpAllowList(step) => step,
         Middleware::RateLimit(step) => step,
         Middleware::InFlightReq(step) => step,
@@ -423,6 +424,7 @@ mod buffering;
 pub(crate) use buffering::request_body_within_limit;
 mod calls;
 mod circuit;
+mod client_cert;
 mod compress;
 mod digest;
 mod errors;

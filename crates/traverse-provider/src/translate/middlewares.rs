@@ -114,6 +114,7 @@ impl<'a> Translator<'a> {
                 &self.snapshot.secrets,
                 origin("digestAuth"),
             )),
+            ["passTLSClientCert"] => checked(access::pass_tls_client_cert(spec)),
             ["ipAllowList"] => checked(access::ip_allow_list(
                 spec.ip_allow_list.as_ref(),
                 "spec.ipAllowList",

@@ -1,4 +1,4 @@
-//! `basicAuth`, `digestAuth`, `forwardAuth`, `ipAllowList` (and its deprecated alias `ipWhiteList`).
+//! `basicAuth`, `digestAuth`, `forwardAuth`, `passTLSClientCert`, `ipAllowList` (and its deprecated alias `ipWhiteList`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,10 +8,11 @@ use traverse_api::middleware::{IpAllowList as IpAllowListSpec, IpStrategy as IpS
 use traverse_api::{MiddlewareSpec, Secret};
 
 use super::{header_name, header_value, pattern, Built};
-use crate::model::middleware::parse_htdigest;
 use crate::model::middleware::ForwardAuth;
+use crate::model::middleware::{parse_htdigest, CertInfo, NameFields};
 use crate::model::{
     BasicAuth, Credential, DigestAuth, IpAllowList, IpStrategy, Middleware, Origin,
+    PassTlsClientCert,
 };
 use crate::snapshot::Object;
 use crate::tls::secret_value;
@@ -360,4 +361,42 @@ pub(super) fn ip_strategy(
             ipv6_subnet,
         }),
     }
+}
+
+/// `passTLSClientCert`: nothing to validate beyond the shape; unset flags are false.
+pub(super) fn pass_tls_client_cert(spec: &MiddlewareSpec) -> Built {
+    let Some(config) = spec.pass_tls_client_cert.as_ref() else {
+        return Err("spec.passTLSClientCert is empty".into());
+    };
+    let on = |flag: Option<bool>| flag == Some(true);
+    let info = config.info.as_ref().map(|info| CertInfo {
+        not_after: on(info.not_after),
+        not_before: on(info.not_before),
+        sans: on(info.sans),
+        serial_number: on(info.serial_number),
+        subject: info.subject.as_ref().map(|s| NameFields {
+            country: on(s.country),
+            province: on(s.province),
+            locality: on(s.locality),
+            organization: on(s.organization),
+            organizational_unit: on(s.organizational_unit),
+            common_name: on(s.common_name),
+            serial_number: on(s.serial_number),
+            domain_component: on(s.domain_component),
+        }),
+        issuer: info.issuer.as_ref().map(|i| NameFields {
+            country: on(i.country),
+            province: on(i.province),
+            locality: on(i.locality),
+            organization: on(i.organization),
+            organizational_unit: false,
+            common_name: on(i.common_name),
+            serial_number: on(i.serial_number),
+            domain_component: on(i.domain_component),
+        }),
+    });
+    Ok(vec![Middleware::PassTlsClientCert(PassTlsClientCert {
+        pem: on(config.pem),
+        info,
+    })])
 }
