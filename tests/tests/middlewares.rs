@@ -1693,3 +1693,73 @@ async fn digest_auth_answers_real_digest_clients() {
         .unwrap_or("")
         .contains("stale"));
 }
+
+// Traefik's documented example, and the deprecated off switch.
+const CONTENT_TYPE: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: autodetect
+spec:
+  contentType: {}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: no-autodetect
+spec:
+  contentType:
+    autoDetect: false
+";
+
+#[tokio::test]
+async fn content_type_never_adds_one_and_detection_is_reported() {
+    let upstream = Upstream::start("app");
+    let routes = routes(&[
+        ("PathPrefix(`/detect`)", "{name: autodetect}"),
+        ("PathPrefix(`/off`)", "{name: no-autodetect}"),
+        ("PathPrefix(`/plain`)", ""),
+    ]);
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            ("app", &service("app", &[upstream.addr()])),
+            ("middlewares", CONTENT_TYPE),
+            ("routes", &routes),
+        ],
+    )
+    .await;
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    let named: Vec<(String, String)> = diagnostics
+        .iter()
+        .map(|d| {
+            (
+                traverse_e2e::field(&d["object"], "name").to_owned(),
+                traverse_e2e::field(d, "field").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [(
+            "autodetect".to_owned(),
+            "spec.contentType.autoDetect".to_owned()
+        )],
+        "{diagnostics:#?}"
+    );
+    assert_eq!(traverse_e2e::field(&diagnostics[0], "severity"), "warning");
+    for path in ["/detect", "/off", "/plain"] {
+        // A JSON body without a Content-Type: Go's detection would add text/plain.
+        let response = send(&gateway, "web", "GET", path, &[("X-Response-Type", "none")]).await;
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(response.header("Content-Type"), None, "{path}");
+        let response = send(
+            &gateway,
+            "web",
+            "GET",
+            path,
+            &[("X-Response-Type", "text/csv")],
+        )
+        .await;
+        assert_eq!(response.header("Content-Type"), Some("text/csv"), "{path}");
+    }
+}

@@ -106,8 +106,7 @@ pub struct MiddlewareSpec {
     pub retry: Option<Retry>,
     /// Content-Type auto-detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub content_type: Option<Value>,
+    pub content_type: Option<ContentType>,
     /// gRPC-Web to gRPC conversion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::free_form_object")]
@@ -454,6 +453,16 @@ pub struct TlsClientCertIssuer {
     pub serial_number: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain_component: Option<bool>,
+}
+
+/// `contentType` middleware: in Traefik v3, it turns on Content-Type detection for
+/// responses that have none; `autoDetect: false` (deprecated) makes it do nothing.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentType {
+    /// Deprecated in Traefik v3; `false` turns the middleware off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_detect: Option<bool>,
 }
 
 /// How the client IP is read (Traefik `ipStrategy`).

@@ -128,6 +128,8 @@ impl<'a> Translator<'a> {
             ["rateLimit"] => checked(traffic::rate_limit(spec, origin("rateLimit"))),
             ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
             ["compress"] => checked(content::compress(spec)),
+            // No step: Traverse never adds a Content-Type (detection is reported).
+            ["contentType"] => Ok(Vec::new()),
             ["buffering"] => checked(content::buffering(spec, origin("buffering"))),
             ["retry"] => checked(traffic::retry(spec)),
             ["circuitBreaker"] => checked(traffic::circuit_breaker(spec, origin("circuitBreaker"))),
