@@ -996,6 +996,55 @@ spec: {{retry: {{attempts: 4, initialInterval: {interval}}}}}
 }
 
 #[test]
+fn pass_tls_client_cert_and_content_type_translate_as_traefik_reads_them() {
+    let yaml = |spec: &str| {
+        format!(
+            r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {spec}
+{MIDDLEWARE_ROUTE}"#
+        )
+    };
+    let table = translate_all(&yaml(
+        "{passTLSClientCert: {pem: true, info: {sans: true, issuer: {commonName: true}}}}",
+    ));
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let [Middleware::PassTlsClientCert(pass)] = single_router(&table).middlewares.as_slice() else {
+        panic!("{:?}", single_router(&table).middlewares);
+    };
+    assert!(pass.pem);
+    let info = pass.info.as_ref().expect("info");
+    assert!(info.sans && !info.not_after && info.subject.is_none());
+    assert!(info
+        .issuer
+        .as_ref()
+        .is_some_and(|i| i.common_name && !i.country));
+
+    // contentType runs no step; detection, unless turned off, is a warning.
+    let table = translate_all(&yaml("{contentType: {autoDetect: false}}"));
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    assert!(single_router(&table).middlewares.is_empty());
+    let table = translate_all(&yaml("{contentType: {}}"));
+    assert!(single_router(&table).middlewares.is_empty());
+    let diagnostics: Vec<_> = table.diagnostics.iter().collect();
+    let [warning] = diagnostics.as_slice() else {
+        panic!("{:?}", table.diagnostics);
+    };
+    assert_eq!(warning.severity, Severity::Warning);
+    assert_eq!(
+        warning.field.as_deref(),
+        Some("spec.contentType.autoDetect")
+    );
+    assert!(
+        matches!(single_router(&table).target, Target::Services(_)),
+        "the route serves"
+    );
+}
+
+#[test]
 fn digest_auth_keeps_the_users_of_its_realm() {
     let yaml = format!(
         r#"{APP}
