@@ -6,7 +6,7 @@
 //! Every response also carries `X-Upstream: <name>` and `X-Upstream-Secret: s3cret`
 //! (so a test can check that a middleware removes a response header). On HTTP/1.1, a
 //! request header `X-Response-Type` sets the response's `Content-Type` (else
-//! `application/json`), and `X-Response-Chunked` sends the body chunked, in two chunks.
+//! `application/json`; `none` sends no `Content-Type`), and `X-Response-Chunked` sends the body chunked, in two chunks.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
@@ -244,10 +244,14 @@ async fn serve(stream: TcpStream, name: String, log: Log) {
             .ok()
             .and_then(|s| s.canonical_reason())
             .unwrap_or("Status");
-        let content_type = head.header("x-response-type").unwrap_or("application/json");
+        let content_type = match head.header("x-response-type") {
+            Some("none") => String::new(),
+            Some(other) => format!("Content-Type: {other}\r\n"),
+            None => "Content-Type: application/json\r\n".to_owned(),
+        };
         let chunked = head.header("x-response-chunked").is_some();
         let mut response = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nX-Upstream: {name}\r\nX-Upstream-Secret: s3cret\r\n"
+            "HTTP/1.1 {status} {reason}\r\n{content_type}X-Upstream: {name}\r\nX-Upstream-Secret: s3cret\r\n"
         );
         if chunked {
             response.push_str("Transfer-Encoding: chunked\r\n");

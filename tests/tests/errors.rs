@@ -136,18 +136,19 @@ spec:
       services: [{name: app, port: 8080}]
     - match: PathPrefix(`/unsupported-middleware`)
       services: [{name: app, port: 80}]
-      middlewares: [{name: digest}]
+      middlewares: [{name: geoblock}]
     - match: PathPrefix(`/ok`)
       services: [{name: app, port: http}]
 ---
 apiVersion: traefik.io/v1alpha1
 kind: Middleware
 metadata:
-  name: digest
+  name: geoblock
 spec:
-  # A middleware type Traverse does not run yet: the route must not be served without it.
-  digestAuth:
-    users: [\"test:traefik:a2688e031edb4be6a3797f3882655c05\"]
+  # A middleware type Traverse does not run (a plugin): the route must not be served without it.
+  plugin:
+    geoblock:
+      countries: [FR]
 ";
     let backends = [service("app", &[app.addr()]), not_ready.to_owned()].join("---\n");
     let gateway = Gateway::start(

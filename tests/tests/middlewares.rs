@@ -1487,3 +1487,279 @@ async fn buffering_limits_request_and_response_bodies() {
     .expect("a chunked body under the limit passes");
     assert_eq!(small.status, 200);
 }
+
+// Traefik's documented users (test:test, test2:test2) and a Secret in another realm.
+const DIGEST: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-auth
+spec:
+  digestAuth:
+    users:
+      - test:traefik:a2688e031edb4be6a3797f3882655c05
+      - test2:traefik:518845800f9e2bfb1f1f740ec24f074e
+    removeHeader: true
+    headerField: X-WebAuth-User
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-auth-secret
+spec:
+  digestAuth:
+    secret: userssecret
+    realm: MyRealm
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: userssecret
+  namespace: default
+stringData:
+  users: |
+    alice:MyRealm:ea7ea06f4fa19c9443ca91f6ec6a6242
+";
+
+/// Output of `program` with `args`, run off the runtime's thread (the upstream shares it).
+async fn run(program: &'static str, args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || std::process::Command::new(program).args(args).output())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("running {program}: {e}"))
+}
+
+/// The status of `GET url` by `curl --digest` as `user:password`.
+async fn curl_digest(url: &str, credentials: &str) -> u16 {
+    let output = run(
+        "curl",
+        [
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "--digest",
+            "-u",
+            credentials,
+            url,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    String::from_utf8_lossy(&output.stdout)
+        .parse()
+        .unwrap_or_else(|_| panic!("curl: {output:?}"))
+}
+
+/// The status of `GET url` by Python's `urllib` digest handler as `user`, `password`.
+async fn python_digest(url: &str, user: &str, password: &str) -> u16 {
+    const SCRIPT: &str = "
+import sys, urllib.error, urllib.request
+url, user, password = sys.argv[1:4]
+passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+passwords.add_password(None, url, user, password)
+opener = urllib.request.build_opener(urllib.request.HTTPDigestAuthHandler(passwords))
+try:
+    print(opener.open(url, timeout=10).status)
+except urllib.error.HTTPError as error:
+    print(error.code)
+";
+    let output = run(
+        "python3",
+        ["-c", SCRIPT, url, user, password]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("python3: {output:?}"))
+}
+
+/// `name="value"` of a `WWW-Authenticate` challenge.
+fn challenge_param<'a>(challenge: &'a str, name: &str) -> &'a str {
+    let start = challenge
+        .find(&format!("{name}=\""))
+        .unwrap_or_else(|| panic!("{name} in {challenge}"))
+        + name.len()
+        + 2;
+    let end = start + challenge[start..].find('"').expect("closing quote");
+    &challenge[start..end]
+}
+
+fn md5_hex(text: &str) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn digest_auth_answers_real_digest_clients() {
+    let routes = routes(&[
+        ("PathPrefix(`/digest`)", "{name: test-auth}"),
+        ("PathPrefix(`/secret`)", "{name: test-auth-secret}"),
+    ]);
+    let (gateway, upstream) = start(DIGEST, &routes, "").await;
+
+    let response = send(&gateway, "web", "GET", "/digest", &[]).await;
+    assert_eq!(response.status, 401);
+    let challenge = response
+        .header("WWW-Authenticate")
+        .expect("challenge")
+        .to_owned();
+    assert!(
+        challenge.starts_with("Digest realm=\"traefik\", nonce=\"")
+            && challenge.ends_with("\", algorithm=\"MD5\", qop=\"auth\""),
+        "{challenge}"
+    );
+    assert_eq!(response.text(), "401 Unauthorized\n");
+
+    let web = gateway.addr("web");
+    let url = format!("http://{web}/digest/page?x=1");
+    assert_eq!(curl_digest(&url, "test:test").await, 200);
+    let seen = upstream
+        .requests()
+        .last()
+        .cloned()
+        .expect("a request upstream");
+    assert_eq!(seen.header("X-WebAuth-User"), Some("test"));
+    assert_eq!(seen.header("Authorization"), None, "removeHeader");
+    assert_eq!(curl_digest(&url, "test:wrong").await, 401);
+    assert_eq!(curl_digest(&url, "nobody:test").await, 401);
+    assert_eq!(python_digest(&url, "test2", "test2").await, 200);
+    assert_eq!(python_digest(&url, "test2", "test").await, 401);
+    // The Secret's user, of realm MyRealm (alice:MyRealm:secret).
+    let secret_url = format!("http://{web}/secret");
+    assert_eq!(curl_digest(&secret_url, "alice:secret").await, 200);
+    assert_eq!(
+        curl_digest(&url, "alice:secret").await,
+        401,
+        "another realm"
+    );
+
+    // A proof made by hand with a nonce this process did not sign (as after a restart):
+    // right password, so the new challenge says the nonce is stale.
+    let opaque = challenge_param(&challenge, "opaque");
+    let authorization = |nonce: &str, uri: &str| {
+        let ha1 = md5_hex("test:traefik:test");
+        let ha2 = md5_hex(&format!("GET:{uri}"));
+        let response = md5_hex(&format!("{ha1}:{nonce}:00000001:abcdef:auth:{ha2}"));
+        format!(
+            "Digest username=\"test\", realm=\"traefik\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             qop=auth, nc=00000001, cnonce=\"abcdef\", response=\"{response}\", opaque=\"{opaque}\""
+        )
+    };
+    let foreign = "0".repeat(challenge_param(&challenge, "nonce").len());
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/digest",
+        &[("Authorization", &authorization(&foreign, "/digest"))],
+    )
+    .await;
+    assert_eq!(response.status, 401);
+    let stale = response.header("WWW-Authenticate").expect("challenge");
+    assert!(stale.ends_with(", stale=\"true\""), "{stale}");
+    // The challenge's own nonce is accepted, for the URI the proof names only.
+    let nonce = challenge_param(&challenge, "nonce");
+    let good = authorization(nonce, "/digest");
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/digest",
+        &[("Authorization", &good)],
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let response = send(
+        &gateway,
+        "web",
+        "GET",
+        "/digest/other",
+        &[("Authorization", &good)],
+    )
+    .await;
+    assert_eq!(response.status, 401);
+    assert!(!response
+        .header("WWW-Authenticate")
+        .unwrap_or("")
+        .contains("stale"));
+}
+
+// Traefik's documented example, and the deprecated off switch.
+const CONTENT_TYPE: &str = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: autodetect
+spec:
+  contentType: {}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: no-autodetect
+spec:
+  contentType:
+    autoDetect: false
+";
+
+#[tokio::test]
+async fn content_type_never_adds_one_and_detection_is_reported() {
+    let upstream = Upstream::start("app");
+    let routes = routes(&[
+        ("PathPrefix(`/detect`)", "{name: autodetect}"),
+        ("PathPrefix(`/off`)", "{name: no-autodetect}"),
+        ("PathPrefix(`/plain`)", ""),
+    ]);
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            ("app", &service("app", &[upstream.addr()])),
+            ("middlewares", CONTENT_TYPE),
+            ("routes", &routes),
+        ],
+    )
+    .await;
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    let named: Vec<(String, String)> = diagnostics
+        .iter()
+        .map(|d| {
+            (
+                traverse_e2e::field(&d["object"], "name").to_owned(),
+                traverse_e2e::field(d, "field").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [(
+            "autodetect".to_owned(),
+            "spec.contentType.autoDetect".to_owned()
+        )],
+        "{diagnostics:#?}"
+    );
+    assert_eq!(traverse_e2e::field(&diagnostics[0], "severity"), "warning");
+    for path in ["/detect", "/off", "/plain"] {
+        // A JSON body without a Content-Type: Go's detection would add text/plain.
+        let response = send(&gateway, "web", "GET", path, &[("X-Response-Type", "none")]).await;
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(response.header("Content-Type"), None, "{path}");
+        let response = send(
+            &gateway,
+            "web",
+            "GET",
+            path,
+            &[("X-Response-Type", "text/csv")],
+        )
+        .await;
+        assert_eq!(response.header("Content-Type"), Some("text/csv"), "{path}");
+    }
+}

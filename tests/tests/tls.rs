@@ -522,6 +522,17 @@ async fn exchange(
     versions: &[&'static rustls::SupportedProtocolVersion],
     client: Option<&Leaf>,
 ) -> Result<(rustls::ProtocolVersion, u16), String> {
+    exchange_with(addr, sni, versions, client, "").await
+}
+
+/// [`exchange`], the request carrying `headers` (whole `name: value\r\n` lines).
+async fn exchange_with(
+    addr: SocketAddr,
+    sni: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    client: Option<&Leaf>,
+    headers: &str,
+) -> Result<(rustls::ProtocolVersion, u16), String> {
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -551,7 +562,8 @@ async fn exchange(
             .map_err(|e| format!("handshake: {e}"))?;
         let version = stream.get_ref().1.protocol_version().ok_or("no version")?;
         let mut stream = BufReader::new(stream);
-        let request = format!("GET / HTTP/1.1\r\nhost: {sni}\r\nconnection: close\r\n\r\n");
+        let request =
+            format!("GET / HTTP/1.1\r\nhost: {sni}\r\n{headers}connection: close\r\n\r\n");
         stream
             .get_mut()
             .write_all(request.as_bytes())
@@ -672,6 +684,125 @@ stringData:
         Ok((rustls::ProtocolVersion::TLSv1_3, 200))
     );
     assert_eq!(ups_c.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn pass_tls_client_cert_sends_the_handshakes_certificate_upstream() {
+    let hosts = two_hosts().await;
+    let gateway = &hosts.gateway;
+    let addr = gateway.addr("websecure");
+    let client_ca = TestCa::new();
+    let client = client_ca.issue("client", &[Usage::ClientAuth]);
+    let ups_c = Upstream::start("c");
+    write(gateway, "backend-c.yaml", &service("c", &[ups_c.addr()]));
+    write(
+        gateway,
+        "options.yaml",
+        &format!(
+            "apiVersion: traefik.io/v1alpha1
+kind: TLSOption
+metadata: {{name: mutual}}
+spec:
+  clientAuth:
+    secretNames: [client-ca]
+    clientAuthType: VerifyClientCertIfGiven
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: client-ca}}
+stringData:
+  ca.crt: {:?}
+---
+# Traefik's documented example (pem and info).
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: test-passtlsclientcert
+spec:
+  passTLSClientCert:
+    pem: true
+    info:
+      notAfter: true
+      notBefore: true
+      sans: true
+      subject:
+        country: true
+        province: true
+        locality: true
+        organization: true
+        organizationalUnit: true
+        commonName: true
+        serialNumber: true
+        domainComponent: true
+      issuer:
+        country: true
+        province: true
+        locality: true
+        organization: true
+        commonName: true
+        serialNumber: true
+        domainComponent: true
+",
+            client_ca.pem
+        ),
+    );
+    write(
+        gateway,
+        "route-c.yaml",
+        &tls_route("c", "c.test", "c", "cert-a")
+            .replace(
+                "    secretName: cert-a\n",
+                "    secretName: cert-a\n    options: {name: mutual}\n",
+            )
+            .replace(
+                "      services:",
+                "      middlewares: [{name: test-passtlsclientcert}]\n      services:",
+            ),
+    );
+    let any: &[&'static rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS12, &rustls::version::TLS13];
+    let spoofed =
+        "X-Forwarded-Tls-Client-Cert: forged\r\nX-Forwarded-Tls-Client-Cert-Info: forged\r\n";
+    eventually("c.test served", Duration::from_secs(10), async || {
+        exchange_with(addr, "c.test", any, Some(&client), spoofed)
+            .await
+            .ok()
+            .filter(|(_, s)| *s == 200)
+    })
+    .await;
+    let seen = ups_c
+        .requests()
+        .last()
+        .cloned()
+        .expect("a request upstream");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der(&client.cert));
+    assert_eq!(
+        seen.header_all("X-Forwarded-Tls-Client-Cert"),
+        [b64.as_str()]
+    );
+    // The test CA names only CNs; the leaf is valid from issue for rcgen's default span.
+    let info = seen
+        .header("X-Forwarded-Tls-Client-Cert-Info")
+        .expect("info");
+    let prefix = "Subject%3D%22CN%3Dclient%22%3BIssuer%3D%22CN%3DTraverse+test+CA%22%3BNB%3D%22";
+    assert!(info.starts_with(prefix), "{info}");
+    assert!(info.ends_with("%22%3BSAN%3D%22client%22"), "{info}");
+    assert_eq!(seen.header_all("X-Forwarded-Tls-Client-Cert-Info").len(), 1);
+
+    // Without a certificate, what the client claims is removed, not passed on.
+    assert_eq!(
+        exchange_with(addr, "c.test", any, None, spoofed)
+            .await
+            .map(|(_, status)| status),
+        Ok(200)
+    );
+    let seen = ups_c
+        .requests()
+        .last()
+        .cloned()
+        .expect("a request upstream");
+    assert_eq!(seen.header("X-Forwarded-Tls-Client-Cert"), None);
+    assert_eq!(seen.header("X-Forwarded-Tls-Client-Cert-Info"), None);
 }
 
 /// An HTTPS server with a certificate of a private CA, answering 200 to every request;

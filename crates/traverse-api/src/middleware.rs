@@ -77,8 +77,7 @@ pub struct MiddlewareSpec {
     pub basic_auth: Option<BasicAuth>,
     /// HTTP digest authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub digest_auth: Option<Value>,
+    pub digest_auth: Option<DigestAuth>,
     /// Delegates authentication to an external service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_auth: Option<ForwardAuth>,
@@ -101,15 +100,13 @@ pub struct MiddlewareSpec {
         rename = "passTLSClientCert",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub pass_tls_client_cert: Option<Value>,
+    pub pass_tls_client_cert: Option<PassTlsClientCert>,
     /// Retries failed requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
     /// Content-Type auto-detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub content_type: Option<Value>,
+    pub content_type: Option<ContentType>,
     /// gRPC-Web to gRPC conversion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::free_form_object")]
@@ -360,6 +357,112 @@ pub struct BasicAuth {
     /// Header that carries the authenticated user upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_field: Option<String>,
+}
+
+/// `digestAuth` middleware.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DigestAuth {
+    /// `user:realm:hash` lines in htdigest format (the hash is MD5 of `user:realm:password`).
+    /// Traefik's file provider field; its CRD reads users from `secret` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Name of the Secret holding the users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Realm of the `WWW-Authenticate` challenge (default `traefik`); only users of this
+    /// realm authenticate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    /// Remove the `Authorization` header before forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_header: Option<bool>,
+    /// Header that carries the authenticated user upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_field: Option<String>,
+}
+
+/// `passTLSClientCert` middleware: what of the client's TLS certificates goes upstream.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PassTlsClientCert {
+    /// Send the certificates, base64 DER, in `X-Forwarded-Tls-Client-Cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<bool>,
+    /// Send the selected fields in `X-Forwarded-Tls-Client-Cert-Info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<TlsClientCertInfo>,
+}
+
+/// `passTLSClientCert.info`: the certificate fields sent.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsClientCertInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<bool>,
+    /// Subject alternative names: DNS names, e-mail addresses, IPs, URIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sans: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<TlsClientCertSubject>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<TlsClientCertIssuer>,
+}
+
+/// `passTLSClientCert.info.subject`: the subject's attributes sent.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsClientCertSubject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub province: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizational_unit: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_component: Option<bool>,
+}
+
+/// `passTLSClientCert.info.issuer`: the issuer's attributes sent.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsClientCertIssuer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub province: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_component: Option<bool>,
+}
+
+/// `contentType` middleware: in Traefik v3, it turns on Content-Type detection for
+/// responses that have none; `autoDetect: false` (deprecated) makes it do nothing.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentType {
+    /// Deprecated in Traefik v3; `false` turns the middleware off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_detect: Option<bool>,
 }
 
 /// How the client IP is read (Traefik `ipStrategy`).

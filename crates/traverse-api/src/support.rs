@@ -218,7 +218,7 @@ pub fn middleware_kinds(spec: &MiddlewareSpec) -> Vec<&'static str> {
 
 /// Middleware types the gateway implements (possibly partially; see
 /// [`unsupported_in_middleware`] for their unsupported fields).
-pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 21] = [
+pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 24] = [
     "addPrefix",
     "stripPrefix",
     "stripPrefixRegex",
@@ -228,6 +228,9 @@ pub const SUPPORTED_MIDDLEWARE_KINDS: [&str; 21] = [
     "redirectRegex",
     "headers",
     "basicAuth",
+    "digestAuth",
+    "passTLSClientCert",
+    "contentType",
     "ipAllowList",
     "ipWhiteList",
     "rateLimit",
@@ -306,6 +309,19 @@ pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
             "maxResponseBodySize",
             REASON,
         );
+    }
+    if let Some(content_type) = &spec.content_type {
+        // Detection needs the body's first bytes before the response header is sent,
+        // which the proxy's phases do not allow: the middleware only keeps Traverse's
+        // default, never adding a Content-Type.
+        const NO_DETECTION: &str = "Content-Type detection is not implemented: a response without a Content-Type keeps having none";
+        // Unset, Traefik v3 detects too.
+        if content_type.auto_detect != Some(false) {
+            report.out.push(Unsupported {
+                field: "spec.contentType.autoDetect".to_owned(),
+                reason: NO_DETECTION,
+            });
+        }
     }
     if let Some(errors) = &spec.errors {
         report.prefix = "spec.errors".to_owned();

@@ -16,9 +16,10 @@ pub use balancer::{Balancer, Node, Sticky, StickyCookie};
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 pub use health::{EjectionPolicy, HealthCheck, PassiveHealth};
 pub use middleware::{
-    AddPrefix, BasicAuth, Buffering, Cors, Credential, Headers, InFlightReq, IpAllowList,
-    IpStrategy, Middleware, Origin, Pattern, RateLimit, RedirectRegex, RedirectScheme, ReplacePath,
-    ReplacePathRegex, Security, SourceCriterion, StripPrefix, StripPrefixRegex,
+    AddPrefix, BasicAuth, Buffering, Cors, Credential, DigestAuth, Headers, InFlightReq,
+    IpAllowList, IpStrategy, Middleware, Origin, PassTlsClientCert, Pattern, RateLimit,
+    RedirectRegex, RedirectScheme, ReplacePath, ReplacePathRegex, Security, SourceCriterion,
+    StripPrefix, StripPrefixRegex,
 };
 pub use model::{
     AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, ServersTransport, Target,

@@ -21,7 +21,10 @@ mod retry;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{BasicAuth, Credential, CredentialError, ForwardAuth};
+pub use auth::{
+    md5_hex, parse_htdigest, BasicAuth, Credential, CredentialError, DigestAuth, DigestResponse,
+    ForwardAuth,
+};
 pub use mime::Mime;
 
 pub use buffering::Buffering;
@@ -52,6 +55,8 @@ pub enum Middleware {
     RedirectScheme(RedirectScheme),
     RedirectRegex(RedirectRegex),
     BasicAuth(BasicAuth),
+    DigestAuth(DigestAuth),
+    PassTlsClientCert(PassTlsClientCert),
     IpAllowList(IpAllowList),
     RateLimit(RateLimit),
     InFlightReq(InFlightReq),
@@ -105,6 +110,41 @@ pub struct StripPrefix {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddPrefix {
     pub prefix: String,
+}
+
+/// Traefik `passTLSClientCert`: the client's TLS certificates, or fields of them, in
+/// headers for the upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassTlsClientCert {
+    /// `X-Forwarded-Tls-Client-Cert`: each certificate, base64 DER.
+    pub pem: bool,
+    /// `X-Forwarded-Tls-Client-Cert-Info`: these fields of each certificate.
+    pub info: Option<CertInfo>,
+}
+
+/// The certificate fields `passTLSClientCert.info` selects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertInfo {
+    pub not_after: bool,
+    pub not_before: bool,
+    pub sans: bool,
+    pub serial_number: bool,
+    pub subject: Option<NameFields>,
+    pub issuer: Option<NameFields>,
+}
+
+/// The attributes of a distinguished name `passTLSClientCert.info` selects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameFields {
+    pub country: bool,
+    pub province: bool,
+    pub locality: bool,
+    pub organization: bool,
+    /// Of the subject only, as in Traefik.
+    pub organizational_unit: bool,
+    pub common_name: bool,
+    pub serial_number: bool,
+    pub domain_component: bool,
 }
 
 /// Traefik `headers`: custom request and response headers (a `None` value removes the

@@ -195,6 +195,15 @@ impl Exchange {
         }
     }
 
+    /// The certificates the client presented on the request's TLS connection, leaf
+    /// first; empty on cleartext or without client authentication.
+    pub(crate) fn client_certificates(&self) -> &[rustls::pki_types::CertificateDer<'static>] {
+        self.tls
+            .as_ref()
+            .and_then(|tls| tls.extension.get::<TlsFacts>())
+            .map_or(&[], |facts| &facts.client_certificates)
+    }
+
     /// What the TLS handshake of the request's connection settled.
     fn tls_record(&self) -> Option<TlsRecord<'_>> {
         let facts = self.tls.as_ref()?.extension.get::<TlsFacts>()?;

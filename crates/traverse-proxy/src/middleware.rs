@@ -217,6 +217,8 @@ pub(crate) fn step(middleware: &Middleware) -> &dyn Step {
         Middleware::RedirectScheme(step) => step,
         Middleware::RedirectRegex(step) => step,
         Middleware::BasicAuth(step) => step,
+        Middleware::DigestAuth(step) => step,
+        Middleware::PassTlsClientCert(step) => step,
         Middleware::IpAllowList(step) => step,
         Middleware::RateLimit(step) => step,
         Middleware::InFlightReq(step) => step,
@@ -452,7 +454,9 @@ mod buffering;
 pub(crate) use buffering::request_body_within_limit;
 mod calls;
 mod circuit;
+mod client_cert;
 mod compress;
+mod digest;
 mod errors;
 mod forward_auth;
 mod grpc_web;

@@ -1,4 +1,4 @@
-//! `basicAuth` and the htpasswd formats it accepts.
+//! `basicAuth` and the htpasswd formats it accepts, `digestAuth` and its htdigest users.
 
 use base64::Engine as _;
 use http::HeaderName;
@@ -199,6 +199,95 @@ fn md5_crypt(password: &[u8], salt: &[u8], magic: &str) -> String {
     }
     encode(d(11), 2);
     out
+}
+
+/// HTTP digest authentication (RFC 7616, MD5 with `qop=auth`) against htdigest users
+/// (Traefik `digestAuth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestAuth {
+    pub origin: Origin,
+    pub realm: String,
+    /// `HA1`, MD5 of `user:realm:password` in lower-case hex, of each user of `realm`; a
+    /// later line for the same user replaces an earlier one.
+    pub users: Vec<(String, String)>,
+    pub remove_header: bool,
+    /// Header that carries the authenticated user upstream.
+    pub header_field: Option<HeaderName>,
+}
+
+impl DigestAuth {
+    /// The `HA1` of `user`, or, for an unknown user, a placeholder, so an unknown user
+    /// costs the same time to refuse as a wrong password (`false` then).
+    pub fn ha1(&self, user: &str) -> (&str, bool) {
+        const UNKNOWN: &str = "00000000000000000000000000000000";
+        self.users
+            .iter()
+            .rev()
+            .find(|(name, _)| name == user)
+            .map_or((UNKNOWN, false), |(_, ha1)| (ha1.as_str(), true))
+    }
+}
+
+/// What a client's digest `Authorization` says, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestResponse<'a> {
+    pub method: &'a str,
+    pub uri: &'a str,
+    pub nonce: &'a str,
+    pub nc: &'a str,
+    pub cnonce: &'a str,
+    pub qop: &'a str,
+    /// `KD(HA1, nonce:nc:cnonce:qop:HA2)` in hex, the client's proof.
+    pub response: &'a str,
+}
+
+impl DigestResponse<'_> {
+    /// Whether the proof matches `ha1` (RFC 7616 section 3.4.1, MD5, `qop=auth`),
+    /// compared in constant time.
+    pub fn matches(&self, ha1: &str) -> bool {
+        let ha2 = md5_hex(&[self.method, ":", self.uri]);
+        let expected = md5_hex(&[
+            ha1,
+            ":",
+            self.nonce,
+            ":",
+            self.nc,
+            ":",
+            self.cnonce,
+            ":",
+            self.qop,
+            ":",
+            &ha2,
+        ]);
+        expected
+            .as_bytes()
+            .ct_eq(self.response.to_ascii_lowercase().as_bytes())
+            .into()
+    }
+}
+
+/// MD5 of the concatenated `parts`, in lower-case hex.
+pub fn md5_hex(parts: &[&str]) -> String {
+    let mut md5 = Md5::new();
+    for part in parts {
+        md5.update(part.as_bytes());
+    }
+    md5.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One htdigest line, `user:realm:hash`: the user, the realm and the hash in lower case,
+/// or why it is refused (never repeating the hash).
+pub fn parse_htdigest(line: &str) -> Result<(&str, &str, String), &'static str> {
+    let mut parts = line.split(':');
+    let (Some(user), Some(realm), Some(hash), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("expected user:realm:hash");
+    };
+    if hash.len() != 32 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("the hash is not 32 hexadecimal digits (MD5 of user:realm:password)");
+    }
+    Ok((user, realm, hash.to_ascii_lowercase()))
 }
 
 /// Traefik `forwardAuth`, validated: each request is first sent (as a GET, without body)

@@ -371,3 +371,75 @@ fn allowed_hosts_ignore_case_and_development() {
     security.development = true;
     assert!(security.host_allowed("b.example"));
 }
+
+/// The MD5 examples of RFC 2617 section 3.5 and RFC 7616 section 3.9.1.
+#[test]
+fn digest_responses_match_the_rfc_examples() {
+    for (realm, password, nonce, cnonce, response) in [
+        (
+            "testrealm@host.com",
+            "Circle Of Life",
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            "0a4f113b",
+            "6629fae49393a05397450978507c4ef1",
+        ),
+        (
+            "http-auth@example.org",
+            "Circle of Life",
+            "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+            "8ca523f5e9506fed4657c9700eebdbec",
+        ),
+    ] {
+        let ha1 = md5_hex(&["Mufasa:", realm, ":", password]);
+        let mut proof = DigestResponse {
+            method: "GET",
+            uri: "/dir/index.html",
+            nonce,
+            nc: "00000001",
+            cnonce,
+            qop: "auth",
+            response,
+        };
+        assert!(proof.matches(&ha1), "{realm}");
+        let upper = response.to_ascii_uppercase();
+        proof.response = &upper;
+        assert!(proof.matches(&ha1), "hex case does not matter");
+        proof.response = response;
+        proof.uri = "/dir/other.html";
+        assert!(!proof.matches(&ha1), "another URI");
+        proof.uri = "/dir/index.html";
+        proof.nc = "00000002";
+        assert!(!proof.matches(&ha1), "another count");
+        assert!(!proof.matches(&md5_hex(&["Mufasa:", realm, ":wrong"])));
+    }
+}
+
+#[test]
+fn htdigest_lines_parse_or_name_the_problem() {
+    // htdigest's own output for test:traefik:test.
+    assert_eq!(
+        parse_htdigest("test:traefik:A2688E031EDB4BE6A3797F3882655C05"),
+        Ok((
+            "test",
+            "traefik",
+            "a2688e031edb4be6a3797f3882655c05".to_owned()
+        ))
+    );
+    assert_eq!(
+        md5_hex(&["test:traefik:test"]),
+        "a2688e031edb4be6a3797f3882655c05"
+    );
+    assert!(parse_htdigest("test:a2688e031edb4be6a3797f3882655c05").is_err());
+    assert!(parse_htdigest("test:traefik:a2688e031edb4be6a3797f3882655c0").is_err());
+    assert!(parse_htdigest("test:traefik:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/").is_err());
+    let auth = DigestAuth {
+        origin: origin("digestAuth"),
+        realm: "traefik".into(),
+        users: vec![("test".into(), md5_hex(&["test:traefik:test"]))],
+        remove_header: false,
+        header_field: None,
+    };
+    assert_eq!(auth.ha1("test"), ("a2688e031edb4be6a3797f3882655c05", true));
+    assert!(!auth.ha1("nobody").1);
+}

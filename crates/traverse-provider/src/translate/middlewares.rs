@@ -109,6 +109,13 @@ impl<'a> Translator<'a> {
                 &self.snapshot.secrets,
                 origin("basicAuth"),
             )),
+            ["digestAuth"] => checked(access::digest_auth(
+                spec,
+                namespace,
+                &self.snapshot.secrets,
+                origin("digestAuth"),
+            )),
+            ["passTLSClientCert"] => checked(access::pass_tls_client_cert(spec)),
             ["ipAllowList"] => checked(access::ip_allow_list(
                 spec.ip_allow_list.as_ref(),
                 "spec.ipAllowList",
@@ -122,6 +129,8 @@ impl<'a> Translator<'a> {
             ["rateLimit"] => checked(traffic::rate_limit(spec, origin("rateLimit"))),
             ["inFlightReq"] => checked(traffic::in_flight_req(spec, origin("inFlightReq"))),
             ["compress"] => checked(content::compress(spec)),
+            // No step: Traverse never adds a Content-Type (detection is reported).
+            ["contentType"] => Ok(Vec::new()),
             ["buffering"] => checked(content::buffering(spec, origin("buffering"))),
             ["retry"] => checked(traffic::retry(spec)),
             ["circuitBreaker"] => checked(traffic::circuit_breaker(spec, origin("circuitBreaker"))),

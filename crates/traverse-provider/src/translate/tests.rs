@@ -855,6 +855,11 @@ fn invalid_middleware_fields_are_named() {
         ("{basicAuth: {users: [\"alice:plaintext\"]}}", "spec.basicAuth.users[0]"),
         ("{basicAuth: {users: [\"no-colon\"]}}", "spec.basicAuth.users[0]"),
         ("{basicAuth: {secret: authsecret}}", "spec.basicAuth.secret"),
+        ("{digestAuth: {users: [\"test:a2688e031edb4be6a3797f3882655c05\"]}}", "spec.digestAuth.users[0]"),
+        ("{digestAuth: {users: [\"test:traefik:$apr1$H6uskkkW$IgXLP6ewTrSuBkTrqE8wj/\"]}}", "spec.digestAuth.users[0]"),
+        ("{digestAuth: {users: [\"test:other:a2688e031edb4be6a3797f3882655c05\"]}}", "spec.digestAuth.users"),
+        ("{digestAuth: {secret: authsecret}}", "spec.digestAuth.secret"),
+        ("{digestAuth: {users: [\"test:traefik:a2688e031edb4be6a3797f3882655c05\"], headerField: \"bad header\"}}", "spec.digestAuth.headerField"),
         ("{ipAllowList: {sourceRange: [10.0.0.0/8, not-an-ip]}}", "spec.ipAllowList.sourceRange[1]"),
         ("{ipAllowList: {sourceRange: [10.0.0.0/8], rejectStatusCode: 999}}", "spec.ipAllowList.rejectStatusCode"),
         ("{ipWhiteList: {sourceRange: []}}", "spec.ipWhiteList.sourceRange"),
@@ -988,6 +993,103 @@ spec: {{retry: {{attempts: 4, initialInterval: {interval}}}}}
             "{interval}"
         );
     }
+}
+
+#[test]
+fn pass_tls_client_cert_and_content_type_translate_as_traefik_reads_them() {
+    let yaml = |spec: &str| {
+        format!(
+            r#"{APP}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {spec}
+{MIDDLEWARE_ROUTE}"#
+        )
+    };
+    let table = translate_all(&yaml(
+        "{passTLSClientCert: {pem: true, info: {sans: true, issuer: {commonName: true}}}}",
+    ));
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let [Middleware::PassTlsClientCert(pass)] = single_router(&table).middlewares.as_slice() else {
+        panic!("{:?}", single_router(&table).middlewares);
+    };
+    assert!(pass.pem);
+    let info = pass.info.as_ref().expect("info");
+    assert!(info.sans && !info.not_after && info.subject.is_none());
+    assert!(info
+        .issuer
+        .as_ref()
+        .is_some_and(|i| i.common_name && !i.country));
+
+    // contentType runs no step; detection, unless turned off, is a warning.
+    let table = translate_all(&yaml("{contentType: {autoDetect: false}}"));
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    assert!(single_router(&table).middlewares.is_empty());
+    let table = translate_all(&yaml("{contentType: {}}"));
+    assert!(single_router(&table).middlewares.is_empty());
+    let diagnostics: Vec<_> = table.diagnostics.iter().collect();
+    let [warning] = diagnostics.as_slice() else {
+        panic!("{:?}", table.diagnostics);
+    };
+    assert_eq!(warning.severity, Severity::Warning);
+    assert_eq!(
+        warning.field.as_deref(),
+        Some("spec.contentType.autoDetect")
+    );
+    assert!(
+        matches!(single_router(&table).target, Target::Services(_)),
+        "the route serves"
+    );
+}
+
+#[test]
+fn digest_auth_keeps_the_users_of_its_realm() {
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: digest-users, namespace: apps}}
+stringData:
+  users: |
+    test:traefik:a2688e031edb4be6a3797f3882655c05
+    other:elsewhere:a2688e031edb4be6a3797f3882655c05
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec:
+  digestAuth:
+    secret: digest-users
+    users: ["test:traefik:00000000000000000000000000000000", "admin:traefik:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]
+    removeHeader: true
+    headerField: X-WebAuth-User
+{MIDDLEWARE_ROUTE}"#
+    );
+    let table = translate_all(&yaml);
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let [Middleware::DigestAuth(auth)] = single_router(&table).middlewares.as_slice() else {
+        panic!("{:?}", single_router(&table).middlewares);
+    };
+    assert_eq!(auth.realm, "traefik");
+    // The Secret's line for test comes last and wins; other's realm is not this one.
+    assert_eq!(
+        auth.users,
+        [
+            ("admin".to_owned(), "a".repeat(32)),
+            (
+                "test".to_owned(),
+                "a2688e031edb4be6a3797f3882655c05".to_owned()
+            ),
+        ]
+    );
+    assert!(auth.remove_header);
+    assert_eq!(
+        auth.header_field.as_ref().map(|h| h.as_str()),
+        Some("x-webauth-user")
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ use pingora::protocols::tls::server::handshake_with_callback;
 use pingora::protocols::tls::TlsRef;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
+use rustls::pki_types::CertificateDer;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ResolvesServerCert, ServerConfig, WebPkiClientVerifier};
 use traverse_model::tls::{ClientAuth, SniTable, TlsOptions, TlsTable};
@@ -199,6 +200,9 @@ pub struct TlsFacts {
     pub version: &'static str,
     /// The SNI the client sent.
     pub server_name: Option<Box<str>>,
+    /// The certificates the client presented, leaf first (a TLSOption's `clientAuth`);
+    /// empty when it presented none.
+    pub client_certificates: Box<[CertificateDer<'static>]>,
 }
 
 /// Records [`TlsFacts`] when a handshake completes.
@@ -213,6 +217,7 @@ impl TlsAccept for RecordTlsFacts {
         Some(Arc::new(TlsFacts {
             version: protocol_version(tls.version()?)?,
             server_name: tls.server_name().map(Box::from),
+            client_certificates: tls.peer_cert_chain_der().map(Box::from).unwrap_or_default(),
         }))
     }
 }

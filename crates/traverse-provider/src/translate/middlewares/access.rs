@@ -1,4 +1,4 @@
-//! `basicAuth`, `ipAllowList` (and its deprecated alias `ipWhiteList`).
+//! `basicAuth`, `digestAuth`, `forwardAuth`, `passTLSClientCert`, `ipAllowList` (and its deprecated alias `ipWhiteList`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,7 +9,11 @@ use traverse_api::{MiddlewareSpec, Secret};
 
 use super::{header_name, header_value, pattern, Built};
 use crate::model::middleware::ForwardAuth;
-use crate::model::{BasicAuth, Credential, IpAllowList, IpStrategy, Middleware, Origin};
+use crate::model::middleware::{parse_htdigest, CertInfo, NameFields};
+use crate::model::{
+    BasicAuth, Credential, DigestAuth, IpAllowList, IpStrategy, Middleware, Origin,
+    PassTlsClientCert,
+};
 use crate::snapshot::Object;
 use crate::tls::secret_value;
 
@@ -108,6 +112,19 @@ fn secret_users(
         users.push((user, Credential::sha1_of(password)));
         return Ok(());
     }
+    for (line, field) in secret_lines(secret, field, "htpasswd")? {
+        add_user(users, &line, &field)?;
+    }
+    Ok(())
+}
+
+/// The lines of a Secret's one entry (Traefik's `loadAuthCredentials`), each with the
+/// field naming it in a message; blank lines skipped.
+fn secret_lines(
+    secret: &Secret,
+    field: &str,
+    format: &str,
+) -> Result<Vec<(String, String)>, String> {
     let keys: Vec<&String> = secret
         .data
         .iter()
@@ -116,7 +133,7 @@ fn secret_users(
         .collect();
     let [key] = keys.as_slice() else {
         return Err(format!(
-            "{field}: holds {} entries; exactly one, of htpasswd lines, is read",
+            "{field}: holds {} entries; exactly one, of {format} lines, is read",
             keys.len()
         ));
     };
@@ -127,18 +144,87 @@ fn secret_users(
     if text.trim().is_empty() {
         return Err(format!("{field}: {entry} holds no users"));
     }
-    for (i, line) in text
+    Ok(text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-    {
-        add_user(
-            users,
-            line.trim(),
-            &format!("{field} {entry} line {}", i + 1),
-        )?;
+        .map(|(i, line)| {
+            (
+                line.trim().to_owned(),
+                format!("{field} {entry} line {}", i + 1),
+            )
+        })
+        .collect())
+}
+
+/// `digestAuth`: htdigest users from `users` and the Secret `secret` of the Middleware's
+/// `namespace`; only those of the realm authenticate, as in Traefik.
+pub(super) fn digest_auth(
+    spec: &MiddlewareSpec,
+    namespace: &str,
+    secrets: &[Arc<Secret>],
+    origin: Origin,
+) -> Built {
+    let Some(config) = spec.digest_auth.as_ref() else {
+        return Err("spec.digestAuth is empty".into());
+    };
+    let realm = config
+        .realm
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .unwrap_or(DEFAULT_REALM);
+    if realm.contains(['"', '\\']) {
+        return Err("spec.digestAuth.realm must not contain '\"' or '\\'".into());
     }
-    Ok(())
+    header_value(realm, "spec.digestAuth.realm")?;
+    let mut lines: Vec<(String, String)> = config
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, line)| (line.clone(), format!("spec.digestAuth.users[{i}]")))
+        .collect();
+    if let Some(name) = config.secret.as_deref().filter(|s| !s.is_empty()) {
+        let field = "spec.digestAuth.secret";
+        let secret = secrets
+            .iter()
+            .find(|s| s.key() == (namespace, name))
+            .ok_or_else(|| format!("{field}: Secret {namespace}/{name} not found"))?;
+        lines.extend(secret_lines(
+            secret,
+            &format!("{field} (Secret {namespace}/{name})"),
+            "htdigest",
+        )?);
+    }
+    if lines.is_empty() {
+        return Err("spec.digestAuth.users lists no users, and no secret names any".into());
+    }
+    let mut users: Vec<(String, String)> = Vec::new();
+    for (line, field) in &lines {
+        let (user, user_realm, ha1) =
+            parse_htdigest(line).map_err(|why| format!("{field}: {why}"))?;
+        if user_realm == realm {
+            users.retain(|(name, _)| name != user);
+            users.push((user.to_owned(), ha1));
+        }
+    }
+    if users.is_empty() {
+        return Err(format!(
+            "spec.digestAuth.users: no user is of realm {realm:?}, so none could authenticate"
+        ));
+    }
+    let header_field = config
+        .header_field
+        .as_deref()
+        .filter(|f| !f.is_empty())
+        .map(|f| header_name(f, "spec.digestAuth.headerField"))
+        .transpose()?;
+    Ok(vec![Middleware::DigestAuth(DigestAuth {
+        origin,
+        realm: realm.to_owned(),
+        users,
+        remove_header: config.remove_header == Some(true),
+        header_field,
+    })])
 }
 
 pub(super) fn forward_auth(spec: &MiddlewareSpec, origin: Origin) -> Built {
@@ -275,4 +361,42 @@ pub(super) fn ip_strategy(
             ipv6_subnet,
         }),
     }
+}
+
+/// `passTLSClientCert`: nothing to validate beyond the shape; unset flags are false.
+pub(super) fn pass_tls_client_cert(spec: &MiddlewareSpec) -> Built {
+    let Some(config) = spec.pass_tls_client_cert.as_ref() else {
+        return Err("spec.passTLSClientCert is empty".into());
+    };
+    let on = |flag: Option<bool>| flag == Some(true);
+    let info = config.info.as_ref().map(|info| CertInfo {
+        not_after: on(info.not_after),
+        not_before: on(info.not_before),
+        sans: on(info.sans),
+        serial_number: on(info.serial_number),
+        subject: info.subject.as_ref().map(|s| NameFields {
+            country: on(s.country),
+            province: on(s.province),
+            locality: on(s.locality),
+            organization: on(s.organization),
+            organizational_unit: on(s.organizational_unit),
+            common_name: on(s.common_name),
+            serial_number: on(s.serial_number),
+            domain_component: on(s.domain_component),
+        }),
+        issuer: info.issuer.as_ref().map(|i| NameFields {
+            country: on(i.country),
+            province: on(i.province),
+            locality: on(i.locality),
+            organization: on(i.organization),
+            organizational_unit: false,
+            common_name: on(i.common_name),
+            serial_number: on(i.serial_number),
+            domain_component: on(i.domain_component),
+        }),
+    });
+    Ok(vec![Middleware::PassTlsClientCert(PassTlsClientCert {
+        pem: on(config.pem),
+        info,
+    })])
 }
