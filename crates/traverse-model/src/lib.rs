@@ -12,7 +12,7 @@ mod model;
 pub mod tls;
 mod weighted;
 
-pub use balancer::{Balancer, Node, Sticky, StickyCookie};
+pub use balancer::{Balancer, Mirror, Mirrored, Mirroring, Node, Sticky, StickyCookie};
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 pub use health::{EjectionPolicy, HealthCheck, PassiveHealth};
 pub use middleware::{

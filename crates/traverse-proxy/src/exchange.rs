@@ -127,6 +127,8 @@ pub struct Exchange {
     scheme: &'static str,
     /// What the route's middlewares learnt about the request.
     notes: Notes,
+    /// The copies owed to mirrors, on a route through a mirroring service.
+    pub(crate) mirror: Option<Box<crate::mirror::Pending>>,
 }
 
 impl Exchange {
@@ -151,6 +153,7 @@ impl Exchange {
             active: false,
             scheme: "http",
             notes: Notes::default(),
+            mirror: None,
         }
     }
 
@@ -487,6 +490,11 @@ impl Exchange {
         let mut span = tracer.start_child(&trace.server, SpanKind::Client);
         span.set(|| KeyValue::new("traverse.call", name));
         Some(Call { span, name })
+    }
+
+    /// The request's SERVER span, when it is traced.
+    pub(crate) fn server_span(&self) -> Option<&traverse_telemetry::Span> {
+        self.trace.as_ref().map(|t| &t.server)
     }
 
     /// Ends a middleware's call with the status it got, or as failed.

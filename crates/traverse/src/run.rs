@@ -202,6 +202,7 @@ fn start_telemetry(
         observe_servers(&metrics, &state);
         observe_unresolved(&metrics, &state);
         observe_connections(&metrics, &state);
+        observe_mirrors(&metrics, &state);
         if let Some(children) = &state.topology().children {
             observe_children(&metrics, children);
         }
@@ -300,6 +301,28 @@ fn observe_connections(metrics: &Metrics, state: &Arc<GatewayState>) {
         let weak = Arc::downgrade(state);
         metrics.observe_counter(name, description, move || series(&weak, field));
     }
+}
+
+/// `traverse.service.mirror.requests`: copies of requests owed to mirrors, by what became
+/// of them (`answered`, `failed`, `dropped` over the in-flight bound, `skipped` for a body
+/// over `maxBodySize` or not read to its end).
+fn observe_mirrors(metrics: &Metrics, state: &Arc<GatewayState>) {
+    let state = Arc::downgrade(state);
+    metrics.observe_counter(
+        "traverse.service.mirror.requests",
+        "Copies of requests for mirroring services' mirrors, by result",
+        move || {
+            let Some(state) = state.upgrade() else {
+                return Vec::new();
+            };
+            state
+                .mirror_stats()
+                .totals()
+                .into_iter()
+                .map(|(result, total)| (total, vec![KeyValue::new("result", result)]))
+                .collect()
+        },
+    );
 }
 
 /// `traverse.routes.unresolved`: IngressRoutes with a reference that does not resolve
