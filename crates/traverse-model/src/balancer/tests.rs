@@ -17,6 +17,7 @@ fn backend(name: &str, ports: &[u16], sticky: Option<StickyCookie>) -> Arc<Backe
         transport: None,
         sticky: sticky.map(|c| Sticky::new(c, urls.iter().map(String::as_str))),
         health_check: None,
+        strategy: Default::default(),
     })
 }
 
