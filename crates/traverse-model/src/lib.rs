@@ -21,7 +21,7 @@ pub use middleware::{
     ReplacePathRegex, Security, SourceCriterion, StripPrefix, StripPrefixRegex,
 };
 pub use model::{
-    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, ServersTransport, Strategy, Target,
-    UplinkRef,
+    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, ServersTransport, Strategy,
+    Target, UplinkRef,
 };
 pub use weighted::{Candidate, Weighted};

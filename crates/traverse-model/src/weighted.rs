@@ -250,9 +250,14 @@ mod tests {
         // (1,2)->2 (1,3)->1 (2,1)->2 (2,3)->2 (3,1)->1 (3,2)->2; weight 0 never drawn.
         assert_eq!(chosen, [2, 1, 2, 2, 1, 2]);
         // One candidate left (the others tried): it, with a single draw.
-        let tried = [Loaded(1, 0).address().unwrap(), Loaded(2, 0).address().unwrap()];
+        let tried = [
+            Loaded(1, 0).address().unwrap(),
+            Loaded(2, 0).address().unwrap(),
+        ];
         let mut random = |n: usize| n - 1;
-        let (_, only) = servers.select_p2c(&tried, 0, load, &mut random).expect("one");
+        let (_, only) = servers
+            .select_p2c(&tried, 0, load, &mut random)
+            .expect("one");
         assert_eq!(only.0, 3);
         let all: Vec<_> = (1..=4).map(|p| Loaded(p, 0).address().unwrap()).collect();
         assert!(servers.select_p2c(&all, 0, load, &mut random).is_none());

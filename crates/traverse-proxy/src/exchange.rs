@@ -129,6 +129,8 @@ pub struct Exchange {
     notes: Notes,
     /// The copies owed to mirrors, on a route through a mirroring service.
     pub(crate) mirror: Option<Box<crate::mirror::Pending>>,
+    /// This request counted in flight on its endpoint, for a `p2c` Service.
+    pub(crate) load: Option<crate::select::InFlightLoad>,
 }
 
 impl Exchange {
@@ -154,6 +156,7 @@ impl Exchange {
             scheme: "http",
             notes: Notes::default(),
             mirror: None,
+            load: None,
         }
     }
 

@@ -94,8 +94,7 @@ impl Translator<'_> {
                         "None" => "is headless (clusterIP: None)".to_owned(),
                         other => format!("has an invalid clusterIP {other:?}"),
                     };
-                    let message =
-                        format!("service {service_namespace}/{} {why}", reference.name);
+                    let message = format!("service {service_namespace}/{} {why}", reference.name);
                     self.report(
                         me,
                         Severity::Error,
@@ -113,7 +112,9 @@ impl Translator<'_> {
         }
         let slices = match reference.native_lb {
             Some(true) => None,
-            _ => self.slices.get(&(service_namespace, reference.name.as_str())),
+            _ => self
+                .slices
+                .get(&(service_namespace, reference.name.as_str())),
         };
         for slice in slices.into_iter().flatten() {
             let Some(slice_port) = slice

@@ -1393,13 +1393,19 @@ fn native_lb_balances_to_the_cluster_ip_and_port() {
 
     for (name, why) in [("headless", "headless"), ("app", "no clusterIP")] {
         let services = format!("[{{name: {name}, port: 80, nativeLB: true}}]");
-        let table = translate_all(&format!("{APP}{CLUSTER_IP}{}", route("PathPrefix(`/`)", &services)));
+        let table = translate_all(&format!(
+            "{APP}{CLUSTER_IP}{}",
+            route("PathPrefix(`/`)", &services)
+        ));
         let error = table
             .diagnostics
             .iter()
             .find(|d| d.severity == Severity::Error)
             .unwrap_or_else(|| panic!("{name}: {:?}", table.diagnostics));
-        assert_eq!(error.field.as_deref(), Some("spec.routes[0].services[0].nativeLB"));
+        assert_eq!(
+            error.field.as_deref(),
+            Some("spec.routes[0].services[0].nativeLB")
+        );
         assert!(error.message.contains(why), "{}", error.message);
         assert!(matches!(
             only_router(&table).target,
@@ -1415,7 +1421,11 @@ fn strategy_is_wrr_or_p2c_and_others_are_reported() {
     let Target::Services(balancer) = &only_router(&table).target else {
         panic!("not served");
     };
-    let strategies: Vec<_> = balancer.backends().iter().map(|(b, _)| b.strategy).collect();
+    let strategies: Vec<_> = balancer
+        .backends()
+        .iter()
+        .map(|(b, _)| b.strategy)
+        .collect();
     use crate::model::Strategy;
     assert_eq!(strategies, [Strategy::P2c, Strategy::Wrr, Strategy::Wrr]);
     let diagnostics: Vec<_> = table
