@@ -251,15 +251,17 @@ mod tests {
         assert_eq!(chosen, [2, 1, 2, 2, 1, 2]);
         // One candidate left (the others tried): it, with a single draw.
         let tried = [
-            Loaded(1, 0).address().unwrap(),
-            Loaded(2, 0).address().unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            SocketAddr::from(([127, 0, 0, 1], 2)),
         ];
         let mut random = |n: usize| n - 1;
         let (_, only) = servers
             .select_p2c(&tried, 0, load, &mut random)
             .expect("one");
         assert_eq!(only.0, 3);
-        let all: Vec<_> = (1..=4).map(|p| Loaded(p, 0).address().unwrap()).collect();
+        let all: Vec<_> = (1..=4)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
         assert!(servers.select_p2c(&all, 0, load, &mut random).is_none());
     }
 
