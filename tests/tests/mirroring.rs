@@ -255,6 +255,41 @@ async fn a_mirror_that_fails_or_never_answers_changes_nothing_for_the_client() {
 }
 
 #[tokio::test]
+async fn copies_reach_an_h2c_mirror() {
+    let (main, h2c) = (Upstream::start("main"), Upstream::start_h2c("h2c"));
+    let backends = [
+        service("main", &[main.addr()]),
+        service("h2c", &[h2c.addr()]),
+    ]
+    .join("---\n");
+    let mirrored = format!(
+        "{}        scheme: h2c\n",
+        mirroring("mirrored", "", &[("h2c", 100)])
+    );
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            ("backends", &backends),
+            ("mirrored", &mirrored),
+            ("route", &route("/", "mirrored")),
+        ],
+    )
+    .await;
+    let json = gateway.routes_json().await;
+    assert!(diagnostics(&json).is_empty(), "{json}");
+    let response = http_request(gateway.addr("web"), "PUT", "/over/h2c?x=1", &[], b"data").await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let copy = eventually("the copy", WAIT, async || h2c.requests().pop()).await;
+    assert_eq!(
+        (copy.method.as_str(), copy.path.as_str()),
+        ("PUT", "/over/h2c?x=1")
+    );
+    assert_eq!(copy.body, b"data");
+    assert!(copy.raw_head.is_empty(), "received over HTTP/2");
+    assert_eq!(mirror_total(&gateway, "answered").await, 1.0);
+}
+
+#[tokio::test]
 async fn each_copy_is_a_client_span_of_the_request_trace_with_its_context_injected() {
     let collector = Collector::start().await;
     let extra = format!(

@@ -313,6 +313,12 @@ async fn exchange(
         .get_http_session(peer)
         .await
         .map_err(|e| e.to_string())?;
+    let mut header = header;
+    if session.as_http2().is_some() {
+        // HTTP/2 carries the scheme and authority in the request target, as Pingora's
+        // proxy sets them for its own HTTP/2 attempts.
+        absolute_target(&mut header, peer)?;
+    }
     session.set_read_timeout(peer.options.read_timeout);
     session.set_write_timeout(peer.options.write_timeout);
     let sent: pingora::Result<()> = async {
@@ -339,6 +345,30 @@ async fn exchange(
             Err(error.to_string())
         }
     }
+}
+
+/// Makes the request target `scheme://host/path`, the host from the `Host` header.
+fn absolute_target(header: &mut RequestHeader, peer: &HttpPeer) -> Result<(), String> {
+    use pingora::upstreams::peer::Peer as _;
+    let host = header
+        .headers
+        .get(HOST)
+        .map(|h| h.as_bytes().to_vec())
+        .unwrap_or_else(|| peer.address().to_string().into_bytes());
+    let authority = http::uri::Authority::try_from(host.as_slice()).map_err(|e| e.to_string())?;
+    let path = header
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let uri = http::Uri::builder()
+        .scheme(if peer.is_tls() { "https" } else { "http" })
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .map_err(|e| e.to_string())?;
+    header.set_uri(uri);
+    Ok(())
 }
 
 fn end_span(tracer: &Tracer, mut span: Span, method: &http::Method, answer: Result<u16, String>) {

@@ -464,7 +464,7 @@ spec:
   entryPoints: [websecure]
   routes:
     - match: Host(`a.example`)
-      services: [{{name: app, port: 80, strategy: leasttime}}]
+      services: [{{name: app, port: 80, nodePortLB: true}}]
   tls: {{certResolver: le}}
 "#
     );
@@ -473,7 +473,7 @@ spec:
     for field in [
         "spec.tls",
         "spec.tls.certResolver",
-        "spec.routes[0].services[0].strategy",
+        "spec.routes[0].services[0].nodePortLB",
         "spec.entryPoints[0]",
     ] {
         assert!(
