@@ -286,7 +286,11 @@ async fn copies_reach_an_h2c_mirror() {
     );
     assert_eq!(copy.body, b"data");
     assert!(copy.raw_head.is_empty(), "received over HTTP/2");
-    assert_eq!(mirror_total(&gateway, "answered").await, 1.0);
+    // Counted once its answer has been read.
+    eventually("the answered copy counted", WAIT, async || {
+        (mirror_total(&gateway, "answered").await == 1.0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
