@@ -204,6 +204,10 @@ pub(crate) fn send(
             }
         }
     }
+    if copies.is_empty() {
+        mirrors.in_flight.fetch_sub(1, Relaxed);
+        return;
+    }
     let mirrors = Arc::clone(mirrors);
     let tracer = tracer.cloned();
     tokio::spawn(async move {
@@ -391,4 +395,122 @@ fn end_span(tracer: &Tracer, mut span: Span, method: &http::Method, answer: Resu
         }
     };
     tracer.end(span, span_name(method, None), status);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use traverse_model::{Mirror, Mirroring, Weighted};
+
+    /// A mirroring with one mirror per name, each a Service port without endpoints.
+    fn owed(mirror_body: bool, max_body_size: Option<u64>, names: &[&str]) -> Mirrored {
+        let mirrors = names
+            .iter()
+            .map(|name| {
+                let backend = Backend {
+                    name: (*name).into(),
+                    scheme: traverse_model::Scheme::Http,
+                    pass_host_header: true,
+                    servers: Weighted::new(vec![]),
+                    transport: None,
+                    sticky: None,
+                    health_check: None,
+                    strategy: Default::default(),
+                };
+                Mirror::new(Node::Backend(Arc::new(backend)), 100)
+            })
+            .collect();
+        let mirroring = Arc::new(Mirroring::new(mirrors, mirror_body, max_body_size));
+        let chosen = mirroring.choose();
+        Mirrored { mirroring, chosen }
+    }
+
+    fn pending(owed: Vec<Mirrored>, body: &[u8]) -> Pending {
+        let mut pending = Pending::new(owed);
+        let header = RequestHeader::build("POST", b"/x", None).expect("header");
+        pending.request(&header, Some("example.test"));
+        pending.body_chunk(body);
+        pending
+    }
+
+    fn totals(mirrors: &Mirrors) -> [u64; 4] {
+        mirrors.stats.totals().map(|(_, total)| total)
+    }
+
+    #[test]
+    fn the_body_is_kept_up_to_the_largest_limit_of_those_copying_it() {
+        let mut kept = Pending::new(vec![
+            owed(true, Some(4), &["a"]),
+            owed(true, Some(6), &["b"]),
+            owed(false, Some(1), &["c"]),
+        ]);
+        kept.body_chunk(b"0123");
+        kept.body_chunk(b"4567");
+        assert_eq!((&kept.body[..], kept.seen), (&b"012345"[..], 8));
+        // A retry replays the body from its start.
+        kept.restart();
+        kept.body_chunk(b"01");
+        assert_eq!((&kept.body[..], kept.seen), (&b"01"[..], 2));
+        // Without a limit everything is kept; with no mirroring copying it, nothing.
+        let mut unlimited =
+            Pending::new(vec![owed(true, None, &["a"]), owed(true, Some(1), &["b"])]);
+        unlimited.body_chunk(b"0123456789");
+        assert_eq!(unlimited.body.len(), 10);
+        let mut bodiless = Pending::new(vec![owed(false, None, &["a"])]);
+        bodiless.body_chunk(b"0123456789");
+        assert!(bodiless.body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_copy_owed_is_counted_once() {
+        let mirrors = Arc::new(Mirrors::default());
+        let upstream = traverse_config::Upstream::default();
+        // Over maxBodySize: skipped, and not sent.
+        send(
+            &mirrors,
+            pending(vec![owed(true, Some(4), &["a", "b"])], b"12345"),
+            Some(5),
+            &upstream,
+            None,
+            None,
+        );
+        assert_eq!(totals(&mirrors), [0, 0, 0, 2]);
+        // A body not read to its end: skipped; a copy without body still goes (and
+        // fails here: its Service has no endpoint).
+        send(
+            &mirrors,
+            pending(
+                vec![owed(true, None, &["a"]), owed(false, None, &["b"])],
+                b"1",
+            ),
+            None,
+            &upstream,
+            None,
+            None,
+        );
+        assert_eq!(totals(&mirrors), [0, 1, 0, 3]);
+        // No place in flight: every copy of the request dropped.
+        mirrors.in_flight.store(MAX_IN_FLIGHT, Relaxed);
+        send(
+            &mirrors,
+            pending(vec![owed(false, None, &["a", "b", "c"])], b""),
+            Some(0),
+            &upstream,
+            None,
+            None,
+        );
+        assert_eq!(totals(&mirrors), [0, 1, 3, 3]);
+        assert_eq!(mirrors.in_flight.load(Relaxed), MAX_IN_FLIGHT);
+        // The request never went to the main service: nothing owed.
+        mirrors.in_flight.store(0, Relaxed);
+        send(
+            &mirrors,
+            Pending::new(vec![owed(false, None, &["a"])]),
+            Some(0),
+            &upstream,
+            None,
+            None,
+        );
+        assert_eq!(totals(&mirrors), [0, 1, 3, 3]);
+    }
 }
