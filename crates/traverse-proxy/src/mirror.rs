@@ -259,6 +259,8 @@ fn prepare(
     let mut copy = header.clone();
     copy.set_version(http::Version::HTTP_11);
     copy.remove_header(&TRANSFER_ENCODING);
+    // The body goes whole at once: no interim `100 Continue` to wait for.
+    copy.remove_header(&http::header::EXPECT);
     match &body {
         Some(body) => copy.insert_header(CONTENT_LENGTH, body.len()).ok()?,
         None => {
