@@ -482,6 +482,7 @@ async fn control(
             Some(tokio::spawn(
                 FileProvider::new(&file.directory)
                     .allow_cross_namespace(file.allow_cross_namespace)
+                    .native_lb_by_default(file.native_lb_by_default)
                     .watch(
                         file.debounce,
                         move |snapshot, diagnostics| applier.apply(&snapshot, diagnostics),
@@ -494,6 +495,7 @@ async fn control(
         (Some(file), None) => {
             let (snapshot, diagnostics) = FileProvider::new(&file.directory)
                 .allow_cross_namespace(file.allow_cross_namespace)
+                .native_lb_by_default(file.native_lb_by_default)
                 .load();
             applier.apply(&snapshot, diagnostics);
             None

@@ -84,7 +84,10 @@ impl Translator<'_> {
         let port_name = port.name.as_deref().unwrap_or("");
         let mut servers = BTreeSet::new();
         // `nativeLB`: the Service's cluster IP and port, which Kubernetes balances itself.
-        if reference.native_lb == Some(true) {
+        let native_lb = reference
+            .native_lb
+            .unwrap_or(self.snapshot.native_lb_by_default);
+        if native_lb {
             let cluster_ip = spec.and_then(|s| s.cluster_ip.as_deref()).unwrap_or("");
             let ip = match cluster_ip.parse::<IpAddr>() {
                 Ok(ip) => ip,
@@ -110,9 +113,9 @@ impl Translator<'_> {
             };
             servers.insert(SocketAddr::new(ip, service_port));
         }
-        let slices = match reference.native_lb {
-            Some(true) => None,
-            _ => self
+        let slices = match native_lb {
+            true => None,
+            false => self
                 .slices
                 .get(&(service_namespace, reference.name.as_str())),
         };

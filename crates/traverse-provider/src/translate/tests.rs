@@ -1441,3 +1441,21 @@ fn strategy_is_wrr_or_p2c_and_others_are_reported() {
         )]
     );
 }
+
+#[test]
+fn native_lb_by_default_applies_where_a_reference_does_not_say() {
+    let yaml = format!(
+        "{CLUSTER_IP}{}",
+        route(
+            "PathPrefix(`/`)",
+            "[{name: native, port: 80}, {name: native, port: http, nativeLB: false}]"
+        )
+    );
+    let mut snapshot = snapshot(&yaml);
+    snapshot.native_lb_by_default = true;
+    let table = translate(&snapshot, &EntryPoints::new([("web".to_owned(), false)]));
+    let found = servers(only_router(&table));
+    assert_eq!(found[0].1, ["10.96.0.10:80"], "{found:?}");
+    // No EndpointSlice: the endpoints of the Service are none.
+    assert!(found[1].1.is_empty(), "{found:?}");
+}
