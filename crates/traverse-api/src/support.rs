@@ -150,7 +150,7 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
 }
 
 /// Fields of a `TraefikService` spec that are set but not acted on by the gateway
-/// (`mirroring` is not either: the translation refuses it; it reads `failover` itself).
+/// (`mirroring` and `failover` are not: the translation reads them itself).
 pub fn unsupported_in_traefik_service(spec: &TraefikServiceSpec) -> Vec<Unsupported> {
     let mut out = Vec::new();
     if let Some(weighted) = &spec.weighted {
