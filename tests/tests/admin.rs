@@ -108,7 +108,7 @@ spec:
       services:
         - name: app
           port: 80
-          strategy: p2c
+          strategy: leasttime
 ";
     let gateway = Gateway::start(
         &config(""),

@@ -420,3 +420,70 @@ async fn removing_the_check_puts_the_endpoint_back() {
     }
     assert_eq!(flaky_served, 3, "unchecked, both endpoints serve");
 }
+
+#[tokio::test]
+async fn an_h2c_service_is_checked_over_http2() {
+    let (failing, passing) = (
+        Upstream::start_h2c("failing"),
+        Upstream::start_h2c("passing"),
+    );
+    let routes = "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: checked
+spec:
+  routes:
+    - match: PathPrefix(`/failing`)
+      services:
+        - name: failing
+          port: 80
+          scheme: h2c
+          healthCheck: {path: /status/503, interval: 100ms, hostname: health.local}
+    - match: PathPrefix(`/passing`)
+      services:
+        - name: passing
+          port: 80
+          scheme: h2c
+          healthCheck: {path: /status/204, interval: 100ms}
+";
+    let backends = [
+        service("failing", &[failing.addr()]),
+        service("passing", &[passing.addr()]),
+    ]
+    .join("---\n");
+    let gateway = Gateway::start(&config(""), &[("backends", &backends), ("routes", routes)]).await;
+    let json = gateway.routes_json().await;
+    assert!(diagnostics(&json).is_empty(), "{json:#}");
+    gateway
+        .wait_for("the failing endpoint out of rotation", WAIT, |json| {
+            json.to_string()
+                .contains(&format!("\"unhealthy\":[\"{}\"]", failing.addr()))
+        })
+        .await;
+    let up = |address: SocketAddr| {
+        let gateway = &gateway;
+        async move {
+            let text = gateway.get("admin", "/metrics", &[]).await.text();
+            let families =
+                prometheus::parse(&text, Format::Text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            prometheus::sum(
+                &families,
+                "traverse_service_server_up",
+                &[("url", &format!("h2c://{address}"))],
+            )
+        }
+    };
+    assert_eq!(up(failing.addr()).await, 0.0);
+    assert_eq!(up(passing.addr()).await, 1.0);
+    // The checks went over HTTP/2 (no HTTP/1 head), to the configured path and host.
+    let check = failing
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/status/503")
+        .expect("a check");
+    assert!(check.raw_head.is_empty(), "HTTP/2: {check:?}");
+    let passing_checks = passing.count_path("/status/204");
+    assert!(passing_checks >= 1, "{:?}", passing.requests());
+    assert!(passing.requests().iter().all(|r| r.raw_head.is_empty()));
+    assert_eq!(gateway.get("web", "/passing/x", &[]).await.status, 200);
+}

@@ -243,7 +243,7 @@ spec:
     mirrors:
       - name: app
         port: 80
-        percent: 10
+        percent: 101
 ---
 apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
@@ -272,7 +272,10 @@ spec:
         .find(|d| field(&d["object"], "kind") == "TraefikService")
         .unwrap_or_else(|| panic!("no diagnostic on the TraefikService: {json}"));
     assert_eq!(field(&diagnostic["object"], "name"), "mirrored");
-    assert_eq!(field(&diagnostic, "field"), "spec.mirroring");
+    assert_eq!(
+        field(&diagnostic, "field"),
+        "spec.mirroring.mirrors[0].percent"
+    );
     assert_eq!(field(&diagnostic, "severity"), "error");
     assert!(
         field(&diagnostic, "source").contains("routes.yaml"),

@@ -132,19 +132,10 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
         "only the http, https and h2c upstream schemes are supported",
     );
     report.flag(
-        has_text(service.strategy.as_deref()),
-        "strategy",
-        "load-balancing strategy selection is not implemented",
-    );
-    report.flag(
         service.response_forwarding.is_some(),
-        "responseForwarding",
-        "response flush interval is not configurable",
-    );
-    report.flag(
-        is_true(service.native_lb),
-        "nativeLB",
-        "balancing to the Service cluster IP is not implemented; endpoints are used",
+        "responseForwarding.flushInterval",
+        "not acted on: each chunk of a response is sent on as it arrives (as Traefik's \
+         flushInterval -1 does)",
     );
     report.flag(
         is_true(service.node_port_lb),
@@ -159,7 +150,7 @@ fn service_ref(report: &mut Report<'_>, service: &ServiceRef) {
 }
 
 /// Fields of a `TraefikService` spec that are set but not acted on by the gateway
-/// (`mirroring` is not either: the translation refuses it; it reads `failover` itself).
+/// (`mirroring` and `failover` are not: the translation reads them itself).
 pub fn unsupported_in_traefik_service(spec: &TraefikServiceSpec) -> Vec<Unsupported> {
     let mut out = Vec::new();
     if let Some(weighted) = &spec.weighted {
@@ -496,6 +487,7 @@ mod tests {
         second.scheme = Some("ftp".to_owned());
         second.native_lb = Some(true);
         second.strategy = Some(String::new());
+        second.response_forwarding = Some(Default::default());
         let mut r1 = route(vec![service("web"), second]);
         r1.observability = Some(Default::default());
         let mut s = spec(vec![route(vec![service("a")]), r1]);
@@ -512,14 +504,14 @@ mod tests {
                 "spec.ingressClassName",
                 "spec.routes[1].observability",
                 "spec.routes[1].services[1].scheme",
-                "spec.routes[1].services[1].nativeLB",
+                "spec.routes[1].services[1].responseForwarding.flushInterval",
                 "spec.tls.certResolver",
             ]
         );
         assert!(found.iter().all(|u| !u.reason.is_empty()));
         assert_eq!(
             found[3].to_string(),
-            "spec.routes[1].services[1].nativeLB: balancing to the Service cluster IP is not implemented; endpoints are used"
+            "spec.routes[1].services[1].responseForwarding.flushInterval: not acted on: each chunk of a response is sent on as it arrives (as Traefik's flushInterval -1 does)"
         );
     }
 

@@ -2,7 +2,8 @@
 //!
 //! `weighted` is modelled field by field; `mirroring` and `failover` keep their
 //! configuration as free-form JSON, so they parse and round-trip: the translation reads
-//! `failover` and reports `mirroring` as not implemented.
+//! both, naming each field it cannot use (a mirroring's service and mirrors are parsed
+//! as service references there, unknown fields reported).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;

@@ -38,6 +38,9 @@ pub struct KubernetesProvider {
     /// Whether routes, chains and TraefikServices may reference objects in other
     /// namespaces (Traefik's setting of the same name, false by default).
     pub allow_cross_namespace: bool,
+    /// `nativeLB` for the Services that do not set it (Traefik's `nativeLBByDefault`).
+    #[serde(rename = "nativeLBByDefault")]
+    pub native_lb_by_default: bool,
 }
 
 impl Default for KubernetesProvider {
@@ -50,6 +53,7 @@ impl Default for KubernetesProvider {
             kubeconfig: None,
             leader_election: LeaderElection::default(),
             allow_cross_namespace: false,
+            native_lb_by_default: false,
         }
     }
 }
@@ -96,6 +100,9 @@ pub struct FileProvider {
     /// namespaces (Traefik's `allowCrossNamespace`, false by default).
     #[serde(default)]
     pub allow_cross_namespace: bool,
+    /// `nativeLB` for the Services that do not set it (Traefik's `nativeLBByDefault`).
+    #[serde(default, rename = "nativeLBByDefault")]
+    pub native_lb_by_default: bool,
 }
 
 impl FileProvider {
@@ -106,6 +113,7 @@ impl FileProvider {
             watch: FileProvider::default_watch(),
             debounce: FileProvider::default_debounce(),
             allow_cross_namespace: false,
+            native_lb_by_default: false,
         }
     }
 

@@ -272,6 +272,7 @@ impl KubernetesProvider {
         let mut snapshot = Snapshot {
             rules: self.rules.clone(),
             allow_cross_namespace: self.settings.allow_cross_namespace,
+            native_lb_by_default: self.settings.native_lb_by_default,
             ..Snapshot::default()
         };
         let mut diagnostics = Diagnostics::default();

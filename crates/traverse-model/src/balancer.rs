@@ -1,8 +1,11 @@
 //! Services as a tree: a route's services, and Traefik's `weighted` TraefikServices
 //! nested in them, are balancers over Service ports and other balancers. A balancer or
-//! a Service port may keep a client on the child it chose with a sticky cookie.
+//! a Service port may keep a client on the child it chose with a sticky cookie. A
+//! `mirroring` TraefikService is a balancer with one child (its main service) that also
+//! names the mirrors a request reaching it is copied to.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sha1::Digest as _;
@@ -23,6 +26,93 @@ pub struct Balancer {
     /// Traefik's `failover`: the first child that can serve, in order, instead of
     /// weighted round robin.
     in_order: bool,
+    /// Traefik's `mirroring`: where a copy of each request that goes through here goes.
+    mirroring: Option<Arc<Mirroring>>,
+}
+
+/// Traefik's `mirroring` settings and the counters of its `percent` selection.
+#[derive(Debug)]
+pub struct Mirroring {
+    pub mirrors: Vec<Mirror>,
+    /// `mirrorBody`: copy the request body (else the copies go without one).
+    pub mirror_body: bool,
+    /// `maxBodySize`: a request whose body is longer is not mirrored; `None`: no limit.
+    pub max_body_size: Option<u64>,
+    /// Requests that reached this mirroring service.
+    total: AtomicU64,
+}
+
+/// One of a mirroring service's mirrors.
+#[derive(Debug)]
+pub struct Mirror {
+    pub node: Node,
+    /// Share of the requests copied here, 0 to 100.
+    pub percent: u8,
+    /// Requests copied here so far.
+    sent: AtomicU64,
+}
+
+impl Mirror {
+    pub fn new(node: Node, percent: u8) -> Self {
+        Mirror {
+            node,
+            percent: percent.min(100),
+            sent: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Mirroring {
+    pub fn new(mirrors: Vec<Mirror>, mirror_body: bool, max_body_size: Option<u64>) -> Self {
+        Mirroring {
+            mirrors,
+            mirror_body,
+            max_body_size,
+            total: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one more request and returns the mirrors it is copied to, in order (as a
+    /// bit set: bit `i` for `mirrors[i]`). As Traefik does, a mirror gets request `n`
+    /// when it has had fewer than `percent`% of the `n` so far: exact and deterministic
+    /// (percent 50 mirrors every other request), kept with atomics instead of a lock.
+    pub fn choose(&self) -> u64 {
+        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut chosen = 0;
+        for (i, mirror) in self.mirrors.iter().enumerate().take(64) {
+            let due = |sent: u64| sent * 100 < total * u64::from(mirror.percent);
+            let taken = mirror
+                .sent
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |sent| {
+                    due(sent).then_some(sent + 1)
+                })
+                .is_ok();
+            if taken {
+                chosen |= 1 << i;
+            }
+        }
+        chosen
+    }
+}
+
+/// A request's copies for one mirroring service it went through.
+#[derive(Debug, Clone)]
+pub struct Mirrored {
+    pub mirroring: Arc<Mirroring>,
+    /// Bit `i` set: copied to `mirroring.mirrors[i]`.
+    pub chosen: u64,
+}
+
+impl Mirrored {
+    /// The mirrors chosen, in order.
+    pub fn targets(&self) -> impl Iterator<Item = &Mirror> {
+        self.mirroring
+            .mirrors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i < 64 && self.chosen & (1 << i) != 0)
+            .map(|(_, m)| m)
+    }
 }
 
 /// One child of a [`Balancer`].
@@ -60,7 +150,22 @@ impl Balancer {
             sticky,
             available,
             in_order: false,
+            mirroring: None,
         }
+    }
+
+    /// A mirroring service: requests go to `service`, and copies to `mirroring`'s mirrors.
+    pub fn mirroring(name: Arc<str>, service: Node, mirroring: Mirroring) -> Self {
+        Balancer {
+            in_order: true,
+            mirroring: Some(Arc::new(mirroring)),
+            ..Balancer::new(name, vec![(service, 1)], None)
+        }
+    }
+
+    /// The mirroring settings, for a mirroring service.
+    pub fn mirroring_settings(&self) -> Option<&Arc<Mirroring>> {
+        self.mirroring.as_ref()
     }
 
     /// A failover: `service` while it has an endpoint in rotation, else `fallback`.
@@ -100,8 +205,33 @@ impl Balancer {
         now_ms: u64,
         set_cookies: &mut Vec<String>,
     ) -> Option<&Arc<Backend>> {
-        self.pick_where(headers, now_ms, set_cookies, &|node| node.healthy(now_ms))
-            .or_else(|| self.pick_where(headers, now_ms, set_cookies, &Node::available))
+        self.pick_mirrored(headers, now_ms, set_cookies, &mut Vec::new())
+    }
+
+    /// [`Balancer::pick`], adding the copies owed by each mirroring service on the way
+    /// to `mirrored` (each counts the request once, and only when a port was found).
+    pub fn pick_mirrored(
+        &self,
+        headers: &http::HeaderMap,
+        now_ms: u64,
+        set_cookies: &mut Vec<String>,
+        mirrored: &mut Vec<Mirrored>,
+    ) -> Option<&Arc<Backend>> {
+        let healthy = |node: &Node| node.healthy(now_ms);
+        let picked = match self.pick_where(headers, now_ms, set_cookies, mirrored, &healthy) {
+            Some(backend) => Some(backend),
+            None => self.pick_where(headers, now_ms, set_cookies, mirrored, &Node::available),
+        }?;
+        if let Some(mirroring) = &self.mirroring {
+            let chosen = mirroring.choose();
+            if chosen != 0 {
+                mirrored.push(Mirrored {
+                    mirroring: Arc::clone(mirroring),
+                    chosen,
+                });
+            }
+        }
+        Some(picked)
     }
 
     fn pick_where(
@@ -109,6 +239,7 @@ impl Balancer {
         headers: &http::HeaderMap,
         now_ms: u64,
         set_cookies: &mut Vec<String>,
+        mirrored: &mut Vec<Mirrored>,
         serves: &dyn Fn(&Node) -> bool,
     ) -> Option<&Arc<Backend>> {
         let items = self.children.items();
@@ -136,7 +267,9 @@ impl Balancer {
         };
         match &items.get(index)?.0 {
             Node::Backend(backend) => Some(backend),
-            Node::Balancer(balancer) => balancer.pick(headers, now_ms, set_cookies),
+            Node::Balancer(balancer) => {
+                balancer.pick_mirrored(headers, now_ms, set_cookies, mirrored)
+            }
         }
     }
 

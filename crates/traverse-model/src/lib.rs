@@ -12,7 +12,7 @@ mod model;
 pub mod tls;
 mod weighted;
 
-pub use balancer::{Balancer, Node, Sticky, StickyCookie};
+pub use balancer::{Balancer, Mirror, Mirrored, Mirroring, Node, Sticky, StickyCookie};
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 pub use health::{EjectionPolicy, HealthCheck, PassiveHealth};
 pub use middleware::{
@@ -22,7 +22,7 @@ pub use middleware::{
     StripPrefix, StripPrefixRegex,
 };
 pub use model::{
-    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, ServersTransport, Target,
-    UplinkRef,
+    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, ServersTransport, Strategy,
+    Target, UplinkRef,
 };
 pub use weighted::{Candidate, Weighted};

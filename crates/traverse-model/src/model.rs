@@ -4,6 +4,7 @@
 //! [`RoutingTable`], published atomically; requests never take a lock to route.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use traverse_router::RouteTable;
@@ -86,6 +87,19 @@ pub struct Backend {
     pub sticky: Option<Sticky>,
     /// `healthCheck`: probes each endpoint in the background.
     pub health_check: Option<Arc<HealthCheck>>,
+    /// `strategy`: how an endpoint is chosen.
+    pub strategy: Strategy,
+}
+
+/// Traefik's load-balancing `strategy` of a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Weighted round robin (`wrr`, Traefik's default).
+    #[default]
+    Wrr,
+    /// Power of two choices (`p2c`): of two endpoints drawn at random, the one with fewer
+    /// requests in flight.
+    P2c,
 }
 
 impl Backend {
@@ -127,6 +141,8 @@ pub struct Endpoint {
     /// Shared by every route to this address and kept across reloads: the data plane
     /// attaches it when the table is published, so a request reads it without a lookup.
     health: OnceLock<Arc<PassiveHealth>>,
+    /// Requests in flight to it through this Service (counted for `p2c` only).
+    in_flight: AtomicU64,
 }
 
 impl Endpoint {
@@ -135,7 +151,23 @@ impl Endpoint {
         Endpoint {
             address,
             health: OnceLock::new(),
+            in_flight: AtomicU64::new(0),
         }
+    }
+
+    /// Requests in flight to this endpoint (for `p2c`).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// One more request in flight; [`Endpoint::finished`] counts it out.
+    pub fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request counted by [`Endpoint::started`] is over.
+    pub fn finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Attaches the shared health state of this address; the first one attached stays.

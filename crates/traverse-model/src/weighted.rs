@@ -138,6 +138,46 @@ impl<T> Weighted<T> {
             .map(|i| (i, &self.items[i].0))
     }
 
+    /// Traefik's `p2c` (power of two choices): two different candidates drawn at random
+    /// among those [`Weighted::select`] could return (weights other than 0 do not
+    /// count, as in Traefik), and the one with the lower `load` (the first on a tie).
+    /// `random(n)` draws from `0..n`. No allocation: the draws are found by counting.
+    pub fn select_p2c(
+        &self,
+        tried: &[SocketAddr],
+        now_ms: u64,
+        load: impl Fn(&T) -> u64,
+        random: &mut dyn FnMut(usize) -> usize,
+    ) -> Option<(usize, &T)>
+    where
+        T: Candidate,
+    {
+        let eligible = || {
+            self.items
+                .iter()
+                .enumerate()
+                .filter(|(_, (c, w))| *w > 0 && c.usable(now_ms) && untried(c, tried))
+                .map(|(i, (c, _))| (i, c))
+        };
+        let n = eligible().count();
+        let first = eligible().nth(random(n.max(1)) % n.max(1))?;
+        if n == 1 {
+            return Some(first);
+        }
+        // The second draw skips the first, as Traefik's does.
+        let mut second = random(n - 1) % (n - 1);
+        let first_rank = eligible().position(|(i, _)| i == first.0)?;
+        if second >= first_rank {
+            second += 1;
+        }
+        let second = eligible().nth(second)?;
+        Some(if load(second.1) < load(first.1) {
+            second
+        } else {
+            first
+        })
+    }
+
     /// Like [`Weighted::select`], ignoring whether candidates are usable: for when every
     /// candidate is ejected and trying one beats refusing the request.
     pub fn select_untried(&self, tried: &[SocketAddr]) -> Option<(usize, &T)>
@@ -176,6 +216,54 @@ fn untried<T: Candidate>(candidate: &T, tried: &[SocketAddr]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Loaded(u16, u64);
+
+    impl Candidate for Loaded {
+        fn address(&self) -> Option<SocketAddr> {
+            Some(SocketAddr::from(([127, 0, 0, 1], self.0)))
+        }
+        fn usable(&self, _: u64) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn p2c_takes_the_less_loaded_of_two_different_draws() {
+        let servers = Weighted::new(vec![
+            (Loaded(1, 5), 1),
+            (Loaded(2, 0), 1),
+            (Loaded(3, 9), 1),
+            (Loaded(4, 0), 0),
+        ]);
+        let load = |s: &Loaded| s.1;
+        // Every pair of draws: the first draw's rank, then the second among the others.
+        let mut chosen = Vec::new();
+        for a in 0..3 {
+            for b in 0..2 {
+                let mut draws = [a, b].into_iter();
+                let mut random = |_: usize| draws.next().expect("two draws");
+                let (_, server) = servers.select_p2c(&[], 0, load, &mut random).expect("one");
+                chosen.push(server.0);
+            }
+        }
+        // (1,2)->2 (1,3)->1 (2,1)->2 (2,3)->2 (3,1)->1 (3,2)->2; weight 0 never drawn.
+        assert_eq!(chosen, [2, 1, 2, 2, 1, 2]);
+        // One candidate left (the others tried): it, with a single draw.
+        let tried = [
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            SocketAddr::from(([127, 0, 0, 1], 2)),
+        ];
+        let mut random = |n: usize| n - 1;
+        let (_, only) = servers
+            .select_p2c(&tried, 0, load, &mut random)
+            .expect("one");
+        assert_eq!(only.0, 3);
+        let all: Vec<_> = (1..=4)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        assert!(servers.select_p2c(&all, 0, load, &mut random).is_none());
+    }
 
     fn counts(
         weighted: &Weighted<&'static str>,

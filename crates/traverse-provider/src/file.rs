@@ -86,6 +86,7 @@ pub struct FileProvider {
     /// it reuses them (and the rules of earlier loads).
     rules: Rules,
     allow_cross_namespace: bool,
+    native_lb_by_default: bool,
 }
 
 /// One document of a file, as parsed.
@@ -136,12 +137,20 @@ impl FileProvider {
             files: BTreeMap::new(),
             rules: Rules::default(),
             allow_cross_namespace: false,
+            native_lb_by_default: false,
         }
     }
 
     /// Lets references name objects in other namespaces (Traefik's `allowCrossNamespace`).
     pub fn allow_cross_namespace(mut self, allow: bool) -> Self {
         self.allow_cross_namespace = allow;
+        self
+    }
+
+    /// Balances to the cluster IP of Services whose references do not set `nativeLB`
+    /// (Traefik's `nativeLBByDefault`).
+    pub fn native_lb_by_default(mut self, native: bool) -> Self {
+        self.native_lb_by_default = native;
         self
     }
 
@@ -199,6 +208,7 @@ impl FileProvider {
         let mut snapshot = Snapshot {
             rules: self.rules.clone(),
             allow_cross_namespace: self.allow_cross_namespace,
+            native_lb_by_default: self.native_lb_by_default,
             ..Snapshot::default()
         };
         for contents in self.files.values() {

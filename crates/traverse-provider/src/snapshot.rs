@@ -35,6 +35,9 @@ pub struct Snapshot {
     /// Whether references may name objects in other namespaces (Traefik's provider
     /// setting `allowCrossNamespace`, false by default).
     pub allow_cross_namespace: bool,
+    /// `nativeLB` for the Service references that do not set it (Traefik's provider
+    /// setting `nativeLBByDefault`, false by default).
+    pub native_lb_by_default: bool,
     /// Compiled rules kept from one translation to the next by the provider that made
     /// this snapshot; not part of what the snapshot says (equal whatever it holds).
     pub rules: Rules,

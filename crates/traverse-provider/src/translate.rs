@@ -346,6 +346,8 @@ struct BackendKey<'a> {
     scheme: Option<&'a str>,
     pass_host_header: Option<bool>,
     servers_transport: Option<&'a str>,
+    strategy: Option<&'a str>,
+    native_lb: Option<bool>,
 }
 
 impl<'a> BackendKey<'a> {
@@ -361,6 +363,8 @@ impl<'a> BackendKey<'a> {
             scheme: reference.scheme.as_deref(),
             pass_host_header: reference.pass_host_header,
             servers_transport: reference.servers_transport.as_deref(),
+            strategy: reference.strategy.as_deref(),
+            native_lb: reference.native_lb,
         }
     }
 }

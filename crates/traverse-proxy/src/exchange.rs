@@ -127,6 +127,10 @@ pub struct Exchange {
     scheme: &'static str,
     /// What the route's middlewares learnt about the request.
     notes: Notes,
+    /// The copies owed to mirrors, on a route through a mirroring service.
+    pub(crate) mirror: Option<Box<crate::mirror::Pending>>,
+    /// This request counted in flight on its endpoint, for a `p2c` Service.
+    pub(crate) load: Option<crate::select::InFlightLoad>,
 }
 
 impl Exchange {
@@ -151,6 +155,8 @@ impl Exchange {
             active: false,
             scheme: "http",
             notes: Notes::default(),
+            mirror: None,
+            load: None,
         }
     }
 
@@ -496,6 +502,11 @@ impl Exchange {
         let mut span = tracer.start_child(&trace.server, SpanKind::Client);
         span.set(|| KeyValue::new("traverse.call", name));
         Some(Call { span, name })
+    }
+
+    /// The request's SERVER span, when it is traced.
+    pub(crate) fn server_span(&self) -> Option<&traverse_telemetry::Span> {
+        self.trace.as_ref().map(|t| &t.server)
     }
 
     /// Ends a middleware's call with the status it got, or as failed.

@@ -26,7 +26,7 @@ use crate::middleware::{self, Verdict};
 use crate::multicluster::WELL_KNOWN_PREFIX;
 use crate::respond::respond;
 use crate::routing::{self, Decision};
-use crate::{select, transport, uplink, GatewayState};
+use crate::{mirror, select, transport, uplink, GatewayState};
 
 /// Everything an entrypoint needs from the static configuration, resolved once.
 #[derive(Debug, Clone)]
@@ -168,8 +168,11 @@ impl ProxyHttp for Gateway {
             ctx.client_ip(),
         );
         let (router, answer) = match decision {
-            Decision::Proxy(router, destination, cookies) => {
+            Decision::Proxy(router, destination, cookies, mirrored) => {
                 ctx.route_to(router, destination, cookies);
+                if !mirrored.is_empty() {
+                    ctx.mirror = Some(Box::new(mirror::Pending::new(mirrored)));
+                }
                 (ctx.router().cloned(), None)
             }
             Decision::Respond(router, status, body) => {
@@ -221,6 +224,9 @@ impl ProxyHttp for Gateway {
         };
         if let Some(delay) = retry_delay.filter(|d| !d.is_zero()) {
             tokio::time::sleep(delay).await;
+        }
+        if let Some(pending) = ctx.mirror.as_mut() {
+            pending.restart();
         }
         let mut selected = select::next(ctx, preferred);
         if selected.is_none() && retry_delay.is_some() {
@@ -364,6 +370,9 @@ impl ProxyHttp for Gateway {
         self.options.forwarded.apply(upstream_request, &downstream);
         middleware::upstream_request(&router.middlewares, upstream_request, ctx)?;
         ctx.inject(upstream_request)?;
+        if let Some(pending) = ctx.mirror.as_mut() {
+            pending.request(upstream_request, original_host);
+        }
 
         let pass_host_header = match (ctx.destination(), ctx.current_peer()) {
             (Some(Destination::Uplink { hops, .. }), Some(Peer::Child(member))) => {
@@ -459,7 +468,12 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         edge::body_within_limit(session.body_bytes_read(), self.options.limits)?;
         middleware::request_body_within_limit(session.body_bytes_read(), ctx)?;
-        middleware::request_body(ctx, body, end_of_stream)
+        middleware::request_body(ctx, body, end_of_stream)?;
+        // Mirrors get the body as the main service does, after the middlewares.
+        if let (Some(pending), Some(chunk)) = (ctx.mirror.as_mut(), body.as_ref()) {
+            pending.body_chunk(chunk);
+        }
+        Ok(())
     }
 
     async fn response_trailer_filter(
@@ -504,6 +518,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Exchange) {
+        let body_done = session.is_body_done();
         let response = session.response_written();
         let ending = Ending {
             request: session.req_header(),
@@ -514,6 +529,22 @@ impl ProxyHttp for Gateway {
             error,
         };
         middleware::finished(ctx, ending.status);
+        // As in Traefik, a request whose client went away is not copied.
+        if let Some(pending) = ctx
+            .mirror
+            .take()
+            .filter(|_| !error.is_some_and(client_gone))
+        {
+            let body_read = body_done.then_some(ending.request_bytes);
+            mirror::send(
+                &self.state.mirrors,
+                *pending,
+                body_read,
+                &self.options.upstream,
+                self.state.tracer(),
+                ctx.server_span(),
+            );
+        }
         ctx.finish(&self.options.site, self.state.telemetry(), &ending);
     }
 }

@@ -17,13 +17,24 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
 use tokio::task::JoinHandle;
-use traverse_model::{HealthCheck, PassiveHealth, Target};
+use traverse_model::{HealthCheck, PassiveHealth, Scheme, Target};
 
 use crate::multicluster::follow::error_chain;
 use crate::GatewayState;
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// How checks reach endpoints: HTTP/1.1 through hyper; HTTP/2 with prior knowledge
+/// (`h2c` Services) through Pingora's connector, as requests to them go.
+#[derive(Clone)]
+struct Clients {
+    http1: HttpClient,
+    h2c: Arc<Connector>,
+}
 
 /// Redirects followed before a check fails, as Go's HTTP client (Traefik's).
 const MAX_REDIRECTS: usize = 10;
@@ -46,9 +57,12 @@ impl Drop for Running {
 async fn follow_tables(state: Arc<GatewayState>) {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .build(http);
+    let client = Clients {
+        http1: Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .build(http),
+        h2c: Arc::new(Connector::new(None)),
+    };
     let mut running: HashMap<(SocketAddr, Arc<HealthCheck>), Running> = HashMap::new();
     loop {
         // Registered before reading the table, so a table published meanwhile wakes us.
@@ -105,7 +119,7 @@ impl Drop for Verdict {
 }
 
 async fn check_endpoint(
-    client: HttpClient,
+    client: Clients,
     address: SocketAddr,
     check: Arc<HealthCheck>,
     health: Arc<PassiveHealth>,
@@ -146,11 +160,7 @@ async fn check_endpoint(
 }
 
 /// One check: the request, redirects followed when asked, all within `timeout`.
-async fn probe(
-    client: &HttpClient,
-    address: SocketAddr,
-    check: &HealthCheck,
-) -> Result<(), String> {
+async fn probe(client: &Clients, address: SocketAddr, check: &HealthCheck) -> Result<(), String> {
     let port = check.port.unwrap_or(address.port());
     let target = SocketAddr::new(address.ip(), port);
     let first: Uri = format!("http://{target}{}", check.path)
@@ -172,11 +182,20 @@ async fn probe(
                 request = request.header(name, value);
             }
             let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
-            let response = client.request(request).await.map_err(|e| error_chain(&e))?;
-            let status = response.status();
-            let location = response.headers().get(header::LOCATION).cloned();
-            // Read the (short) body so the connection goes back to the pool.
-            let _ = response.into_body().collect().await;
+            let (status, location) = if check.scheme == Some(Scheme::H2c) {
+                send_h2c(&client.h2c, request).await?
+            } else {
+                let response = client
+                    .http1
+                    .request(request)
+                    .await
+                    .map_err(|e| error_chain(&e))?;
+                let status = response.status();
+                let location = response.headers().get(header::LOCATION).cloned();
+                // Read the (short) body so the connection goes back to the pool.
+                let _ = response.into_body().collect().await;
+                (status, location)
+            };
             let Some(location) =
                 location.filter(|_| check.follow_redirects && status.is_redirection())
             else {
@@ -200,6 +219,68 @@ async fn probe(
     } else {
         Err(format!("answered {status}"))
     }
+}
+
+/// Sends one check over HTTP/2 with prior knowledge: its status and `Location`.
+async fn send_h2c(
+    connector: &Connector,
+    request: Request<Empty<Bytes>>,
+) -> Result<(StatusCode, Option<http::HeaderValue>), String> {
+    let (parts, _) = request.into_parts();
+    let authority = parts.uri.authority().ok_or("a check URL without a host")?;
+    let address: SocketAddr = authority
+        .as_str()
+        .parse()
+        .map_err(|_| format!("{authority} is not an address"))?;
+    let mut peer = HttpPeer::new(address, false, String::new());
+    peer.options.set_http_version(2, 2);
+    let mut header = RequestHeader::build(parts.method, b"/", Some(parts.headers.len()))
+        .map_err(|e| e.to_string())?;
+    // HTTP/2 carries the host as the target's authority: the configured hostname if any.
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(authority.as_str());
+    let target = format!(
+        "http://{host}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    header.set_uri(
+        target
+            .parse()
+            .map_err(|_| format!("bad check URL {target}"))?,
+    );
+    for (name, value) in &parts.headers {
+        if name != header::HOST {
+            header
+                .append_header(name.clone(), value.clone())
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let (mut session, _) = connector
+        .get_http_session(&peer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answered: pingora::Result<()> = async {
+        session.write_request_header(Box::new(header)).await?;
+        session.finish_request_body().await?;
+        session.read_response_header().await?;
+        while session.read_response_body().await?.is_some() {}
+        Ok(())
+    }
+    .await;
+    if let Err(error) = answered {
+        session.shutdown().await;
+        return Err(error.to_string());
+    }
+    let response = session.response_header().ok_or("no response")?;
+    let answer = (
+        response.status,
+        response.headers.get(header::LOCATION).cloned(),
+    );
+    connector.release_http_session(session, &peer, None).await;
+    Ok(answer)
 }
 
 /// Where a `Location` sends a request made to `from`: an absolute `http` URL, or a path

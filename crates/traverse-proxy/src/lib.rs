@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod health_check;
 mod host;
 mod middleware;
+pub mod mirror;
 pub mod multicluster;
 mod respond;
 mod routing;
@@ -75,6 +76,8 @@ pub struct GatewayState {
     /// Connection counts per entrypoint, by name. Locked only when an entrypoint starts
     /// and when the admin API reads them.
     connections: Mutex<BTreeMap<String, Arc<ConnectionStats>>>,
+    /// Copies of requests sent to mirrors, and their counters.
+    mirrors: Arc<mirror::Mirrors>,
 }
 
 /// Where this gateway stands in a multi-cluster topology.
@@ -178,6 +181,11 @@ impl GatewayState {
     /// The metrics, when an output (Prometheus or OTLP) is on.
     pub fn metrics(&self) -> Option<&Arc<Metrics>> {
         self.telemetry.metrics.as_ref()
+    }
+
+    /// What became of the copies sent to mirrors.
+    pub fn mirror_stats(&self) -> &mirror::MirrorStats {
+        &self.mirrors.stats
     }
 
     /// The access log, when enabled.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pingora::http::RequestHeader;
-use traverse_model::{Router, Target};
+use traverse_model::{Mirrored, Router, Target};
 
 use crate::exchange::Destination;
 use crate::host::request_host;
@@ -15,8 +15,9 @@ use crate::{uplink, GatewayState};
 
 /// What routing decided, computed while the request header is borrowed.
 pub(crate) enum Decision {
-    /// With the `Set-Cookie` values of the sticky balancers that chose without a cookie.
-    Proxy(Arc<Router>, Destination, Vec<String>),
+    /// With the `Set-Cookie` values of the sticky balancers that chose without a cookie,
+    /// and the copies owed to mirrors.
+    Proxy(Arc<Router>, Destination, Vec<String>, Vec<Mirrored>),
     Respond(Option<Arc<Router>>, u16, Bytes),
 }
 
@@ -46,11 +47,12 @@ pub(crate) fn decide(
             Decision::Respond(Some(Arc::clone(&router)), *status, body)
         }
         Target::Services(services) => {
-            let mut cookies = Vec::new();
-            match services.pick(&header.headers, crate::clock::now_ms(), &mut cookies) {
+            let (mut cookies, mut mirrored) = (Vec::new(), Vec::new());
+            let now = crate::clock::now_ms();
+            match services.pick_mirrored(&header.headers, now, &mut cookies, &mut mirrored) {
                 Some(backend) if backend.servers.has_available() => {
                     let destination = Destination::Service(Arc::clone(backend));
-                    Decision::Proxy(router, destination, cookies)
+                    Decision::Proxy(router, destination, cookies, mirrored)
                 }
                 _ => {
                     let body = Bytes::from_static(NO_SERVER.as_bytes());
@@ -60,7 +62,7 @@ pub(crate) fn decide(
         }
         Target::Uplinks(uplinks) => {
             match uplink::decide(state.topology(), header, &router, uplinks) {
-                Ok(destination) => Decision::Proxy(router, destination, Vec::new()),
+                Ok(destination) => Decision::Proxy(router, destination, Vec::new(), Vec::new()),
                 Err((status, body)) => Decision::Respond(Some(router), status, body),
             }
         }

@@ -6,8 +6,9 @@
 //! successes feed passive health, with the same settings shape for both.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use traverse_model::{Backend, Candidate, EjectionPolicy, Endpoint, Weighted};
+use traverse_model::{Backend, Candidate, EjectionPolicy, Endpoint, Strategy, Weighted};
 
 use crate::clock::now_ms;
 use crate::exchange::{Destination, Exchange, Peer};
@@ -26,6 +27,16 @@ pub(crate) struct Selected {
 /// sticky cookie that did not lead here gets one naming the chosen endpoint.
 pub(crate) fn next(exchange: &mut Exchange, preferred: Option<SocketAddr>) -> Option<Selected> {
     let selected = choose(exchange, preferred)?;
+    // `p2c` balances by requests in flight: this one counts on its endpoint until the
+    // next attempt or the end of the request.
+    if let (Some(Destination::Service(backend)), Peer::Endpoint(index)) =
+        (exchange.destination(), &selected.peer)
+    {
+        if backend.strategy == Strategy::P2c {
+            let load = InFlightLoad::new(Arc::clone(backend), *index);
+            exchange.load = Some(load);
+        }
+    }
     if let (Some(Destination::Service(backend)), Peer::Endpoint(index)) =
         (exchange.destination(), &selected.peer)
     {
@@ -45,9 +56,15 @@ fn choose(exchange: &Exchange, preferred: Option<SocketAddr>) -> Option<Selected
     match exchange.destination()? {
         Destination::Service(backend) => {
             let servers = &backend.servers;
+            let balanced = || match backend.strategy {
+                Strategy::Wrr => servers.select(tried, now),
+                Strategy::P2c => servers.select_p2c(tried, now, Endpoint::in_flight, &mut |n| {
+                    fastrand::usize(..n)
+                }),
+            };
             let (index, chosen) = preferred
                 .and_then(|address| preferred_endpoint(backend, address, tried, now))
-                .or_else(|| servers.select(tried, now))
+                .or_else(balanced)
                 .or_else(|| {
                     tried
                         .is_empty()
@@ -144,4 +161,28 @@ fn preferred_endpoint<'a>(
         .enumerate()
         .map(|(index, (endpoint, _))| (index, endpoint))
         .find(|(_, e)| e.address == address && !tried.contains(&address) && e.usable(now))
+}
+
+/// A request counted in flight on one endpoint of a `p2c` Service, until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlightLoad {
+    backend: Arc<Backend>,
+    index: usize,
+}
+
+impl InFlightLoad {
+    fn new(backend: Arc<Backend>, index: usize) -> Self {
+        if let Some((endpoint, _)) = backend.servers.items().get(index) {
+            endpoint.started();
+        }
+        InFlightLoad { backend, index }
+    }
+}
+
+impl Drop for InFlightLoad {
+    fn drop(&mut self) {
+        if let Some((endpoint, _)) = self.backend.servers.items().get(self.index) {
+            endpoint.finished();
+        }
+    }
 }

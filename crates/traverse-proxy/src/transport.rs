@@ -120,6 +120,7 @@ mod tests {
             transport: transport.map(Arc::new),
             sticky: None,
             health_check: None,
+            strategy: Default::default(),
         }
     }
 

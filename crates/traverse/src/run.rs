@@ -202,6 +202,7 @@ fn start_telemetry(
         observe_servers(&metrics, &state);
         observe_unresolved(&metrics, &state);
         observe_connections(&metrics, &state);
+        observe_mirrors(&metrics, &state);
         if let Some(children) = &state.topology().children {
             observe_children(&metrics, children);
         }
@@ -300,6 +301,28 @@ fn observe_connections(metrics: &Metrics, state: &Arc<GatewayState>) {
         let weak = Arc::downgrade(state);
         metrics.observe_counter(name, description, move || series(&weak, field));
     }
+}
+
+/// `traverse.service.mirror.requests`: copies of requests owed to mirrors, by what became
+/// of them (`answered`, `failed`, `dropped` over the in-flight bound, `skipped` for a body
+/// over `maxBodySize` or not read to its end).
+fn observe_mirrors(metrics: &Metrics, state: &Arc<GatewayState>) {
+    let state = Arc::downgrade(state);
+    metrics.observe_counter(
+        "traverse.service.mirror.requests",
+        "Copies of requests for mirroring services' mirrors, by result",
+        move || {
+            let Some(state) = state.upgrade() else {
+                return Vec::new();
+            };
+            state
+                .mirror_stats()
+                .totals()
+                .into_iter()
+                .map(|(result, total)| (total, vec![KeyValue::new("result", result)]))
+                .collect()
+        },
+    );
 }
 
 /// `traverse.routes.unresolved`: IngressRoutes with a reference that does not resolve
@@ -459,6 +482,7 @@ async fn control(
             Some(tokio::spawn(
                 FileProvider::new(&file.directory)
                     .allow_cross_namespace(file.allow_cross_namespace)
+                    .native_lb_by_default(file.native_lb_by_default)
                     .watch(
                         file.debounce,
                         move |snapshot, diagnostics| applier.apply(&snapshot, diagnostics),
@@ -471,6 +495,7 @@ async fn control(
         (Some(file), None) => {
             let (snapshot, diagnostics) = FileProvider::new(&file.directory)
                 .allow_cross_namespace(file.allow_cross_namespace)
+                .native_lb_by_default(file.native_lb_by_default)
                 .load();
             applier.apply(&snapshot, diagnostics);
             None

@@ -36,6 +36,7 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
     };
     let (snapshot, mut diagnostics) = FileProvider::new(&file.directory)
         .allow_cross_namespace(file.allow_cross_namespace)
+        .native_lb_by_default(file.native_lb_by_default)
         .load();
     let entry_points = crate::run::entry_points(&config);
     let table = translate(&snapshot, &entry_points);

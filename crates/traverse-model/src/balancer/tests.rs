@@ -17,6 +17,7 @@ fn backend(name: &str, ports: &[u16], sticky: Option<StickyCookie>) -> Arc<Backe
         transport: None,
         sticky: sticky.map(|c| Sticky::new(c, urls.iter().map(String::as_str))),
         health_check: None,
+        strategy: Default::default(),
     })
 }
 
@@ -236,4 +237,86 @@ fn a_failover_serves_from_its_service_while_it_has_an_endpoint_in_rotation() {
     health.check_turned(false);
     assert_eq!(pick(), "ns/main:80");
     assert_eq!(failover.backends().len(), 2);
+}
+
+fn mirroring(percents: &[u8]) -> Mirroring {
+    let mirrors = percents
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let name = format!("apps/mirror{i}:80");
+            Mirror::new(Node::Backend(backend(&name, &[9000 + i as u16], None)), *p)
+        })
+        .collect();
+    Mirroring::new(mirrors, true, None)
+}
+
+#[test]
+fn mirror_percent_is_exact_over_any_run_of_requests() {
+    let mirroring = mirroring(&[100, 0, 50, 10, 33]);
+    let mut counts = [0u64; 5];
+    for n in 1..=1000u64 {
+        let chosen = mirroring.choose();
+        for (i, count) in counts.iter_mut().enumerate() {
+            if chosen & (1 << i) != 0 {
+                *count += 1;
+            }
+        }
+        // After n requests each mirror had ceil(n * percent / 100) of them.
+        for (count, percent) in counts.iter().zip([100u64, 0, 50, 10, 33]) {
+            assert_eq!(*count, (n * percent).div_ceil(100), "after {n} requests");
+        }
+    }
+    assert_eq!(counts, [1000, 0, 500, 100, 330]);
+}
+
+#[test]
+fn a_mirroring_service_sends_to_its_service_and_owes_the_chosen_copies() {
+    let main = backend("apps/main:80", &[8000], None);
+    let service = Balancer::mirroring(
+        "apps/mirrored".into(),
+        Node::Backend(Arc::clone(&main)),
+        mirroring(&[100, 0, 50]),
+    );
+    let outer = Balancer::new(
+        "route".into(),
+        vec![(Node::Balancer(Arc::new(service)), 1)],
+        None,
+    );
+    let mut owed = Vec::new();
+    for n in 0..4 {
+        let mut mirrored = Vec::new();
+        let picked =
+            outer.pick_mirrored(&http::HeaderMap::new(), 0, &mut Vec::new(), &mut mirrored);
+        assert_eq!(picked.map(|b| &*b.name), Some("apps/main:80"));
+        assert_eq!(mirrored.len(), 1, "request {n}");
+        let names: Vec<String> = mirrored[0]
+            .targets()
+            .map(|m| match &m.node {
+                Node::Backend(b) => b.name.to_string(),
+                Node::Balancer(b) => b.name.to_string(),
+            })
+            .collect();
+        owed.push(names.join(","));
+    }
+    assert_eq!(
+        owed,
+        [
+            "apps/mirror0:80,apps/mirror2:80",
+            "apps/mirror0:80",
+            "apps/mirror0:80,apps/mirror2:80",
+            "apps/mirror0:80"
+        ]
+    );
+}
+
+#[test]
+fn a_mirroring_service_without_a_server_owes_no_copy() {
+    let empty = backend("apps/empty:80", &[], None);
+    let service = Balancer::mirroring("apps/m".into(), Node::Backend(empty), mirroring(&[100]));
+    let mut mirrored = Vec::new();
+    assert!(service
+        .pick_mirrored(&http::HeaderMap::new(), 0, &mut Vec::new(), &mut mirrored)
+        .is_none());
+    assert!(mirrored.is_empty());
 }

@@ -1,7 +1,7 @@
 //! A service reference's `healthCheck` checked and defaulted as Traefik v3 does.
 //!
 //! A field that cannot be used is a warning naming it: a bad duration falls back to its
-//! default; a check the gateway cannot run (gRPC mode, an https or h2c scheme, a bad
+//! default; a check the gateway cannot run (gRPC mode, an https scheme, a bad
 //! method or header) leaves the Service unchecked, serving as without a `healthCheck`.
 
 use std::sync::Arc;
@@ -70,12 +70,12 @@ impl Translator<'_> {
                 return None;
             }
         };
-        if scheme != Scheme::Http {
+        if scheme == Scheme::Https {
             warn(
                 self,
                 "scheme",
                 format!(
-                    "checks over {} are not implemented (http only){unchecked}",
+                    "checks over {} are not implemented (http and h2c only){unchecked}",
                     scheme.as_str()
                 ),
             );
@@ -318,5 +318,16 @@ spec:
                 "{spec}: {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_h2c_service_is_checked_over_h2c_unless_the_check_says_http() {
+        let (check, found) =
+            check_of("[{name: app, port: 80, scheme: h2c, healthCheck: {path: /h}}]");
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(check.expect("checked").scheme, Some(Scheme::H2c));
+        let (check, _) =
+            check_of("[{name: app, port: 80, scheme: h2c, healthCheck: {path: /h, scheme: http}}]");
+        assert_eq!(check.expect("checked").scheme, Some(Scheme::Http));
     }
 }

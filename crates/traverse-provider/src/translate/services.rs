@@ -8,7 +8,7 @@ use traverse_api::{IntOrString, ServiceRef};
 use super::Translator;
 use crate::diagnostics::{ObjectRef, Reason, Severity};
 use crate::model::balancer::server_url;
-use crate::model::{Backend, Endpoint, Scheme, Sticky, StickyCookie, Weighted};
+use crate::model::{Backend, Endpoint, Scheme, Sticky, StickyCookie, Strategy, Weighted};
 
 impl Translator<'_> {
     /// Resolves one Kubernetes Service reference to its ready endpoints, or says why it
@@ -83,12 +83,43 @@ impl Translator<'_> {
 
         let port_name = port.name.as_deref().unwrap_or("");
         let mut servers = BTreeSet::new();
-        for slice in self
-            .slices
-            .get(&(service_namespace, reference.name.as_str()))
-            .into_iter()
-            .flatten()
-        {
+        // `nativeLB`: the Service's cluster IP and port, which Kubernetes balances itself.
+        let native_lb = reference
+            .native_lb
+            .unwrap_or(self.snapshot.native_lb_by_default);
+        if native_lb {
+            let cluster_ip = spec.and_then(|s| s.cluster_ip.as_deref()).unwrap_or("");
+            let ip = match cluster_ip.parse::<IpAddr>() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    let why = match cluster_ip {
+                        "" => "has no clusterIP".to_owned(),
+                        "None" => "is headless (clusterIP: None)".to_owned(),
+                        other => format!("has an invalid clusterIP {other:?}"),
+                    };
+                    let message = format!("service {service_namespace}/{} {why}", reference.name);
+                    self.report(
+                        me,
+                        Severity::Error,
+                        Reason::InvalidService,
+                        Some(format!("{field}.nativeLB")),
+                        format!("{message}; the route answers 503"),
+                    );
+                    return Err(message);
+                }
+            };
+            let Ok(service_port) = u16::try_from(port.port) else {
+                return Err(format!("service port {} is out of range", port.port));
+            };
+            servers.insert(SocketAddr::new(ip, service_port));
+        }
+        let slices = match native_lb {
+            true => None,
+            false => self
+                .slices
+                .get(&(service_namespace, reference.name.as_str())),
+        };
+        for slice in slices.into_iter().flatten() {
             let Some(slice_port) = slice
                 .ports
                 .as_deref()
@@ -151,6 +182,26 @@ impl Translator<'_> {
             None => Scheme::Http,
         };
         let health_check = self.health_check(me, reference.health_check.as_ref(), scheme, field);
+        let strategy = match reference.strategy.as_deref().unwrap_or("") {
+            // `RoundRobin`: Traefik's deprecated name for wrr.
+            "" | "wrr" | "RoundRobin" => Strategy::Wrr,
+            "p2c" => Strategy::P2c,
+            other => {
+                let why = if ["hrw", "leasttime"].contains(&other) {
+                    format!("strategy {other} is not implemented; wrr is used")
+                } else {
+                    format!("{other:?} is not one of wrr, p2c, hrw, leasttime; wrr is used")
+                };
+                self.report(
+                    me,
+                    Severity::Warning,
+                    Reason::Unsupported,
+                    Some(format!("{field}.strategy")),
+                    why,
+                );
+                Strategy::Wrr
+            }
+        };
         let transport = reference
             .servers_transport
             .as_deref()
@@ -169,6 +220,7 @@ impl Translator<'_> {
             servers: Weighted::new(servers.into_iter().map(|s| (Endpoint::new(s), 1)).collect()),
             sticky: cookie.map(|c| Sticky::new(c, urls.iter().map(String::as_str))),
             health_check,
+            strategy,
         })
     }
 }

@@ -464,7 +464,7 @@ spec:
   entryPoints: [websecure]
   routes:
     - match: Host(`a.example`)
-      services: [{{name: app, port: 80, strategy: p2c}}]
+      services: [{{name: app, port: 80, nodePortLB: true}}]
   tls: {{certResolver: le}}
 "#
     );
@@ -473,7 +473,7 @@ spec:
     for field in [
         "spec.tls",
         "spec.tls.certResolver",
-        "spec.routes[0].services[0].strategy",
+        "spec.routes[0].services[0].nodePortLB",
         "spec.entryPoints[0]",
     ] {
         assert!(
@@ -1457,4 +1457,107 @@ fn a_translation_reuses_the_routes_of_unchanged_ingress_routes() {
         &kept(&fourth, "apps/web#"),
         &kept(&fifth, "apps/web#")
     ));
+}
+
+const CLUSTER_IP: &str = r#"
+---
+apiVersion: v1
+kind: Service
+metadata: {name: native, namespace: apps}
+spec:
+  clusterIP: 10.96.0.10
+  ports:
+    - {name: http, port: 80, targetPort: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless, namespace: apps}
+spec:
+  clusterIP: None
+  ports:
+    - {name: http, port: 80, targetPort: 8080}
+"#;
+
+#[test]
+fn native_lb_balances_to_the_cluster_ip_and_port() {
+    let yaml = format!(
+        "{APP}{CLUSTER_IP}{}",
+        route(
+            "PathPrefix(`/`)",
+            "[{name: native, port: 80, nativeLB: true}, {name: app, port: 80, nativeLB: false}]"
+        )
+    );
+    let table = translate_all(&yaml);
+    assert!(table.diagnostics.is_empty(), "{:?}", table.diagnostics);
+    let found = servers(only_router(&table));
+    assert_eq!(found[0].1, ["10.96.0.10:80"], "{found:?}");
+    assert_eq!(found[1].1, ["10.0.0.1:8080", "10.0.0.2:8080"], "{found:?}");
+
+    for (name, why) in [("headless", "headless"), ("app", "no clusterIP")] {
+        let services = format!("[{{name: {name}, port: 80, nativeLB: true}}]");
+        let table = translate_all(&format!(
+            "{APP}{CLUSTER_IP}{}",
+            route("PathPrefix(`/`)", &services)
+        ));
+        let error = table
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == Severity::Error)
+            .unwrap_or_else(|| panic!("{name}: {:?}", table.diagnostics));
+        assert_eq!(
+            error.field.as_deref(),
+            Some("spec.routes[0].services[0].nativeLB")
+        );
+        assert!(error.message.contains(why), "{}", error.message);
+        assert!(matches!(
+            only_router(&table).target,
+            Target::Unavailable { status: 503, .. }
+        ));
+    }
+}
+
+#[test]
+fn strategy_is_wrr_or_p2c_and_others_are_reported() {
+    let services = "[{name: app, port: 80, strategy: p2c}, {name: app, port: http, strategy: RoundRobin}, {name: app, port: 9090, strategy: hrw}]";
+    let table = translate_all(&format!("{APP}{}", route("PathPrefix(`/`)", services)));
+    let Target::Services(balancer) = &only_router(&table).target else {
+        panic!("not served");
+    };
+    let strategies: Vec<_> = balancer
+        .backends()
+        .iter()
+        .map(|(b, _)| b.strategy)
+        .collect();
+    use crate::model::Strategy;
+    assert_eq!(strategies, [Strategy::P2c, Strategy::Wrr, Strategy::Wrr]);
+    let diagnostics: Vec<_> = table
+        .diagnostics
+        .iter()
+        .map(|d| (d.field.as_deref().unwrap_or(""), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        diagnostics,
+        [(
+            "spec.routes[0].services[2].strategy",
+            "strategy hrw is not implemented; wrr is used"
+        )]
+    );
+}
+
+#[test]
+fn native_lb_by_default_applies_where_a_reference_does_not_say() {
+    let yaml = format!(
+        "{CLUSTER_IP}{}",
+        route(
+            "PathPrefix(`/`)",
+            "[{name: native, port: 80}, {name: native, port: http, nativeLB: false}]"
+        )
+    );
+    let mut snapshot = snapshot(&yaml);
+    snapshot.native_lb_by_default = true;
+    let table = translate(&snapshot, &EntryPoints::new([("web".to_owned(), false)]));
+    let found = servers(only_router(&table));
+    assert_eq!(found[0].1, ["10.96.0.10:80"], "{found:?}");
+    // No EndpointSlice: the endpoints of the Service are none.
+    assert!(found[1].1.is_empty(), "{found:?}");
 }

@@ -3,13 +3,15 @@
 //! A `weighted` TraefikService becomes a [`Balancer`] over Service ports and other
 //! TraefikServices, resolved once per table whatever the number of references, and
 //! refusing loops; a `failover` one is a balancer that keeps to its first child while it
-//! can serve. A TraefikService that cannot be used (no type, `mirroring`, an invalid
-//! sticky cookie, a missing failover target, a loop) is an error on the object naming the
-//! field, and the routes using it answer 503. A Kubernetes Service it names that does
+//! can serve; a `mirroring` one is a balancer over its main service that names the
+//! mirrors requests are copied to. A TraefikService that cannot be used (no type, an
+//! invalid sticky cookie or mirror, a missing failover target, a loop) is an error on the
+//! object naming the field, and the routes using it answer 503. A Kubernetes Service it names that does
 //! not resolve is left out, as on a route.
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use traverse_api::support::unsupported_in_traefik_service;
 use traverse_api::{IntOrString, ServiceKind, ServiceRef, TraefikService};
 
@@ -17,7 +19,7 @@ use super::middlewares::{allowed_namespace, local_name};
 use super::{BackendKey, Translator};
 use crate::diagnostics::{ObjectRef, Reason, Severity};
 use crate::model::balancer::{default_cookie_name, sanitize_cookie_name};
-use crate::model::{Balancer, Node, Sticky, StickyCookie};
+use crate::model::{Balancer, Diagnostics, Mirror, Mirroring, Node, Sticky, StickyCookie};
 use crate::snapshot::Object;
 
 /// What one service reference resolved to.
@@ -109,6 +111,12 @@ impl<'a> Translator<'a> {
             }
             (["failover"], _) => {
                 return match self.failover(object, stack) {
+                    Ok(balancer) => Ok(balancer),
+                    Err((field, message)) => fail(self, Some(field), message),
+                }
+            }
+            (["mirroring"], _) => {
+                return match self.mirroring(object, stack) {
                     Ok(balancer) => Ok(balancer),
                     Err((field, message)) => fail(self, Some(field), message),
                 }
@@ -222,6 +230,150 @@ impl<'a> Translator<'a> {
             service,
             fallback,
         )))
+    }
+
+    /// Traefik's `mirroring`: the main service (a Service port or a TraefikService, named
+    /// by the fields of a service reference), `mirrorBody`, `maxBodySize` and `mirrors`,
+    /// each a service reference with its `percent`. An error names the field.
+    fn mirroring(
+        &mut self,
+        object: &'a TraefikService,
+        stack: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<Arc<Balancer>, (String, String)> {
+        let me = object.object_ref();
+        let (namespace, name) = object.key();
+        let Some(fields) = object.spec.mirroring.as_ref().and_then(Value::as_object) else {
+            return Err(("spec.mirroring".into(), "is not an object".into()));
+        };
+        let mut main = fields.clone();
+        let mirror_body = match main.remove("mirrorBody") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(body)) => body,
+            Some(other) => {
+                return Err((
+                    "spec.mirroring.mirrorBody".into(),
+                    format!("{other} is not true or false"),
+                ))
+            }
+        };
+        // Traefik: -1 (the default), or any negative size, is no limit.
+        let max_body_size = match main.remove("maxBodySize") {
+            None | Some(Value::Null) => None,
+            Some(value) => match value.as_i64() {
+                Some(size) => u64::try_from(size).ok(),
+                None => {
+                    return Err((
+                        "spec.mirroring.maxBodySize".into(),
+                        format!("{value} is not a whole number of bytes"),
+                    ))
+                }
+            },
+        };
+        let mirrors = main.remove("mirrors").unwrap_or(Value::Null);
+        let service =
+            self.mirror_target(&me, namespace, Value::Object(main), "spec.mirroring", stack)?;
+        let mirrors = match mirrors {
+            Value::Null => Vec::new(),
+            Value::Array(mirrors) => mirrors,
+            _ => return Err(("spec.mirroring.mirrors".into(), "is not a list".into())),
+        };
+        let mut targets = Vec::new();
+        for (j, mirror) in mirrors.into_iter().enumerate() {
+            let field = format!("spec.mirroring.mirrors[{j}]");
+            let Value::Object(mut mirror) = mirror else {
+                return Err((field, "is not an object".into()));
+            };
+            let percent = match mirror.remove("percent") {
+                None | Some(Value::Null) => 0,
+                Some(value) => match value.as_u64().filter(|p| *p <= 100) {
+                    Some(percent) => percent as u8,
+                    None => {
+                        return Err((
+                            format!("{field}.percent"),
+                            format!("{value} is not a percentage from 0 to 100"),
+                        ))
+                    }
+                },
+            };
+            let node = self.mirror_target(&me, namespace, Value::Object(mirror), &field, stack)?;
+            targets.push(Mirror::new(node, percent));
+        }
+        Ok(Arc::new(Balancer::mirroring(
+            format!("{namespace}/{name}").into(),
+            service,
+            Mirroring::new(targets, mirror_body, max_body_size),
+        )))
+    }
+
+    /// A service reference inside `mirroring`, at `field` of `me`: a Kubernetes Service
+    /// port or a TraefikService. Unlike on a route, a Service that does not resolve makes
+    /// the whole mirroring unusable (Traefik refuses it too).
+    fn mirror_target(
+        &mut self,
+        me: &ObjectRef,
+        namespace: &'a str,
+        value: Value,
+        field: &str,
+        stack: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<Node, (String, String)> {
+        let source = self.snapshot.source_of(me).unwrap_or_default();
+        let mut unknown = Diagnostics::default();
+        let reference: ServiceRef =
+            crate::parse::typed(value, me, &source, &mut unknown).map_err(|(inner, message)| {
+                let at = inner.map_or_else(|| field.to_owned(), |i| format!("{field}.{i}"));
+                (at, message)
+            })?;
+        for mut warning in unknown.iter().cloned() {
+            warning.field = warning.field.map(|f| format!("{field}.{f}"));
+            self.diagnostics.push(warning);
+        }
+        if reference.is_uplink() {
+            return Err((
+                format!("{field}.kind"),
+                "an uplink cannot be mirrored".into(),
+            ));
+        }
+        allowed_namespace(
+            reference.namespace.as_deref(),
+            namespace,
+            self.snapshot.allow_cross_namespace,
+        )
+        .map_err(|why| (format!("{field}.namespace"), why))?;
+        let target_namespace = reference.namespace.as_deref().unwrap_or(namespace);
+        if reference.effective_kind() == ServiceKind::TraefikService {
+            let target =
+                local_name(&reference.name).map_err(|why| (format!("{field}.name"), why))?;
+            // The key as the snapshot holds it, which outlives this parsed reference.
+            let key = self
+                .traefik_services
+                .keys()
+                .find(|(n, m)| *n == target_namespace && *m == target)
+                .copied();
+            let Some(key) = key else {
+                return Err((
+                    format!("{field}.name"),
+                    format!("TraefikService {target_namespace}/{target} not found"),
+                ));
+            };
+            return match self.traefik_service(key, stack) {
+                Some(Ok(balancer)) => Ok(Node::Balancer(balancer)),
+                Some(Err(why)) => Err((
+                    format!("{field}.name"),
+                    format!("TraefikService {target_namespace}/{target} is unusable: {why}"),
+                )),
+                None => Err((
+                    format!("{field}.name"),
+                    format!("TraefikService {target_namespace}/{target} not found"),
+                )),
+            };
+        }
+        let cookie = self
+            .sticky_cookie(reference.sticky.as_ref(), &reference.name)
+            .map_err(|(f, message)| (format!("{field}.sticky.{f}"), message))?;
+        let backend = self
+            .backend(me, namespace, &reference, field, cookie)
+            .map_err(|message| (field.to_owned(), message))?;
+        Ok(Node::Backend(Arc::new(backend)))
     }
 
     /// Resolves one service reference of `me` (a route's or a TraefikService's), in

@@ -51,6 +51,7 @@ fn backend(ports: &[u16]) -> Arc<Backend> {
         transport: None,
         sticky: None,
         health_check: None,
+        strategy: Default::default(),
     })
 }
 

@@ -82,30 +82,160 @@ fn a_weighted_traefik_service_nests_services_and_traefik_services() {
     assert_eq!(sticky.index_of(&key), Some(0));
 }
 
-#[test]
-fn mirroring_is_refused_and_its_routes_answer_503() {
-    let yaml = format!(
-        "{APP}{}{}",
-        traefik_service("mirror", "  mirroring:\n    name: app\n    port: 80"),
-        route_to("[{name: mirror, kind: TraefikService}]"),
-    );
-    let table = translate_all(&yaml);
-    let error = table
+/// The TraefikService's diagnostics as (severity, field, message).
+fn service_diagnostics(table: &RoutingTable) -> Vec<(Severity, Option<String>, String)> {
+    table
         .diagnostics
         .iter()
-        .find(|d| {
+        .filter(|d| {
             d.object
                 .as_ref()
                 .is_some_and(|o| o.kind == "TraefikService")
         })
-        .expect("a diagnostic on the TraefikService");
-    assert_eq!(error.severity, Severity::Error);
-    assert_eq!(error.reason, Reason::InvalidService);
-    assert_eq!(error.field.as_deref(), Some("spec.mirroring"));
-    assert!(matches!(
-        target(&table),
-        Target::Unavailable { status: 503, .. }
-    ));
+        .map(|d| (d.severity, d.field.clone(), d.message.clone()))
+        .collect()
+}
+
+const MIRRORED: &str = r#"
+  mirroring:
+    name: app
+    port: 80
+    maxBodySize: 1024
+    mirrors:
+      - {name: app, port: 9090, percent: 50}
+      - {name: split, kind: TraefikService, percent: 100}"#;
+
+const SPLIT: &str = "  weighted:\n    services: [{name: app, port: 80}]";
+
+#[test]
+fn mirroring_sends_to_its_service_and_names_its_mirrors() {
+    let yaml = format!(
+        "{APP}{}{}{}",
+        traefik_service("mirror", MIRRORED),
+        traefik_service("split", SPLIT),
+        route_to("[{name: mirror, kind: TraefikService}]"),
+    );
+    let table = translate_all(&yaml);
+    assert!(
+        service_diagnostics(&table).is_empty(),
+        "{:?}",
+        table.diagnostics
+    );
+    let Target::Services(route) = target(&table) else {
+        panic!("not served: {:?}", table.diagnostics);
+    };
+    let mut mirrored = Vec::new();
+    let picked = route
+        .pick_mirrored(&http::HeaderMap::new(), 0, &mut Vec::new(), &mut mirrored)
+        .expect("a port");
+    assert_eq!(&*picked.name, "apps/app:http");
+    let settings = &mirrored[0].mirroring;
+    assert!(settings.mirror_body);
+    assert_eq!(settings.max_body_size, Some(1024));
+    let percents: Vec<u8> = settings.mirrors.iter().map(|m| m.percent).collect();
+    assert_eq!(percents, [50, 100]);
+    assert!(
+        matches!(&settings.mirrors[0].node, crate::model::Node::Backend(b) if &*b.name == "apps/app:metrics")
+    );
+    assert!(
+        matches!(&settings.mirrors[1].node, crate::model::Node::Balancer(b) if &*b.name == "apps/split")
+    );
+}
+
+#[test]
+fn mirroring_defaults_are_traefiks() {
+    let yaml = format!(
+        "{APP}{}{}",
+        traefik_service(
+            "mirror",
+            "  mirroring:\n    name: app\n    port: 80\n    maxBodySize: -1\n    mirrorBody: false\n    mirrors: [{name: app, port: 80}]"
+        ),
+        route_to("[{name: mirror, kind: TraefikService}]"),
+    );
+    let table = translate_all(&yaml);
+    let Target::Services(route) = target(&table) else {
+        panic!("not served: {:?}", table.diagnostics);
+    };
+    let mut mirrored = Vec::new();
+    route.pick_mirrored(&http::HeaderMap::new(), 0, &mut Vec::new(), &mut mirrored);
+    assert!(mirrored.is_empty(), "percent 0 copies nothing");
+    let settings = route
+        .mirroring_settings()
+        .or_else(|| match route.children.items().first() {
+            Some((crate::model::Node::Balancer(b), _)) => b.mirroring_settings(),
+            _ => None,
+        })
+        .expect("a mirroring service");
+    assert!(!settings.mirror_body);
+    assert_eq!(settings.max_body_size, None);
+    // `percent` left out is 0, as in Traefik.
+    assert_eq!(settings.mirrors[0].percent, 0);
+}
+
+#[test]
+fn an_invalid_mirror_names_its_field_and_the_routes_answer_503() {
+    let cases = [
+        (
+            "    mirrors: [{name: app, port: 80, percent: 101}]",
+            "spec.mirroring.mirrors[0].percent",
+        ),
+        (
+            "    mirrors: [{name: nope, kind: TraefikService}]",
+            "spec.mirroring.mirrors[0].name",
+        ),
+        (
+            "    mirrors: [{name: app, port: 80, weight: x}]",
+            "spec.mirroring.mirrors[0].weight",
+        ),
+        ("    maxBodySize: lots", "spec.mirroring.maxBodySize"),
+        ("    mirrorBody: 3", "spec.mirroring.mirrorBody"),
+        (
+            "    mirrors: [{name: app, kind: Uplink}]",
+            "spec.mirroring.mirrors[0].kind",
+        ),
+    ];
+    for (extra, field) in cases {
+        let spec = format!("  mirroring:\n    name: app\n    port: 80\n{extra}");
+        let yaml = format!(
+            "{APP}{}{}",
+            traefik_service("mirror", &spec),
+            route_to("[{name: mirror, kind: TraefikService}]"),
+        );
+        let table = translate_all(&yaml);
+        let errors: Vec<_> = service_diagnostics(&table)
+            .into_iter()
+            .filter(|(severity, _, _)| *severity == Severity::Error)
+            .collect();
+        assert_eq!(errors.len(), 1, "{extra}: {errors:?}");
+        assert_eq!(errors[0].1.as_deref(), Some(field), "{extra}: {errors:?}");
+        assert!(
+            errors[0].2.ends_with("the routes using it answer 503"),
+            "{errors:?}"
+        );
+        assert!(
+            matches!(target(&table), Target::Unavailable { status: 503, .. }),
+            "{extra}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_field_of_a_mirror_is_reported_and_ignored() {
+    let spec = "  mirroring:\n    name: app\n    port: 80\n    mirrors: [{name: app, port: 80, percent: 5, colour: blue}]";
+    let yaml = format!(
+        "{APP}{}{}",
+        traefik_service("mirror", spec),
+        route_to("[{name: mirror, kind: TraefikService}]"),
+    );
+    let table = translate_all(&yaml);
+    let diagnostics = service_diagnostics(&table);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(diagnostics[0].0, Severity::Warning);
+    assert_eq!(
+        diagnostics[0].1.as_deref(),
+        Some("spec.mirroring.mirrors[0].colour")
+    );
+    assert!(matches!(target(&table), Target::Services(_)));
 }
 
 #[test]
