@@ -7,6 +7,7 @@ reports:
   validate_s   `traverse validate` on the same directory (a full load and rebuild)
   change_ms    from writing one changed object to the proxy serving it, minus the
                debounce (median of CHANGES changes)
+  service_ms   the same for a Service and EndpointSlice that one IngressRoute names
   rss_load     VmRSS once ready, MiB
   rss_reloads  VmRSS after RELOADS one-object changes, each waited for, MiB
   burst        publishes caused by BURST objects written back to back
@@ -56,20 +57,25 @@ spec:
 """
 
 
-def generate(directory, n):
-    with open(os.path.join(directory, "app.yaml"), "w") as f:
-        f.write(f"""apiVersion: v1
+def service(name):
+    """A Service and its EndpointSlice, to the nginx upstream."""
+    return f"""apiVersion: v1
 kind: Service
-metadata: {{name: app}}
+metadata: {{name: {name}}}
 spec: {{ports: [{{name: http, port: 80}}]}}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
-metadata: {{name: app, labels: {{kubernetes.io/service-name: app}}}}
+metadata: {{name: {name}, labels: {{kubernetes.io/service-name: {name}}}}}
 addressType: IPv4
 ports: [{{name: http, port: {UPSTREAM}}}]
 endpoints: [{{addresses: [127.0.0.1]}}]
-""")
+"""
+
+
+def generate(directory, n):
+    with open(os.path.join(directory, "app.yaml"), "w") as f:
+        f.write(service("app"))
     for start in range(0, n, PER_FILE):
         docs = [ingress_route(f"r{i}", f"h{i}.test", i) for i in range(start, min(n, start + PER_FILE))]
         with open(os.path.join(directory, f"routes-{start // PER_FILE:05}.yaml"), "w") as f:
@@ -165,6 +171,22 @@ server: {{threads: 1}}
         result["change_ms"] = statistics.median(changes)
         result["change_ms_all"] = [round(c) for c in changes]
 
+        # One Service changed: the Service (and EndpointSlice) that one IngressRoute
+        # names appears, from its route answering 503 to it serving.
+        service_changes = []
+        for k in range(CHANGES):
+            host, name = f"service{k}.test", f"service{k}"
+            write_atomic(change, ingress_route("change", host, n + 1).replace("name: app,", f"name: {name},"))
+            while get(web, "/api", host)[0] != 503:
+                time.sleep(0.002)
+            time.sleep(DEBOUNCE_MS / 1000 + 0.05)
+            written = time.monotonic()
+            write_atomic(os.path.join(manifests, "zz-service.yaml"), service(name))
+            service_changes.append((wait_served(web, host) - written) * 1000 - DEBOUNCE_MS)
+            time.sleep(DEBOUNCE_MS / 1000 + 0.05)
+        result["service_ms"] = statistics.median(service_changes)
+        result["service_ms_all"] = [round(c) for c in service_changes]
+
         for k in range(RELOADS):
             host = f"reload{k}.test"
             write_atomic(change, ingress_route("change", host, n + 1))
@@ -199,11 +221,11 @@ server: {{threads: 1}}
 
 def main():
     print(f"mix={MIX} per_file={PER_FILE} debounce={DEBOUNCE_MS}ms reloads={RELOADS} burst={BURST}")
-    print(f"{'N':>7} {'ready s':>8} {'validate s':>10} {'change ms':>10} {'RSS load':>9} "
+    print(f"{'N':>7} {'ready s':>8} {'validate s':>10} {'change ms':>10} {'service ms':>10} {'RSS load':>9} "
           f"{'RSS reloads':>12} {'burst pubs':>10} {'req/s':>9}")
     for n in SIZES:
         r = measure(n)
-        print(f"{r['n']:>7} {r['ready_s']:>8.2f} {r['validate_s']:>10.2f} {r['change_ms']:>10.0f} "
+        print(f"{r['n']:>7} {r['ready_s']:>8.2f} {r['validate_s']:>10.2f} {r['change_ms']:>10.0f} {r['service_ms']:>10.0f} "
               f"{r['rss_load']:>8.0f}M {r['rss_reloads']:>11.0f}M {str(r['burst_publishes']):>10} "
               f"{r.get('rps', float('nan')):>9.0f}", flush=True)
         print("   ", json.dumps(r), file=sys.stderr, flush=True)

@@ -2,8 +2,9 @@
 # Route scale: N IngressRoutes (two routes each: a Host + PathPrefix-or-Header rule and a
 # Host + PathRegexp rule) loaded by the file provider, one Traverse per size. Reports the
 # time to ready, a full rebuild (`traverse validate`), the time from one changed object
-# to it serving (minus the debounce), RSS once loaded and after RELOADS reloads, how many
-# publishes a burst of BURST changes caused, and match throughput (wrk -t1 -c32).
+# to it serving (minus the debounce), the same for a Service one IngressRoute names, RSS
+# once loaded and after RELOADS reloads, how many publishes a burst of BURST changes
+# caused, and match throughput (wrk -t1 -c32).
 #
 #   bench/routes.sh                              N = 10, 1000, 10000; one shared regex
 #   SIZES="10000 50000" MIX=distinct bench/routes.sh    a distinct regex per host

@@ -31,7 +31,9 @@ const MAX_SCHEDULE: u64 = 4096;
 
 impl<T> Weighted<T> {
     /// Items with weight 0 are kept (the admin API shows them) but never picked.
-    pub fn new(items: Vec<(T, u32)>) -> Self {
+    pub fn new(mut items: Vec<(T, u32)>) -> Self {
+        // Kept as long as the table, one per route: no spare room.
+        items.shrink_to_fit();
         let total: u64 = items.iter().map(|(_, w)| u64::from(*w)).sum();
         let scale = |w: u32| -> i64 {
             if w == 0 {

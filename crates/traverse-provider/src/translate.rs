@@ -9,6 +9,7 @@
 //!   left with no service answers 503 instead of vanishing into a 404;
 //! - fields that parse but are not acted on are reported as warnings.
 
+mod depends;
 mod health_checks;
 mod middlewares;
 mod routes;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use traverse_api::{EndpointSlice, IngressRoute, Service, TraefikService, Uplink};
 use traverse_router::{Interner, RouteTable};
 
+use self::depends::{Changed, Mentions};
 use crate::diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
 use crate::model::{Balancer, Middleware, RoutingTable};
 use crate::snapshot::{Object, Snapshot};
@@ -176,9 +178,17 @@ fn translate_with(
     // Sorted so that equal-priority ties resolve the same way whatever the input order.
     ingress_routes.sort_by_key(|r| r.key());
     let mut routes = Vec::new();
-    let reusable = memo.against.as_ref() == Some(&(Others::of(snapshot), entry_points.clone()));
+    // What the IngressRoutes kept from the last translation resolved against, and what
+    // changed in it since.
+    let others = others_of(snapshot);
+    let changed = match &memo.against {
+        Some((before, same_entry_points)) if same_entry_points == entry_points => {
+            Changed::between(before, &others)
+        }
+        _ => Changed::Everything,
+    };
     let mut next = Memo {
-        against: Some((Others::of(snapshot), entry_points.clone())),
+        against: Some((others, entry_points.clone())),
         routes: HashMap::with_capacity(ingress_routes.len()),
     };
     for ingress_route in ingress_routes {
@@ -187,7 +197,7 @@ fn translate_with(
         let kept = memo
             .routes
             .remove(&key)
-            .filter(|kept| reusable && kept.sources.as_ref() == sources);
+            .filter(|kept| kept.sources.as_ref() == sources && !kept.mentions.any_in(&changed));
         if let Some(kept) = kept {
             routes.extend(kept.routes.iter().cloned());
             for diagnostic in &kept.diagnostics {
@@ -216,6 +226,7 @@ fn translate_with(
                 Translated {
                     _object: Arc::clone(ingress_route),
                     sources: sources.cloned(),
+                    mentions: Mentions::of(&ingress_route.spec),
                     routes: routes[routes_before..].to_vec(),
                     diagnostics: translator
                         .diagnostics
@@ -240,12 +251,14 @@ fn translate_with(
 }
 
 /// The routes of the last translation by IngressRoute. The next translation reuses those
-/// of every IngressRoute it still holds (the same object, from the same place) as long as
-/// nothing they resolve against changed: any other object, or the entrypoints. A change
-/// to an IngressRoute translates that one alone; a change to anything else, all of them.
+/// of every IngressRoute it still holds (the same object, from the same place) unless
+/// the entrypoints changed, or another object it may depend on (one its spec names, or
+/// one reached through a Middleware, TraefikService or ServersTransport it names): see
+/// [`Changed`].
 #[derive(Default)]
 pub(crate) struct Memo {
-    against: Option<(Others, EntryPoints)>,
+    /// Every object of the last snapshot but its IngressRoutes, and the entrypoints.
+    against: Option<(Snapshot, EntryPoints)>,
     /// By the IngressRoute's address: its `Arc` is kept here, so no other takes it.
     routes: HashMap<usize, Translated>,
 }
@@ -254,56 +267,28 @@ struct Translated {
     /// Held so that the address keying it stays this object's.
     _object: Arc<IngressRoute>,
     sources: Option<Vec<String>>,
+    /// The names its spec mentions, to tell whether a change can affect it.
+    mentions: Mentions,
     routes: Vec<traverse_router::Route<Arc<crate::model::Router>>>,
     diagnostics: Vec<Diagnostic>,
 }
 
-/// Every object of a snapshot but its IngressRoutes, compared by identity: providers hand
-/// on the same object while it is unchanged.
-struct Others {
-    objects: Vec<usize>,
-    /// Held so that no address above is taken by another object.
-    _held: Snapshot,
-}
-
-impl Others {
-    fn of(snapshot: &Snapshot) -> Others {
-        let held = Snapshot {
-            middlewares: snapshot.middlewares.clone(),
-            traefik_services: snapshot.traefik_services.clone(),
-            services: snapshot.services.clone(),
-            endpoint_slices: snapshot.endpoint_slices.clone(),
-            uplinks: snapshot.uplinks.clone(),
-            secrets: snapshot.secrets.clone(),
-            tls_stores: snapshot.tls_stores.clone(),
-            tls_options: snapshot.tls_options.clone(),
-            servers_transports: snapshot.servers_transports.clone(),
-            ..Snapshot::default()
-        };
-        fn addresses<T>(objects: &[Arc<T>]) -> impl Iterator<Item = usize> + '_ {
-            // The count between kinds keeps two lists from reading as one.
-            std::iter::once(objects.len()).chain(objects.iter().map(|o| Arc::as_ptr(o) as usize))
-        }
-        let objects = addresses(&held.middlewares)
-            .chain(addresses(&held.traefik_services))
-            .chain(addresses(&held.services))
-            .chain(addresses(&held.endpoint_slices))
-            .chain(addresses(&held.uplinks))
-            .chain(addresses(&held.secrets))
-            .chain(addresses(&held.tls_stores))
-            .chain(addresses(&held.tls_options))
-            .chain(addresses(&held.servers_transports))
-            .collect();
-        Others {
-            objects,
-            _held: held,
-        }
-    }
-}
-
-impl PartialEq for Others {
-    fn eq(&self, other: &Others) -> bool {
-        self.objects == other.objects
+/// Every object of a snapshot but its IngressRoutes (shared, not copied): what a later
+/// translation compares its own against, by identity.
+fn others_of(snapshot: &Snapshot) -> Snapshot {
+    Snapshot {
+        middlewares: snapshot.middlewares.clone(),
+        traefik_services: snapshot.traefik_services.clone(),
+        services: snapshot.services.clone(),
+        endpoint_slices: snapshot.endpoint_slices.clone(),
+        uplinks: snapshot.uplinks.clone(),
+        secrets: snapshot.secrets.clone(),
+        config_maps: snapshot.config_maps.clone(),
+        tls_stores: snapshot.tls_stores.clone(),
+        tls_options: snapshot.tls_options.clone(),
+        servers_transports: snapshot.servers_transports.clone(),
+        allow_cross_namespace: snapshot.allow_cross_namespace,
+        ..Snapshot::default()
     }
 }
 

@@ -1441,7 +1441,7 @@ fn a_translation_reuses_the_routes_of_unchanged_ingress_routes() {
         third.diagnostics
     );
 
-    // Anything else changes (here the Service): every route is translated again.
+    // The Service it names changes: its route is translated again.
     snapshot.services[0] = Arc::new((*snapshot.services[0]).clone());
     let fourth = translate(&snapshot, &entry_points);
     assert!(!Arc::ptr_eq(
@@ -1457,6 +1457,193 @@ fn a_translation_reuses_the_routes_of_unchanged_ingress_routes() {
         &kept(&fourth, "apps/web#"),
         &kept(&fifth, "apps/web#")
     ));
+}
+
+/// Four IngressRoutes in `apps`: `direct` forwards to the Service `app`, `weighted` to a
+/// TraefikService over `app`, `guarded` to `other` through a chain of two Middlewares,
+/// `plain` to `other`.
+const DEPENDENTS: &str = r#"
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: apps}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: other-1, namespace: apps, labels: {kubernetes.io/service-name: other}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints: [{addresses: [10.0.1.1]}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata: {name: split, namespace: apps}
+spec: {weighted: {services: [{name: app, port: 80}]}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: strip, namespace: apps}
+spec: {stripPrefix: {prefixes: [/api]}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: guard, namespace: apps}
+spec: {chain: {middlewares: [{name: strip}]}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: direct, namespace: apps}
+spec:
+  routes: [{match: "PathPrefix(`/direct`)", services: [{name: app, port: 80}]}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: weighted, namespace: apps}
+spec:
+  routes: [{match: "PathPrefix(`/weighted`)", services: [{name: split, kind: TraefikService}]}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: guarded, namespace: apps}
+spec:
+  routes:
+    - match: "PathPrefix(`/guarded`)"
+      middlewares: [{name: guard}]
+      services: [{name: other, port: 80}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: plain, namespace: apps}
+spec:
+  routes: [{match: "PathPrefix(`/plain`)", services: [{name: other, port: 80}]}]
+"#;
+
+/// Translates `snapshot` with its provider's memo, checks the result against a
+/// translation from scratch, and names the IngressRoutes whose routers were reused
+/// from `before`.
+fn reused_since(before: &RoutingTable, snapshot: &Snapshot) -> (RoutingTable, Vec<String>) {
+    let entry_points = EntryPoints::new([("web".to_owned(), false)]);
+    let table = translate(snapshot, &entry_points);
+    let fresh = translate(
+        &Snapshot {
+            rules: crate::Rules::default(),
+            ..snapshot.clone()
+        },
+        &entry_points,
+    );
+    let render = |table: &RoutingTable| {
+        table
+            .routes
+            .routes()
+            .map(|r| {
+                format!(
+                    "{:?} {} {:?} {:?}",
+                    r.rule, r.priority, r.entrypoints, r.value
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(render(&table), render(&fresh));
+    assert_eq!(table.diagnostics, fresh.diagnostics);
+    let mut reused: Vec<String> = table
+        .routes
+        .routes()
+        .filter(|r| {
+            before
+                .routes
+                .routes()
+                .any(|b| Arc::ptr_eq(&b.value, &r.value))
+        })
+        .map(|r| {
+            r.value
+                .name
+                .split('#')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    reused.sort();
+    (table, reused)
+}
+
+#[test]
+fn a_change_to_another_object_translates_only_the_ingress_routes_that_reach_it() {
+    let mut snapshot = snapshot(&format!("{APP}{DEPENDENTS}"));
+    let entry_points = EntryPoints::new([("web".to_owned(), false)]);
+    let first = translate(&snapshot, &entry_points);
+    assert_eq!(first.routes.routes().count(), 4, "{:?}", first.diagnostics);
+
+    // The Service `app` changes: the routes reaching it, directly or through the
+    // TraefikService, are translated again; the others are reused.
+    let mut app = (*snapshot.services[0]).clone();
+    app.spec
+        .as_mut()
+        .expect("spec")
+        .ports
+        .as_mut()
+        .expect("ports")[0]
+        .target_port = Some(traverse_api::IntOrString::Int(8081));
+    snapshot.services[0] = Arc::new(app);
+    let (second, reused) = reused_since(&first, &snapshot);
+    assert_eq!(reused, ["apps/guarded", "apps/plain"]);
+
+    // An EndpointSlice of `other` changes: the routes to `other`.
+    let mut slice = (*snapshot.endpoint_slices[1]).clone();
+    slice.endpoints.as_mut().expect("endpoints")[0].addresses = vec!["10.0.1.2".into()];
+    snapshot.endpoint_slices[1] = Arc::new(slice);
+    let (third, reused) = reused_since(&second, &snapshot);
+    assert_eq!(reused, ["apps/direct", "apps/weighted"]);
+
+    // The Middleware a chain names changes: the route through the chain.
+    let mut strip = (*snapshot.middlewares[0]).clone();
+    strip
+        .spec
+        .strip_prefix
+        .as_mut()
+        .expect("stripPrefix")
+        .prefixes = vec!["/v1".into()];
+    snapshot.middlewares[0] = Arc::new(strip);
+    let (fourth, reused) = reused_since(&third, &snapshot);
+    assert_eq!(reused, ["apps/direct", "apps/plain", "apps/weighted"]);
+
+    // The TraefikService is removed: the route naming it (now answering 503).
+    snapshot.traefik_services.clear();
+    let (fifth, reused) = reused_since(&fourth, &snapshot);
+    assert_eq!(reused, ["apps/direct", "apps/guarded", "apps/plain"]);
+
+    // A Service nothing names appears: every route is reused.
+    let mut unnamed = (*snapshot.services[0]).clone();
+    unnamed.metadata.name = Some("unnamed".into());
+    snapshot.services.push(Arc::new(unnamed));
+    let (_, reused) = reused_since(&fifth, &snapshot);
+    assert_eq!(
+        reused,
+        ["apps/direct", "apps/guarded", "apps/plain", "apps/weighted"]
+    );
+}
+
+#[test]
+fn a_missing_object_that_appears_translates_the_ingress_routes_naming_it() {
+    let yaml = format!("{APP}{DEPENDENTS}");
+    let mut snapshot = snapshot(&yaml);
+    let entry_points = EntryPoints::new([("web".to_owned(), false)]);
+    let other = snapshot.services.remove(1);
+    let first = translate(&snapshot, &entry_points);
+    let unavailable = |table: &RoutingTable, name: &str| {
+        table
+            .routes
+            .routes()
+            .find(|r| r.value.name.starts_with(name))
+            .is_some_and(|r| matches!(r.value.target, Target::Unavailable { .. }))
+    };
+    assert!(unavailable(&first, "apps/plain#"));
+
+    snapshot.services.push(other);
+    let (second, reused) = reused_since(&first, &snapshot);
+    assert_eq!(reused, ["apps/direct", "apps/weighted"]);
+    assert!(!unavailable(&second, "apps/plain#"));
 }
 
 const CLUSTER_IP: &str = r#"

@@ -404,7 +404,14 @@ fn flatten(mut items: Vec<Expr>, wrap: fn(Vec<Expr>) -> Expr) -> Expr {
             return only;
         }
     }
-    wrap(items)
+    wrap(exact(items))
+}
+
+/// `items` without spare capacity: parsed rules are kept for the life of the table,
+/// tens of thousands of them, and a `Vec` grown by pushing holds room for four.
+fn exact<T>(mut items: Vec<T>) -> Vec<T> {
+    items.shrink_to_fit();
+    items
 }
 
 fn invalid_char(c: char) -> String {
@@ -460,12 +467,12 @@ fn build_matcher(
         }
     };
     Ok(match kind {
-        Kind::Host => Matcher::Host(
+        Kind::Host => Matcher::Host(exact(
             alternatives(args)?
                 .iter()
                 .map(|(host, col)| host_pattern(host, *col))
                 .collect::<Result<_, _>>()?,
-        ),
+        )),
         Kind::HostRegexp => Matcher::HostRegexp(patterns(alternatives(args)?, interner)?),
         Kind::Path => Matcher::Path(paths(alternatives(args)?)?),
         Kind::PathPrefix => Matcher::PathPrefix(paths(alternatives(args)?)?),
@@ -484,7 +491,9 @@ fn build_matcher(
                 regex: bytes_regex(&value, col, interner)?,
             }
         }
-        Kind::Method => Matcher::Method(alternatives(args)?.into_iter().map(|(m, _)| m).collect()),
+        Kind::Method => Matcher::Method(exact(
+            alternatives(args)?.into_iter().map(|(m, _)| m).collect(),
+        )),
         Kind::Query => {
             let got = args.len();
             let mut values = args.into_iter().map(|(a, _)| a);
@@ -514,12 +523,12 @@ fn build_matcher(
                 regex: bytes_regex(&value, col, interner)?,
             }
         }
-        Kind::ClientIp => Matcher::ClientIp(
+        Kind::ClientIp => Matcher::ClientIp(exact(
             alternatives(args)?
                 .iter()
                 .map(|(net, col)| ip_net(net, *col))
                 .collect::<Result<_, _>>()?,
-        ),
+        )),
     })
 }
 
@@ -532,7 +541,8 @@ fn paths(args: Vec<(String, usize)>) -> Result<Vec<String>, ParseError> {
                 Err(err(col, format!("path `{path}` must start with `/`")))
             }
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(exact)
 }
 
 fn patterns(
@@ -545,7 +555,8 @@ fn patterns(
                 .pattern(&pattern)
                 .map_err(|e| err(col, format!("invalid regex: {e}")))
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(exact)
 }
 
 fn bytes_regex(

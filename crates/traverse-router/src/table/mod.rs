@@ -110,6 +110,12 @@ impl<T> RouteTable<T> {
                 None => push(&mut catch_all, idx),
             }
         }
+        // Tables live long and there may be tens of thousands of routes: no spare room.
+        routes.shrink_to_fit();
+        for bucket in exact.values_mut().chain(wildcard.values_mut()) {
+            bucket.shrink_to_fit();
+        }
+        catch_all.shrink_to_fit();
         RouteTable {
             routes,
             exact,
