@@ -16,6 +16,7 @@
 //! waking a parked thread is a syscall, and at tens of thousands of spans per second
 //! per-span wake-ups cost the workers more than recording the spans.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,9 @@ use serde::Serialize;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::export::{send_with_retry, ExporterOptions, OtlpExporter, OtlpRequest, RetryPolicy};
+use crate::export::{
+    send_with_retry, ExportError, ExporterOptions, OtlpExporter, OtlpRequest, RetryPolicy,
+};
 
 /// Nice value of the export thread: below the workers, above batch jobs.
 const EXPORT_THREAD_NICENESS: i32 = 10;
@@ -196,6 +199,7 @@ impl ExportThread {
                 delay,
                 closing,
                 policy: RetryPolicy::default(),
+                quiet_until: Cell::new(None),
             };
             worker.run(exporter)
         })
@@ -274,6 +278,9 @@ struct Worker<T, E> {
     delay: Duration,
     closing: watch::Receiver<Option<Instant>>,
     policy: RetryPolicy,
+    /// Set when the collector's last answer asked for a pause (`Retry-After`): it holds
+    /// for the next batch too, not only for the retries of the batch that got it.
+    quiet_until: Cell<Option<Instant>>,
 }
 
 /// Items encoded as one export request.
@@ -362,8 +369,21 @@ impl<T, E> Worker<T, E> {
         batch: &Batch<R>,
         deadline: Instant,
     ) -> Result<(), String> {
+        if let Some(quiet_until) = self.quiet_until.take() {
+            tokio::time::sleep_until(quiet_until.min(deadline)).await;
+        }
         let (attempts, outcome) =
             send_with_retry(exporter, &batch.request, &self.policy, deadline).await;
+        if let Err(ExportError::Retryable {
+            retry_after: Some(pause),
+            ..
+        }) = &outcome
+        {
+            // Bounded like a batch's retries: a collector asking for an hour is not
+            // left alone for an hour (spans are dropped meanwhile, and counted).
+            self.quiet_until
+                .set(Some(Instant::now() + (*pause).min(EXPORT_BUDGET)));
+        }
         let stats = &self.queue.stats;
         stats
             .retries
