@@ -8,6 +8,8 @@
 #   access log      default + a JSON access log written to a file
 #   traced          default + 100 % sampling, OTLP/HTTP to a rotel collector
 #   sampled 1 %     default + 1 % sampling, to the same collector
+#   collector down  traced, but nothing listens where it exports (connections refused)
+#   collector 503   traced, to an nginx that answers every export 503 (retried, then dropped)
 #   typical chain   default + a route with headers, rateLimit (average far above the load,
 #                   so none is refused) and compress (the 2-byte answer stays under its
 #                   threshold: its decision is measured, not the encoding)
@@ -43,7 +45,7 @@ start_blackhole_collector
 
 # Traverse variants: name, label, configuration added to the common one. The first is the
 # baseline the others are compared with.
-variants=(off default access traced sampled chain)
+variants=(off default access traced sampled chain down refusing)
 declare -A label extra port admin
 label[direct]="upstream direct";     label[nginx]="nginx proxy";  label[bare]="bare Pingora"
 label[off]="traverse metrics off";   extra[off]="metrics: {prometheus: {enabled: false}}"
@@ -55,6 +57,14 @@ extra[traced]="tracing: {sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0
 label[sampled]="traverse sampled 1 %"
 extra[sampled]="tracing: {sampleRate: 0.01, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
 label[chain]="traverse typical chain";  extra[chain]=""
+# Export to a collector that is down, or that refuses every export with a retryable 503:
+# the queue stays full and spans are dropped; requests should not notice.
+down_port=$(free_port) refusing_port=$(free_port)
+nginx_conf refusing 1 "server { listen 127.0.0.1:$refusing_port; location / { return 503; } }"
+label[down]="traverse collector down"
+extra[down]="tracing: {sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0.0.1:$down_port/v1/traces\"}}}"
+label[refusing]="traverse collector 503"
+extra[refusing]="tracing: {sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0.0.1:$refusing_port/v1/traces\"}}}"
 declare -A route_middlewares middlewares
 route_middlewares[chain]="{name: headers}, {name: limit}, {name: compress}"
 middlewares[chain]="apiVersion: traefik.io/v1alpha1
@@ -134,7 +144,7 @@ for v in "${variants[@]}"; do
         stats=$(admin_get "${admin[$v]}" /api/telemetry | python3 -c 'import json,sys; a=json.load(sys.stdin)["accessLog"]; print("logged %d, dropped %d, write errors %d" % (a["logged"], a["dropped"], a["writeErrors"]))')
         checks+=("${label[$v]}: $lines access log lines vs wrk ${reqs[$v]} requests ($(( lines - reqs[$v] )) more); $stats")
     fi
-    if [[ $v == traced* || $v == sampled* ]]; then
+    if [[ $v == traced* || $v == sampled* || $v == down || $v == refusing ]]; then
         checks+=("${label[$v]}: spans $(admin_get "${admin[$v]}" /api/telemetry | python3 -c 'import json,sys; s=json.load(sys.stdin)["traces"]["spans"]; print("ended %d, exported %d, dropped %d, failed %d, rejected %d" % (s["ended"], s["exported"], s["dropped"], s["failed"], s["rejected"]))') for ${reqs[$v]} requests")
     fi
 done
@@ -152,6 +162,7 @@ done
 python3 -c "print(f'traverse default / bare Pingora: {$(median "${rps[default]}") / $bare:.2f}; bare Pingora / nginx: {$bare / $(median "${rps[nginx]}"):.2f}; traverse default / nginx: {$(median "${rps[default]}") / $(median "${rps[nginx]}"):.2f}')"
 python3 -c "print(f'typical chain / default: {$(median "${rps[chain]}") / $(median "${rps[default]}"):.2f}')"
 python3 -c "d = $(median "${rps[default]}"); print(f'traced 100 % / default: {$(median "${rps[traced]}") / d:.2f}; sampled 1 % / default: {$(median "${rps[sampled]}") / d:.2f}')"
+python3 -c "t = $(median "${rps[traced]}"); print(f'collector down / traced: {$(median "${rps[down]}") / t:.2f}; collector 503 / traced: {$(median "${rps[refusing]}") / t:.2f}')"
 if [[ -n ${BEFORE:-} ]]; then
     python3 -c "d = $(median "${rps[default]}"); print(f'BEFORE: traced 100 % / default: {$(median "${rps[traced_before]}") / d:.2f}; sampled 1 % / default: {$(median "${rps[sampled_before]}") / d:.2f}')"
 fi

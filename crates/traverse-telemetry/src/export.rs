@@ -116,6 +116,11 @@ pub trait OtlpRequest: prost::Message + Default + Clone + Send + Sync + 'static 
     /// The rejected item count and the collector's message from the
     /// response's `partial_success` (zero and empty when it is absent).
     fn partial_success(response: Self::Response) -> (i64, String);
+
+    /// The encoded request, as an OTLP/HTTP body.
+    fn body(&self) -> bytes::Bytes {
+        bytes::Bytes::from(self.encode_to_vec())
+    }
 }
 
 mod sealed {

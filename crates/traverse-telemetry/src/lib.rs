@@ -24,6 +24,7 @@ pub mod propagation;
 pub mod record;
 pub mod settings;
 mod span_wire;
+mod trace_queue;
 mod tracer;
 
 pub use logs::{LogPipeline, LogSettings, LogSink};

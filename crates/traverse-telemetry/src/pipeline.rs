@@ -16,6 +16,7 @@
 //! waking a parked thread is a syscall, and at tens of thousands of spans per second
 //! per-span wake-ups cost the workers more than recording the spans.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,9 @@ use serde::Serialize;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use crate::export::{send_with_retry, ExporterOptions, OtlpExporter, OtlpRequest, RetryPolicy};
+use crate::export::{
+    send_with_retry, ExportError, ExporterOptions, OtlpExporter, OtlpRequest, RetryPolicy,
+};
 
 /// Nice value of the export thread: below the workers, above batch jobs.
 const EXPORT_THREAD_NICENESS: i32 = 10;
@@ -70,6 +73,14 @@ pub struct StatsSnapshot {
 }
 
 impl ExportStats {
+    /// `items` were offered for export; `queued` says whether they found room.
+    pub(crate) fn offered(&self, items: u64, queued: bool) {
+        self.ended.fetch_add(items, Ordering::Relaxed);
+        if !queued {
+            self.dropped.fetch_add(items, Ordering::Relaxed);
+        }
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         // Read before the outcomes: under load, what is queued or in flight is
@@ -109,16 +120,10 @@ impl<T> BatchQueue<T> {
 
     /// Queues `item` without waiting; a full queue drops it and counts the drop.
     pub(crate) fn push(&self, item: T) {
-        self.stats.ended.fetch_add(1, Ordering::Relaxed);
-        match self.items.push(item) {
-            Ok(()) => {
-                if self.items.len() >= self.max_batch {
-                    self.batch_ready.notify_one();
-                }
-            }
-            Err(_) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let queued = self.items.push(item).is_ok();
+        self.stats.offered(1, queued);
+        if queued && self.items.len() >= self.max_batch {
+            self.batch_ready.notify_one();
         }
     }
 
@@ -141,11 +146,6 @@ impl<T> BatchQueue<T> {
     fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
-
-    #[cfg(test)]
-    pub(crate) fn pop(&self) -> Option<T> {
-        self.items.pop()
-    }
 }
 
 /// Why the pipeline could not start.
@@ -166,7 +166,80 @@ pub(crate) fn resource_proto(resource: &Resource) -> ProtoResource {
     }
 }
 
-/// A running export thread: drains a [`BatchQueue`] (or pushes metrics) into one collector.
+/// Where an export thread takes its batches from.
+pub(crate) trait Source: Send + 'static {
+    type Request: OtlpRequest;
+
+    /// Called when the timer fires and at shutdown, before batches are taken: what
+    /// waits elsewhere than in the queue (a batch being filled) is queued now.
+    fn flush(&self) {}
+
+    /// The next batch to send: a full one, or with `partial` whatever is queued.
+    fn next_batch(&self, partial: bool) -> Option<Batch<Self::Request>>;
+
+    fn stats(&self) -> &ExportStats;
+
+    /// Notified when a full batch is ready.
+    fn batch_ready(&self) -> &Notify;
+}
+
+/// A [`BatchQueue`] of items, each batch of them encoded into one request by `encode`.
+struct QueueSource<T, E> {
+    queue: Arc<BatchQueue<T>>,
+    encode: E,
+}
+
+impl<T, R, E> Source for QueueSource<T, E>
+where
+    T: Send + 'static,
+    R: OtlpRequest,
+    E: Fn(Vec<T>) -> R + Send + 'static,
+{
+    type Request = R;
+
+    fn next_batch(&self, partial: bool) -> Option<Batch<R>> {
+        let queue = &self.queue;
+        if !(queue.has_full_batch() || (partial && !queue.is_empty())) {
+            return None;
+        }
+        let items = queue.pop_batch();
+        let count = items.len() as u64;
+        Some(Batch {
+            request: (self.encode)(items),
+            items: count,
+        })
+    }
+
+    fn stats(&self) -> &ExportStats {
+        &self.queue.stats
+    }
+
+    fn batch_ready(&self) -> &Notify {
+        &self.queue.batch_ready
+    }
+}
+
+impl<S: Source + Send + Sync> Source for Arc<S> {
+    type Request = S::Request;
+
+    fn flush(&self) {
+        S::flush(self)
+    }
+
+    fn next_batch(&self, partial: bool) -> Option<Batch<S::Request>> {
+        S::next_batch(self, partial)
+    }
+
+    fn stats(&self) -> &ExportStats {
+        S::stats(self)
+    }
+
+    fn batch_ready(&self) -> &Notify {
+        S::batch_ready(self)
+    }
+}
+
+/// A running export thread: drains a [`Source`] (or pushes metrics) into one collector.
 #[derive(Debug)]
 pub(crate) struct ExportThread {
     closing: watch::Sender<Option<Instant>>,
@@ -189,13 +262,25 @@ impl ExportThread {
         R: OtlpRequest,
         E: Fn(Vec<T>) -> R + Send + 'static,
     {
+        ExportThread::spawn_source(name, QueueSource { queue, encode }, options, delay)
+    }
+
+    /// Starts thread `name`, which sends the batches of `source` to the collector
+    /// `options` names, a partial one every `delay`. Returns once the exporter is built,
+    /// so a bad configuration is an error here.
+    pub(crate) fn spawn_source<S: Source>(
+        name: &str,
+        source: S,
+        options: ExporterOptions,
+        delay: Duration,
+    ) -> Result<Self, StartError> {
         ExportThread::start(name, options, move |exporter, closing| {
             let worker = Worker {
-                queue,
-                encode,
+                source,
                 delay,
                 closing,
                 policy: RetryPolicy::default(),
+                quiet_until: Cell::new(None),
             };
             worker.run(exporter)
         })
@@ -268,26 +353,24 @@ impl ExportThread {
     }
 }
 
-struct Worker<T, E> {
-    queue: Arc<BatchQueue<T>>,
-    encode: E,
+struct Worker<S> {
+    source: S,
     delay: Duration,
     closing: watch::Receiver<Option<Instant>>,
     policy: RetryPolicy,
+    /// Set when the collector's last answer asked for a pause (`Retry-After`): it holds
+    /// for the next batch too, not only for the retries of the batch that got it.
+    quiet_until: Cell<Option<Instant>>,
 }
 
 /// Items encoded as one export request.
-struct Batch<R> {
-    request: R,
-    items: u64,
+pub(crate) struct Batch<R> {
+    pub(crate) request: R,
+    pub(crate) items: u64,
 }
 
-impl<T, E> Worker<T, E> {
-    async fn run<R>(mut self, exporter: OtlpExporter)
-    where
-        R: OtlpRequest,
-        E: Fn(Vec<T>) -> R,
-    {
+impl<S: Source> Worker<S> {
+    async fn run(mut self, exporter: OtlpExporter) {
         let mut interrupted = None;
         let mut flush_at = Instant::now() + self.delay;
         let mut failing = false;
@@ -295,16 +378,18 @@ impl<T, E> Worker<T, E> {
             let timer = tokio::select! {
                 biased;
                 _ = self.closing.changed() => break,
-                _ = self.queue.batch_ready.notified() => false,
+                _ = self.source.batch_ready().notified() => false,
                 _ = tokio::time::sleep_until(flush_at) => true,
             };
             // Full batches go at once; on the timer, what is left goes too.
-            while self.queue.has_full_batch() || (timer && !self.queue.is_empty()) {
-                let batch = self.encode(self.queue.pop_batch());
+            if timer {
+                self.source.flush();
+            }
+            while let Some(batch) = self.source.next_batch(timer) {
                 let mut closing = self.closing.clone();
                 tokio::select! {
                     delivered = self.send(&exporter, &batch, Instant::now() + EXPORT_BUDGET) => {
-                        report::<R>(delivered, &mut failing);
+                        report::<S::Request>(delivered, &mut failing);
                     }
                     // Shutdown interrupts retries; the batch is sent again under its bound.
                     _ = closing.changed() => {
@@ -320,11 +405,12 @@ impl<T, E> Worker<T, E> {
 
         // Shutdown: send what is queued before the deadline; give up on the rest.
         let deadline = (*self.closing.borrow()).unwrap_or_else(Instant::now);
-        let mut batches: Vec<Batch<R>> = interrupted.into_iter().collect();
-        while !self.queue.is_empty() {
-            batches.push(self.encode(self.queue.pop_batch()));
+        let mut batches: Vec<Batch<S::Request>> = interrupted.into_iter().collect();
+        self.source.flush();
+        while let Some(batch) = self.source.next_batch(true) {
+            batches.push(batch);
         }
-        let stats = &self.queue.stats;
+        let stats = self.source.stats();
         for batch in batches {
             let sent = tokio::time::timeout_at(deadline, self.send(&exporter, &batch, deadline));
             if sent.await.is_err() {
@@ -338,33 +424,35 @@ impl<T, E> Worker<T, E> {
                 dropped = lost.dropped,
                 failed = lost.failed,
                 "{} export stopped; some {} were never delivered",
-                R::SIGNAL,
-                R::ITEMS,
+                S::Request::SIGNAL,
+                S::Request::ITEMS,
             );
         }
     }
 
-    fn encode<R>(&self, items: Vec<T>) -> Batch<R>
-    where
-        E: Fn(Vec<T>) -> R,
-    {
-        let count = items.len() as u64;
-        Batch {
-            request: (self.encode)(items),
-            items: count,
-        }
-    }
-
     /// Sends one batch with retries; returns the error text when it was given up.
-    async fn send<R: OtlpRequest>(
+    async fn send(
         &self,
         exporter: &OtlpExporter,
-        batch: &Batch<R>,
+        batch: &Batch<S::Request>,
         deadline: Instant,
     ) -> Result<(), String> {
+        if let Some(quiet_until) = self.quiet_until.take() {
+            tokio::time::sleep_until(quiet_until.min(deadline)).await;
+        }
         let (attempts, outcome) =
             send_with_retry(exporter, &batch.request, &self.policy, deadline).await;
-        let stats = &self.queue.stats;
+        if let Err(ExportError::Retryable {
+            retry_after: Some(pause),
+            ..
+        }) = &outcome
+        {
+            // Bounded like a batch's retries: a collector asking for an hour is not
+            // left alone for an hour (spans are dropped meanwhile, and counted).
+            self.quiet_until
+                .set(Some(Instant::now() + (*pause).min(EXPORT_BUDGET)));
+        }
+        let stats = self.source.stats();
         stats
             .retries
             .fetch_add(u64::from(attempts.saturating_sub(1)), Ordering::Relaxed);
@@ -384,7 +472,7 @@ impl<T, E> Worker<T, E> {
                         rejected,
                         message = %accepted.message,
                         "collector rejected {}",
-                        R::ITEMS
+                        S::Request::ITEMS
                     );
                 }
                 Ok(())

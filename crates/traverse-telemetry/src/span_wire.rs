@@ -1,16 +1,19 @@
 //! Spans written straight into OTLP protobuf, without `SpanData` or the
 //! `opentelemetry-proto` structs in between.
 //!
-//! [`crate::Tracer::end`] encodes each sampled span on the worker that finished it into
-//! the bytes of one `opentelemetry.proto.trace.v1.Span` message ([`encode_span`]); the
-//! export thread only frames a batch of them as one `ExportTraceServiceRequest`
-//! ([`TraceRequestEncoder`]) and sends it. Converting a span to the `opentelemetry-proto`
+//! [`crate::Tracer::end`] encodes each sampled span on the worker that finished it
+//! ([`encode_span`]) straight into that worker's [`SpanBatch`]: the bytes of one
+//! `ExportTraceServiceRequest` being written, with room kept in front for the resource
+//! and scope, which [`TraceRequestEncoder::close`] writes there once the batch is full.
+//! The request is then sent as it is: no allocation per span, and no copy of the spans
+//! between the worker and the socket. Converting a span to the `opentelemetry-proto`
 //! structs allocated a string or vector per id, key and value and then walked them again
-//! to encode; here the only allocation is the span's buffer. The output decodes to what
-//! `opentelemetry-proto`'s conversion gives for the same span (tested below).
+//! to encode. The output decodes to what `opentelemetry-proto`'s conversion gives for
+//! the same span (tested below).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use opentelemetry::trace::{Link, SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -75,13 +78,60 @@ pub(crate) fn encode_span(span: &SpanView<'_>, buf: &mut Vec<u8>) {
     );
 }
 
-/// Frames encoded spans as one export request: the resource and scope are encoded once
+/// What a request span takes, encoded (a dozen attributes, names and addresses): the
+/// room a batch starts with per span.
+const SPAN_CAPACITY: usize = 512;
+
+/// Longest varint: room for any length.
+const MAX_VARINT: usize = 10;
+
+/// The spans of one export request, encoded one after the other as the `spans` fields of
+/// its `ScopeSpans`, behind room for what goes in front of them.
+#[derive(Debug)]
+pub(crate) struct SpanBatch {
+    buf: Vec<u8>,
+    spans: usize,
+}
+
+impl SpanBatch {
+    /// Spans in the batch.
+    pub(crate) fn len(&self) -> usize {
+        self.spans
+    }
+
+    /// Appends `span`.
+    pub(crate) fn push(&mut self, span: &SpanView<'_>) {
+        key(2, WireType::LengthDelimited, &mut self.buf);
+        // The span's length is known once it is written: two bytes are kept for it,
+        // which hold 128 to 16 383, what a request span takes. Other lengths move the
+        // span by a byte or more.
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        encode_span(span, &mut self.buf);
+        let end = self.buf.len();
+        let len = end - at - 2;
+        let prefix = encoded_len_varint(len as u64);
+        if prefix > 2 {
+            self.buf.resize(end + prefix - 2, 0);
+            self.buf.copy_within(at + 2..end, at + prefix);
+        } else if prefix < 2 {
+            self.buf.copy_within(at + 2..end, at + prefix);
+            self.buf.truncate(end - (2 - prefix));
+        }
+        encode_varint(len as u64, &mut &mut self.buf[at..at + prefix]);
+        self.spans += 1;
+    }
+}
+
+/// Writes export requests around [`SpanBatch`]es: the resource and scope are encoded once
 /// and every batch reuses them.
 #[derive(Debug)]
 pub(crate) struct TraceRequestEncoder {
-    resource: Vec<u8>,
+    /// Field 1 of `ResourceSpans` (the resource), key and length included.
+    resource_field: Vec<u8>,
     resource_schema_url: String,
-    scope: Vec<u8>,
+    /// Field 1 of `ScopeSpans` (the scope), key and length included.
+    scope_field: Vec<u8>,
 }
 
 impl TraceRequestEncoder {
@@ -90,30 +140,51 @@ impl TraceRequestEncoder {
             attributes: resource.attributes.0.clone(),
             ..Default::default()
         };
+        let mut resource_field = Vec::new();
+        bytes_field_always(1, &resource_message.encode_to_vec(), &mut resource_field);
+        let mut scope_field = Vec::new();
+        bytes_field_always(1, &scope.encode_to_vec(), &mut scope_field);
         TraceRequestEncoder {
-            resource: resource_message.encode_to_vec(),
+            resource_field,
             resource_schema_url: resource.schema_url.clone().unwrap_or_default(),
-            scope: scope.encode_to_vec(),
+            scope_field,
         }
     }
 
-    /// One `ExportTraceServiceRequest` carrying `spans`, each the output of [`encode_span`].
-    pub(crate) fn encode(&self, spans: Vec<Vec<u8>>) -> EncodedTraceRequest {
-        let spans_len: usize = spans.iter().map(|s| len_delimited_len(s.len())).sum();
-        let scope_spans_len = len_delimited_len(self.scope.len()) + spans_len;
-        let resource_spans_len = len_delimited_len(self.resource.len())
+    /// Room for what precedes the spans: the keys and lengths of `ResourceSpans` and
+    /// `ScopeSpans`, the resource and the scope.
+    fn room(&self) -> usize {
+        2 * (1 + MAX_VARINT) + self.resource_field.len() + self.scope_field.len()
+    }
+
+    /// An empty batch, with room for `spans` request spans.
+    pub(crate) fn open(&self, spans: usize) -> SpanBatch {
+        let room = self.room();
+        let mut buf = Vec::with_capacity(room + spans * SPAN_CAPACITY);
+        buf.resize(room, 0);
+        SpanBatch { buf, spans: 0 }
+    }
+
+    /// The `ExportTraceServiceRequest` carrying `batch`'s spans: what precedes them is
+    /// written into the room kept for it, and the request starts where that begins.
+    pub(crate) fn close(&self, batch: SpanBatch) -> EncodedTraceRequest {
+        let room = self.room();
+        let mut buf = batch.buf;
+        let scope_spans_len = self.scope_field.len() + (buf.len() - room);
+        string_field(3, &self.resource_schema_url, &mut buf);
+        let resource_spans_len = self.resource_field.len()
             + len_delimited_len(scope_spans_len)
             + string_len(&self.resource_schema_url);
-        let mut buf = Vec::with_capacity(len_delimited_len(resource_spans_len));
-        length_prefix(1, resource_spans_len, &mut buf);
-        bytes_field_always(1, &self.resource, &mut buf);
-        length_prefix(2, scope_spans_len, &mut buf);
-        bytes_field_always(1, &self.scope, &mut buf);
-        for span in &spans {
-            bytes_field_always(2, span, &mut buf);
+        let mut head = Vec::with_capacity(room);
+        length_prefix(1, resource_spans_len, &mut head);
+        head.extend_from_slice(&self.resource_field);
+        length_prefix(2, scope_spans_len, &mut head);
+        head.extend_from_slice(&self.scope_field);
+        let start = room - head.len();
+        buf[start..room].copy_from_slice(&head);
+        EncodedTraceRequest {
+            bytes: Bytes::from(buf).slice(start..),
         }
-        string_field(3, &self.resource_schema_url, &mut buf);
-        EncodedTraceRequest { bytes: buf }
     }
 }
 
@@ -121,7 +192,7 @@ impl TraceRequestEncoder {
 /// they are, over OTLP/HTTP or gRPC.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EncodedTraceRequest {
-    bytes: Vec<u8>,
+    bytes: Bytes,
 }
 
 impl Message for EncodedTraceRequest {
@@ -145,7 +216,7 @@ impl Message for EncodedTraceRequest {
     }
 
     fn clear(&mut self) {
-        self.bytes.clear();
+        self.bytes = Bytes::new();
     }
 }
 
@@ -158,6 +229,11 @@ impl OtlpRequest for EncodedTraceRequest {
     fn partial_success(response: Self::Response) -> (i64, String) {
         let partial = response.partial_success.unwrap_or_default();
         (partial.rejected_spans, partial.error_message)
+    }
+
+    /// The bytes as they are: a clone of a `Bytes` shares them.
+    fn body(&self) -> Bytes {
+        self.bytes.clone()
     }
 }
 

@@ -91,11 +91,10 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
-fn encode(span: &SpanData) -> Vec<u8> {
-    let trace_state = span.span_context.trace_state().header();
-    let view = SpanView {
+fn view<'a>(span: &'a SpanData, trace_state: &'a str) -> SpanView<'a> {
+    SpanView {
         context: &span.span_context,
-        trace_state: &trace_state,
+        trace_state,
         parent_span_id: span.parent_span_id,
         parent_is_remote: span.parent_span_is_remote,
         kind: &span.span_kind,
@@ -105,10 +104,25 @@ fn encode(span: &SpanData) -> Vec<u8> {
         attributes: &span.attributes,
         links: &span.links.links,
         status: &span.status,
-    };
+    }
+}
+
+fn encode(span: &SpanData) -> Vec<u8> {
+    let trace_state = span.span_context.trace_state().header();
     let mut buf = Vec::new();
-    encode_span(&view, &mut buf);
+    encode_span(&view(span, &trace_state), &mut buf);
     buf
+}
+
+/// One export request carrying `spans`, written as the tracer writes it.
+fn request(encoder: &TraceRequestEncoder, spans: &[SpanData]) -> EncodedTraceRequest {
+    let mut batch = encoder.open(spans.len());
+    for span in spans {
+        let trace_state = span.span_context.trace_state().header();
+        batch.push(&view(span, &trace_state));
+    }
+    assert_eq!(batch.len(), spans.len());
+    encoder.close(batch)
 }
 
 fn spans() -> Vec<SpanData> {
@@ -150,7 +164,7 @@ fn a_batch_decodes_to_the_grouped_request() {
     let resource = ResourceAttributesWithSchema::from(&resource);
     let encoder = TraceRequestEncoder::new(&resource, (&scope(), None).into());
 
-    let request = encoder.encode(spans().iter().map(encode).collect());
+    let request = request(&encoder, &spans());
 
     let decoded =
         ExportTraceServiceRequest::decode(request.encode_to_vec().as_slice()).expect("a request");
@@ -165,11 +179,37 @@ fn a_batch_decodes_to_the_grouped_request() {
 fn an_empty_batch_is_a_valid_request() {
     let resource = ResourceAttributesWithSchema::from(&Resource::builder_empty().build());
     let encoder = TraceRequestEncoder::new(&resource, (&scope(), None).into());
-    let request = encoder.encode(Vec::new());
+    let request = request(&encoder, &[]);
     let decoded =
         ExportTraceServiceRequest::decode(request.encode_to_vec().as_slice()).expect("a request");
     assert_eq!(decoded.resource_spans.len(), 1);
     assert!(decoded.resource_spans[0].scope_spans[0].spans.is_empty());
+}
+
+#[test]
+fn spans_of_any_length_are_framed() {
+    // Under 128 bytes (a one-byte length), the usual size (two bytes), and over 16 KiB
+    // (three bytes): the span is moved to fit its length in front of it.
+    let mut tiny = rich_span(SpanKind::Internal, Status::Unset, SpanId::INVALID, false);
+    tiny.attributes.clear();
+    tiny.links = SpanLinks::default();
+    tiny.span_context = context(1, 2, 1, false, "");
+    let mut huge = rich_span(SpanKind::Server, Status::Ok, SpanId::from(3), true);
+    huge.attributes
+        .push(KeyValue::new("huge", "y".repeat(20_000)));
+    let usual = rich_span(SpanKind::Client, Status::Unset, SpanId::from(4), false);
+    let spans = vec![tiny, huge.clone(), usual, huge];
+    let lengths: Vec<usize> = spans.iter().map(|s| encode(s).len()).collect();
+    assert!(lengths[0] < 128 && (128..16_384).contains(&lengths[2]) && lengths[1] >= 16_384);
+
+    let resource = ResourceAttributesWithSchema::from(&Resource::builder_empty().build());
+    let encoder = TraceRequestEncoder::new(&resource, (&scope(), None).into());
+    let decoded =
+        ExportTraceServiceRequest::decode(request(&encoder, &spans).body()).expect("a request");
+    let expected = ExportTraceServiceRequest {
+        resource_spans: group_spans_by_resource_and_scope(spans, &resource),
+    };
+    assert_eq!(decoded, expected);
 }
 
 #[test]

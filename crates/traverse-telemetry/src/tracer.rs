@@ -3,22 +3,22 @@
 //! The data plane knows a request's whole story by Pingora's `logging` phase, so a
 //! span here is a plain value: ids and start time when the request arrives,
 //! attributes as phases learn them, and one [`Tracer::end`] that encodes it into
-//! OTLP protobuf on the worker ([`crate::span_wire`]) and offers it to the export queue
-//! without waiting. There is no span
+//! OTLP protobuf on the worker ([`crate::span_wire`]), into that worker's batch
+//! ([`crate::trace_queue`]), without waiting. There is no span
 //! stack, no lock and no context object to carry across phases.
 //!
-//! [`TracePipeline`] starts the export thread that drains the tracer's queue, as
-//! [`crate::logs::LogPipeline`] does for log records: the generic queue and thread are in
-//! [`crate::pipeline`], which knows nothing of any signal.
+//! [`TracePipeline`] starts the export thread that sends the tracer's batches; the
+//! thread is [`crate::pipeline`]'s, which knows nothing of any signal.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::pipeline::{BatchQueue, ExportStats, ExportThread, StartError};
+use crate::pipeline::{ExportStats, ExportThread, StartError};
 use crate::propagation::{export_trace_state, Decision, RANDOM};
 use crate::settings::TraceSettings;
-use crate::span_wire::{encode_span, SpanView, TraceRequestEncoder};
+use crate::span_wire::{SpanView, TraceRequestEncoder};
+use crate::trace_queue::TraceQueue;
 use opentelemetry::trace::{
     Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
 };
@@ -32,17 +32,13 @@ use opentelemetry_sdk::trace::{
 /// Room for a request span's attributes, so recording them allocates once.
 const ATTRIBUTE_CAPACITY: usize = 16;
 
-/// Room for a request span encoded (a SERVER span with its usual attributes is about
-/// 400 bytes), so encoding it allocates once.
-const ENCODED_SPAN_CAPACITY: usize = 512;
-
 /// Creates and ends the gateway's spans; shared by every worker.
 #[derive(Debug)]
 pub struct Tracer {
     sampler: Sampler,
     ids: RandomIdGenerator,
-    /// Encoded spans ([`encode_span`]) waiting for the export thread.
-    queue: Arc<BatchQueue<Vec<u8>>>,
+    /// Encoded spans waiting for the export thread.
+    queue: Arc<TraceQueue>,
     role: &'static str,
     add_internals: bool,
     trace_id_response_header: Option<http::HeaderName>,
@@ -65,7 +61,7 @@ pub struct Span {
 impl Tracer {
     pub(crate) fn new(
         sampler: Sampler,
-        queue: Arc<BatchQueue<Vec<u8>>>,
+        queue: Arc<TraceQueue>,
         role: &'static str,
         add_internals: bool,
         trace_id_response_header: Option<http::HeaderName>,
@@ -197,9 +193,7 @@ impl Tracer {
             links: &span.links,
             status: &status,
         };
-        let mut encoded = Vec::with_capacity(ENCODED_SPAN_CAPACITY);
-        encode_span(&view, &mut encoded);
-        self.queue.push(encoded);
+        self.queue.push(&view);
     }
 
     /// The gateway's role, for the `traverse.role` attribute.
@@ -260,12 +254,8 @@ pub struct TracePipeline {
 impl TracePipeline {
     /// Starts the export thread and returns the tracer the data plane uses.
     pub fn start(settings: TraceSettings) -> Result<(Arc<Tracer>, TracePipeline), StartError> {
-        let queue = Arc::new(BatchQueue::new(
-            settings.queue.max_size,
-            settings.queue.max_batch_size,
-        ));
         // Encoded once: every batch carries the same resource and scope.
-        let requests = TraceRequestEncoder::new(
+        let encoder = TraceRequestEncoder::new(
             &ResourceAttributesWithSchema::from(&settings.resource),
             ProtoScope {
                 name: "traverse".to_owned(),
@@ -273,13 +263,16 @@ impl TracePipeline {
                 ..ProtoScope::default()
             },
         );
-        let encode = move |spans: Vec<Vec<u8>>| requests.encode(spans);
-        let thread = ExportThread::spawn(
+        let queue = Arc::new(TraceQueue::new(
+            encoder,
+            settings.queue.max_size,
+            settings.queue.max_batch_size,
+        ));
+        let thread = ExportThread::spawn_source(
             "traverse-otlp",
             Arc::clone(&queue),
             settings.exporter.clone(),
             settings.queue.schedule_delay,
-            encode,
         )?;
 
         let tracer = Tracer::new(
@@ -302,25 +295,52 @@ impl TracePipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::OtlpRequest;
+    use crate::pipeline::Source;
     use crate::propagation::TrustPolicy;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
     use prost::Message;
 
-    /// The encoded spans a tracer queued, read back decoded.
-    struct Queued(Arc<BatchQueue<Vec<u8>>>);
+    /// The spans a tracer queued, read back decoded from its export requests.
+    struct Queued(Arc<TraceQueue>, std::cell::RefCell<Vec<ProtoSpan>>);
 
     impl Queued {
         fn pop(&self) -> Option<ProtoSpan> {
-            let bytes = self.0.pop()?;
-            Some(ProtoSpan::decode(bytes.as_slice()).expect("a Span message"))
+            let mut spans = self.1.borrow_mut();
+            if spans.is_empty() {
+                self.0.flush();
+                while let Some(batch) = self.0.next_batch(true) {
+                    let request = ExportTraceServiceRequest::decode(batch.request.body())
+                        .expect("an export request");
+                    let decoded: Vec<ProtoSpan> = request
+                        .resource_spans
+                        .into_iter()
+                        .flat_map(|r| r.scope_spans)
+                        .flat_map(|s| s.spans)
+                        .collect();
+                    assert_eq!(decoded.len() as u64, batch.items);
+                    spans.extend(decoded);
+                }
+            }
+            (!spans.is_empty()).then(|| spans.remove(0))
         }
     }
 
-    /// A tracer and its queue (capacity 4), read back with `pop`.
+    /// A tracer and its queue (four spans, in batches of two), read back with `pop`.
     fn tracer(sampler: Sampler) -> (Tracer, Queued) {
-        let queue = Arc::new(BatchQueue::new(4, 4));
+        let queue = Arc::new(TraceQueue::new(
+            TraceRequestEncoder::new(
+                &ResourceAttributesWithSchema::from(
+                    &opentelemetry_sdk::Resource::builder_empty().build(),
+                ),
+                ProtoScope::default(),
+            ),
+            4,
+            2,
+        ));
         let tracer = Tracer::new(sampler, Arc::clone(&queue), "standalone", false, None);
-        (tracer, Queued(queue))
+        (tracer, Queued(queue, Default::default()))
     }
 
     fn id(bytes: &[u8]) -> SpanId {
@@ -476,6 +496,8 @@ mod tests {
             let span = tracer.start_server(&Decision::default());
             tracer.end(span, "GET", Status::Unset);
         }
+        // Two batches of two fit in the queue; the three batches after them are dropped
+        // whole.
         let stats = tracer.stats().snapshot();
         assert_eq!(stats.dropped, 6);
         assert_eq!(stats.ended, 10, "queued and dropped spans were both ended");

@@ -86,13 +86,15 @@ impl HttpExporter {
     }
 
     pub(super) async fn send<R: OtlpRequest>(&self, request: &R) -> Result<Accepted, ExportError> {
-        let mut body = request.encode_to_vec();
+        let mut body = request.body();
         if self.gzip {
-            body = gzip(&body).map_err(|e| ExportError::Permanent {
-                reason: format!("gzip: {e}"),
-            })?;
+            body = gzip(&body)
+                .map_err(|e| ExportError::Permanent {
+                    reason: format!("gzip: {e}"),
+                })?
+                .into();
         }
-        let mut http_request = Request::new(Full::new(Bytes::from(body)));
+        let mut http_request = Request::new(Full::new(body));
         *http_request.method_mut() = Method::POST;
         *http_request.uri_mut() = self.uri.clone();
         *http_request.headers_mut() = self.headers.clone();
