@@ -38,17 +38,13 @@ pub(super) fn basic_auth(
         let field = format!("spec.basicAuth.users[{i}]");
         add_user(&mut users, line, &field)?;
     }
-    if let Some(name) = config.secret.as_deref().filter(|s| !s.is_empty()) {
-        let field = "spec.basicAuth.secret";
-        let secret = secrets
-            .iter()
-            .find(|s| s.key() == (namespace, name))
-            .ok_or_else(|| format!("{field}: Secret {namespace}/{name} not found"))?;
-        secret_users(
-            &mut users,
-            secret,
-            &format!("{field} (Secret {namespace}/{name})"),
-        )?;
+    if let Some((secret, field)) = named_secret(
+        config.secret.as_deref(),
+        namespace,
+        secrets,
+        "spec.basicAuth.secret",
+    )? {
+        secret_users(&mut users, secret, &field)?;
     }
     if users.is_empty() {
         return Err("spec.basicAuth.users lists no users, and no secret names any".into());
@@ -75,6 +71,27 @@ pub(super) fn basic_auth(
         remove_header: config.remove_header == Some(true),
         header_field,
     })])
+}
+
+/// The Secret an auth middleware's `secret` field names in its own namespace, with the
+/// field to name in its problems; `None` when the field is unset or empty.
+fn named_secret<'a>(
+    name: Option<&str>,
+    namespace: &str,
+    secrets: &'a [Arc<Secret>],
+    field: &str,
+) -> Result<Option<(&'a Secret, String)>, String> {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let secret = secrets
+        .iter()
+        .find(|s| s.key() == (namespace, name))
+        .ok_or_else(|| format!("{field}: Secret {namespace}/{name} not found"))?;
+    Ok(Some((
+        secret,
+        format!("{field} (Secret {namespace}/{name})"),
+    )))
 }
 
 /// Adds htpasswd line `user:hash` (a later line for the same user wins).
@@ -183,17 +200,13 @@ pub(super) fn digest_auth(
         .enumerate()
         .map(|(i, line)| (line.clone(), format!("spec.digestAuth.users[{i}]")))
         .collect();
-    if let Some(name) = config.secret.as_deref().filter(|s| !s.is_empty()) {
-        let field = "spec.digestAuth.secret";
-        let secret = secrets
-            .iter()
-            .find(|s| s.key() == (namespace, name))
-            .ok_or_else(|| format!("{field}: Secret {namespace}/{name} not found"))?;
-        lines.extend(secret_lines(
-            secret,
-            &format!("{field} (Secret {namespace}/{name})"),
-            "htdigest",
-        )?);
+    if let Some((secret, field)) = named_secret(
+        config.secret.as_deref(),
+        namespace,
+        secrets,
+        "spec.digestAuth.secret",
+    )? {
+        lines.extend(secret_lines(secret, &field, "htdigest")?);
     }
     if lines.is_empty() {
         return Err("spec.digestAuth.users lists no users, and no secret names any".into());
