@@ -10,7 +10,8 @@
 #   BEFORE=path/to/traverse bench/profile.sh       adds rows run by another build (e.g. the
 #                                      previous commit): 'default' and 'traced' (BEFORE)
 # Rows: bare Pingora (examples/bare_pingora.rs, the same allocator), Traverse with metrics
-# off, Traverse default (metrics on), and Traverse traced at 100 % to a collector.
+# off, Traverse default (metrics on), and Traverse traced at 100 % to a collector; the row
+# "sampled" (1 % sampling) runs when ROWS names it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${N1:-500}
@@ -66,6 +67,7 @@ label[bare]="bare Pingora";       extra[bare]=""
 label[off]="traverse metrics off"; extra[off]="metrics: {prometheus: {enabled: false}}"
 label[default]="traverse default"; extra[default]=""
 label[traced]="traverse traced";   extra[traced]="tracing: {sampleRate: 1.0, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
+label[sampled]="traverse sampled 1 %"; extra[sampled]="tracing: {sampleRate: 0.01, otlp: {http: {endpoint: \"http://127.0.0.1:$otlp_http_port/v1/traces\"}}}"
 if [[ -n ${BEFORE:-} ]]; then
     for row in default traced; do
         label[${row}_before]="${label[$row]} (BEFORE)"; extra[${row}_before]=${extra[$row]}; bin[${row}_before]=$BEFORE

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use http::HeaderValue;
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
+use traverse_telemetry::record::IpText;
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
@@ -72,8 +73,8 @@ impl ForwardedPolicy {
             }
         }
         if let Some(ip) = downstream.client_ip {
-            let mut text = [0u8; 48];
-            let ip = format_into(&mut text, format_args!("{ip}"));
+            let text = IpText::new(ip);
+            let ip = text.as_str();
             // A trusted chain may arrive as several header lines: keep every hop, in order.
             let inbound = request.headers.get_all(X_FORWARDED_FOR);
             if inbound.iter().next().is_none() {
@@ -103,9 +104,7 @@ impl ForwardedPolicy {
         }
         if let Some(port) = downstream.port {
             if !request.headers.contains_key(X_FORWARDED_PORT) {
-                let mut text = [0u8; 8];
-                let port = format_into(&mut text, format_args!("{port}"));
-                insert(request, X_FORWARDED_PORT, port);
+                insert(request, X_FORWARDED_PORT, itoa::Buffer::new().format(port));
             }
         }
     }
@@ -114,17 +113,6 @@ impl ForwardedPolicy {
 /// Whether a header name (lowercase, as the map keeps it) is one a client must not set.
 fn is_forwarding(name: &str) -> bool {
     name.starts_with("x-forwarded-") || name == X_REAL_IP
-}
-
-/// Formats into `buffer` without allocating; what does not fit (impossible for an IP
-/// address or a port in these buffers) is cut off.
-fn format_into<'a>(buffer: &'a mut [u8], args: std::fmt::Arguments) -> &'a str {
-    use std::io::Write;
-    let capacity = buffer.len();
-    let mut rest = &mut buffer[..];
-    let _ = rest.write_fmt(args);
-    let written = capacity - rest.len();
-    std::str::from_utf8(&buffer[..written]).unwrap_or("")
 }
 
 /// Values that are not valid header text (impossible for IPs and ports; possible for a

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Method};
 use pingora::http::RequestHeader;
 use traverse_telemetry::propagation::{self, TRACEPARENT, TRACESTATE};
 use traverse_telemetry::record::{
-    method_name, protocol_version, span_name, AttemptRecord, RequestRecord, OTHER_METHOD,
+    method_name, protocol_version, span_name, AttemptRecord, IpText, RequestRecord, OTHER_METHOD,
 };
 use traverse_telemetry::semconv;
 use traverse_telemetry::{KeyValue, Span, SpanKind, Status, Tracer};
@@ -79,7 +79,9 @@ impl RequestTrace {
             }
         }
         if let Some(ip) = client_ip {
-            server.set(|| KeyValue::new(semconv::CLIENT_ADDRESS, ip.to_string()));
+            server.set(|| {
+                KeyValue::new(semconv::CLIENT_ADDRESS, IpText::new(ip).as_str().to_owned())
+            });
         }
         if let Some(agent) = request
             .headers
@@ -123,7 +125,7 @@ impl RequestTrace {
         let mut client = tracer.start_child(&self.server, SpanKind::Client);
         client.set(|| KeyValue::new(semconv::HTTP_REQUEST_METHOD, method_name(method)));
         if client.is_recording() {
-            let ip: Arc<str> = upstream.ip().to_string().into();
+            let ip: Arc<str> = IpText::new(upstream.ip()).as_str().into();
             client.set(|| KeyValue::new(semconv::SERVER_ADDRESS, Arc::clone(&ip)));
             client.set(|| KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip));
         }
