@@ -14,6 +14,7 @@ pub mod http1;
 pub mod kmock;
 pub mod pki;
 pub mod prometheus;
+pub mod tls_front;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ pub use client::{
 pub use collector::Collector;
 pub use gateway::Gateway;
 pub use kmock::Kmock;
+pub use tls_front::TlsFront;
 pub use upstream::{Recorded, Upstream};
 
 /// `$TRAVERSE_TOOLS/bin/<name>` (default `TRAVERSE_TOOLS`: `~/.cache/traverse/tools`),

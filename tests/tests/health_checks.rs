@@ -2,6 +2,7 @@
 //! whose health path starts failing leaves rotation while it keeps answering other
 //! paths, requests keep succeeding on the healthy one, and it comes back once its
 //! health path passes again; `/api/routes` and `traverse.service.server.up` say so.
+//! Checks go over HTTP/1.1, h2c, and https with the Service's ServersTransport.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
@@ -10,8 +11,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use traverse_e2e::pki::{Leaf, TestCa, Usage};
 use traverse_e2e::prometheus::{self, Format};
-use traverse_e2e::{config, diagnostics, service, Gateway, Upstream};
+use traverse_e2e::{config, diagnostics, service, Gateway, TlsFront, Upstream};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -486,4 +488,151 @@ spec:
     assert!(passing_checks >= 1, "{:?}", passing.requests());
     assert!(passing.requests().iter().all(|r| r.raw_head.is_empty()));
     assert_eq!(gateway.get("web", "/passing/x", &[]).await.status, 200);
+}
+
+/// TLS fronts on one port of 127.0.0.1, 127.0.0.2, ..., as the endpoints of one
+/// EndpointSlice must be: each serves its certificate in front of its backend.
+async fn fronts_on_one_port(fronts: &[(&Leaf, SocketAddr)]) -> Vec<TlsFront> {
+    'retry: for _ in 0..50 {
+        let mut started: Vec<TlsFront> = Vec::new();
+        for (i, (leaf, backend)) in fronts.iter().enumerate() {
+            let port = started.first().map_or(0, |f| f.addr().port());
+            let address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 1 + i as u8), port));
+            match TlsFront::start_on(address, leaf, None, *backend).await {
+                Ok(front) => started.push(front),
+                Err(_) => continue 'retry,
+            }
+        }
+        return started;
+    }
+    panic!(
+        "no port free on each of 127.0.0.1 to 127.0.0.{}",
+        fronts.len()
+    );
+}
+
+/// An https Service checked over https with its ServersTransport's CA and server name:
+/// an endpoint whose certificate that CA did not sign never enters rotation, one whose
+/// health path fails leaves it and comes back, and the healthy one serves throughout.
+#[tokio::test]
+async fn an_https_service_is_checked_with_its_servers_transport() {
+    let (ca, stranger) = (TestCa::new(), TestCa::new());
+    let trusted = ca.issue("backend.internal", &[Usage::ServerAuth]);
+    let forged = stranger.issue("backend.internal", &[Usage::ServerAuth]);
+    let steady = Upstream::start("steady");
+    let flaky = Switchable::start("flaky", SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await;
+    let untrusted = Upstream::start("untrusted");
+    let fronts = fronts_on_one_port(&[
+        (&trusted, steady.addr()),
+        (&trusted, flaky.address),
+        (&forged, untrusted.addr()),
+    ])
+    .await;
+    let [steady_at, flaky_at, untrusted_at] = [0, 1, 2].map(|i| fronts[i].addr());
+    let routes = format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: checked
+spec:
+  routes:
+    - match: PathPrefix(`/`)
+      services:
+        - name: secure
+          port: 80
+          scheme: https
+          serversTransport: internal
+          healthCheck: {{path: /health, interval: 100ms, timeout: 1s, hostname: health.local}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata:
+  name: internal
+spec:
+  serverName: backend.internal
+  rootCAs: [{{secret: backend-ca}}]
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: backend-ca
+stringData:
+  ca.crt: {:?}
+",
+        ca.pem
+    );
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            (
+                "backends",
+                &service("secure", &[steady_at, flaky_at, untrusted_at]),
+            ),
+            ("routes", &routes),
+        ],
+    )
+    .await;
+    let json = gateway.routes_json().await;
+    assert!(diagnostics(&json).is_empty(), "{json:#}");
+    let unhealthy = |json: &serde_json::Value| {
+        let mut found: Vec<String> = json["routes"][0]["services"][0]["unhealthy"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    };
+    gateway
+        .wait_for("the untrusted endpoint out of rotation", WAIT, |json| {
+            unhealthy(json) == [untrusted_at.to_string()]
+        })
+        .await;
+
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..10 {
+        let response = gateway.get("web", &format!("/before/{i}"), &[]).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        seen.insert(response.header("x-upstream").unwrap_or("").to_owned());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["flaky", "steady"],
+        "the two trusted endpoints serve"
+    );
+    // The check went through TLS as HTTP/1.1, with the configured Host.
+    let probe = flaky.last_check.lock().expect("lock").to_ascii_lowercase();
+    assert!(probe.starts_with("get /health http/1.1"), "{probe}");
+    assert!(probe.contains("host: health.local"), "{probe}");
+
+    flaky.health.store(503, Ordering::SeqCst);
+    let mut both = [flaky_at.to_string(), untrusted_at.to_string()];
+    both.sort();
+    gateway
+        .wait_for("the flaky endpoint out of rotation", WAIT, |json| {
+            unhealthy(json) == both
+        })
+        .await;
+    let served = flaky.served.load(Ordering::SeqCst);
+    for i in 0..10 {
+        let response = gateway.get("web", &format!("/during/{i}"), &[]).await;
+        assert_eq!(response.status, 200, "request {i}");
+        assert_eq!(response.header("x-upstream"), Some("steady"), "request {i}");
+    }
+    assert_eq!(flaky.served.load(Ordering::SeqCst), served);
+
+    flaky.health.store(200, Ordering::SeqCst);
+    gateway
+        .wait_for("the flaky endpoint back in rotation", WAIT, |json| {
+            unhealthy(json) == [untrusted_at.to_string()]
+        })
+        .await;
+    // The stranger's certificate never passed a handshake: no check and no request
+    // reached the server behind it.
+    assert!(fronts[2].failed_handshakes() >= 1);
+    assert_eq!(fronts[2].handshakes(), 0);
+    assert_eq!(untrusted.count(), 0);
 }

@@ -1,6 +1,7 @@
 //! TLS end to end, as Traefik manifests use it: certificates from Secrets chosen by SNI
 //! on a `tls: {}` entrypoint, rotation without a restart, a broken Secret reported while
-//! the others serve, the default TLSStore, and the entrypoint redirect from http.
+//! the others serve, the default TLSStore, and the entrypoint redirect from http; towards
+//! servers, a ServersTransport's CAs and client certificate, and forwardAuth's `tls`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncWriteExt, BufReader};
 use traverse_e2e::client::send_tls;
 use traverse_e2e::pki::{Leaf, TestCa, Usage};
-use traverse_e2e::{eventually, http_request, service, Gateway, Upstream};
+use traverse_e2e::{eventually, http_request, service, Gateway, TlsFront, Upstream};
 
 const CONFIG: &str = "entryPoints:
   web:
@@ -971,6 +972,192 @@ stringData:
         .json();
     let problems = traverse_e2e::diagnostics(&routes);
     assert!(problems.is_empty(), "{problems:?}");
+}
+
+/// A forwardAuth Middleware `name` asking `address`, with `tls`.
+fn forward_auth(name: &str, address: &str, tls: &str) -> String {
+    format!(
+        "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: {name}}}
+spec:
+  forwardAuth:
+    address: {address}
+    authResponseHeaders: [X-Upstream]
+    tls: {tls}
+"
+    )
+}
+
+/// A Secret holding the CA `pem` under `tls.ca`.
+fn ca_secret(name: &str, pem: &str) -> String {
+    format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData:\n  tls.ca: {pem:?}\n")
+}
+
+/// forwardAuth to an https server that requires a client certificate: the CA of
+/// `tls.caSecret` verifies the server and `tls.certSecret` is presented, so its answers
+/// allow and deny; a wrong CA or no client certificate fails the call, which answers 500
+/// as Traefik does; a missing Secret is a diagnostic and its routes answer 503, while the
+/// other routes serve.
+#[tokio::test]
+async fn forward_auth_reaches_an_https_server_with_its_tls_secrets() {
+    let (server_ca, other_ca, client_ca) = (TestCa::new(), TestCa::new(), TestCa::new());
+    let auth = Upstream::start("auth");
+    // The address names the server by IP, so its certificate is for that IP.
+    let front = TlsFront::start(
+        &server_leaf(&server_ca, "127.0.0.1"),
+        Some(&client_ca),
+        auth.addr(),
+    )
+    .await;
+    // A server offering HTTP/2 by ALPN gets the call over HTTP/2, as Go's client does.
+    let auth_h2 = Upstream::start_h2c("auth-h2");
+    let h2_front = TlsFront::start_h2(&server_leaf(&server_ca, "127.0.0.1"), auth_h2.addr()).await;
+    let app = Upstream::start("app");
+    let server = format!("https://{}", front.addr());
+    let with_cert = "{caSecret: auth-ca, certSecret: gateway-cert}";
+    let middlewares = [
+        forward_auth("allow", &format!("{server}/status/200"), with_cert),
+        forward_auth("deny", &format!("{server}/status/401"), with_cert),
+        forward_auth(
+            "wrong-ca",
+            &format!("{server}/status/200"),
+            "{caSecret: other-ca, certSecret: gateway-cert}",
+        ),
+        forward_auth(
+            "no-cert",
+            &format!("{server}/status/200"),
+            "{caSecret: auth-ca}",
+        ),
+        forward_auth(
+            "h2",
+            &format!("https://{}/status/204", h2_front.addr()),
+            "{caSecret: auth-ca}",
+        ),
+        forward_auth(
+            "missing",
+            &format!("{server}/status/200"),
+            "{caSecret: nowhere, certSecret: gateway-cert}",
+        ),
+        ca_secret("auth-ca", &server_ca.pem),
+        ca_secret("other-ca", &other_ca.pem),
+        secret(
+            "gateway-cert",
+            &client_ca.issue("gateway", &[Usage::ClientAuth]),
+        ),
+    ]
+    .join("---\n");
+    let routes = ["allow", "deny", "wrong-ca", "no-cert", "h2", "missing"]
+        .iter()
+        .map(|name| {
+            format!(
+                "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: {name}}}
+spec:
+  routes:
+    - match: PathPrefix(`/{name}`)
+      middlewares: [{{name: {name}}}]
+      services: [{{name: app, port: 80}}]
+"
+            )
+        })
+        .chain([traverse_e2e::route("plain", "PathPrefix(`/plain`)", "app")])
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let gateway = Gateway::start(
+        &traverse_e2e::config(""),
+        &[
+            ("app", &service("app", &[app.addr()])),
+            ("middlewares", &middlewares),
+            ("routes", &routes),
+        ],
+    )
+    .await;
+    let web = gateway.addr("web");
+
+    let allowed = http_request(web, "GET", "/allow/page", &[], b"").await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text());
+    assert_eq!(allowed.server().as_deref(), Some("app"));
+    assert_eq!(allowed.upstream_headers("X-Upstream"), ["auth"]);
+    let asked = auth.requests();
+    let asked = asked.last().expect("the server was asked");
+    assert_eq!(asked.path, "/status/200");
+    assert_eq!(asked.header("X-Forwarded-Uri"), Some("/allow/page"));
+    assert!(
+        front.client_certificates() >= 1,
+        "the certificate was presented"
+    );
+
+    let denied = http_request(web, "GET", "/deny", &[], b"").await;
+    assert_eq!(denied.status, 401);
+    assert_eq!(denied.server().as_deref(), Some("auth"));
+
+    let over_h2 = http_request(web, "GET", "/h2", &[], b"").await;
+    assert_eq!(over_h2.status, 200, "{}", over_h2.text());
+    let asked = auth_h2.requests();
+    let asked = asked.last().expect("the HTTP/2 server was asked");
+    assert_eq!(asked.path, "/status/204");
+    assert_eq!(asked.header(":scheme"), Some("https"));
+    assert_eq!(
+        asked.header(":authority"),
+        Some(h2_front.addr().to_string().as_str())
+    );
+
+    // The server's certificate is not of the CA trusted: the handshake fails.
+    let failed = front.failed_handshakes();
+    let (asked, served) = (auth.count(), app.count());
+    let wrong_ca = http_request(web, "GET", "/wrong-ca", &[], b"").await;
+    assert_eq!(wrong_ca.status, 500, "{}", wrong_ca.text());
+    eventually(
+        "the handshake refused",
+        Duration::from_secs(5),
+        async || (front.failed_handshakes() > failed).then_some(()),
+    )
+    .await;
+    // Without a client certificate, the server refuses the handshake.
+    let no_cert = http_request(web, "GET", "/no-cert", &[], b"").await;
+    assert_eq!(no_cert.status, 500, "{}", no_cert.text());
+    assert_eq!(
+        (auth.count(), app.count()),
+        (asked, served),
+        "nothing got through"
+    );
+
+    // A missing Secret: the Middleware is unusable, its route answers 503 and says why.
+    let missing = http_request(web, "GET", "/missing", &[], b"").await;
+    assert_eq!(missing.status, 503);
+    let diagnostics = traverse_e2e::diagnostics(&gateway.routes_json().await);
+    let named: Vec<(&str, &str, &str)> = diagnostics
+        .iter()
+        .map(|d| {
+            (
+                traverse_e2e::field(d, "severity"),
+                traverse_e2e::field(&d["object"], "name"),
+                traverse_e2e::field(d, "field"),
+            )
+        })
+        .collect();
+    // The Middleware's error, and the route naming it.
+    assert_eq!(
+        named,
+        [
+            ("error", "missing", "spec.forwardAuth.tls.caSecret"),
+            ("warning", "missing", "spec.routes[0].middlewares[0]"),
+        ],
+        "{diagnostics:#?}"
+    );
+    let message = traverse_e2e::field(&diagnostics[0], "message");
+    assert!(message.contains("Secret default/nowhere"), "{message}");
+    assert!(
+        traverse_e2e::field(&diagnostics[0], "source").contains("middlewares.yaml:"),
+        "{diagnostics:#?}"
+    );
+    let plain = http_request(web, "GET", "/plain", &[], b"").await;
+    assert_eq!(
+        (plain.status, plain.server().as_deref()),
+        (200, Some("app"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

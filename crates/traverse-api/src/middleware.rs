@@ -654,10 +654,9 @@ pub struct ForwardAuth {
     /// Request headers sent to the server (default: all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub auth_request_headers: Vec<String>,
-    /// TLS towards the server.
+    /// TLS towards an `https` server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::schema::free_form_object")]
-    pub tls: Option<Value>,
+    pub tls: Option<ClientTls>,
     /// Cookies of the server's answer added to the response.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add_auth_cookies_to_response: Vec<String>,
@@ -679,6 +678,25 @@ pub struct ForwardAuth {
     /// Largest answer read from the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_response_body_size: Option<i64>,
+}
+
+/// `forwardAuth.tls`: TLS towards the authentication server (Traefik's
+/// `ClientTLSWithCAOptional`). The Secrets are of the Middleware's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientTls {
+    /// Secret holding the CA that verifies the server's certificate, under `tls.ca` or `ca.crt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<String>,
+    /// Secret holding the client certificate presented, under `tls.crt` and `tls.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_secret: Option<String>,
+    /// Accept the server's certificate without verifying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
+    /// Deprecated: whether a client certificate is required is the server's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_optional: Option<bool>,
 }
 
 /// `circuitBreaker` middleware.

@@ -269,9 +269,19 @@ pub fn unsupported_in_middleware(spec: &MiddlewareSpec) -> Vec<Unsupported> {
         report.prefix = "spec.forwardAuth".to_owned();
         const REASON: &str = "not implemented";
         report.flag(
-            auth.tls.is_some(),
+            auth.tls.is_some()
+                && auth
+                    .address
+                    .as_deref()
+                    .is_some_and(|a| a.trim_start().starts_with("http://")),
             "tls",
-            "TLS towards the authentication server is not implemented; use an http address",
+            "applies to an https address only; this one is http",
+        );
+        report.flag(
+            auth.tls.as_ref().is_some_and(|t| t.ca_optional.is_some()),
+            "tls.caOptional",
+            "deprecated in Traefik and without effect: whether a client certificate is \
+             required is the authentication server's choice",
         );
         report.flag(
             !auth.add_auth_cookies_to_response.is_empty(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// A Service's active health check (Traefik's `healthCheck`), checked and defaulted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HealthCheck {
-    /// `http` or `https`; the Service's scheme unless set.
+    /// `http`, `https` or `h2c`; the Service's scheme unless the check sets one.
     pub scheme: Option<crate::Scheme>,
     /// Path and query, starting with `/`.
     pub path: String,
@@ -28,6 +28,11 @@ pub struct HealthCheck {
     pub unhealthy_interval: Duration,
     pub timeout: Duration,
     pub follow_redirects: bool,
+    /// For `https` checks: the TLS settings of the Service's ServersTransport (the
+    /// defaults without one), so a check connects as the Service's requests do.
+    pub tls: Option<std::sync::Arc<crate::ClientTls>>,
+    /// For `https` checks: HTTP/1.1 only (the ServersTransport's `disableHTTP2`).
+    pub disable_http2: bool,
 }
 
 impl HealthCheck {
@@ -196,6 +201,8 @@ mod tests {
             unhealthy_interval: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
             follow_redirects: true,
+            tls: None,
+            disable_http2: false,
         };
         for (status, passes) in [
             (200, true),

@@ -22,7 +22,7 @@ pub use middleware::{
     StripPrefix, StripPrefixRegex,
 };
 pub use model::{
-    AdvertisedUplink, Backend, Endpoint, Router, RoutingTable, Scheme, ServersTransport, Strategy,
-    Target, UplinkRef,
+    AdvertisedUplink, Backend, ClientTls, Endpoint, Router, RoutingTable, Scheme, ServersTransport,
+    Strategy, Target, UplinkRef,
 };
 pub use weighted::{Candidate, Weighted};

@@ -116,22 +116,57 @@ impl Backend {
 pub struct ServersTransport {
     /// `namespace/name`, for logs.
     pub name: String,
-    /// Name verified against the servers' certificates and sent as SNI (default: the
-    /// host the client asked for).
-    pub server_name: Option<String>,
-    pub insecure_skip_verify: bool,
-    /// DER of the CAs servers' certificates must chain to (empty: the system's).
-    pub root_cas: Vec<Vec<u8>>,
-    /// DER chain and PKCS#8/PKCS#1/SEC1 key DER of the client certificate presented.
-    pub client_identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+    /// Its `serverName`, `insecureSkipVerify`, `rootCAs` and client certificate; shared
+    /// with the Service's https health checks, which connect as its requests do.
+    pub tls: Arc<ClientTls>,
     pub dial_timeout: Option<std::time::Duration>,
     pub response_header_timeout: Option<std::time::Duration>,
     pub idle_conn_timeout: Option<std::time::Duration>,
     /// Speak HTTP/1.1 only to `https` servers (else HTTP/2 when the server offers it).
     pub disable_http2: bool,
+}
+
+/// How the gateway verifies a server and presents itself to it over TLS (Traefik's
+/// `ClientTLS`): a ServersTransport's settings, a forwardAuth `tls`. Compared and hashed
+/// by its settings, not by what the data plane made of them.
+#[derive(Debug, Default)]
+pub struct ClientTls {
+    /// Name verified against the server's certificate and sent as SNI (default: each
+    /// user of the settings says).
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    /// DER of the CAs the server's certificate must chain to (empty: the system's).
+    pub root_cas: Vec<Vec<u8>>,
+    /// DER chain and PKCS#8/PKCS#1/SEC1 key DER of the client certificate presented.
+    pub client_identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
     /// The data plane's own form of the above, made on first use and kept with the
     /// table (the model does not know the data plane's types).
     pub prepared: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl ClientTls {
+    fn settings(&self) -> impl PartialEq + std::hash::Hash + '_ {
+        (
+            &self.server_name,
+            self.insecure_skip_verify,
+            &self.root_cas,
+            &self.client_identity,
+        )
+    }
+}
+
+impl PartialEq for ClientTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.settings() == other.settings()
+    }
+}
+
+impl Eq for ClientTls {}
+
+impl std::hash::Hash for ClientTls {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.settings().hash(state);
+    }
 }
 
 /// One address a Service's traffic can go to.

@@ -18,22 +18,24 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use pingora::connectors::http::Connector;
-use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use tokio::task::JoinHandle;
 use traverse_model::{HealthCheck, PassiveHealth, Scheme, Target};
 
+use crate::host::strip_port;
 use crate::multicluster::follow::error_chain;
-use crate::GatewayState;
+use crate::transport::tls_peer;
+use crate::{peer_call, GatewayState};
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
-/// How checks reach endpoints: HTTP/1.1 through hyper; HTTP/2 with prior knowledge
-/// (`h2c` Services) through Pingora's connector, as requests to them go.
+/// How checks reach endpoints: cleartext HTTP/1.1 through hyper; HTTP/2 with prior
+/// knowledge (`h2c` Services) and https through Pingora's connector, as requests to
+/// them go.
 #[derive(Clone)]
 struct Clients {
     http1: HttpClient,
-    h2c: Arc<Connector>,
+    pingora: Arc<Connector>,
 }
 
 /// Redirects followed before a check fails, as Go's HTTP client (Traefik's).
@@ -54,6 +56,9 @@ impl Drop for Running {
     }
 }
 
+// Checks are keyed by value; their TLS settings' interior mutability is the data plane's
+// cache of them, which their `Hash` and `Eq` leave out.
+#[allow(clippy::mutable_key_type)]
 async fn follow_tables(state: Arc<GatewayState>) {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
@@ -61,7 +66,7 @@ async fn follow_tables(state: Arc<GatewayState>) {
         http1: Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .build(http),
-        h2c: Arc::new(Connector::new(None)),
+        pingora: Arc::new(Connector::new(None)),
     };
     let mut running: HashMap<(SocketAddr, Arc<HealthCheck>), Running> = HashMap::new();
     loop {
@@ -159,11 +164,19 @@ async fn check_endpoint(
     }
 }
 
+/// The largest body read from a check's answer over HTTP/2 or TLS.
+const MAX_CHECK_BODY: usize = 1 << 20;
+
 /// One check: the request, redirects followed when asked, all within `timeout`.
 async fn probe(client: &Clients, address: SocketAddr, check: &HealthCheck) -> Result<(), String> {
     let port = check.port.unwrap_or(address.port());
     let target = SocketAddr::new(address.ip(), port);
-    let first: Uri = format!("http://{target}{}", check.path)
+    let scheme = if check.scheme == Some(Scheme::Https) {
+        "https"
+    } else {
+        "http"
+    };
+    let first: Uri = format!("{scheme}://{target}{}", check.path)
         .parse()
         .map_err(|e| format!("bad check URL: {e}"))?;
     let status = tokio::time::timeout(check.timeout, async {
@@ -171,19 +184,24 @@ async fn probe(client: &Clients, address: SocketAddr, check: &HealthCheck) -> Re
         for _ in 0..=MAX_REDIRECTS {
             let mut request = Request::builder().method(method.clone()).uri(uri.clone());
             // The configured Host goes with the check's own host only, as Go keeps it.
-            if let Some(host) = check
+            let hostname = check
                 .hostname
                 .as_deref()
-                .filter(|_| uri.authority() == first.authority())
-            {
+                .filter(|_| uri.authority() == first.authority());
+            if let Some(host) = hostname {
                 request = request.header(header::HOST, host);
             }
             for (name, value) in &check.headers {
                 request = request.header(name, value);
             }
             let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
-            let (status, location) = if check.scheme == Some(Scheme::H2c) {
-                send_h2c(&client.h2c, request).await?
+            let (status, location) = if uri.scheme_str() == Some("https") {
+                let peer = https_peer(&uri, hostname, check).await?;
+                send_pingora(&client.pingora, &peer, request).await?
+            } else if check.scheme == Some(Scheme::H2c) {
+                let mut peer = HttpPeer::new(address_of(&uri).await?, false, String::new());
+                peer.options.set_http_version(2, 2);
+                send_pingora(&client.pingora, &peer, request).await?
             } else {
                 let response = client
                     .http1
@@ -221,80 +239,79 @@ async fn probe(client: &Clients, address: SocketAddr, check: &HealthCheck) -> Re
     }
 }
 
-/// Sends one check over HTTP/2 with prior knowledge: its status and `Location`.
-async fn send_h2c(
+/// The TLS peer of an https check to `uri`: the Service's ServersTransport settings, as
+/// its requests have them; verified as the transport's `serverName`, else the check's
+/// `hostname`, else the URL's host (an IP verifies the certificate's IP addresses).
+async fn https_peer(
+    uri: &Uri,
+    hostname: Option<&str>,
+    check: &HealthCheck,
+) -> Result<HttpPeer, String> {
+    let tls = check.tls.as_deref();
+    let server_name = tls
+        .and_then(|t| t.server_name.as_deref())
+        .or(hostname.map(strip_port))
+        .or(uri.host())
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    Ok(tls_peer(
+        address_of(uri).await?,
+        server_name,
+        tls,
+        !check.disable_http2,
+    ))
+}
+
+/// The socket address of a check URL's authority (a redirect may name a host).
+async fn address_of(uri: &Uri) -> Result<SocketAddr, String> {
+    let authority = uri.authority().ok_or("a check URL without a host")?;
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let port = authority.port_u16().unwrap_or(default_port);
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to no address"))
+}
+
+/// Sends one check through Pingora's connector (HTTP/2 with prior knowledge, or TLS):
+/// its status and `Location`.
+async fn send_pingora(
     connector: &Connector,
+    peer: &HttpPeer,
     request: Request<Empty<Bytes>>,
 ) -> Result<(StatusCode, Option<http::HeaderValue>), String> {
     let (parts, _) = request.into_parts();
-    let authority = parts.uri.authority().ok_or("a check URL without a host")?;
-    let address: SocketAddr = authority
-        .as_str()
-        .parse()
-        .map_err(|_| format!("{authority} is not an address"))?;
-    let mut peer = HttpPeer::new(address, false, String::new());
-    peer.options.set_http_version(2, 2);
-    let mut header = RequestHeader::build(parts.method, b"/", Some(parts.headers.len()))
-        .map_err(|e| e.to_string())?;
-    // HTTP/2 carries the host as the target's authority: the configured hostname if any.
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or(authority.as_str());
-    let target = format!(
-        "http://{host}{}",
-        parts.uri.path_and_query().map_or("/", |p| p.as_str())
-    );
-    header.set_uri(
-        target
-            .parse()
-            .map_err(|_| format!("bad check URL {target}"))?,
-    );
-    for (name, value) in &parts.headers {
-        if name != header::HOST {
-            header
-                .append_header(name.clone(), value.clone())
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    let (mut session, _) = connector
-        .get_http_session(&peer)
-        .await
-        .map_err(|e| e.to_string())?;
-    let answered: pingora::Result<()> = async {
-        session.write_request_header(Box::new(header)).await?;
-        session.finish_request_body().await?;
-        session.read_response_header().await?;
-        while session.read_response_body().await?.is_some() {}
-        Ok(())
-    }
-    .await;
-    if let Err(error) = answered {
-        session.shutdown().await;
-        return Err(error.to_string());
-    }
-    let response = session.response_header().ok_or("no response")?;
-    let answer = (
-        response.status,
-        response.headers.get(header::LOCATION).cloned(),
-    );
-    connector.release_http_session(session, &peer, None).await;
-    Ok(answer)
+    let (answer, _) = peer_call::send(connector, peer, parts, MAX_CHECK_BODY, None).await?;
+    Ok((answer.status, answer.headers.get(header::LOCATION).cloned()))
 }
 
-/// Where a `Location` sends a request made to `from`: an absolute `http` URL, or a path
-/// on the same host.
+/// Where a `Location` sends a request made to `from`: an absolute `http` or `https` URL,
+/// or a path on the same host.
 fn redirected(from: &Uri, location: &str) -> Result<Uri, String> {
     let bad = || format!("cannot follow the redirect to {location:?}");
     if location.starts_with('/') && !location.starts_with("//") {
         let authority = from.authority().ok_or_else(bad)?;
-        return format!("http://{authority}{location}")
+        let scheme = from.scheme_str().unwrap_or("http");
+        return format!("{scheme}://{authority}{location}")
             .parse()
             .map_err(|_| bad());
     }
     let uri: Uri = location.parse().map_err(|_| bad())?;
-    if uri.scheme_str() == Some("http") && uri.authority().is_some() {
+    if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() {
         Ok(uri)
     } else {
         Err(bad())
@@ -306,7 +323,7 @@ mod tests {
     use super::redirected;
 
     #[test]
-    fn redirects_stay_on_http() {
+    fn redirects_go_to_http_or_https_urls_or_paths_on_the_same_host() {
         let from: http::Uri = "http://10.0.0.1:8080/health".parse().expect("uri");
         assert_eq!(
             redirected(&from, "/ready?x=1").expect("path").to_string(),
@@ -318,7 +335,18 @@ mod tests {
                 .to_string(),
             "http://other:81/h"
         );
-        for refused in ["https://other/h", "//other/h", "relative", ""] {
+        assert_eq!(
+            redirected(&from, "https://other/h")
+                .expect("to https")
+                .to_string(),
+            "https://other/h"
+        );
+        let secure: http::Uri = "https://10.0.0.1:8443/health".parse().expect("uri");
+        assert_eq!(
+            redirected(&secure, "/ready").expect("path").to_string(),
+            "https://10.0.0.1:8443/ready"
+        );
+        for refused in ["ftp://other/h", "//other/h", "relative", ""] {
             assert!(redirected(&from, refused).is_err(), "{refused}");
         }
     }

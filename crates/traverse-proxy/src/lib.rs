@@ -24,6 +24,7 @@ mod host;
 mod middleware;
 pub mod mirror;
 pub mod multicluster;
+mod peer_call;
 mod respond;
 mod routing;
 mod select;

@@ -295,8 +295,11 @@ pub fn parse_htdigest(line: &str) -> Result<(&str, &str, String), &'static str> 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardAuth {
     pub origin: Origin,
-    /// An `http` URL.
+    /// An `http` or `https` URL.
     pub address: http::Uri,
+    /// Set for an `https` address: the CA, client certificate and verification of its
+    /// `tls` (the defaults without one); the server is verified as the address's host.
+    pub tls: Option<std::sync::Arc<crate::ClientTls>>,
     /// Keep the client's `X-Forwarded-*` rather than set them.
     pub trust_forward_header: bool,
     /// Copied from a 2xx answer onto the upstream request (and removed from it first).

@@ -1,8 +1,10 @@
 //! A service reference's `healthCheck` checked and defaulted as Traefik v3 does.
 //!
 //! A field that cannot be used is a warning naming it: a bad duration falls back to its
-//! default; a check the gateway cannot run (gRPC mode, an https scheme, a bad
-//! method or header) leaves the Service unchecked, serving as without a `healthCheck`.
+//! default; a check the gateway cannot run (gRPC mode, a scheme other than http or
+//! https, a bad method or header) leaves the Service unchecked, serving as without a
+//! `healthCheck`. An https check connects with the TLS settings of the Service's
+//! ServersTransport, as the Service's requests do (Traefik uses the same transport).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,20 +15,21 @@ use traverse_api::IntOrString;
 use super::transports::go_duration;
 use super::Translator;
 use crate::diagnostics::{ObjectRef, Reason, Severity};
-use crate::model::{HealthCheck, Scheme};
+use crate::model::{ClientTls, HealthCheck, Scheme, ServersTransport};
 
 /// Traefik's defaults.
 const INTERVAL: Duration = Duration::from_secs(30);
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Translator<'_> {
-    /// The check of a Service reached over `scheme`, or `None` when it has none or
-    /// cannot be run (reported under `field`).
+    /// The check of a Service reached over `scheme` through `transport`, or `None` when
+    /// it has none or cannot be run (reported under `field`).
     pub(super) fn health_check(
         &mut self,
         me: &ObjectRef,
         check: Option<&ServerHealthCheck>,
         scheme: Scheme,
+        transport: Option<&ServersTransport>,
         field: &str,
     ) -> Option<Arc<HealthCheck>> {
         let check = check?;
@@ -70,17 +73,6 @@ impl Translator<'_> {
                 return None;
             }
         };
-        if scheme == Scheme::Https {
-            warn(
-                self,
-                "scheme",
-                format!(
-                    "checks over {} are not implemented (http and h2c only){unchecked}",
-                    scheme.as_str()
-                ),
-            );
-            return None;
-        }
         let method = match check.method.as_deref().filter(|m| !m.is_empty()) {
             None => http::Method::GET,
             Some(method) => {
@@ -206,6 +198,10 @@ impl Translator<'_> {
             unhealthy_interval,
             timeout,
             follow_redirects: check.follow_redirects.unwrap_or(true),
+            tls: (scheme == Scheme::Https).then(|| {
+                transport.map_or_else(|| Arc::new(ClientTls::default()), |t| Arc::clone(&t.tls))
+            }),
+            disable_http2: scheme == Scheme::Https && transport.is_some_and(|t| t.disable_http2),
         }))
     }
 }
@@ -218,14 +214,27 @@ mod tests {
     use crate::diagnostics::Reason;
     use crate::model::{Scheme, Target};
 
-    fn check_of(
-        services: &str,
-    ) -> (
+    type Found = (
         Option<crate::model::HealthCheck>,
         Vec<(Reason, Option<String>)>,
+    );
+
+    fn check_of(services: &str) -> Found {
+        let ((check, found), _) = check_with("", services);
+        (check, found)
+    }
+
+    /// The check of the first Service of a route to `services`, beside the objects of
+    /// `objects`, and what was reported; and the Service's ServersTransport.
+    fn check_with(
+        objects: &str,
+        services: &str,
+    ) -> (
+        Found,
+        Option<std::sync::Arc<crate::model::ServersTransport>>,
     ) {
         let yaml = format!(
-            r#"{APP}
+            r#"{APP}{objects}
 ---
 apiVersion: traefik.io/v1alpha1
 kind: IngressRoute
@@ -242,8 +251,9 @@ spec:
         let Target::Services(balancer) = &route.value.target else {
             panic!("services");
         };
-        let check = balancer.backends()[0].0.health_check.as_deref().cloned();
-        (check, reasons(&table))
+        let backend = balancer.backends()[0].0;
+        let check = backend.health_check.as_deref().cloned();
+        ((check, reasons(&table)), backend.transport.clone())
     }
 
     #[test]
@@ -303,7 +313,6 @@ spec:
         }
         for (spec, field) in [
             ("{mode: grpc}", "mode"),
-            ("{scheme: https}", "scheme"),
             ("{scheme: ftp}", "scheme"),
             ("{method: 'G T'}", "method"),
         ] {
@@ -329,5 +338,53 @@ spec:
         let (check, _) =
             check_of("[{name: app, port: 80, scheme: h2c, healthCheck: {path: /h, scheme: http}}]");
         assert_eq!(check.expect("checked").scheme, Some(Scheme::Http));
+    }
+
+    #[test]
+    fn an_https_check_connects_with_the_tls_of_the_services_servers_transport() {
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).expect("CA");
+        let transport = format!(
+            r#"
+---
+apiVersion: traefik.io/v1alpha1
+kind: ServersTransport
+metadata: {{name: internal, namespace: apps}}
+spec: {{serverName: backend.internal, rootCAs: [{{secret: backend-ca}}], disableHTTP2: true}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: backend-ca, namespace: apps}}
+stringData: {{ca.crt: {:?}}}"#,
+            ca.cert.pem()
+        );
+        let ((check, found), transport) = check_with(
+            &transport,
+            "[{name: app, port: 80, scheme: https, serversTransport: internal, \
+             healthCheck: {path: /h, hostname: app.internal}}]",
+        );
+        assert!(found.is_empty(), "{found:?}");
+        let check = check.expect("checked");
+        assert_eq!(check.scheme, Some(Scheme::Https));
+        let tls = check.tls.expect("the transport's TLS");
+        assert!(std::sync::Arc::ptr_eq(
+            &tls,
+            &transport.expect("transport").tls
+        ));
+        assert_eq!(tls.server_name.as_deref(), Some("backend.internal"));
+        assert_eq!(tls.root_cas, [ca.cert.der().to_vec()]);
+        assert!(check.disable_http2);
+
+        // `scheme: https` on the check of an http Service; no transport: the defaults.
+        let (check, found) =
+            check_of("[{name: app, port: 80, healthCheck: {path: /h, scheme: https}}]");
+        assert!(found.is_empty(), "{found:?}");
+        let check = check.expect("checked");
+        assert_eq!(check.scheme, Some(Scheme::Https));
+        let tls = check.tls.expect("default TLS");
+        assert_eq!(*tls, crate::model::ClientTls::default());
+        assert!(!check.disable_http2);
+        // An http check carries no TLS.
+        let (check, _) = check_of("[{name: app, port: 80, healthCheck: {path: /h}}]");
+        assert!(check.expect("checked").tls.is_none());
     }
 }

@@ -135,7 +135,12 @@ impl<'a> Translator<'a> {
             ["retry"] => checked(traffic::retry(spec)),
             ["circuitBreaker"] => checked(traffic::circuit_breaker(spec, origin("circuitBreaker"))),
             ["errors"] => checked(self.errors(object, origin("errors"))),
-            ["forwardAuth"] => checked(access::forward_auth(spec, origin("forwardAuth"))),
+            ["forwardAuth"] => checked(access::forward_auth(
+                spec,
+                namespace,
+                &self.snapshot.secrets,
+                origin("forwardAuth"),
+            )),
             ["grpcWeb"] => checked(self.grpc_web(object, origin("grpcWeb"))),
             ["chain"] => checked(self.chain(object, stack)),
             [kind] => Err((

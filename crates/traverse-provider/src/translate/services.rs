@@ -181,7 +181,6 @@ impl Translator<'_> {
             None if port.port == 443 || port_name == "https" => Scheme::Https,
             None => Scheme::Http,
         };
-        let health_check = self.health_check(me, reference.health_check.as_ref(), scheme, field);
         let strategy = match reference.strategy.as_deref().unwrap_or("") {
             // `RoundRobin`: Traefik's deprecated name for wrr.
             "" | "wrr" | "RoundRobin" => Strategy::Wrr,
@@ -207,6 +206,13 @@ impl Translator<'_> {
             .as_deref()
             .filter(|t| !t.is_empty())
             .and_then(|t| self.servers_transport(me, service_namespace, t, field));
+        let health_check = self.health_check(
+            me,
+            reference.health_check.as_ref(),
+            scheme,
+            transport.as_deref(),
+            field,
+        );
         // Traefik names a server by its URL, and the sticky cookie carries its hash.
         let urls: Vec<String> = servers
             .iter()

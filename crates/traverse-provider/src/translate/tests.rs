@@ -32,6 +32,9 @@ pub(super) fn snapshot(yaml: &str) -> Snapshot {
             Some("Secret") => snapshot
                 .secrets
                 .push(Arc::new(serde_json::from_value(value).expect("Secret"))),
+            Some("ServersTransport") => snapshot.servers_transports.push(Arc::new(
+                serde_json::from_value(value).expect("ServersTransport"),
+            )),
             other => panic!("unexpected kind {other:?}"),
         }
     }
@@ -883,7 +886,10 @@ fn invalid_middleware_fields_are_named() {
         ("{circuitBreaker: {expression: \"NetworkErrorRatio() >\"}}", "spec.circuitBreaker.expression"),
         ("{circuitBreaker: {expression: \"NetworkErrorRatio() > 0.5\", fallbackDuration: later}}", "spec.circuitBreaker.fallbackDuration"),
         ("{circuitBreaker: {expression: \"NetworkErrorRatio() > 0.5\", responseCode: 42}}", "spec.circuitBreaker.responseCode"),
-        ("{forwardAuth: {address: \"https://auth.example/verify\"}}", "spec.forwardAuth.address"),
+        ("{forwardAuth: {address: \"ftp://auth.example/verify\"}}", "spec.forwardAuth.address"),
+        ("{forwardAuth: {address: \"https:///verify\"}}", "spec.forwardAuth.address"),
+        ("{forwardAuth: {address: \"https://auth\", tls: {caSecret: missing}}}", "spec.forwardAuth.tls.caSecret"),
+        ("{forwardAuth: {address: \"https://auth\", tls: {certSecret: missing}}}", "spec.forwardAuth.tls.certSecret"),
         ("{forwardAuth: {address: \"http://auth\", authResponseHeaders: [\"bad header\"]}}", "spec.forwardAuth.authResponseHeaders[0]"),
         ("{forwardAuth: {address: \"http://auth\", authResponseHeadersRegex: \"(\"}}", "spec.forwardAuth.authResponseHeadersRegex"),
         ("{errors: {status: [\"500\"], service: {name: nowhere, port: 80}}}", "spec.errors.service"),
@@ -1158,6 +1164,153 @@ spec: {{basicAuth: {{secret: authsecret}}}}
             "{error}"
         );
         assert!(!error.message.contains("plaintext"), "{error}");
+    }
+}
+
+/// `forwardAuth.tls` as Traefik reads it: the CA from `tls.ca` or `ca.crt` (or a Secret's
+/// only entry), the client certificate from `tls.crt` and `tls.key`, both Secrets of the
+/// Middleware's namespace; a missing Secret or a bad PEM is an error naming the field.
+#[test]
+fn forward_auth_tls_reads_its_secrets_as_traefik() {
+    let ca = rcgen::generate_simple_self_signed(vec!["auth-ca.test".to_owned()]).expect("CA");
+    let client =
+        rcgen::generate_simple_self_signed(vec!["gateway.test".to_owned()]).expect("client");
+    let yaml = |tls: &str, ca_data: &str, address: &str| {
+        format!(
+            r#"{APP}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: auth-ca, namespace: apps}}
+stringData: {ca_data}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: gateway-cert, namespace: apps}}
+type: kubernetes.io/tls
+stringData: {{tls.crt: {:?}, tls.key: {:?}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: elsewhere, namespace: other}}
+stringData: {{tls.ca: {:?}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: entry, namespace: apps}}
+spec: {{forwardAuth: {{address: "{address}", tls: {tls}}}}}
+{MIDDLEWARE_ROUTE}"#,
+            client.cert.pem(),
+            client.signing_key.serialize_pem(),
+            ca.cert.pem(),
+        )
+    };
+    let auth = |table: &RoutingTable| match single_router(table).middlewares.as_slice() {
+        [Middleware::ForwardAuth(auth)] => auth.clone(),
+        other => panic!("{other:?}: {:?}", table.diagnostics),
+    };
+    let ca_der = ca.cert.der().to_vec();
+    for key in ["tls.ca", "ca.crt", "anything"] {
+        let table = translate_all(&yaml(
+            "{caSecret: auth-ca, certSecret: gateway-cert}",
+            &format!("{{{key}: {:?}}}", ca.cert.pem()),
+            "https://auth.apps:8443/verify",
+        ));
+        assert!(
+            table.diagnostics.is_empty(),
+            "{key}: {:?}",
+            table.diagnostics
+        );
+        let tls = auth(&table).tls.expect("TLS for an https address");
+        assert_eq!(tls.root_cas, std::slice::from_ref(&ca_der), "{key}");
+        let (chain, _) = tls.client_identity.as_ref().expect("client certificate");
+        assert_eq!(chain, &[client.cert.der().to_vec()]);
+        assert!(!tls.insecure_skip_verify && tls.server_name.is_none());
+    }
+    // Without `tls`, an https server is verified against the system's CAs.
+    let ca_entry = format!("{{tls.ca: {:?}}}", ca.cert.pem());
+    let table = translate_all(&yaml(
+        "{insecureSkipVerify: true}",
+        &ca_entry,
+        "https://auth",
+    ));
+    let tls = auth(&table).tls.expect("TLS");
+    assert!(tls.insecure_skip_verify && tls.root_cas.is_empty());
+    // `caOptional` is accepted and reported; `tls` on an http address does nothing.
+    for (tls, address, field) in [
+        (
+            "{caOptional: true}",
+            "https://auth",
+            "spec.forwardAuth.tls.caOptional",
+        ),
+        ("{caSecret: auth-ca}", "http://auth", "spec.forwardAuth.tls"),
+    ] {
+        let table = translate_all(&yaml(tls, &ca_entry, address));
+        let found: Vec<_> = table
+            .diagnostics
+            .iter()
+            .map(|d| (d.severity, d.field.as_deref()))
+            .collect();
+        assert_eq!(found, [(Severity::Warning, Some(field))], "{tls}");
+        assert_eq!(auth(&table).tls.is_some(), address.starts_with("https"));
+    }
+    // Unusable Secrets: errors naming the field, the Secret and its key; the route answers 503.
+    for (tls, ca_data, field, says) in [
+        (
+            "{caSecret: nowhere}",
+            ca_entry.as_str(),
+            "caSecret",
+            "Secret apps/nowhere not found",
+        ),
+        // Secrets are read from the Middleware's namespace only.
+        (
+            "{caSecret: elsewhere}",
+            ca_entry.as_str(),
+            "caSecret",
+            "Secret apps/elsewhere not found",
+        ),
+        (
+            "{caSecret: auth-ca}",
+            "{tls.ca: not a certificate}",
+            "caSecret",
+            "stringData.tls.ca",
+        ),
+        (
+            "{caSecret: auth-ca}",
+            "{a: x, b: y}",
+            "caSecret",
+            "neither tls.ca nor ca.crt",
+        ),
+        (
+            "{certSecret: auth-ca}",
+            ca_entry.as_str(),
+            "certSecret",
+            "tls.crt",
+        ),
+    ] {
+        let table = translate_all(&yaml(tls, ca_data, "https://auth"));
+        assert!(
+            matches!(
+                single_router(&table).target,
+                Target::Unavailable { status: 503, .. }
+            ),
+            "{tls} {ca_data}"
+        );
+        let error = table
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == Severity::Error)
+            .unwrap_or_else(|| panic!("{tls}: {:?}", table.diagnostics));
+        assert_eq!(
+            error.field.as_deref(),
+            Some(format!("spec.forwardAuth.tls.{field}").as_str()),
+            "{error}"
+        );
+        assert_eq!(
+            error.object.as_ref().map(|o| o.name.as_str()),
+            Some("entry")
+        );
+        assert!(error.message.contains(says), "{tls} {ca_data}: {error}");
     }
 }
 
@@ -1622,6 +1775,53 @@ fn a_change_to_another_object_translates_only_the_ingress_routes_that_reach_it()
         reused,
         ["apps/direct", "apps/guarded", "apps/plain", "apps/weighted"]
     );
+}
+
+/// A Secret a forwardAuth `tls` names is a dependency of the routes using the Middleware:
+/// a rotated CA retranslates them, and only them.
+#[test]
+fn a_changed_forward_auth_secret_translates_the_routes_using_it() {
+    let ca = |name: &str| {
+        rcgen::generate_simple_self_signed(vec![name.to_owned()])
+            .expect("CA")
+            .cert
+            .pem()
+    };
+    let yaml = format!(
+        r#"{APP}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: auth-ca, namespace: apps}}
+stringData: {{tls.ca: {:?}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {{name: guard, namespace: apps}}
+spec: {{forwardAuth: {{address: "https://auth.apps", tls: {{caSecret: auth-ca}}}}}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: guarded, namespace: apps}}
+spec:
+  routes: [{{match: "PathPrefix(`/guarded`)", middlewares: [{{name: guard}}], services: [{{name: app, port: 80}}]}}]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {{name: plain, namespace: apps}}
+spec:
+  routes: [{{match: "PathPrefix(`/plain`)", services: [{{name: app, port: 80}}]}}]
+"#,
+        ca("first.test")
+    );
+    let mut snapshot = snapshot(&yaml);
+    let first = translate(&snapshot, &EntryPoints::new([("web".to_owned(), false)]));
+    assert!(first.diagnostics.is_empty(), "{:?}", first.diagnostics);
+    let mut secret = (*snapshot.secrets[0]).clone();
+    secret.string_data = Some([("tls.ca".to_owned(), ca("second.test"))].into());
+    snapshot.secrets[0] = Arc::new(secret);
+    let (_, reused) = reused_since(&first, &snapshot);
+    assert_eq!(reused, ["apps/plain"]);
 }
 
 #[test]

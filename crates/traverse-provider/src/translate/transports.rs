@@ -10,7 +10,7 @@ use traverse_api::{ConfigMap, IntOrString, Secret, ServersTransport};
 
 use super::Translator;
 use crate::diagnostics::{ObjectRef, Reason, Severity};
-use crate::model::ServersTransport as Transport;
+use crate::model::{ClientTls, ServersTransport as Transport};
 use crate::snapshot::Object;
 use crate::tls::{certificate_from_secret, secret_value, KEY_KEY};
 
@@ -76,10 +76,13 @@ impl Translator<'_> {
         let mut problems: Vec<(Severity, Reason, String, String)> = Vec::new();
         let mut out = Transport {
             name: format!("{namespace}/{name}"),
-            server_name: spec.server_name.clone().filter(|n| !n.is_empty()),
-            insecure_skip_verify: spec.insecure_skip_verify == Some(true),
             disable_http2: spec.disable_http2 == Some(true),
             ..Transport::default()
+        };
+        let mut tls = ClientTls {
+            server_name: spec.server_name.clone().filter(|n| !n.is_empty()),
+            insecure_skip_verify: spec.insecure_skip_verify == Some(true),
+            ..ClientTls::default()
         };
         let ca_secrets = spec
             .root_cas
@@ -104,7 +107,7 @@ impl Translator<'_> {
                     .ok_or("not found".to_owned())
                     .and_then(|c| config_map_roots(&c))
                 {
-                    Ok(certs) => out.root_cas.extend(certs),
+                    Ok(certs) => tls.root_cas.extend(certs),
                     Err(why) => problems.push((
                         Severity::Error,
                         Reason::ConfigMapNotFound,
@@ -120,7 +123,7 @@ impl Translator<'_> {
                 .ok_or("not found".to_owned())
                 .and_then(|s| roots(&s))
             {
-                Ok(certs) => out.root_cas.extend(certs),
+                Ok(certs) => tls.root_cas.extend(certs),
                 Err(why) => problems.push((
                     Severity::Error,
                     Reason::SecretNotFound,
@@ -144,7 +147,7 @@ impl Translator<'_> {
                 .ok_or("not found".to_owned())
                 .and_then(|s| identity(&s))
             {
-                Ok(identity) => out.client_identity = Some(identity),
+                Ok(identity) => tls.client_identity = Some(identity),
                 Err(why) => problems.push((
                     Severity::Error,
                     Reason::InvalidCertificate,
@@ -217,15 +220,30 @@ impl Translator<'_> {
         for (severity, reason, field, message) in problems {
             self.report(&me, severity, reason, Some(field), message);
         }
+        out.tls = Arc::new(tls);
         out
     }
 }
 
-/// The CA certificates of a Secret (`tls.ca` or `ca.crt`), DER.
-fn roots(secret: &Secret) -> Result<Vec<Vec<u8>>, String> {
+/// The CA certificates of a Secret, DER: `tls.ca` or `ca.crt`, else (as Traefik still
+/// accepts) the Secret's only entry whatever its key.
+pub(super) fn roots(secret: &Secret) -> Result<Vec<Vec<u8>>, String> {
+    let only_entry = || {
+        let keys: Vec<&String> = secret
+            .data
+            .iter()
+            .flat_map(|d| d.keys())
+            .chain(secret.string_data.iter().flat_map(|d| d.keys()))
+            .collect();
+        match keys.as_slice() {
+            [key] => secret_value(secret, key),
+            _ => None,
+        }
+    };
     let (bytes, field) = CA_KEYS
         .iter()
         .find_map(|key| secret_value(secret, key))
+        .or_else(only_entry)
         .ok_or("holds neither tls.ca nor ca.crt")?;
     pem_roots(bytes, &field)
 }
@@ -257,7 +275,7 @@ fn pem_roots(bytes: &[u8], field: &str) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// A client certificate chain and key (DER) from a TLS Secret, checked to match.
-fn identity(secret: &Secret) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
+pub(super) fn identity(secret: &Secret) -> Result<(Vec<Vec<u8>>, Vec<u8>), String> {
     let certificate =
         certificate_from_secret(secret).map_err(|e| format!("{}: {}", e.field, e.message))?;
     let (key, _) = secret_value(secret, KEY_KEY).ok_or("no tls.key")?;
@@ -304,9 +322,9 @@ pub(super) fn go_duration(text: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use super::{config_map_roots, go_duration};
+    use super::{config_map_roots, go_duration, roots};
     use std::time::Duration;
-    use traverse_api::ConfigMap;
+    use traverse_api::{ConfigMap, Secret};
 
     fn config_map(data: &[(&str, &str)]) -> ConfigMap {
         ConfigMap {
@@ -335,6 +353,34 @@ mod tests {
             config_map_roots(&config_map(&[("ca.crt", "not a certificate")])).expect_err("no PEM");
         assert!(error.contains("data.ca.crt"), "{error}");
         assert!(config_map_roots(&ConfigMap::default()).is_err());
+    }
+
+    #[test]
+    fn secret_cas_are_read_from_tls_ca_ca_crt_or_the_only_entry() {
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()])
+            .expect("a certificate")
+            .cert;
+        let pem = ca.pem();
+        let secret = |entries: &[(&str, &str)]| Secret {
+            string_data: Some(
+                entries
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Secret::default()
+        };
+        for key in ["tls.ca", "ca.crt", "bundle.pem"] {
+            let found = roots(&secret(&[(key, &pem)])).expect("read");
+            assert_eq!(found, vec![ca.der().to_vec()], "{key}");
+        }
+        // Beside other entries, only the two keys name the CA.
+        let found = roots(&secret(&[("ca.crt", &pem), ("tls.crt", "x")])).expect("ca.crt");
+        assert_eq!(found, vec![ca.der().to_vec()]);
+        let error = roots(&secret(&[("a", &pem), ("b", &pem)])).expect_err("which one?");
+        assert!(error.contains("neither tls.ca nor ca.crt"), "{error}");
+        let error = roots(&secret(&[("bundle.pem", "not PEM")])).expect_err("no PEM");
+        assert!(error.contains("stringData.bundle.pem"), "{error}");
     }
 
     #[test]

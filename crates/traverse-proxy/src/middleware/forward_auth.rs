@@ -1,7 +1,8 @@
 //! `forwardAuth`: the request is first sent, as a GET without body, to an authentication
 //! server; a 2xx answer lets it through (with the headers the server names copied onto
 //! the upstream request), any other answer goes back to the client as it is. The call is
-//! a CLIENT span of the request's trace, and carries its context.
+//! a CLIENT span of the request's trace, and carries its context. An https server is
+//! reached with the middleware's `tls` (its CA, client certificate, verification).
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use traverse_model::middleware::ForwardAuth;
 use traverse_model::Origin;
 
 use super::access::forwarded_for;
-use super::calls::call;
+use super::calls::{call, call_tls};
 use super::redirect::client_scheme;
 use super::{status_text, Answer, Step, Verdict};
 use crate::exchange::Exchange;
@@ -66,7 +67,10 @@ impl Step for ForwardAuth {
         let context = call_span.as_ref().map(|c| c.context_headers());
         let auth_request = auth_request(self, request, exchange, context);
         let answer = match auth_request {
-            Ok(auth_request) => call(auth_request, AUTH_TIMEOUT, MAX_AUTH_BODY).await,
+            Ok(auth_request) => match &self.tls {
+                Some(tls) => call_tls(auth_request, tls, AUTH_TIMEOUT, MAX_AUTH_BODY).await,
+                None => call(auth_request, AUTH_TIMEOUT, MAX_AUTH_BODY).await,
+            },
             Err(why) => Err(why),
         };
         if let Some(call_span) = call_span {

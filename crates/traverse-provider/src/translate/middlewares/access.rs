@@ -4,14 +4,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use traverse_api::middleware::{IpAllowList as IpAllowListSpec, IpStrategy as IpStrategySpec};
+use traverse_api::middleware::{
+    ClientTls as ClientTlsSpec, IpAllowList as IpAllowListSpec, IpStrategy as IpStrategySpec,
+};
 use traverse_api::{MiddlewareSpec, Secret};
 
+use super::super::transports::{identity, roots};
 use super::{header_name, header_value, pattern, Built};
 use crate::model::middleware::ForwardAuth;
 use crate::model::middleware::{parse_htdigest, CertInfo, NameFields};
 use crate::model::{
-    BasicAuth, Credential, DigestAuth, IpAllowList, IpStrategy, Middleware, Origin,
+    BasicAuth, ClientTls, Credential, DigestAuth, IpAllowList, IpStrategy, Middleware, Origin,
     PassTlsClientCert,
 };
 use crate::snapshot::Object;
@@ -73,8 +76,8 @@ pub(super) fn basic_auth(
     })])
 }
 
-/// The Secret an auth middleware's `secret` field names in its own namespace, with the
-/// field to name in its problems; `None` when the field is unset or empty.
+/// The Secret an auth middleware's `field` names in its own namespace (Traefik looks
+/// nowhere else), with the field to name in its problems; `None` when unset or empty.
 fn named_secret<'a>(
     name: Option<&str>,
     namespace: &str,
@@ -240,7 +243,13 @@ pub(super) fn digest_auth(
     })])
 }
 
-pub(super) fn forward_auth(spec: &MiddlewareSpec, origin: Origin) -> Built {
+/// `forwardAuth`; its `tls` Secrets are of the Middleware's `namespace` among `secrets`.
+pub(super) fn forward_auth(
+    spec: &MiddlewareSpec,
+    namespace: &str,
+    secrets: &[Arc<Secret>],
+    origin: Origin,
+) -> Built {
     let Some(config) = spec.forward_auth.as_ref() else {
         return Err("spec.forwardAuth is empty".into());
     };
@@ -254,15 +263,22 @@ pub(super) fn forward_auth(spec: &MiddlewareSpec, origin: Origin) -> Built {
     let address: http::Uri = text
         .parse()
         .map_err(|_| format!("{field}: {text:?} is not a URL"))?;
-    match address.scheme_str() {
-        Some("http") if address.authority().is_some() => {}
-        Some("https") => {
+    let https = match address.scheme_str() {
+        Some("http") if address.authority().is_some() => false,
+        Some("https") if address.authority().is_some() => true,
+        _ => {
             return Err(format!(
-                "{field}: https is not supported yet (TLS towards the server); use http"
+                "{field}: {text:?} is not an http:// or https:// URL"
             ))
         }
-        _ => return Err(format!("{field}: {text:?} is not an http:// URL")),
-    }
+    };
+    // Read even for an http address, as Traefik does: a missing Secret is an error.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| client_tls(tls, namespace, secrets))
+        .transpose()?;
+    let tls = https.then(|| Arc::new(tls.unwrap_or_default()));
     let names = |list: &[String], field: &str| {
         list.iter()
             .enumerate()
@@ -284,6 +300,7 @@ pub(super) fn forward_auth(spec: &MiddlewareSpec, origin: Origin) -> Built {
     Ok(vec![Middleware::ForwardAuth(ForwardAuth {
         origin,
         address,
+        tls,
         trust_forward_header: config.trust_forward_header == Some(true),
         response_headers: names(
             &config.auth_response_headers,
@@ -295,6 +312,36 @@ pub(super) fn forward_auth(spec: &MiddlewareSpec, origin: Origin) -> Built {
             "spec.forwardAuth.authRequestHeaders",
         )?,
     })])
+}
+
+/// `forwardAuth.tls`: its Secrets read and checked as a ServersTransport's are (Traefik
+/// loads both the same way). The server is verified as the address's host.
+fn client_tls(
+    config: &ClientTlsSpec,
+    namespace: &str,
+    secrets: &[Arc<Secret>],
+) -> Result<ClientTls, String> {
+    let mut tls = ClientTls {
+        insecure_skip_verify: config.insecure_skip_verify == Some(true),
+        ..ClientTls::default()
+    };
+    if let Some((secret, field)) = named_secret(
+        config.ca_secret.as_deref(),
+        namespace,
+        secrets,
+        "spec.forwardAuth.tls.caSecret",
+    )? {
+        tls.root_cas = roots(secret).map_err(|why| format!("{field}: {why}"))?;
+    }
+    if let Some((secret, field)) = named_secret(
+        config.cert_secret.as_deref(),
+        namespace,
+        secrets,
+        "spec.forwardAuth.tls.certSecret",
+    )? {
+        tls.client_identity = Some(identity(secret).map_err(|why| format!("{field}: {why}"))?);
+    }
+    Ok(tls)
 }
 
 pub(super) fn ip_allow_list(
