@@ -177,14 +177,16 @@ impl Exchange {
         self.tls = tls;
         self.scheme = site.scheme;
         if let Some(tracer) = &telemetry.tracer {
-            let (host, port) = requested_host_port(request);
+            let tls = self.tls_record();
             self.trace = Some(RequestTrace::start(
                 tracer,
                 site.trust,
                 request,
                 site.scheme,
-                server_address(host, self.tls_record().as_ref()),
-                port.or(local_port),
+                || {
+                    let (host, port) = requested_host_port(request);
+                    (server_address(host, tls.as_ref()), port.or(local_port))
+                },
                 self.client_ip(),
             ));
         }

@@ -37,13 +37,14 @@ pub(crate) struct RouteNames<'a> {
 
 impl RequestTrace {
     /// Extracts the inbound context under `policy` and opens the SERVER span.
-    pub fn start(
+    /// `server` gives `server.address` and `server.port`, asked for only when the span
+    /// is recorded.
+    pub fn start<'a>(
         tracer: &Tracer,
         policy: propagation::TrustPolicy,
-        request: &RequestHeader,
+        request: &'a RequestHeader,
         scheme: &'static str,
-        server_address: Option<&str>,
-        port: Option<u16>,
+        server: impl FnOnce() -> (Option<&'a str>, Option<u16>),
         client_ip: Option<IpAddr>,
     ) -> RequestTrace {
         let extracted = propagation::extract(&request.headers);
@@ -54,45 +55,47 @@ impl RequestTrace {
             tracing::debug!(%reason, "inbound tracestate discarded");
         }
         let decision = propagation::decide(policy, &extracted);
-        let mut server = tracer.start_server(&decision);
-        server.set(|| KeyValue::new(semconv::HTTP_REQUEST_METHOD, method_name(&request.method)));
+        let mut span = tracer.start_server(&decision);
+        span.set(|| KeyValue::new(semconv::HTTP_REQUEST_METHOD, method_name(&request.method)));
         if method_name(&request.method) == OTHER_METHOD {
-            server.set(|| {
+            span.set(|| {
                 KeyValue::new(
                     semconv::HTTP_REQUEST_METHOD_ORIGINAL,
                     request.method.as_str().to_owned(),
                 )
             });
         }
-        server.set(|| KeyValue::new(semconv::URL_PATH, request.uri.path().to_owned()));
-        server.set(|| KeyValue::new(semconv::URL_SCHEME, scheme));
-        server.set(|| {
+        span.set(|| KeyValue::new(semconv::URL_PATH, request.uri.path().to_owned()));
+        span.set(|| KeyValue::new(semconv::URL_SCHEME, scheme));
+        span.set(|| {
             KeyValue::new(
                 semconv::NETWORK_PROTOCOL_VERSION,
                 protocol_version(request.version),
             )
         });
-        if let Some(address) = server_address {
-            server.set(|| KeyValue::new(semconv::SERVER_ADDRESS, address.to_owned()));
-            if let Some(port) = port {
-                server.set(|| KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+        if span.is_recording() {
+            if let (Some(address), port) = server() {
+                span.set(|| KeyValue::new(semconv::SERVER_ADDRESS, address.to_owned()));
+                if let Some(port) = port {
+                    span.set(|| KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+                }
             }
         }
         if let Some(ip) = client_ip {
-            server.set(|| {
+            span.set(|| {
                 KeyValue::new(semconv::CLIENT_ADDRESS, IpText::new(ip).as_str().to_owned())
             });
         }
-        if let Some(agent) = request
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-        {
-            server.set(|| KeyValue::new(semconv::USER_AGENT_ORIGINAL, agent.to_owned()));
+        let agent = span
+            .is_recording()
+            .then(|| request.headers.get(http::header::USER_AGENT))
+            .flatten();
+        if let Some(agent) = agent.and_then(|v| v.to_str().ok()) {
+            span.set(|| KeyValue::new(semconv::USER_AGENT_ORIGINAL, agent.to_owned()));
         }
-        server.set(|| KeyValue::new("traverse.role", tracer.role()));
+        span.set(|| KeyValue::new("traverse.role", tracer.role()));
         RequestTrace {
-            server,
+            server: span,
             continued: decision.parent.is_some(),
             client: None,
             drop_baggage: !propagation::baggage_is_valid(&request.headers),
