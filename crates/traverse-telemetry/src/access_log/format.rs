@@ -15,6 +15,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use super::policy::{AccessLogPolicy, Field};
 use super::{AccessRecord, CapturedValue};
 use crate::logs::LogRecord;
+use crate::record::IpText;
 
 const REQUEST_PREFIX: &str = "request_";
 const RESPONSE_PREFIX: &str = "downstream_";
@@ -39,8 +40,12 @@ fn field_value(record: &AccessRecord, field: Field) -> Option<FieldValue<'_>> {
         Field::Duration => Int(nanos(record.duration)),
         Field::OriginDuration => Int(nanos(record.origin_duration?)),
         Field::ClientAddr => owned(record.client_addr?.to_string()),
-        Field::ClientHost => owned(record.client_addr?.ip().to_string()),
-        Field::ClientPort => owned(record.client_addr?.port().to_string()),
+        Field::ClientHost => owned(IpText::new(record.client_addr?.ip()).as_str().to_owned()),
+        Field::ClientPort => owned(
+            itoa::Buffer::new()
+                .format(record.client_addr?.port())
+                .to_owned(),
+        ),
         Field::ClientUsername => borrowed(record.client_username.as_deref()?),
         Field::RequestMethod => borrowed(record.method.as_str()),
         Field::RequestPath => borrowed(&record.path),
