@@ -321,7 +321,9 @@ struct Translator<'a> {
     backends: HashMap<BackendKey<'a>, Arc<crate::model::Backend>>,
 }
 
-/// What a resolved backend depends on in a service reference (a sticky cookie aside).
+/// What a resolved backend depends on in a service reference (a sticky cookie aside:
+/// a reference with one is never shared). The fields left out (`passiveHealthCheck`,
+/// `responseForwarding`, `nodePortLB`, `middlewares`) are reported, not acted on.
 #[derive(PartialEq, Eq, Hash)]
 struct BackendKey<'a> {
     namespace: &'a str,
@@ -333,6 +335,9 @@ struct BackendKey<'a> {
     servers_transport: Option<&'a str>,
     strategy: Option<&'a str>,
     native_lb: Option<bool>,
+    /// The `healthCheck` as written (JSON): each check keeps its own backend, so
+    /// routes checking a port differently each get their check.
+    health_check: Option<String>,
 }
 
 impl<'a> BackendKey<'a> {
@@ -350,6 +355,10 @@ impl<'a> BackendKey<'a> {
             servers_transport: reference.servers_transport.as_deref(),
             strategy: reference.strategy.as_deref(),
             native_lb: reference.native_lb,
+            health_check: reference
+                .health_check
+                .as_ref()
+                .map(|check| serde_json::to_string(check).unwrap_or_default()),
         }
     }
 }

@@ -1509,6 +1509,9 @@ spec:
     - {{match: "PathPrefix(`/d`)", services: [{{name: app, port: 80, sticky: {{cookie: {{}}}}}}]}}
     - {{match: "PathPrefix(`/e`)", services: [{{name: ghost, port: 80}}]}}
     - {{match: "PathPrefix(`/f`)", services: [{{name: ghost, port: 80}}]}}
+    - {{match: "PathPrefix(`/g`)", services: [{{name: app, port: 80, healthCheck: {{path: /ready}}}}]}}
+    - {{match: "PathPrefix(`/h`)", services: [{{name: app, port: 80, healthCheck: {{path: /live}}}}]}}
+    - {{match: "PathPrefix(`/i`)", services: [{{name: app, port: 80, healthCheck: {{path: /ready}}}}]}}
 "#
     );
     let table = translate_all(&yaml);
@@ -1529,6 +1532,19 @@ spec:
     assert!(!Arc::ptr_eq(&backend("/a"), &backend("/c")));
     assert!(!Arc::ptr_eq(&backend("/a"), &backend("/d")));
     assert_eq!(backend("/c").servers.items().len(), 2);
+    // Each health check keeps its own backend, so none is lost to another route's.
+    assert!(!Arc::ptr_eq(&backend("/a"), &backend("/g")));
+    assert!(!Arc::ptr_eq(&backend("/g"), &backend("/h")));
+    assert!(Arc::ptr_eq(&backend("/g"), &backend("/i")));
+    let path = |prefix: &str| {
+        backend(prefix)
+            .health_check
+            .as_ref()
+            .map(|c| c.path.clone())
+    };
+    assert_eq!(path("/a"), None);
+    assert_eq!(path("/g").as_deref(), Some("/ready"));
+    assert_eq!(path("/h").as_deref(), Some("/live"));
     // A reference that reports a problem reports it for every route that makes it.
     let missing: Vec<_> = table
         .diagnostics
