@@ -423,6 +423,103 @@ async fn removing_the_check_puts_the_endpoint_back() {
     assert_eq!(flaky_served, 3, "unchecked, both endpoints serve");
 }
 
+/// Routes naming one Service port with different checks (or none) each keep their own:
+/// a check failing on an address takes it out of the routes with that check only, as
+/// each Traefik service's balancer holds its own servers' status.
+#[tokio::test]
+async fn a_failing_check_takes_an_endpoint_out_of_the_routes_with_that_check_only() {
+    let steady = Upstream::start("steady");
+    let flaky_address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), steady.port()));
+    let flaky = Switchable::start("flaky", flaky_address).await;
+    let route = |name: &str, check: &str| {
+        format!(
+            "apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: {name}
+spec:
+  routes:
+    - match: PathPrefix(`/{name}`)
+      services:
+        - name: pair
+          port: 80
+{check}"
+        )
+    };
+    let routes = [
+        route("unchecked", ""),
+        route(
+            "health",
+            "          healthCheck: {path: /health, interval: 100ms}\n",
+        ),
+        route(
+            "ready",
+            "          healthCheck: {path: /ready, interval: 100ms}\n",
+        ),
+    ]
+    .join("---\n");
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            (
+                "backends",
+                &service("pair", &[steady.addr(), flaky_address]),
+            ),
+            ("routes", &routes),
+        ],
+    )
+    .await;
+    let service_of = |json: &serde_json::Value, prefix: &str| {
+        json["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["rule"].as_str().is_some_and(|rule| rule.contains(prefix)))
+            .map(|r| r["services"][0].clone())
+            .unwrap_or_default()
+    };
+    let json = gateway.routes_json().await;
+    assert!(diagnostics(&json).is_empty(), "{json:#}");
+    for (prefix, checked) in [("/unchecked", false), ("/health", true), ("/ready", true)] {
+        assert_eq!(
+            service_of(&json, prefix)["healthCheck"],
+            checked,
+            "{prefix}: {json:#}"
+        );
+    }
+
+    flaky.health.store(503, Ordering::SeqCst);
+    gateway
+        .wait_for(
+            "the flaky endpoint out of the /health route",
+            WAIT,
+            |json| {
+                service_of(json, "/health")["unhealthy"]
+                    == serde_json::json!([flaky_address.to_string()])
+            },
+        )
+        .await;
+    let json = gateway.routes_json().await;
+    for prefix in ["/unchecked", "/ready"] {
+        assert!(
+            service_of(&json, prefix).get("unhealthy").is_none(),
+            "{prefix}: {json:#}"
+        );
+    }
+    for (prefix, flaky_share) in [("/health", 0), ("/unchecked", 5), ("/ready", 5)] {
+        let mut served = 0;
+        for i in 0..10 {
+            let response = gateway.get("web", &format!("{prefix}/{i}"), &[]).await;
+            assert_eq!(response.status, 200, "{prefix} request {i}");
+            served += usize::from(response.header("x-upstream") == Some("flaky"));
+        }
+        assert_eq!(
+            served, flaky_share,
+            "{prefix}: requests to the flaky endpoint"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_h2c_service_is_checked_over_http2() {
     let (failing, passing) = (

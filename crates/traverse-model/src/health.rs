@@ -5,7 +5,7 @@
 //!
 //! Times are milliseconds on a clock the caller supplies, so this stays free of clocks.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A Service's active health check (Traefik's `healthCheck`), checked and defaulted.
@@ -60,9 +60,28 @@ pub struct PassiveHealth {
     failures: AtomicU32,
     /// Out of rotation until this time; 0 when never ejected.
     ejected_until_ms: AtomicU64,
-    /// Active checks of this address whose last probe failed (several Services may
-    /// check one address); out of rotation while positive.
-    failing_checks: AtomicU32,
+}
+
+/// The verdict of one active health check on one address. Per address and check, not
+/// per address: as in Traefik, where each service's balancer holds its own servers'
+/// status, a check failing for one Service leaves the address in the rotation of a
+/// Service that checks it otherwise (or not at all).
+#[derive(Debug, Default)]
+pub struct CheckHealth {
+    failing: AtomicBool,
+}
+
+impl CheckHealth {
+    /// Whether the last probe failed: the endpoint is out of rotation for the Services
+    /// with this check.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+
+    /// Records a probe's verdict; true when it changed.
+    pub fn set_failing(&self, failing: bool) -> bool {
+        self.failing.swap(failing, Ordering::AcqRel) != failing
+    }
 }
 
 impl PassiveHealth {
@@ -95,21 +114,6 @@ impl PassiveHealth {
     /// Ends an ejection early (an active health check passed).
     pub fn end_ejection(&self) {
         self.ejected_until_ms.store(0, Ordering::Release);
-    }
-
-    /// Whether an active health check keeps the endpoint out of rotation.
-    pub fn down(&self) -> bool {
-        self.failing_checks.load(Ordering::Acquire) > 0
-    }
-
-    /// One active check of this address turned from passing to failing (`true`) or
-    /// back; true when that changed whether the address is down.
-    pub fn check_turned(&self, failing: bool) -> bool {
-        if failing {
-            self.failing_checks.fetch_add(1, Ordering::AcqRel) == 0
-        } else {
-            self.failing_checks.fetch_sub(1, Ordering::AcqRel) == 1
-        }
     }
 
     /// How long the ejection still lasts at `now_ms`.
@@ -173,18 +177,14 @@ mod tests {
     }
 
     #[test]
-    fn an_address_is_down_while_any_of_its_checks_fails() {
-        let health = PassiveHealth::default();
-        assert!(
-            health.check_turned(true),
-            "the first failing check takes it down"
-        );
-        assert!(!health.check_turned(true), "a second one changes nothing");
-        assert!(health.down());
-        assert!(!health.check_turned(false));
-        assert!(health.down(), "one check still fails");
-        assert!(health.check_turned(false));
-        assert!(!health.down());
+    fn a_check_verdict_says_when_it_turns() {
+        let check = CheckHealth::default();
+        assert!(!check.failing(), "in rotation until a probe fails");
+        assert!(check.set_failing(true), "the first failure turns it");
+        assert!(!check.set_failing(true), "a second one changes nothing");
+        assert!(check.failing());
+        assert!(check.set_failing(false));
+        assert!(!check.failing());
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod weighted;
 
 pub use balancer::{Balancer, Mirror, Mirrored, Mirroring, Node, Sticky, StickyCookie};
 pub use diagnostics::{Diagnostic, Diagnostics, ObjectRef, Reason, Severity};
-pub use health::{EjectionPolicy, HealthCheck, PassiveHealth};
+pub use health::{CheckHealth, EjectionPolicy, HealthCheck, PassiveHealth};
 pub use middleware::{
     AddPrefix, BasicAuth, Buffering, Cors, Credential, DigestAuth, Headers, InFlightReq,
     IpAllowList, IpStrategy, Middleware, Origin, PassTlsClientCert, Pattern, RateLimit,

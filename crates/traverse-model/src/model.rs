@@ -11,7 +11,7 @@ use traverse_router::RouteTable;
 
 use crate::balancer::{cookie_value, Balancer, Sticky};
 use crate::diagnostics::Diagnostics;
-use crate::health::{HealthCheck, PassiveHealth};
+use crate::health::{CheckHealth, HealthCheck, PassiveHealth};
 use crate::middleware::Middleware;
 use crate::weighted::{Candidate, Weighted};
 
@@ -176,6 +176,9 @@ pub struct Endpoint {
     /// Shared by every route to this address and kept across reloads: the data plane
     /// attaches it when the table is published, so a request reads it without a lookup.
     health: OnceLock<Arc<PassiveHealth>>,
+    /// The verdict of its Service's active health check on this address, shared by the
+    /// Services with the same check; attached at publish like `health`.
+    check: OnceLock<Arc<CheckHealth>>,
     /// Requests in flight to it through this Service (counted for `p2c` only).
     in_flight: AtomicU64,
 }
@@ -186,6 +189,7 @@ impl Endpoint {
         Endpoint {
             address,
             health: OnceLock::new(),
+            check: OnceLock::new(),
             in_flight: AtomicU64::new(0),
         }
     }
@@ -219,6 +223,23 @@ impl Endpoint {
     pub fn shared_health(&self) -> Option<Arc<PassiveHealth>> {
         self.health.get().cloned()
     }
+
+    /// Attaches the state of its Service's active check on this address; the first one
+    /// attached stays.
+    pub fn attach_check(&self, check: Arc<CheckHealth>) {
+        let _ = self.check.set(check);
+    }
+
+    /// The active check's state, once attached, for the background check that writes it.
+    pub fn shared_check(&self) -> Option<Arc<CheckHealth>> {
+        self.check.get().cloned()
+    }
+
+    /// Whether its Service's active health check fails on it: out of rotation, and
+    /// never tried, not even when nothing else is left.
+    pub fn failing_check(&self) -> bool {
+        self.check.get().is_some_and(|c| c.failing())
+    }
 }
 
 impl Candidate for Endpoint {
@@ -227,14 +248,19 @@ impl Candidate for Endpoint {
     }
 
     fn usable(&self, now_ms: u64) -> bool {
-        self.health()
-            .is_none_or(|h| !h.ejected(now_ms) && !h.down())
+        !self.failing_check() && self.health().is_none_or(|h| !h.ejected(now_ms))
     }
 }
 
 impl RoutingTable {
     /// Every Service endpoint of every route (an address appears once per route using it).
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.backends()
+            .flat_map(|backend| backend.servers.items().iter().map(|(e, _)| e))
+    }
+
+    /// Every Service port of every route (once per route using it).
+    pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
         self.routes
             .routes()
             .filter_map(|route| match &route.value.target {
@@ -242,7 +268,7 @@ impl RoutingTable {
                 _ => None,
             })
             .flat_map(|services| services.backends())
-            .flat_map(|(backend, _)| backend.servers.items().iter().map(|(e, _)| e))
+            .map(|(backend, _)| backend)
     }
 }
 

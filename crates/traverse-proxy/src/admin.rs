@@ -410,7 +410,7 @@ impl<'a> ServiceView<'a> {
                 .servers
                 .items()
                 .iter()
-                .filter(|(e, _)| e.health().is_some_and(|h| h.down()))
+                .filter(|(e, _)| e.failing_check())
                 .map(|(e, _)| e.address.to_string())
                 .collect(),
         }

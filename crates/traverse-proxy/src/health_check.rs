@@ -2,9 +2,10 @@
 //!
 //! One background task per (endpoint address, check) in the table in force, on the
 //! control runtime: it probes the endpoint every `interval` (`unhealthyInterval` while it
-//! fails) and writes the verdict to the address's shared health state, the atomics the
-//! request path already reads. A failing check takes the address out of rotation; the
-//! next passing one puts it back. Tasks follow the published tables: a check that stays
+//! fails) and writes the verdict to that address and check's state, an atomic the
+//! request path reads. A failing check takes the address out of rotation for the
+//! Services with that check (not for others sending to it); the next passing one puts
+//! it back. Tasks follow the published tables: a check that stays
 //! keeps its task and state across reloads, one that goes away stops and lets go.
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use pingora::connectors::http::Connector;
 use pingora::prelude::HttpPeer;
 use tokio::task::JoinHandle;
-use traverse_model::{HealthCheck, PassiveHealth, Scheme, Target};
+use traverse_model::{CheckHealth, HealthCheck, PassiveHealth, Scheme};
 
 use crate::host::strip_port;
 use crate::multicluster::follow::error_chain;
@@ -47,12 +48,15 @@ pub fn start(state: &Arc<GatewayState>) {
     tokio::spawn(follow_tables(Arc::clone(state)));
 }
 
-/// One running check; stopped when dropped.
-struct Running(JoinHandle<()>);
+/// One running check, with the state it writes; stopped when dropped.
+struct Running {
+    verdict: Arc<CheckHealth>,
+    task: JoinHandle<()>,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -74,52 +78,44 @@ async fn follow_tables(state: Arc<GatewayState>) {
         let published = state.tables_published.notified();
         let table = state.routing();
         let mut wanted = HashMap::new();
-        for route in table.routes.routes() {
-            let Target::Services(balancer) = &route.value.target else {
+        for backend in table.backends() {
+            let Some(check) = &backend.health_check else {
                 continue;
             };
-            for (backend, _) in balancer.backends() {
-                let Some(check) = &backend.health_check else {
-                    continue;
-                };
-                for (endpoint, _) in backend.servers.items() {
-                    if let Some(health) = endpoint.shared_health() {
-                        wanted
-                            .entry((endpoint.address, Arc::clone(check)))
-                            .or_insert((health, Arc::clone(&backend.name)));
-                    }
+            for (endpoint, _) in backend.servers.items() {
+                if let (Some(health), Some(verdict)) =
+                    (endpoint.shared_health(), endpoint.shared_check())
+                {
+                    wanted
+                        .entry((endpoint.address, Arc::clone(check)))
+                        .or_insert((health, verdict, Arc::clone(&backend.name)));
                 }
             }
         }
-        running.retain(|key, _| wanted.contains_key(key));
-        for (key, (health, service)) in wanted {
+        // A check whose state was replaced (it left a table this loop did not see, and
+        // came back) starts again on the new one.
+        running.retain(|key, task| {
+            wanted
+                .get(key)
+                .is_some_and(|(_, verdict, _)| Arc::ptr_eq(verdict, &task.verdict))
+        });
+        for (key, (health, verdict, service)) in wanted {
             running.entry(key.clone()).or_insert_with(|| {
                 let (address, check) = key;
-                Running(tokio::spawn(check_endpoint(
-                    client.clone(),
-                    address,
-                    check,
-                    health,
-                    service,
-                )))
+                Running {
+                    verdict: Arc::clone(&verdict),
+                    task: tokio::spawn(check_endpoint(
+                        client.clone(),
+                        address,
+                        check,
+                        health,
+                        verdict,
+                        service,
+                    )),
+                }
             });
         }
         published.await;
-    }
-}
-
-/// Whether this check's last probe failed, counted in the address's health state; the
-/// count is given back when the check stops.
-struct Verdict {
-    health: Arc<PassiveHealth>,
-    failing: bool,
-}
-
-impl Drop for Verdict {
-    fn drop(&mut self) {
-        if self.failing {
-            self.health.check_turned(false);
-        }
     }
 }
 
@@ -128,34 +124,27 @@ async fn check_endpoint(
     address: SocketAddr,
     check: Arc<HealthCheck>,
     health: Arc<PassiveHealth>,
+    verdict: Arc<CheckHealth>,
     service: Arc<str>,
 ) {
-    let mut verdict = Verdict {
-        health,
-        failing: false,
-    };
     loop {
         match probe(&client, address, &check).await {
-            Ok(()) if verdict.failing => {
-                verdict.failing = false;
-                if verdict.health.check_turned(false) {
+            Ok(()) => {
+                if verdict.set_failing(false) {
                     // Back from a failed check: a passive ejection from the same outage ends too.
-                    verdict.health.end_ejection();
+                    health.end_ejection();
                     tracing::info!(%service, endpoint = %address, "endpoint passed its health check; back in rotation");
                 }
             }
-            Err(error) if !verdict.failing => {
-                verdict.failing = true;
-                if verdict.health.check_turned(true) {
+            Err(error) => {
+                if verdict.set_failing(true) {
                     tracing::warn!(%service, endpoint = %address, %error, "endpoint failed its health check; out of rotation");
+                } else {
+                    tracing::debug!(%service, endpoint = %address, %error, "endpoint still fails its health check")
                 }
             }
-            Err(error) => {
-                tracing::debug!(%service, endpoint = %address, %error, "endpoint still fails its health check")
-            }
-            Ok(()) => {}
         }
-        let wait = if verdict.failing {
+        let wait = if verdict.failing() {
             check.unhealthy_interval
         } else {
             check.interval

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use http::HeaderName;
 use traverse_config::{Config, MetricFamilies};
-use traverse_model::{PassiveHealth, RoutingTable};
+use traverse_model::{CheckHealth, HealthCheck, PassiveHealth, RoutingTable};
 use traverse_telemetry::access_log::AccessLogger;
 use traverse_telemetry::metrics::Metrics;
 use traverse_telemetry::Tracer;
@@ -55,6 +55,13 @@ pub use gateway::{Gateway, GatewayOptions};
 use multicluster::advertisement::Advertiser;
 use multicluster::Children;
 
+/// The health states attached to the endpoints of the table in force.
+#[derive(Debug, Default)]
+struct EndpointHealth {
+    passive: HashMap<SocketAddr, Arc<PassiveHealth>>,
+    checks: HashMap<(SocketAddr, Arc<HealthCheck>), Arc<CheckHealth>>,
+}
+
 /// State shared by every entrypoint, the admin API and the providers.
 #[derive(Debug, Default)]
 pub struct GatewayState {
@@ -68,10 +75,10 @@ pub struct GatewayState {
     topology: Topology,
     /// What this gateway advertises to parents (meaningful on a child).
     advertiser: Advertiser,
-    /// Passive health of every Service endpoint address in the table in force, attached
-    /// to each table's endpoints when it is published, so a reload keeps it. Locked only
-    /// by `publish`.
-    endpoint_health: Mutex<HashMap<SocketAddr, Arc<PassiveHealth>>>,
+    /// Passive health of every Service endpoint address, and the verdict of each active
+    /// check on each address, in the table in force; attached to each table's endpoints
+    /// when it is published, so a reload keeps them. Locked only by `publish`.
+    endpoint_health: Mutex<EndpointHealth>,
     /// Woken at each publish, for the active health checks to follow the table.
     tables_published: tokio::sync::Notify,
     /// Connection counts per entrypoint, by name. Locked only when an entrypoint starts
@@ -207,19 +214,43 @@ impl GatewayState {
         self.tables_published.notify_one();
     }
 
-    /// Gives `table`'s endpoints the health state of their addresses: one state per
-    /// address, shared by every route and kept while the address stays in the table.
+    /// Gives `table`'s endpoints the health state of their addresses (one per address,
+    /// shared by every route) and of their Service's active check (one per address and
+    /// check), each kept while it stays in the table.
+    // Checks are keyed by value; their TLS settings' interior mutability is the data
+    // plane's cache of them, which their `Hash` and `Eq` leave out.
+    #[allow(clippy::mutable_key_type)]
     fn attach_health(&self, table: &RoutingTable) {
         let mut cells = match self.endpoint_health.lock() {
             Ok(cells) => cells,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let mut kept = HashMap::with_capacity(cells.len());
+        let mut kept = EndpointHealth::default();
         for endpoint in table.endpoints() {
-            let cell = kept
-                .entry(endpoint.address)
-                .or_insert_with(|| cells.get(&endpoint.address).cloned().unwrap_or_default());
+            let cell = kept.passive.entry(endpoint.address).or_insert_with(|| {
+                cells
+                    .passive
+                    .get(&endpoint.address)
+                    .cloned()
+                    .unwrap_or_default()
+            });
             endpoint.attach_health(Arc::clone(cell));
+        }
+        for backend in table.backends() {
+            let Some(check) = &backend.health_check else {
+                continue;
+            };
+            for (endpoint, _) in backend.servers.items() {
+                let key = (endpoint.address, Arc::clone(check));
+                let cell = match kept.checks.get(&key) {
+                    Some(cell) => cell,
+                    None => {
+                        let cell = cells.checks.get(&key).cloned().unwrap_or_default();
+                        kept.checks.entry(key).or_insert(cell)
+                    }
+                };
+                endpoint.attach_check(Arc::clone(cell));
+            }
         }
         *cells = kept;
     }

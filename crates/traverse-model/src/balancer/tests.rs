@@ -173,11 +173,11 @@ fn a_backend_finds_the_endpoint_its_cookie_names() {
 #[test]
 fn children_out_of_rotation_are_skipped_until_none_is_left() {
     let attach = |backend: &Arc<Backend>| {
-        let health = Arc::new(crate::PassiveHealth::default());
+        let check = Arc::new(crate::CheckHealth::default());
         for (endpoint, _) in backend.servers.items() {
-            endpoint.attach_health(Arc::clone(&health));
+            endpoint.attach_check(Arc::clone(&check));
         }
-        health
+        check
     };
     let a = backend("ns/a:80", &[1], Some(cookie("srv")));
     let b = backend("ns/b:80", &[2], None);
@@ -197,7 +197,7 @@ fn children_out_of_rotation_are_skipped_until_none_is_left() {
     };
     let to_a = format!("lb={}", sticky_key("ns-a-80"));
     assert_eq!(picks(&to_a), ["ns/a:80"; 4]);
-    a_health.check_turned(true);
+    a_health.set_failing(true);
     assert!(!balancer.children.items()[0].0.healthy(0));
     assert!(balancer.healthy(0));
     assert_eq!(
@@ -205,14 +205,14 @@ fn children_out_of_rotation_are_skipped_until_none_is_left() {
         ["ns/b:80"; 4],
         "a cookie to a child out of rotation is not followed"
     );
-    b_health.check_turned(true);
+    b_health.set_failing(true);
     assert!(!balancer.healthy(0));
     assert_eq!(
         picks("").len(),
         4,
         "with every child out, one is still tried"
     );
-    a_health.check_turned(false);
+    a_health.set_failing(false);
     assert_eq!(picks(""), ["ns/a:80"; 4]);
 }
 
@@ -220,8 +220,8 @@ fn children_out_of_rotation_are_skipped_until_none_is_left() {
 fn a_failover_serves_from_its_service_while_it_has_an_endpoint_in_rotation() {
     let main = backend("ns/main:80", &[1], None);
     let spare = backend("ns/spare:80", &[2], None);
-    let health = Arc::new(crate::PassiveHealth::default());
-    main.servers.items()[0].0.attach_health(Arc::clone(&health));
+    let health = Arc::new(crate::CheckHealth::default());
+    main.servers.items()[0].0.attach_check(Arc::clone(&health));
     let failover = Balancer::failover(
         "ns/fo".into(),
         Node::Backend(main),
@@ -232,9 +232,9 @@ fn a_failover_serves_from_its_service_while_it_has_an_endpoint_in_rotation() {
         picked.expect("pick").name.to_string()
     };
     assert_eq!([pick(), pick(), pick()], ["ns/main:80"; 3]);
-    health.check_turned(true);
+    health.set_failing(true);
     assert_eq!([pick(), pick(), pick()], ["ns/spare:80"; 3]);
-    health.check_turned(false);
+    health.set_failing(false);
     assert_eq!(pick(), "ns/main:80");
     assert_eq!(failover.backends().len(), 2);
 }
@@ -319,4 +319,37 @@ fn a_mirroring_service_without_a_server_owes_no_copy() {
         .pick_mirrored(&http::HeaderMap::new(), 0, &mut Vec::new(), &mut mirrored)
         .is_none());
     assert!(mirrored.is_empty());
+}
+
+#[test]
+fn a_failing_check_takes_an_address_out_of_its_own_services_only() {
+    let checked = backend("ns/checked:80", &[1], None);
+    let unchecked = backend("ns/unchecked:80", &[1], None);
+    let (passive, check) = (
+        Arc::new(crate::PassiveHealth::default()),
+        Arc::new(crate::CheckHealth::default()),
+    );
+    for service in [&checked, &unchecked] {
+        service.servers.items()[0]
+            .0
+            .attach_health(Arc::clone(&passive));
+    }
+    checked.servers.items()[0]
+        .0
+        .attach_check(Arc::clone(&check));
+    let healthy = |service: &Arc<Backend>| Node::Backend(Arc::clone(service)).healthy(0);
+    check.set_failing(true);
+    assert!(!healthy(&checked));
+    assert!(
+        healthy(&unchecked),
+        "another Service's check says nothing here"
+    );
+    check.set_failing(false);
+    // Passive ejection stays per address: every Service to it is affected.
+    let once = crate::EjectionPolicy {
+        failures: 1,
+        ejection_time: std::time::Duration::from_secs(10),
+    };
+    assert!(passive.failed(0, once));
+    assert!(!healthy(&checked) && !healthy(&unchecked));
 }
