@@ -733,3 +733,43 @@ stringData:
     assert_eq!(fronts[2].handshakes(), 0);
     assert_eq!(untrusted.count(), 0);
 }
+
+/// A Service whose every endpoint fails its check answers 503 without trying any, as
+/// Traefik's balancer answers `no available server`; it serves again once one passes.
+#[tokio::test]
+async fn a_service_whose_every_endpoint_fails_its_check_answers_503_without_trying() {
+    let flaky = Switchable::start("flaky", SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await;
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            ("backends", &service("pair", &[flaky.address])),
+            ("routes", &routes("{path: /health, interval: 100ms}")),
+        ],
+    )
+    .await;
+    flaky.health.store(503, Ordering::SeqCst);
+    gateway
+        .wait_for("the endpoint out of rotation", WAIT, |json| {
+            json["routes"][0]["services"][0]["unhealthy"]
+                == serde_json::json!([flaky.address.to_string()])
+        })
+        .await;
+    let served = flaky.served.load(Ordering::SeqCst);
+    for i in 0..5 {
+        let response = gateway.get("web", &format!("/down/{i}"), &[]).await;
+        assert_eq!(response.status, 503, "request {i}: {}", response.text());
+    }
+    assert_eq!(
+        flaky.served.load(Ordering::SeqCst),
+        served,
+        "no request reached the endpoint failing its check"
+    );
+    flaky.health.store(200, Ordering::SeqCst);
+    gateway
+        .wait_for("the endpoint back in rotation", WAIT, |json| {
+            json["routes"][0]["services"][0].get("unhealthy").is_none()
+        })
+        .await;
+    let response = gateway.get("web", "/up", &[]).await;
+    assert_eq!(response.status, 200);
+}

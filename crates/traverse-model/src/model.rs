@@ -250,6 +250,12 @@ impl Candidate for Endpoint {
     fn usable(&self, now_ms: u64) -> bool {
         !self.failing_check() && self.health().is_none_or(|h| !h.ejected(now_ms))
     }
+
+    // A passive ejection is a guess from a few failed requests; a failing check is a
+    // probe's verdict, and Traefik answers 503 rather than try such a server.
+    fn last_resort(&self) -> bool {
+        !self.failing_check()
+    }
 }
 
 impl RoutingTable {

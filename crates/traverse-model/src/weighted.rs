@@ -11,6 +11,12 @@ pub trait Candidate {
     /// Whether it may take a new attempt at `now_ms` (not ejected; for a child also
     /// healthy and not draining).
     fn usable(&self, now_ms: u64) -> bool;
+
+    /// Whether it may still get an attempt when none is usable (trying beats refusing);
+    /// true unless a verdict says it cannot serve.
+    fn last_resort(&self) -> bool {
+        true
+    }
 }
 
 /// Smooth weighted round robin over a fixed set of items, lock-free.
@@ -186,7 +192,7 @@ impl<T> Weighted<T> {
     where
         T: Candidate,
     {
-        self.pick_index_where(|c| untried(c, tried))
+        self.pick_index_where(|c| untried(c, tried) && c.last_resort())
             .map(|i| (i, &self.items[i].0))
     }
 

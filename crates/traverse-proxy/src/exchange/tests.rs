@@ -242,6 +242,33 @@ fn all_ejected_still_gets_a_first_attempt_but_no_retry() {
 }
 
 #[test]
+fn endpoints_failing_their_check_are_never_tried() {
+    let backend = backend(&[1, 2]);
+    let checks: Vec<_> = backend
+        .servers
+        .items()
+        .iter()
+        .map(|(endpoint, _)| {
+            let check = Arc::new(traverse_model::CheckHealth::default());
+            endpoint.attach_check(Arc::clone(&check));
+            check
+        })
+        .collect();
+    checks[0].set_failing(true);
+    for _ in 0..4 {
+        let mut exchange = routed(&backend);
+        let selected = select::next(&mut exchange, None).map(|s| s.address);
+        assert_eq!(selected, Some(address(2)));
+    }
+    checks[1].set_failing(true);
+    let mut exchange = routed(&backend);
+    assert!(
+        select::next(&mut exchange, None).is_none(),
+        "every endpoint fails its check: no attempt, as Traefik answers 503"
+    );
+}
+
+#[test]
 fn one_record_feeds_metrics_and_says_what_happened() {
     let backend = backend(&[1, 2]);
     let telemetry = metrics_only();
