@@ -372,3 +372,82 @@ async fn each_copy_is_a_client_span_of_the_request_trace_with_its_context_inject
         Some(format!("00-{trace_id}-{}-01", attempt.span_id).as_str())
     );
 }
+
+/// The shares count the requests that reach the mirroring service: one a middleware
+/// answers (here 403 from `ipAllowList`) is neither copied nor counted, as Traefik
+/// mirrors in the service handler, after the route's middlewares.
+#[tokio::test]
+async fn requests_a_middleware_answers_do_not_count_towards_the_shares() {
+    let (main, half) = (Upstream::start("main"), Upstream::start("half"));
+    let backends = [
+        service("main", &[main.addr()]),
+        service("half", &[half.addr()]),
+    ]
+    .join("---\n");
+    let mirrored = mirroring("mirrored", "", &[("half", 50)]);
+    let routes = "apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata:
+  name: elsewhere
+  namespace: default
+spec:
+  ipAllowList:
+    sourceRange: [10.0.0.0/8]
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata:
+  name: both
+  namespace: default
+spec:
+  routes:
+    - match: PathPrefix(`/open`)
+      services:
+        - name: mirrored
+          kind: TraefikService
+    - match: PathPrefix(`/guarded`)
+      middlewares:
+        - name: elsewhere
+      services:
+        - name: mirrored
+          kind: TraefikService
+";
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            ("backends", &backends),
+            ("mirrored", &mirrored),
+            ("routes", routes),
+        ],
+    )
+    .await;
+    let json = gateway.routes_json().await;
+    assert!(diagnostics(&json).is_empty(), "{json:#}");
+
+    // Refused and served requests in turn: were the refused ones counted, every served
+    // one would fall on a mirrored turn.
+    for i in 0..8 {
+        let refused = gateway.get("web", &format!("/guarded/{i}"), &[]).await;
+        assert_eq!(refused.status, 403, "request {i}");
+        let served = gateway.get("web", &format!("/open/{i}"), &[]).await;
+        assert_eq!(served.status, 200, "request {i}");
+        assert_eq!(served.server().as_deref(), Some("main"), "request {i}");
+    }
+    eventually("the copies", WAIT, async || {
+        (mirror_total(&gateway, "answered").await >= 4.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(main.count(), 8);
+    assert_eq!(
+        half.count(),
+        4,
+        "50 % of the 8 requests that reached the service"
+    );
+    assert_eq!(
+        half.count_path("/guarded"),
+        0,
+        "a refused request is never copied"
+    );
+    assert_eq!(mirror_total(&gateway, "answered").await, 4.0);
+}

@@ -72,6 +72,16 @@ impl Mirroring {
         }
     }
 
+    /// Counts a request that reached this mirroring service (its route's middlewares let
+    /// it through) and returns the copies it owes, if any.
+    pub fn owed(self: &Arc<Self>) -> Option<Mirrored> {
+        let chosen = self.choose();
+        (chosen != 0).then(|| Mirrored {
+            mirroring: Arc::clone(self),
+            chosen,
+        })
+    }
+
     /// Counts one more request and returns the mirrors it is copied to, in order (as a
     /// bit set: bit `i` for `mirrors[i]`). As Traefik does, a mirror gets request `n`
     /// when it has had fewer than `percent`% of the `n` so far: exact and deterministic
@@ -208,14 +218,16 @@ impl Balancer {
         self.pick_mirrored(headers, now_ms, set_cookies, &mut Vec::new())
     }
 
-    /// [`Balancer::pick`], adding the copies owed by each mirroring service on the way
-    /// to `mirrored` (each counts the request once, and only when a port was found).
+    /// [`Balancer::pick`], adding each mirroring service on the way to `mirrored` when a
+    /// port was found. Nothing is counted yet: a request counts towards the mirrors'
+    /// shares ([`Mirroring::owed`]) once it reaches the service, past the route's
+    /// middlewares, as Traefik's mirroring handler counts it.
     pub fn pick_mirrored(
         &self,
         headers: &http::HeaderMap,
         now_ms: u64,
         set_cookies: &mut Vec<String>,
-        mirrored: &mut Vec<Mirrored>,
+        mirrored: &mut Vec<Arc<Mirroring>>,
     ) -> Option<&Arc<Backend>> {
         let healthy = |node: &Node| node.healthy(now_ms);
         let picked = match self.pick_where(headers, now_ms, set_cookies, mirrored, &healthy) {
@@ -223,13 +235,7 @@ impl Balancer {
             None => self.pick_where(headers, now_ms, set_cookies, mirrored, &Node::available),
         }?;
         if let Some(mirroring) = &self.mirroring {
-            let chosen = mirroring.choose();
-            if chosen != 0 {
-                mirrored.push(Mirrored {
-                    mirroring: Arc::clone(mirroring),
-                    chosen,
-                });
-            }
+            mirrored.push(Arc::clone(mirroring));
         }
         Some(picked)
     }
@@ -239,7 +245,7 @@ impl Balancer {
         headers: &http::HeaderMap,
         now_ms: u64,
         set_cookies: &mut Vec<String>,
-        mirrored: &mut Vec<Mirrored>,
+        mirrored: &mut Vec<Arc<Mirroring>>,
         serves: &dyn Fn(&Node) -> bool,
     ) -> Option<&Arc<Backend>> {
         let items = self.children.items();

@@ -167,12 +167,11 @@ impl ProxyHttp for Gateway {
             session.req_header(),
             ctx.client_ip(),
         );
+        let mut mirrorings = Vec::new();
         let (router, answer) = match decision {
             Decision::Proxy(router, destination, cookies, mirrored) => {
                 ctx.route_to(router, destination, cookies);
-                if !mirrored.is_empty() {
-                    ctx.mirror = Some(Box::new(mirror::Pending::new(mirrored)));
-                }
+                mirrorings = mirrored;
                 (ctx.router().cloned(), None)
             }
             Decision::Respond(router, status, body) => {
@@ -195,7 +194,15 @@ impl ProxyHttp for Gateway {
             }
         }
         match answer {
-            None => Ok(false),
+            None => {
+                // Past the middlewares, the request reaches the service: only now does it
+                // count towards the mirrors' shares, as in Traefik.
+                let owed: Vec<_> = mirrorings.iter().filter_map(|m| m.owed()).collect();
+                if !owed.is_empty() {
+                    ctx.mirror = Some(Box::new(mirror::Pending::new(owed)));
+                }
+                Ok(false)
+            }
             Some((status, body)) => {
                 let headers: Vec<_> = ctx.trace_header(telemetry).into_iter().collect();
                 respond(session, status, body, &headers).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pingora::http::RequestHeader;
-use traverse_model::{Mirrored, Router, Target};
+use traverse_model::{Mirroring, Router, Target};
 
 use crate::exchange::Destination;
 use crate::host::request_host;
@@ -16,8 +16,8 @@ use crate::{uplink, GatewayState};
 /// What routing decided, computed while the request header is borrowed.
 pub(crate) enum Decision {
     /// With the `Set-Cookie` values of the sticky balancers that chose without a cookie,
-    /// and the copies owed to mirrors.
-    Proxy(Arc<Router>, Destination, Vec<String>, Vec<Mirrored>),
+    /// and the mirroring services on the way (counted once the middlewares let it pass).
+    Proxy(Arc<Router>, Destination, Vec<String>, Vec<Arc<Mirroring>>),
     Respond(Option<Arc<Router>>, u16, Bytes),
 }
 

@@ -283,14 +283,24 @@ fn a_mirroring_service_sends_to_its_service_and_owes_the_chosen_copies() {
         vec![(Node::Balancer(Arc::new(service)), 1)],
         None,
     );
-    let mut owed = Vec::new();
-    for n in 0..4 {
+    let pick = || {
         let mut mirrored = Vec::new();
         let picked =
             outer.pick_mirrored(&http::HeaderMap::new(), 0, &mut Vec::new(), &mut mirrored);
         assert_eq!(picked.map(|b| &*b.name), Some("apps/main:80"));
+        mirrored
+    };
+    // Requests a middleware refuses go through the pick but never reach the service:
+    // they do not move the shares.
+    for _ in 0..3 {
+        assert_eq!(pick().len(), 1);
+    }
+    let mut owed = Vec::new();
+    for n in 0..4 {
+        let mirrored = pick();
         assert_eq!(mirrored.len(), 1, "request {n}");
-        let names: Vec<String> = mirrored[0]
+        let copies = mirrored[0].owed().expect("mirror0 takes every request");
+        let names: Vec<String> = copies
             .targets()
             .map(|m| match &m.node {
                 Node::Backend(b) => b.name.to_string(),

@@ -129,7 +129,7 @@ fn mirroring_sends_to_its_service_and_names_its_mirrors() {
         .pick_mirrored(&http::HeaderMap::new(), 0, &mut Vec::new(), &mut mirrored)
         .expect("a port");
     assert_eq!(&*picked.name, "apps/app:http");
-    let settings = &mirrored[0].mirroring;
+    let settings = &mirrored[0];
     assert!(settings.mirror_body);
     assert_eq!(settings.max_body_size, Some(1024));
     let percents: Vec<u8> = settings.mirrors.iter().map(|m| m.percent).collect();
@@ -158,7 +158,8 @@ fn mirroring_defaults_are_traefiks() {
     };
     let mut mirrored = Vec::new();
     route.pick_mirrored(&http::HeaderMap::new(), 0, &mut Vec::new(), &mut mirrored);
-    assert!(mirrored.is_empty(), "percent 0 copies nothing");
+    assert_eq!(mirrored.len(), 1);
+    assert!(mirrored[0].owed().is_none(), "percent 0 copies nothing");
     let settings = route
         .mirroring_settings()
         .or_else(|| match route.children.items().first() {
