@@ -451,3 +451,155 @@ spec:
     );
     assert_eq!(mirror_total(&gateway, "answered").await, 4.0);
 }
+
+/// A mirroring whose main service is a `weighted` or a `failover` TraefikService: the
+/// requests are balanced (or fail over, here on a failing health check) as without the
+/// mirroring, every one is copied, and `/api/routes` lists each route's mirrors.
+#[tokio::test]
+async fn a_mirroring_of_a_weighted_or_failover_service_balances_and_copies() {
+    let (a, b, primary, spare, copy) = (
+        Upstream::start("a"),
+        Upstream::start("b"),
+        Upstream::start("primary"),
+        Upstream::start("spare"),
+        Upstream::start("copy"),
+    );
+    let backends = [
+        service("a", &[a.addr()]),
+        service("b", &[b.addr()]),
+        service("primary", &[primary.addr()]),
+        service("spare", &[spare.addr()]),
+        service("copy", &[copy.addr()]),
+    ]
+    .join("---\n");
+    let wrap = |name: &str, service: &str, extra: &str| {
+        format!(
+            "apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  weighted:
+    services:
+      - name: {service}
+        port: 80
+{extra}"
+        )
+    };
+    let mirror_of = |name: &str, main: &str| {
+        format!(
+            "apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  mirroring:
+    name: {main}
+    kind: TraefikService
+    mirrors:
+      - name: copy
+        port: 80
+        percent: 100
+"
+        )
+    };
+    let services = [
+        "apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: split
+  namespace: default
+spec:
+  weighted:
+    services:
+      - {name: a, port: 80}
+      - {name: b, port: 80}
+"
+        .to_owned(),
+        // The primary's check path answers 503: it is never in rotation.
+        wrap(
+            "primary-wrr",
+            "primary",
+            "        healthCheck: {path: /status/503, interval: 100ms}\n",
+        ),
+        wrap("spare-wrr", "spare", ""),
+        "apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: fo
+  namespace: default
+spec:
+  failover:
+    service: primary-wrr
+    fallback: spare-wrr
+"
+        .to_owned(),
+        mirror_of("mirrored-split", "split"),
+        mirror_of("mirrored-fo", "fo"),
+    ]
+    .join("---\n");
+    let routes = [
+        route("/split", "mirrored-split"),
+        route("/fo", "mirrored-fo"),
+    ]
+    .join("---\n");
+    let gateway = Gateway::start(
+        &config(""),
+        &[
+            ("backends", &backends),
+            ("services", &services),
+            ("routes", &routes),
+        ],
+    )
+    .await;
+    let json = gateway
+        .wait_for("the primary out of rotation", WAIT, |json| {
+            json["routes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["services"].as_array().into_iter().flatten())
+                .any(|s| s["unhealthy"] == serde_json::json!([primary.addr().to_string()]))
+        })
+        .await;
+    assert!(diagnostics(&json).is_empty(), "{json:#}");
+    for route in json["routes"].as_array().expect("routes") {
+        let rule = route["rule"].as_str().unwrap_or("");
+        let mirroring = if rule.contains("/split") {
+            "default/mirrored-split"
+        } else {
+            "default/mirrored-fo"
+        };
+        assert_eq!(
+            route["mirrors"],
+            serde_json::json!([{
+                "mirroring": mirroring,
+                "name": "default/copy:http",
+                "percent": 100,
+                "servers": [copy.addr().to_string()],
+            }]),
+            "{json:#}"
+        );
+    }
+
+    let mut split = Vec::new();
+    for i in 0..4 {
+        let response = gateway.get("web", &format!("/split/{i}"), &[]).await;
+        assert_eq!(response.status, 200, "request {i}");
+        split.push(response.server().unwrap_or_default());
+    }
+    split.sort();
+    assert_eq!(split, ["a", "a", "b", "b"], "weighted round robin");
+    for i in 0..4 {
+        let response = gateway.get("web", &format!("/fo/{i}"), &[]).await;
+        assert_eq!(response.status, 200, "request {i}");
+        assert_eq!(response.server().as_deref(), Some("spare"), "request {i}");
+    }
+    eventually("every copy", WAIT, async || {
+        (copy.count_path("/split") == 4 && copy.count_path("/fo") == 4).then_some(())
+    })
+    .await;
+    assert_eq!(primary.count_path("/fo"), 0);
+}

@@ -279,6 +279,26 @@ impl Balancer {
         }
     }
 
+    /// Every mirroring service a request through this balancer may pass (this one
+    /// included) with its name, for the admin API. A mirror's own mirrors are not
+    /// followed, as requests are not.
+    pub fn mirrorings(&self) -> Vec<(&str, &Arc<Mirroring>)> {
+        let mut out = Vec::new();
+        self.collect_mirrorings(&mut out);
+        out
+    }
+
+    fn collect_mirrorings<'a>(&'a self, out: &mut Vec<(&'a str, &'a Arc<Mirroring>)>) {
+        if let Some(mirroring) = &self.mirroring {
+            out.push((&self.name, mirroring));
+        }
+        for (node, _) in self.children.items() {
+            if let Node::Balancer(balancer) = node {
+                balancer.collect_mirrorings(out);
+            }
+        }
+    }
+
     /// Every Service port under this balancer with its weight at its own level, in
     /// order, for the admin API and the gauges.
     pub fn backends(&self) -> Vec<(&Arc<Backend>, u32)> {

@@ -11,7 +11,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde::Serialize;
 use traverse_config::TrustPolicy;
-use traverse_model::{Backend, Diagnostic, Router, Target};
+use traverse_model::{Backend, Diagnostic, Node, Router, Target};
 use traverse_telemetry::access_log::{AccessLogPolicy, AccessLogStats, AccessRecord};
 use traverse_telemetry::metrics::prometheus::{self, Format};
 use traverse_telemetry::record::{RequestRecord, SpanIds};
@@ -308,6 +308,20 @@ struct RouteView<'a> {
     uplinks: Option<Vec<UplinkView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unavailable: Option<UnavailableView<'a>>,
+    /// Where the route's mirroring services copy requests to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mirrors: Vec<MirrorView<'a>>,
+}
+
+/// One Service port a mirroring service copies requests to.
+#[derive(Serialize)]
+struct MirrorView<'a> {
+    /// The mirroring TraefikService (`namespace/name`).
+    mirroring: &'a str,
+    /// The mirror's Service port; a TraefikService mirror lists each of its ports.
+    name: &'a str,
+    percent: u8,
+    servers: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -344,8 +358,32 @@ struct UnavailableView<'a> {
 impl<'a> From<&'a Router> for RouteView<'a> {
     fn from(router: &'a Router) -> Self {
         let (mut services, mut uplinks, mut unavailable) = (None, None, None);
+        let mut mirrors = Vec::new();
         match &router.target {
             Target::Services(balancer) => {
+                for (mirroring, settings) in balancer.mirrorings() {
+                    for mirror in &settings.mirrors {
+                        let ports = match &mirror.node {
+                            Node::Backend(backend) => vec![backend],
+                            Node::Balancer(balancer) => {
+                                balancer.backends().into_iter().map(|(b, _)| b).collect()
+                            }
+                        };
+                        mirrors.extend(ports.into_iter().map(|backend| {
+                            MirrorView {
+                                mirroring,
+                                name: &backend.name,
+                                percent: mirror.percent,
+                                servers: backend
+                                    .servers
+                                    .items()
+                                    .iter()
+                                    .map(|(e, _)| e.address.to_string())
+                                    .collect(),
+                            }
+                        }));
+                    }
+                }
                 services = Some(
                     balancer
                         .backends()
@@ -381,6 +419,7 @@ impl<'a> From<&'a Router> for RouteView<'a> {
             services,
             uplinks,
             unavailable,
+            mirrors,
         }
     }
 }

@@ -283,6 +283,9 @@ fn a_mirroring_service_sends_to_its_service_and_owes_the_chosen_copies() {
         vec![(Node::Balancer(Arc::new(service)), 1)],
         None,
     );
+    // The admin API lists the mirroring services a request may pass, by name.
+    let names: Vec<&str> = outer.mirrorings().iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ["apps/mirrored"]);
     let pick = || {
         let mut mirrored = Vec::new();
         let picked =
