@@ -225,7 +225,10 @@ impl GatewayState {
             Ok(cells) => cells,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let mut kept = EndpointHealth::default();
+        let mut kept = EndpointHealth {
+            passive: HashMap::with_capacity(cells.passive.len()),
+            checks: HashMap::with_capacity(cells.checks.len()),
+        };
         for endpoint in table.endpoints() {
             let cell = kept.passive.entry(endpoint.address).or_insert_with(|| {
                 cells
