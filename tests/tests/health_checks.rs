@@ -758,6 +758,11 @@ async fn a_service_whose_every_endpoint_fails_its_check_answers_503_without_tryi
     for i in 0..5 {
         let response = gateway.get("web", &format!("/down/{i}"), &[]).await;
         assert_eq!(response.status, 503, "request {i}: {}", response.text());
+        assert_eq!(
+            response.text(),
+            "no available server\n",
+            "as Traefik answers"
+        );
     }
     assert_eq!(
         flaky.served.load(Ordering::SeqCst),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pingora::http::RequestHeader;
-use traverse_model::{Mirroring, Router, Target};
+use traverse_model::{Backend, Mirroring, Router, Target};
 
 use crate::exchange::Destination;
 use crate::host::request_host;
@@ -50,7 +50,9 @@ pub(crate) fn decide(
             let (mut cookies, mut mirrored) = (Vec::new(), Vec::new());
             let now = crate::clock::now_ms();
             match services.pick_mirrored(&header.headers, now, &mut cookies, &mut mirrored) {
-                Some(backend) if backend.servers.has_available() => {
+                // Every endpoint failing its active check: Traefik's balancer answers 503
+                // `no available server` without trying one.
+                Some(backend) if backend.servers.has_available() && !all_failing(backend) => {
                     let destination = Destination::Service(Arc::clone(backend));
                     Decision::Proxy(router, destination, cookies, mirrored)
                 }
@@ -67,4 +69,14 @@ pub(crate) fn decide(
             }
         }
     }
+}
+
+/// Whether every endpoint that takes requests fails its Service's active health check.
+fn all_failing(backend: &Backend) -> bool {
+    backend.health_check.is_some()
+        && backend
+            .servers
+            .items()
+            .iter()
+            .all(|(endpoint, weight)| *weight == 0 || endpoint.failing_check())
 }
