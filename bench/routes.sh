@@ -9,6 +9,8 @@
 #   bench/routes.sh                              N = 10, 1000, 10000; one shared regex
 #   SIZES="10000 50000" MIX=distinct bench/routes.sh    a distinct regex per host
 #   TRAVERSE_BIN=path/to/traverse bench/routes.sh      measure a given build
+#   PROVIDER=kubernetes bench/routes.sh          the Kubernetes provider on the emulator
+#                                                (bench/routes_k8s.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z ${TRAVERSE_BIN:-} ]]; then
@@ -38,4 +40,8 @@ nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$UPSTREAM_PORT") 2>/dev/null && break; sleep 0.1; done
 
-python3 bench/routes.py
+if [[ ${PROVIDER:-file} == kubernetes ]]; then
+    python3 bench/routes_k8s.py
+else
+    python3 bench/routes.py
+fi

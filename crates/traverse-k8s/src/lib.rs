@@ -229,8 +229,9 @@ impl KubernetesProvider {
             "kubernetes: initial lists read"
         );
         let mut last: Option<Snapshot> = None;
+        let mut objects = Objects::default();
         loop {
-            let (snapshot, diagnostics) = self.snapshot(&stores);
+            let (snapshot, diagnostics) = objects.snapshot(&self.settings, &self.rules, &stores);
             if last.as_ref() != Some(&snapshot) {
                 last = Some(snapshot.clone());
                 apply(snapshot, diagnostics);
@@ -252,9 +253,54 @@ impl KubernetesProvider {
         }
         tasks.iter().for_each(|t| t.abort());
     }
+}
 
-    fn snapshot(&self, stores: &[(Kind, Store<DynamicObject>)]) -> (Snapshot, Diagnostics) {
-        let mut objects: BTreeMap<(Kind, String, String), Arc<DynamicObject>> = BTreeMap::new();
+/// Key of an object in the cache: its kind, namespace and name.
+type Key = (Kind, String, String);
+
+/// An object converted to its typed kind.
+enum Converted {
+    IngressRoute(Arc<traverse_api::IngressRoute>),
+    Middleware(Arc<traverse_api::Middleware>),
+    TraefikService(Arc<traverse_api::TraefikService>),
+    Uplink(Arc<traverse_api::Uplink>),
+    Service(Arc<traverse_api::Service>),
+    EndpointSlice(Arc<traverse_api::EndpointSlice>),
+    TLSStore(Arc<traverse_api::TLSStore>),
+    TLSOption(Arc<traverse_api::TLSOption>),
+    ServersTransport(Arc<traverse_api::ServersTransport>),
+    Secret(Arc<traverse_api::Secret>),
+    ConfigMap(Arc<traverse_api::ConfigMap>),
+}
+
+/// One object as last converted, with what converting it reported.
+struct Entry {
+    /// `uid` and `resourceVersion` of the object converted; `None` when it had no
+    /// resourceVersion, so it is converted again every time.
+    version: Option<(Option<String>, String)>,
+    /// `None` when the object could not be converted.
+    converted: Option<Converted>,
+    diagnostics: Diagnostics,
+}
+
+/// Objects converted by earlier snapshots. An object whose uid and resourceVersion are
+/// those of last time is the same `Arc` again, so the translation's memo reuses its
+/// routes instead of translating all of them after each change.
+#[derive(Default)]
+struct Objects {
+    cache: BTreeMap<Key, Entry>,
+}
+
+impl Objects {
+    /// The snapshot of what `stores` hold; only objects that are new or changed since the
+    /// last call are converted, and those gone are forgotten.
+    fn snapshot(
+        &mut self,
+        settings: &Settings,
+        rules: &Rules,
+        stores: &[(Kind, Store<DynamicObject>)],
+    ) -> (Snapshot, Diagnostics) {
+        let mut objects: BTreeMap<Key, Arc<DynamicObject>> = BTreeMap::new();
         for (kind, store) in stores {
             for object in store.state() {
                 let key = (
@@ -270,91 +316,147 @@ impl KubernetesProvider {
             }
         }
         let mut snapshot = Snapshot {
-            rules: self.rules.clone(),
-            allow_cross_namespace: self.settings.allow_cross_namespace,
-            native_lb_by_default: self.settings.native_lb_by_default,
+            rules: rules.clone(),
+            allow_cross_namespace: settings.allow_cross_namespace,
+            native_lb_by_default: settings.native_lb_by_default,
             ..Snapshot::default()
         };
         let mut diagnostics = Diagnostics::default();
-        for ((kind, namespace, name), object) in objects {
+        let mut cache = BTreeMap::new();
+        for (key, object) in objects {
+            let (kind, namespace, name) = &key;
             let object_ref = ObjectRef {
                 kind: format!("{kind:?}"),
-                namespace,
-                name,
+                namespace: namespace.clone(),
+                name: name.clone(),
             };
-            let value = match to_value(kind, &object) {
-                Ok(value) => value,
-                Err(message) => {
-                    diagnostics.push(invalid(&object_ref, None, message));
-                    continue;
+            let version = object
+                .metadata
+                .resource_version
+                .clone()
+                .map(|v| (object.metadata.uid.clone(), v));
+            let entry = match self.cache.remove(&key) {
+                Some(entry) if entry.version.is_some() && entry.version == version => entry,
+                _ => {
+                    let mut diagnostics = Diagnostics::default();
+                    let converted = convert(*kind, &object, &object_ref, &mut diagnostics);
+                    Entry {
+                        version,
+                        converted,
+                        diagnostics,
+                    }
                 }
             };
-            let warnings = &mut diagnostics;
-            let added = match kind {
-                Kind::IngressRoute => typed(value, &object_ref, SOURCE, warnings).map(
-                    |route: traverse_api::IngressRoute| {
-                        if self.class_matches(&route) {
-                            snapshot.ingress_routes.push(Arc::new(route));
+            diagnostics.extend(entry.diagnostics.clone());
+            if let Some(converted) = &entry.converted {
+                match converted {
+                    Converted::IngressRoute(o) => {
+                        if class_matches(settings, o) {
+                            snapshot.ingress_routes.push(Arc::clone(o));
                         }
-                    },
-                ),
-                Kind::Middleware => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.middlewares.push(Arc::new(o))),
-                Kind::TraefikService => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.traefik_services.push(Arc::new(o))),
-                Kind::Uplink => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.uplinks.push(Arc::new(o))),
-                Kind::Service => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.services.push(Arc::new(o))),
-                Kind::EndpointSlice => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.endpoint_slices.push(Arc::new(o))),
-                Kind::TLSStore => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.tls_stores.push(Arc::new(o))),
-                Kind::TLSOption => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.tls_options.push(Arc::new(o))),
-                Kind::ServersTransport => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.servers_transports.push(Arc::new(o))),
-                Kind::Secret => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.secrets.push(Arc::new(o))),
-                Kind::ConfigMap => typed(value, &object_ref, SOURCE, warnings)
-                    .map(|o| snapshot.config_maps.push(Arc::new(o))),
-            };
-            match added {
-                Ok(()) => {
-                    snapshot
-                        .sources
-                        .entry(object_ref)
-                        .or_default()
-                        .push(SOURCE.to_owned());
+                    }
+                    Converted::Middleware(o) => snapshot.middlewares.push(Arc::clone(o)),
+                    Converted::TraefikService(o) => snapshot.traefik_services.push(Arc::clone(o)),
+                    Converted::Uplink(o) => snapshot.uplinks.push(Arc::clone(o)),
+                    Converted::Service(o) => snapshot.services.push(Arc::clone(o)),
+                    Converted::EndpointSlice(o) => snapshot.endpoint_slices.push(Arc::clone(o)),
+                    Converted::TLSStore(o) => snapshot.tls_stores.push(Arc::clone(o)),
+                    Converted::TLSOption(o) => snapshot.tls_options.push(Arc::clone(o)),
+                    Converted::ServersTransport(o) => {
+                        snapshot.servers_transports.push(Arc::clone(o))
+                    }
+                    Converted::Secret(o) => snapshot.secrets.push(Arc::clone(o)),
+                    Converted::ConfigMap(o) => snapshot.config_maps.push(Arc::clone(o)),
                 }
-                Err((field, message)) => diagnostics.push(invalid(&object_ref, field, message)),
+                snapshot
+                    .sources
+                    .entry(object_ref)
+                    .or_default()
+                    .push(SOURCE.to_owned());
             }
+            cache.insert(key, entry);
         }
+        // What is not in the stores any more is dropped here.
+        self.cache = cache;
         diagnostics.normalize();
         (snapshot, diagnostics)
     }
+}
 
-    /// Whether an IngressRoute belongs to this gateway's ingress class.
-    fn class_matches(&self, route: &traverse_api::IngressRoute) -> bool {
-        let class = route
-            .spec
-            .ingress_class_name
-            .as_deref()
-            .or_else(|| {
-                route
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("kubernetes.io/ingress.class"))
-                    .map(String::as_str)
-            })
-            .filter(|c| !c.is_empty());
-        match (&self.settings.ingress_class, class) {
-            (Some(wanted), Some(class)) => wanted == class,
-            (Some(_), None) => false,
-            (None, None) => true,
-            (None, Some(class)) => class == "traverse" || class == "traefik",
+/// One object as its typed kind; `None` (and an error in `diagnostics`) when it does not
+/// parse as one.
+fn convert(
+    kind: Kind,
+    object: &DynamicObject,
+    object_ref: &ObjectRef,
+    diagnostics: &mut Diagnostics,
+) -> Option<Converted> {
+    let value = match to_value(kind, object) {
+        Ok(value) => value,
+        Err(message) => {
+            diagnostics.push(invalid(object_ref, None, message));
+            return None;
         }
+    };
+    let warnings = &mut *diagnostics;
+    let converted =
+        match kind {
+            Kind::IngressRoute => typed(value, object_ref, SOURCE, warnings)
+                .map(|o| Converted::IngressRoute(Arc::new(o))),
+            Kind::Middleware => typed(value, object_ref, SOURCE, warnings)
+                .map(|o| Converted::Middleware(Arc::new(o))),
+            Kind::TraefikService => typed(value, object_ref, SOURCE, warnings)
+                .map(|o| Converted::TraefikService(Arc::new(o))),
+            Kind::Uplink => {
+                typed(value, object_ref, SOURCE, warnings).map(|o| Converted::Uplink(Arc::new(o)))
+            }
+            Kind::Service => {
+                typed(value, object_ref, SOURCE, warnings).map(|o| Converted::Service(Arc::new(o)))
+            }
+            Kind::EndpointSlice => typed(value, object_ref, SOURCE, warnings)
+                .map(|o| Converted::EndpointSlice(Arc::new(o))),
+            Kind::TLSStore => {
+                typed(value, object_ref, SOURCE, warnings).map(|o| Converted::TLSStore(Arc::new(o)))
+            }
+            Kind::TLSOption => typed(value, object_ref, SOURCE, warnings)
+                .map(|o| Converted::TLSOption(Arc::new(o))),
+            Kind::ServersTransport => typed(value, object_ref, SOURCE, warnings)
+                .map(|o| Converted::ServersTransport(Arc::new(o))),
+            Kind::Secret => {
+                typed(value, object_ref, SOURCE, warnings).map(|o| Converted::Secret(Arc::new(o)))
+            }
+            Kind::ConfigMap => typed(value, object_ref, SOURCE, warnings)
+                .map(|o| Converted::ConfigMap(Arc::new(o))),
+        };
+    match converted {
+        Ok(converted) => Some(converted),
+        Err((field, message)) => {
+            diagnostics.push(invalid(object_ref, field, message));
+            None
+        }
+    }
+}
+
+/// Whether an IngressRoute belongs to this gateway's ingress class.
+fn class_matches(settings: &Settings, route: &traverse_api::IngressRoute) -> bool {
+    let class = route
+        .spec
+        .ingress_class_name
+        .as_deref()
+        .or_else(|| {
+            route
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("kubernetes.io/ingress.class"))
+                .map(String::as_str)
+        })
+        .filter(|c| !c.is_empty());
+    match (&settings.ingress_class, class) {
+        (Some(wanted), Some(class)) => wanted == class,
+        (Some(_), None) => false,
+        (None, None) => true,
+        (None, Some(class)) => class == "traverse" || class == "traefik",
     }
 }
 
@@ -379,3 +481,6 @@ fn invalid(object: &ObjectRef, field: Option<String>, message: String) -> Diagno
         message: format!("{message}; the object is skipped"),
     }
 }
+
+#[cfg(test)]
+mod tests;
