@@ -16,7 +16,9 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use traverse_model::{Backend, Mirrored, Node};
-use traverse_telemetry::propagation::{self, TRACEPARENT, TRACESTATE};
+use traverse_telemetry::propagation::{
+    self, TRACEPARENT, TRACEPARENT_TEXT, TRACESTATE, TRACESTATE_TEXT,
+};
 use traverse_telemetry::record::{method_name, span_name};
 use traverse_telemetry::{semconv, KeyValue, Span, Status, Tracer};
 
@@ -288,10 +290,10 @@ fn prepare(
             span.set(|| KeyValue::new("traverse.mirror", true));
             let outbound = propagation::outbound(span.context(), span.tracestate());
             if let Some(value) = outbound.traceparent {
-                copy.insert_header(TRACEPARENT, value).ok()?;
+                copy.insert_header(TRACEPARENT_TEXT, value).ok()?;
             }
             if let Some(value) = outbound.tracestate {
-                copy.insert_header(TRACESTATE, value).ok()?;
+                copy.insert_header(TRACESTATE_TEXT, value).ok()?;
             }
             Some(span)
         }

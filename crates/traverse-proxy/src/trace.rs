@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
 use pingora::http::RequestHeader;
-use traverse_telemetry::propagation::{self, TRACEPARENT, TRACESTATE};
+use traverse_telemetry::propagation::{
+    self, TRACEPARENT, TRACEPARENT_TEXT, TRACESTATE, TRACESTATE_TEXT,
+};
 use traverse_telemetry::record::{
     method_name, protocol_version, span_name, AttemptRecord, IpText, RequestRecord, OTHER_METHOD,
 };
@@ -177,11 +179,13 @@ impl RequestTrace {
         }
         let span = self.client.as_ref().unwrap_or(&self.server);
         let outbound = propagation::outbound(span.context(), span.tracestate());
+        // Names as static text: Pingora copies a `HeaderName` it has no title case for
+        // into a new allocation, a `&'static str` it keeps as it is.
         if let Some(value) = outbound.traceparent {
-            upstream_request.insert_header(TRACEPARENT, value)?;
+            upstream_request.insert_header(TRACEPARENT_TEXT, value)?;
         }
         if let Some(value) = outbound.tracestate {
-            upstream_request.insert_header(TRACESTATE, value)?;
+            upstream_request.insert_header(TRACESTATE_TEXT, value)?;
         }
         Ok(())
     }

@@ -15,9 +15,14 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState}
 mod tests;
 
 /// The `traceparent` header name.
-pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static(TRACEPARENT_TEXT);
+/// The `traceparent` header name as text: what Pingora's `insert_header` takes
+/// without copying it.
+pub const TRACEPARENT_TEXT: &str = "traceparent";
 /// The `tracestate` header name.
-pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+pub const TRACESTATE: HeaderName = HeaderName::from_static(TRACESTATE_TEXT);
+/// The `tracestate` header name as text.
+pub const TRACESTATE_TEXT: &str = "tracestate";
 /// The `baggage` header name.
 pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
