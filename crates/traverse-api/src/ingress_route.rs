@@ -200,6 +200,8 @@ pub enum ServiceKind {
 
 /// A route upstream: a Kubernetes Service or a TraefikService (Traefik's
 /// `LoadBalancerSpec`).
+// The rarely set nested options are boxed: every route holds one of these, and inline
+// they made it ~630 bytes.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceRef {
@@ -216,7 +218,7 @@ pub struct ServiceRef {
     pub middlewares: Vec<MiddlewareRef>,
     /// Sticky sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sticky: Option<Sticky>,
+    pub sticky: Option<Box<Sticky>>,
     /// Service port: a number or a named port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::int_or_string")]
@@ -232,7 +234,7 @@ pub struct ServiceRef {
     pub pass_host_header: Option<bool>,
     /// How responses are forwarded to the client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_forwarding: Option<ResponseForwarding>,
+    pub response_forwarding: Option<Box<ResponseForwarding>>,
     /// Name of a ServersTransport resource (Kubernetes Services only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub servers_transport: Option<String>,
@@ -252,10 +254,10 @@ pub struct ServiceRef {
     pub node_port_lb: Option<bool>,
     /// Active health checks (ExternalName Services).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health_check: Option<ServerHealthCheck>,
+    pub health_check: Option<Box<ServerHealthCheck>>,
     /// Passive health checks (ExternalName Services).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub passive_health_check: Option<PassiveServerHealthCheck>,
+    pub passive_health_check: Option<Box<PassiveServerHealthCheck>>,
 }
 
 /// Suffix of Traefik Hub's names for uplinks: `<namespace>-<uplink>@multicluster`.

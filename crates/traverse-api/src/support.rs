@@ -415,7 +415,7 @@ mod tests {
     use crate::ServiceKind;
 
     use super::*;
-    use crate::ingress_route::{MiddlewareRef, Route, Sticky, Tls};
+    use crate::ingress_route::{MiddlewareRef, Route, Tls};
     use crate::middleware::{AddPrefix, BasicAuth, RateLimit, StripPrefix};
     use crate::IntOrString;
 
@@ -493,7 +493,7 @@ mod tests {
     fn unsupported_ingress_route_fields_have_exact_paths() {
         let mut second = service("other");
         second.kind = Some(ServiceKind::TraefikService);
-        second.sticky = Some(Sticky::default());
+        second.sticky = Some(Default::default());
         second.scheme = Some("ftp".to_owned());
         second.native_lb = Some(true);
         second.strategy = Some(String::new());

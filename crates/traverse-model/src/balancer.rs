@@ -19,8 +19,9 @@ pub struct Balancer {
     /// The TraefikService (`namespace/name`), or the router for a route's own list.
     pub name: Arc<str>,
     pub children: Weighted<Node>,
-    /// The cookie keeping a client on one child, with each child's key in order.
-    pub sticky: Option<Sticky>,
+    /// The cookie keeping a client on one child, with each child's key in order. Boxed:
+    /// every route has a balancer and few have a cookie.
+    pub sticky: Option<Box<Sticky>>,
     /// Whether some child with a positive weight has an endpoint.
     available: bool,
     /// Traefik's `failover`: the first child that can serve, in order, instead of
@@ -157,7 +158,7 @@ impl Balancer {
         Balancer {
             name,
             children: Weighted::new(children),
-            sticky,
+            sticky: sticky.map(Box::new),
             available,
             in_order: false,
             mirroring: None,

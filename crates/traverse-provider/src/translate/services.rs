@@ -208,7 +208,7 @@ impl Translator<'_> {
             .and_then(|t| self.servers_transport(me, service_namespace, t, field));
         let health_check = self.health_check(
             me,
-            reference.health_check.as_ref(),
+            reference.health_check.as_deref(),
             scheme,
             transport.as_deref(),
             field,

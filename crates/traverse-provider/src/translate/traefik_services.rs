@@ -368,7 +368,7 @@ impl<'a> Translator<'a> {
             };
         }
         let cookie = self
-            .sticky_cookie(reference.sticky.as_ref(), &reference.name)
+            .sticky_cookie(reference.sticky.as_deref(), &reference.name)
             .map_err(|(f, message)| (format!("{field}.sticky.{f}"), message))?;
         let backend = self
             .backend(me, namespace, &reference, field, cookie)
@@ -440,7 +440,7 @@ impl<'a> Translator<'a> {
         }
         let service_namespace = reference.namespace.as_deref().unwrap_or(namespace);
         let name = format!("{service_namespace}/{}", reference.name);
-        let cookie = match self.sticky_cookie(reference.sticky.as_ref(), &name) {
+        let cookie = match self.sticky_cookie(reference.sticky.as_deref(), &name) {
             Ok(cookie) => cookie,
             Err((sticky_field, message)) => {
                 self.report(
