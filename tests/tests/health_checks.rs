@@ -431,20 +431,10 @@ async fn a_failing_check_takes_an_endpoint_out_of_the_routes_with_that_check_onl
     let steady = Upstream::start("steady");
     let flaky_address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), steady.port()));
     let flaky = Switchable::start("flaky", flaky_address).await;
+    // The Service reference's fields follow the shared route's `port: 80`.
     let route = |name: &str, check: &str| {
-        format!(
-            "apiVersion: traefik.io/v1alpha1
-kind: IngressRoute
-metadata:
-  name: {name}
-spec:
-  routes:
-    - match: PathPrefix(`/{name}`)
-      services:
-        - name: pair
-          port: 80
-{check}"
-        )
+        let rule = format!("PathPrefix(`/{name}`)");
+        format!("{}{check}", traverse_e2e::route(name, &rule, "pair"))
     };
     let routes = [
         route("unchecked", ""),

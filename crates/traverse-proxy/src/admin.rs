@@ -369,18 +369,11 @@ impl<'a> From<&'a Router> for RouteView<'a> {
                                 balancer.backends().into_iter().map(|(b, _)| b).collect()
                             }
                         };
-                        mirrors.extend(ports.into_iter().map(|backend| {
-                            MirrorView {
-                                mirroring,
-                                name: &backend.name,
-                                percent: mirror.percent,
-                                servers: backend
-                                    .servers
-                                    .items()
-                                    .iter()
-                                    .map(|(e, _)| e.address.to_string())
-                                    .collect(),
-                            }
+                        mirrors.extend(ports.into_iter().map(|backend| MirrorView {
+                            mirroring,
+                            name: &backend.name,
+                            percent: mirror.percent,
+                            servers: server_addresses(backend),
                         }));
                     }
                 }
@@ -424,6 +417,16 @@ impl<'a> From<&'a Router> for RouteView<'a> {
     }
 }
 
+/// The addresses of a backend's servers, as the views list them.
+fn server_addresses(backend: &Backend) -> Vec<String> {
+    backend
+        .servers
+        .items()
+        .iter()
+        .map(|(e, _)| e.address.to_string())
+        .collect()
+}
+
 impl<'a> ServiceView<'a> {
     fn new(backend: &'a Backend, weight: u32) -> Self {
         ServiceView {
@@ -431,12 +434,7 @@ impl<'a> ServiceView<'a> {
             weight,
             scheme: backend.scheme.as_str(),
             pass_host_header: backend.pass_host_header,
-            servers: backend
-                .servers
-                .items()
-                .iter()
-                .map(|(e, _)| e.address.to_string())
-                .collect(),
+            servers: server_addresses(backend),
             ejected: backend
                 .servers
                 .items()
