@@ -43,7 +43,13 @@ fn main() {
         eprintln!("UPSTREAM must be ip:port\n{usage}");
         std::process::exit(2);
     };
-    let mut conf = ServerConf::default();
+    // Stop at once on SIGTERM (Pingora's default grace keeps serving for a minute), so a
+    // bench's cleanup leaves no proxy running into the next run; shutdown only.
+    let mut conf = ServerConf {
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
     let mut h2c = true;
     while let Some(flag) = args.next() {
         let mut number = || args.next().and_then(|n| n.parse::<usize>().ok());
